@@ -1,0 +1,79 @@
+# kanade — build, run and test. See README.md.
+#   make run     server (dev mode, embedded NATS, SQLite) + one local agent
+#   make test    the whole suite (installs Chromium for the browser tests when missing)
+
+SHELL      := /bin/bash
+GO         ?= go
+VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS    := -s -w -X main.version=$(VERSION)
+export CGO_ENABLED := 0
+
+RUN_DIR    ?= .kanade-dev
+HTTP_ADDR  ?= 127.0.0.1:8080
+NATS_ADDR  ?= 127.0.0.1:4222
+
+.PHONY: all build run test test-short lint generate check-generated tidy clean deps-browser
+
+all: build
+
+## build: bin/kanade and bin/kanade-agent for this machine, plus linux/amd64 and windows/amd64 builds
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kanade ./app
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kanade-agent ./agent
+	GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/linux-amd64/kanade ./app
+	GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/linux-amd64/kanade-agent ./agent
+	GOOS=windows GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/windows-amd64/kanade.exe ./app
+	GOOS=windows GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/windows-amd64/kanade-agent.exe ./agent
+
+## run: the server in dev mode plus one local agent; data under $(RUN_DIR); Ctrl+C stops both
+run:
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/kanade ./app
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/kanade-agent ./agent
+	@mkdir -p $(RUN_DIR)
+	@set -m; \
+	bin/kanade serve --data $(RUN_DIR)/server --http $(HTTP_ADDR) --nats-listen $(NATS_ADDR) & server=$$!; \
+	trap 'kill $$server $$agent 2>/dev/null; wait 2>/dev/null' INT TERM EXIT; \
+	for i in $$(seq 1 300); do [ -s $(RUN_DIR)/server/agent-credentials ] && break; kill -0 $$server 2>/dev/null || exit 1; sleep 0.1; done; \
+	bin/kanade-agent --server nats://$(NATS_ADDR) --credentials $(RUN_DIR)/server/agent-credentials \
+	  --data $(RUN_DIR)/agent --groups dev --heartbeat 10s & agent=$$!; \
+	echo ""; echo "  kanade is running: open http://$(HTTP_ADDR)   (dev mode; Ctrl+C stops the server and the agent)"; echo ""; \
+	wait $$server
+
+## test: the full suite with the race detector (which needs cgo; the binaries under test are still built CGO_ENABLED=0)
+test: deps-browser
+	GOOS=windows $(GO) vet ./...
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 15m ./...
+
+## test-short: the suite without browser, end-to-end and slow integration tests
+test-short:
+	CGO_ENABLED=1 $(GO) test -race -count=1 -short ./...
+
+## deps-browser: install Debian's chromium for the browser tests when it is missing
+deps-browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium for the browser tests (apt-get, about a minute)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "browser tests need Chromium: run 'sudo apt-get install -y chromium' (or set KANADE_CHROMIUM=/path/to/chrome)"; exit 1; \
+	  fi; }
+
+## lint: formatting, vet (also for Windows), generated templ code in sync
+lint: check-generated
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	GOOS=windows $(GO) vet ./...
+	GOOS=windows $(GO) build -o /dev/null ./app ./agent
+
+## generate: templ → *_templ.go
+generate:
+	$(GO) tool templ generate
+
+## check-generated: fails when *_templ.go are not what templ generates from the .templ files
+check-generated:
+	@$(GO) tool templ generate >/dev/null 2>&1
+	@git diff --exit-code --stat -- '*_templ.go' || { echo "*_templ.go out of date: run 'make generate' and commit"; exit 1; }
+	@test -z "$$(git ls-files --others --exclude-standard -- '*_templ.go')" || { echo "untracked *_templ.go: commit them"; exit 1; }
+
+clean:
+	rm -rf bin tmp $(RUN_DIR)

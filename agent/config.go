@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/nats-io/nats.go"
+
+	"github.com/kanadehq/kanade/agent/wire"
+)
+
+// config is the agent configuration: file, then KANADE_AGENT_* environment, then flags.
+type config struct {
+	Server            string   `toml:"server"`
+	Credentials       string   `toml:"credentials"`
+	PCID              string   `toml:"pc_id"`
+	Groups            []string `toml:"groups"`
+	Data              string   `toml:"data"`
+	HeartbeatInterval duration `toml:"heartbeat_interval"`
+	OutputCap         byteSize `toml:"output_cap"`
+	LogLevel          string   `toml:"log_level"`
+}
+
+func defaultConfig() config {
+	return config{
+		Server:            "nats://127.0.0.1:4222",
+		Data:              defaultDataDir(),
+		HeartbeatInterval: duration(30 * time.Second),
+		OutputCap:         1 << 20,
+		LogLevel:          "info",
+	}
+}
+
+func loadConfig(args, environ []string, stderr io.Writer) (config, error) {
+	fs := flag.NewFlagSet("kanade-agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: kanade-agent [flags]   |   kanade-agent version")
+		fs.PrintDefaults()
+		fmt.Fprintln(stderr, "\nEnvironment: KANADE_AGENT_SERVER, KANADE_AGENT_CREDENTIALS, KANADE_AGENT_PC_ID, KANADE_AGENT_GROUPS,\n"+
+			"KANADE_AGENT_DATA, KANADE_AGENT_HEARTBEAT_INTERVAL, KANADE_AGENT_OUTPUT_CAP, KANADE_AGENT_LOG_LEVEL (flags win).")
+	}
+	def := defaultConfig()
+	configPath := fs.String("config", "", "TOML config file")
+	server := fs.String("server", "", "NATS URL (default "+def.Server+")")
+	creds := fs.String("credentials", "", "credentials file (the server's DATA/agent-credentials)")
+	pcID := fs.String("pc-id", "", "this PC's id (default: the short host name)")
+	groups := fs.String("groups", "", "comma-separated groups")
+	data := fs.String("data", "", "data directory (default "+def.Data+")")
+	hb := fs.String("heartbeat", "", "heartbeat interval (default 30s)")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	c := def
+	if *configPath != "" {
+		md, err := toml.DecodeFile(*configPath, &c)
+		if err != nil {
+			return c, fmt.Errorf("config %s: %w", *configPath, err)
+		}
+		if und := md.Undecoded(); len(und) > 0 {
+			return c, fmt.Errorf("config %s: unknown key %s", *configPath, und[0])
+		}
+	}
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	var errs []error
+	set := func(dst *string, envName, flagVal string) {
+		if v, ok := env[envName]; ok && v != "" {
+			*dst = v
+		}
+		if flagVal != "" {
+			*dst = flagVal
+		}
+	}
+	set(&c.Server, "KANADE_AGENT_SERVER", *server)
+	set(&c.Credentials, "KANADE_AGENT_CREDENTIALS", *creds)
+	set(&c.PCID, "KANADE_AGENT_PC_ID", *pcID)
+	set(&c.Data, "KANADE_AGENT_DATA", *data)
+	set(&c.LogLevel, "KANADE_AGENT_LOG_LEVEL", *logLevel)
+	var groupList, hbText, capText string
+	set(&groupList, "KANADE_AGENT_GROUPS", *groups)
+	if groupList != "" {
+		c.Groups = splitList(groupList)
+	}
+	set(&hbText, "KANADE_AGENT_HEARTBEAT_INTERVAL", *hb)
+	if hbText != "" {
+		if err := c.HeartbeatInterval.UnmarshalText([]byte(hbText)); err != nil {
+			errs = append(errs, fmt.Errorf("heartbeat_interval: %w", err))
+		}
+	}
+	set(&capText, "KANADE_AGENT_OUTPUT_CAP", "")
+	if capText != "" {
+		if err := c.OutputCap.UnmarshalText([]byte(capText)); err != nil {
+			errs = append(errs, fmt.Errorf("output_cap: %w", err))
+		}
+	}
+	if c.PCID == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("pc_id: cannot read the host name (%v); set --pc-id", err))
+		}
+		c.PCID = wire.PCIDFromHostname(host)
+	}
+	if err := wire.ValidateID("pc_id", c.PCID); err != nil {
+		errs = append(errs, fmt.Errorf("%w; set a valid one with --pc-id", err))
+	}
+	for _, g := range c.Groups {
+		if err := wire.ValidateID("group", g); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if !strings.HasPrefix(c.Server, "nats://") && !strings.HasPrefix(c.Server, "tls://") {
+		errs = append(errs, fmt.Errorf("server: %q must be a nats:// or tls:// URL", c.Server))
+	}
+	if c.Credentials == "" {
+		errs = append(errs, errors.New("credentials: required (anonymous NATS access is not allowed); pass --credentials with the server's DATA/agent-credentials"))
+	}
+	if c.HeartbeatInterval.D() < time.Second {
+		errs = append(errs, errors.New("heartbeat_interval: must be at least 1s"))
+	}
+	if c.OutputCap < 1024 {
+		errs = append(errs, errors.New("output_cap: must be at least 1KiB"))
+	}
+	if c.Data == "" {
+		errs = append(errs, errors.New("data: must not be empty"))
+	}
+	return c, errors.Join(errs...)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// credentialsOption reads a .creds file (JWT + seed) or an nkey seed file.
+func credentialsOption(path string) (nats.Option, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("credentials: %w", err)
+	}
+	if bytes.Contains(b, []byte("BEGIN NATS USER JWT")) {
+		return nats.UserCredentials(path), nil
+	}
+	opt, err := nats.NkeyOptionFromSeed(path)
+	if err != nil {
+		return nil, fmt.Errorf("credentials %s: not a .creds file or an nkey seed: %w", path, err)
+	}
+	return opt, nil
+}
+
+type duration time.Duration
+
+func (d duration) D() time.Duration { return time.Duration(d) }
+
+func (d *duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration like \"30s\"", string(b))
+	}
+	*d = duration(v)
+	return nil
+}
+
+type byteSize int64
+
+func (s *byteSize) UnmarshalText(b []byte) error {
+	t := strings.TrimSpace(string(b))
+	mult := int64(1)
+	for _, u := range []struct {
+		suf string
+		m   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+		if strings.HasSuffix(t, u.suf) {
+			t, mult = strings.TrimSuffix(t, u.suf), u.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(t), 10, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("%q is not a size like \"1MiB\"", string(b))
+	}
+	*s = byteSize(n * mult)
+	return nil
+}

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestAgentDoesNotLinkServerCode keeps the agent small: it must not link
+// the web framework, the ORM, templates, sessions or OIDC, nor any server
+// package, on any OS.
+func TestAgentDoesNotLinkServerCode(t *testing.T) {
+	forbidden := []string{
+		"github.com/labstack/echo", "github.com/uptrace/bun", "github.com/a-h/templ", "github.com/gorilla/",
+		"github.com/coreos/go-oidc", "github.com/nats-io/nats-server", "modernc.org/sqlite", "github.com/jackc/pgx",
+		"github.com/kanadehq/kanade/app", "github.com/kanadehq/kanade/store", "github.com/kanadehq/kanade/views",
+		"github.com/kanadehq/kanade/jobs", "github.com/kanadehq/kanade/migrations",
+	}
+	for _, goos := range []string{"linux", "windows", "darwin"} {
+		cmd := exec.Command("go", "list", "-deps", ".")
+		cmd.Env = append(os.Environ(), "GOOS="+goos, "GOARCH=amd64", "CGO_ENABLED=0")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list (%s): %v", goos, err)
+		}
+		for _, pkg := range strings.Fields(string(out)) {
+			for _, f := range forbidden {
+				if strings.HasPrefix(pkg, f) {
+					t.Errorf("GOOS=%s: the agent links %s", goos, pkg)
+				}
+			}
+		}
+	}
+}
+
+// TestWireImportsOnlyStdlib keeps the shared wire package a leaf.
+func TestWireImportsOnlyStdlib(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", "./wire").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		if pkg != "github.com/kanadehq/kanade/agent/wire" {
+			t.Errorf("agent/wire imports %s", pkg)
+		}
+	}
+}

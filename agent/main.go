@@ -1,0 +1,84 @@
+// Command kanade-agent is the kanade endpoint agent: it dials out to NATS,
+// runs the commands addressed to its PC and reports the results. It never
+// listens on a port.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/kanadehq/kanade/agent/worker"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "kanade-agent:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "version" {
+		fmt.Fprintln(stdout, "kanade-agent", version)
+		return nil
+	}
+	cfg, err := loadConfig(args, os.Environ(), stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	credOpt, err := credentialsOption(cfg.Credentials)
+	if err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	w, err := worker.New(worker.Config{
+		PCID: cfg.PCID, Hostname: host, Groups: cfg.Groups, DataDir: cfg.Data,
+		HeartbeatInterval: cfg.HeartbeatInterval.D(), OutputCap: int(cfg.OutputCap),
+		AgentVersion: version, OSVersion: osVersion(), Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log.Info("kanade-agent starting", "version", version, "pc_id", cfg.PCID, "groups", strings.Join(cfg.Groups, ","),
+		"server", cfg.Server, "data", cfg.Data)
+	return w.Run(ctx, cfg.Server, credOpt)
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// osVersion returns a readable OS name where one is cheap to find.
+func osVersion() string {
+	b, err := os.ReadFile("/etc/os-release")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "PRETTY_NAME="); ok {
+			return strings.Trim(v, `"`)
+		}
+	}
+	return ""
+}

@@ -1,0 +1,132 @@
+package wire
+
+import "strings"
+
+// Streams (JetStream) and their subject filters.
+const (
+	// StreamExec holds commands; it keeps one message per subject so that
+	// a newer command for a job replaces the stale one (stop-the-bleed layer 1).
+	StreamExec         = "EXEC"
+	StreamExecSubjects = "commands.>"
+
+	// StreamResults holds per-target result messages (running, then final).
+	StreamResults         = "RESULTS"
+	StreamResultsSubjects = "results.>"
+
+	// StreamOutput holds live output chunks for a short time so that a
+	// late viewer can replay what a running target already printed.
+	StreamOutput         = "OUTPUT"
+	StreamOutputSubjects = "output.>"
+)
+
+// Wildcards the server subscribes to.
+const (
+	HeartbeatWildcard = "heartbeat.*"
+	KillWildcard      = "kill.*"
+	ControlAll        = "control.all"
+)
+
+// Command scopes: the second token of a command subject.
+const (
+	ScopeAll   = "all"
+	ScopeGroup = "group"
+	ScopePC    = "pc"
+)
+
+// CommandAllSubject is the subject of a command for every agent.
+func CommandAllSubject(job string) string { return "commands.all." + job }
+
+// CommandGroupSubject is the subject of a command for the members of group.
+func CommandGroupSubject(group, job string) string { return "commands.group." + group + "." + job }
+
+// CommandPCSubject is the subject of a command for one PC.
+func CommandPCSubject(pc, job string) string { return "commands.pc." + pc + "." + job }
+
+// CommandAllWildcard matches every command for all agents.
+const CommandAllWildcard = "commands.all.>"
+
+// CommandGroupWildcard matches every command for the members of group.
+func CommandGroupWildcard(group string) string { return "commands.group." + group + ".>" }
+
+// CommandPCWildcard matches every command addressed to pc.
+func CommandPCWildcard(pc string) string { return "commands.pc." + pc + ".>" }
+
+// CommandAddress is what a command subject says about its addressees.
+type CommandAddress struct {
+	Scope string // ScopeAll, ScopeGroup or ScopePC
+	Name  string // the group or pc; empty for ScopeAll
+	Job   string
+}
+
+// ParseCommandSubject splits a command subject. ok is false when the
+// subject is not a well-formed command subject.
+func ParseCommandSubject(subject string) (a CommandAddress, ok bool) {
+	t := strings.Split(subject, ".")
+	if len(t) < 3 || t[0] != "commands" {
+		return a, false
+	}
+	switch {
+	case t[1] == ScopeAll && len(t) == 3:
+		a = CommandAddress{Scope: ScopeAll, Job: t[2]}
+	case (t[1] == ScopeGroup || t[1] == ScopePC) && len(t) == 4:
+		a = CommandAddress{Scope: t[1], Name: t[2], Job: t[3]}
+	default:
+		return a, false
+	}
+	if ValidateID("job", a.Job) != nil || (a.Scope != ScopeAll && ValidateID(a.Scope, a.Name) != nil) {
+		return CommandAddress{}, false
+	}
+	return a, true
+}
+
+// For reports whether a command with this address is meant for an agent
+// with the given pc_id and groups.
+func (a CommandAddress) For(pc string, groups []string) bool {
+	switch a.Scope {
+	case ScopeAll:
+		return true
+	case ScopePC:
+		return a.Name == pc
+	case ScopeGroup:
+		for _, g := range groups {
+			if g == a.Name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// KillSubject is the subject that kills the process trees of an execution.
+func KillSubject(execID string) string { return "kill." + execID }
+
+// ResultSubject is the subject an agent reports a target's state on.
+func ResultSubject(execID, pc string) string { return "results." + execID + "." + pc }
+
+// OutputSubject carries live output chunks of one target.
+func OutputSubject(execID, pc string) string { return "output." + execID + "." + pc }
+
+// OutputExecWildcard matches the output of every target of an execution.
+func OutputExecWildcard(execID string) string { return "output." + execID + ".*" }
+
+// HeartbeatSubject is the subject an agent sends its heartbeats on.
+func HeartbeatSubject(pc string) string { return "heartbeat." + pc }
+
+// ControlPCSubject carries control messages for one PC.
+func ControlPCSubject(pc string) string { return "control.pc." + pc }
+
+// LastToken returns the last dot-separated token of a subject.
+func LastToken(subject string) string {
+	if i := strings.LastIndexByte(subject, '.'); i >= 0 {
+		return subject[i+1:]
+	}
+	return subject
+}
+
+// AgentInboxPrefix is the inbox prefix agents use for replies (JetStream
+// acks, consumer deliveries), so that NATS permissions can keep agents out
+// of the server's inbox (_INBOX.>).
+func AgentInboxPrefix(pc string) string { return "_AGENT_INBOX." + pc }
+
+// AgentInboxWildcard matches every agent's inbox.
+const AgentInboxWildcard = "_AGENT_INBOX.>"

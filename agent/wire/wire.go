@@ -1,0 +1,15 @@
+// Package wire is the contract between the kanade server and its agents:
+// every NATS subject, stream and message type, and the validation of the
+// IDs that appear in subjects. Both binaries import it; it imports only the
+// standard library.
+//
+// Readers are lenient (unknown JSON fields are ignored, so old agents keep
+// working during an upgrade); writers validate strictly with the Validate
+// methods before publishing.
+package wire
+
+// ProtocolVersion is the version of this contract. Agents send it in every
+// heartbeat and the server gates features on it.
+//
+//	1 (2026-11-28): commands, kill, results, output, heartbeat, control.
+const ProtocolVersion = 1

@@ -1,0 +1,187 @@
+package wire
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestValidateID(t *testing.T) {
+	tests := []struct {
+		name, id string
+		wantErr  bool
+	}{
+		{"simple", "pc-01_A", false},
+		{"max length", strings.Repeat("a", 64), false},
+		{"empty", "", true},
+		{"too long", strings.Repeat("a", 65), true},
+		{"dot", "pc1.corp", true},
+		{"wildcard", "pc*", true},
+		{"gt", "pc>", true},
+		{"space", "pc 1", true},
+		{"unicode", "pcé", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := ValidateID("pc_id", tt.id)
+			if (err != nil) != tt.wantErr {
+				t.Errorf("ValidateID(%q) = %v, wantErr %v", tt.id, err, tt.wantErr)
+			}
+			if err != nil && !strings.Contains(err.Error(), "pc_id") {
+				t.Errorf("error %q does not name the field", err)
+			}
+		})
+	}
+}
+
+func TestPCIDFromHostname(t *testing.T) {
+	for in, want := range map[string]string{"pc1.corp.example": "pc1", "PC-7": "PC-7", "": ""} {
+		if got := PCIDFromHostname(in); got != want {
+			t.Errorf("PCIDFromHostname(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestParseCommandSubject(t *testing.T) {
+	tests := []struct {
+		subject string
+		want    CommandAddress
+		ok      bool
+	}{
+		{CommandAllSubject("job1"), CommandAddress{Scope: ScopeAll, Job: "job1"}, true},
+		{CommandGroupSubject("canary", "job1"), CommandAddress{Scope: ScopeGroup, Name: "canary", Job: "job1"}, true},
+		{CommandPCSubject("pc1", "job1"), CommandAddress{Scope: ScopePC, Name: "pc1", Job: "job1"}, true},
+		{"commands.all", CommandAddress{}, false},
+		{"commands.group.g", CommandAddress{}, false},
+		{"commands.pc.pc1.job.extra", CommandAddress{}, false},
+		{"commands.other.x.y", CommandAddress{}, false},
+		{"results.x.y", CommandAddress{}, false},
+		{"commands.pc.p*.job", CommandAddress{}, false},
+	}
+	for _, tt := range tests {
+		got, ok := ParseCommandSubject(tt.subject)
+		if ok != tt.ok || got != tt.want {
+			t.Errorf("ParseCommandSubject(%q) = %+v, %v; want %+v, %v", tt.subject, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestCommandAddress_For(t *testing.T) {
+	groups := []string{"canary", "lab"}
+	tests := []struct {
+		a    CommandAddress
+		want bool
+	}{
+		{CommandAddress{Scope: ScopeAll}, true},
+		{CommandAddress{Scope: ScopePC, Name: "pc1"}, true},
+		{CommandAddress{Scope: ScopePC, Name: "pc2"}, false},
+		{CommandAddress{Scope: ScopeGroup, Name: "lab"}, true},
+		{CommandAddress{Scope: ScopeGroup, Name: "finance"}, false},
+	}
+	for _, tt := range tests {
+		if got := tt.a.For("pc1", groups); got != tt.want {
+			t.Errorf("%+v.For(pc1, %v) = %v, want %v", tt.a, groups, got, tt.want)
+		}
+	}
+}
+
+func TestSubjectsMatchWildcards(t *testing.T) {
+	// Every publisher subject must have exactly the token count its
+	// subscriber wildcard expects; a mismatch would silently lose messages.
+	pairs := []struct{ subject, wildcard string }{
+		{HeartbeatSubject("pc1"), HeartbeatWildcard},
+		{KillSubject("e1"), KillWildcard},
+		{CommandPCSubject("pc1", "j"), CommandPCWildcard("pc1")},
+		{CommandGroupSubject("g", "j"), CommandGroupWildcard("g")},
+		{CommandAllSubject("j"), CommandAllWildcard},
+		{OutputSubject("e1", "pc1"), OutputExecWildcard("e1")},
+	}
+	for _, p := range pairs {
+		if !matches(p.wildcard, p.subject) {
+			t.Errorf("%q does not match %q", p.subject, p.wildcard)
+		}
+	}
+}
+
+func matches(pattern, subject string) bool {
+	pt, st := strings.Split(pattern, "."), strings.Split(subject, ".")
+	for i, p := range pt {
+		if p == ">" {
+			return len(st) > i
+		}
+		if i >= len(st) || (p != "*" && p != st[i]) {
+			return false
+		}
+	}
+	return len(pt) == len(st)
+}
+
+func TestDuration_JSON(t *testing.T) {
+	var v struct{ D Duration }
+	for in, want := range map[string]time.Duration{`{"D":"90s"}`: 90 * time.Second, `{"D":"1h30m"}`: 90 * time.Minute, `{"D":2.5}`: 2500 * time.Millisecond} {
+		if err := json.Unmarshal([]byte(in), &v); err != nil || v.D.D() != want {
+			t.Errorf("Unmarshal(%s) = %v, %v; want %v", in, v.D, err, want)
+		}
+	}
+	if err := json.Unmarshal([]byte(`{"D":"soon"}`), &v); err == nil {
+		t.Error("invalid duration accepted")
+	}
+	b, _ := json.Marshal(struct{ D Duration }{Duration(time.Minute)})
+	if string(b) != `{"D":"1m0s"}` {
+		t.Errorf("Marshal = %s", b)
+	}
+}
+
+func TestCommand_Validate(t *testing.T) {
+	now := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
+	ok := Command{ExecID: "e1", JobID: "j", Shell: ShellSh, Script: "echo", Timeout: Duration(time.Second), IssuedAt: now, DeadlineAt: now.Add(time.Hour)}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("valid command: %v", err)
+	}
+	bad := Command{ExecID: "e.1", JobID: "", Shell: "bash", Timeout: 0, IssuedAt: now, DeadlineAt: now}
+	err := bad.Validate()
+	if err == nil {
+		t.Fatal("invalid command accepted")
+	}
+	for _, want := range []string{"exec_id", "job_id", "shell", "script", "timeout", "deadline_at"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %s", err, want)
+		}
+	}
+}
+
+func TestResult_LenientReader(t *testing.T) {
+	// Readers ignore unknown fields: an agent newer than the server still reports.
+	var r Result
+	in := `{"exec_id":"e1","pc_id":"pc1","state":"succeeded","exit_code":0,"future_field":{"x":1}}`
+	if err := json.Unmarshal([]byte(in), &r); err != nil {
+		t.Fatal(err)
+	}
+	zero := 0
+	want := Result{ExecID: "e1", PCID: "pc1", State: StateSucceeded, ExitCode: &zero}
+	if diff := cmp.Diff(want, r); diff != "" {
+		t.Errorf("decoded (-want +got):\n%s", diff)
+	}
+	if err := r.Validate(); err != nil {
+		t.Error(err)
+	}
+	r.State = StatePending
+	if r.Validate() == nil {
+		t.Error("an agent must not report pending")
+	}
+}
+
+func TestStates(t *testing.T) {
+	final := map[State]bool{StateSucceeded: true, StateFailed: true, StateTimedOut: true, StateKilled: true, StateSkipped: true, StateExpired: true}
+	for _, s := range States {
+		if s.Final() != final[s] || !s.Valid() {
+			t.Errorf("%s: Final=%v Valid=%v", s, s.Final(), s.Valid())
+		}
+	}
+	if State("done").Valid() {
+		t.Error("unknown state valid")
+	}
+}

@@ -1,0 +1,236 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/kanadehq/kanade/agent/runner"
+	"github.com/kanadehq/kanade/agent/wire"
+)
+
+// killMemory is how long a kill is remembered, so that a command that
+// arrives after its kill (catch-up, slow delivery) is not started.
+const killMemory = 24 * time.Hour
+
+// handleCommand takes a command from a live subscription or from
+// catch-up. It runs each execution at most once per PC.
+func (w *Worker) handleCommand(runCtx context.Context, subject string, data []byte, catchup bool) {
+	addr, ok := wire.ParseCommandSubject(subject)
+	if !ok || !addr.For(w.cfg.PCID, w.cfg.Groups) {
+		w.log.Warn("ignoring command on a subject not addressed to this agent", "subject", subject)
+		return
+	}
+	var cmd wire.Command
+	if err := json.Unmarshal(data, &cmd); err != nil || wire.ValidateID("exec_id", cmd.ExecID) != nil {
+		w.log.Error("dropping undecodable command", "subject", subject, "err", err)
+		return
+	}
+	if w.ledger.Seen(cmd.ExecID) {
+		return // a PC matched by several subjects, a redelivery or a replay
+	}
+	now := time.Now().UTC()
+	if catchup && addr.Scope != wire.ScopePC && cmd.IssuedAt.Before(w.ledger.Created()) {
+		// Issued before this agent existed: it was meant for the fleet of that time.
+		return
+	}
+	claimed, err := w.ledger.Claim(cmd.ExecID, now)
+	if err != nil {
+		w.log.Error("cannot record the execution; not running it", "exec_id", cmd.ExecID, "err", err)
+		return
+	}
+	if !claimed {
+		return
+	}
+	fail := func(state wire.State, reason string) {
+		w.finish(wire.Result{ExecID: cmd.ExecID, State: state, Reason: reason, FinishedAt: time.Now().UTC()})
+	}
+	if err := cmd.Validate(); err != nil {
+		fail(wire.StateFailed, "invalid command: "+err.Error())
+		return
+	}
+	if w.wasKilled(cmd.ExecID) {
+		fail(wire.StateKilled, "killed before it started")
+		return
+	}
+	if now.After(cmd.DeadlineAt) {
+		fail(wire.StateExpired, fmt.Sprintf("received after its deadline (%s)", cmd.DeadlineAt.Format(time.RFC3339)))
+		return
+	}
+	ctx, cancel := context.WithCancelCause(runCtx)
+	w.mu.Lock()
+	w.running[cmd.ExecID] = cancel
+	w.mu.Unlock()
+	w.runs.Add(1)
+	go func() {
+		defer w.runs.Done()
+		defer func() {
+			w.mu.Lock()
+			delete(w.running, cmd.ExecID)
+			w.mu.Unlock()
+			cancel(nil)
+		}()
+		w.execute(ctx, cmd)
+	}()
+}
+
+func (w *Worker) execute(ctx context.Context, cmd wire.Command) {
+	if cmd.Jitter > 0 {
+		t := time.NewTimer(rand.N(cmd.Jitter.D()))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			w.finish(wire.Result{ExecID: cmd.ExecID, State: wire.StateKilled,
+				Reason: "killed before it started (waiting for jitter): " + causeText(ctx), FinishedAt: time.Now().UTC()})
+			return
+		case <-t.C:
+		}
+	}
+	if time.Now().After(cmd.DeadlineAt) {
+		w.finish(wire.Result{ExecID: cmd.ExecID, State: wire.StateExpired, Reason: "deadline passed while waiting for jitter", FinishedAt: time.Now().UTC()})
+		return
+	}
+	started := time.Now().UTC()
+	w.report(wire.Result{ExecID: cmd.ExecID, State: wire.StateRunning, StartedAt: started})
+
+	capBytes := cmd.OutputCap
+	if capBytes <= 0 {
+		capBytes = w.cfg.OutputCap
+	}
+	out := newChunker(w, cmd.ExecID)
+	defer out.stop()
+	o := w.cfg.Exec(ctx, runner.Spec{
+		Shell: cmd.Shell, Script: cmd.Script, Timeout: cmd.Timeout.D(), OutputCap: capBytes,
+		Dir:      filepath.Join(w.cfg.DataDir, "scripts"),
+		Env:      []string{"KANADE_EXEC_ID=" + cmd.ExecID, "KANADE_JOB_ID=" + cmd.JobID, "KANADE_PC_ID=" + w.cfg.PCID},
+		OnOutput: out.add,
+	})
+	out.stop()
+	if o.StartedAt.IsZero() {
+		o.StartedAt = started
+	}
+	w.finish(wire.Result{ExecID: cmd.ExecID, State: o.State, Reason: o.Reason, ExitCode: o.ExitCode,
+		Stdout: o.Stdout, Stderr: o.Stderr, Truncated: o.Truncated, StartedAt: o.StartedAt.UTC(), FinishedAt: o.FinishedAt.UTC()})
+}
+
+func causeText(ctx context.Context) string {
+	if c := context.Cause(ctx); c != nil {
+		return c.Error()
+	}
+	return "cancelled"
+}
+
+func (w *Worker) handleKill(m *nats.Msg) {
+	execID := wire.LastToken(m.Subject)
+	if wire.ValidateID("exec_id", execID) != nil {
+		return
+	}
+	var k wire.Kill
+	_ = json.Unmarshal(m.Data, &k)
+	cause := "killed"
+	if k.By != "" {
+		cause = "killed by " + k.By
+	}
+	if k.Reason != "" {
+		cause += ": " + k.Reason
+	}
+	now := time.Now()
+	w.mu.Lock()
+	w.killed[execID] = now
+	for id, at := range w.killed {
+		if now.Sub(at) > killMemory {
+			delete(w.killed, id)
+		}
+	}
+	cancel := w.running[execID]
+	w.mu.Unlock()
+	if cancel != nil {
+		w.log.Info("kill", "exec_id", execID, "cause", cause)
+		cancel(errors.New(cause))
+	}
+}
+
+func (w *Worker) wasKilled(execID string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.killed[execID]
+	return ok
+}
+
+// finish queues a final result and marks the execution done.
+func (w *Worker) finish(r wire.Result) {
+	w.report(r)
+	if err := w.ledger.Finish(r.ExecID); err != nil {
+		w.log.Error("ledger", "err", err)
+	}
+}
+
+// report queues a result in the durable outbox.
+func (w *Worker) report(r wire.Result) {
+	r.Protocol, r.PCID = wire.ProtocolVersion, w.cfg.PCID
+	b, err := json.Marshal(r)
+	if err != nil {
+		w.log.Error("encode result", "err", err)
+		return
+	}
+	if limit := w.maxPayload() - 4096; len(b) > limit {
+		b = shrink(r, limit)
+	}
+	if err := w.outbox.Put(wire.ResultSubject(r.ExecID, w.cfg.PCID), b); err != nil {
+		w.log.Error("cannot queue result", "exec_id", r.ExecID, "state", r.State, "err", err)
+	}
+	if r.State.Final() {
+		w.log.Info("result", "exec_id", r.ExecID, "state", r.State, "reason", r.Reason)
+	}
+}
+
+func (w *Worker) maxPayload() int {
+	if w.nc != nil {
+		if mp := int(w.nc.MaxPayload()); mp > 0 {
+			return mp
+		}
+	}
+	return 1 << 20
+}
+
+// shrink cuts the output of r until its encoding fits in limit bytes.
+func shrink(r wire.Result, limit int) []byte {
+	r.Truncated = true
+	for {
+		b, _ := json.Marshal(r)
+		if len(b) <= limit || (r.Stdout == "" && r.Stderr == "") {
+			return b
+		}
+		over := len(b) - limit
+		if len(r.Stdout) >= len(r.Stderr) {
+			r.Stdout = cutRunes(r.Stdout, len(r.Stdout)-over-1)
+		} else {
+			r.Stderr = cutRunes(r.Stderr, len(r.Stderr)-over-1)
+		}
+	}
+}
+
+func cutRunes(s string, n int) string {
+	if n <= 0 {
+		return ""
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+func (w *Worker) publishJSON(subject string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return w.nc.Publish(subject, b)
+}

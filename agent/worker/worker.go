@@ -1,0 +1,287 @@
+// Package worker is the agent's core: it connects to NATS, follows the
+// commands addressed to its PC (live over core subscriptions, catch-up
+// from the EXEC stream after every (re)connect), runs each execution at
+// most once, streams output, reports results through a durable outbox,
+// obeys kills and sends heartbeats.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/kanadehq/kanade/agent/ledger"
+	"github.com/kanadehq/kanade/agent/outbox"
+	"github.com/kanadehq/kanade/agent/runner"
+	"github.com/kanadehq/kanade/agent/wire"
+)
+
+// Config describes one agent.
+type Config struct {
+	PCID     string
+	Hostname string
+	Groups   []string
+	// DataDir holds the ledger, the outbox and script files.
+	DataDir           string
+	HeartbeatInterval time.Duration
+	// OutputCap is the default cap per output stream (commands may set their own).
+	OutputCap    int
+	AgentVersion string
+	OSVersion    string
+	// Exec runs one script; nil means runner.Run. The swarm simulator
+	// replaces it with a scripted model.
+	Exec   func(ctx context.Context, s runner.Spec) runner.Outcome
+	Logger *slog.Logger
+}
+
+// Worker is one running agent.
+type Worker struct {
+	cfg    Config
+	log    *slog.Logger
+	ledger *ledger.Ledger
+	outbox *outbox.Outbox
+
+	nc *nats.Conn
+	js jetstream.JetStream
+
+	mu      sync.Mutex
+	running map[string]context.CancelCauseFunc
+	killed  map[string]time.Time
+
+	catchup   chan struct{}
+	reconnect chan struct{}
+	runs      sync.WaitGroup
+	caughtUp  atomic.Int64
+}
+
+// New validates cfg and opens the agent's on-disk state.
+func New(cfg Config) (*Worker, error) {
+	if err := wire.ValidateID("pc_id", cfg.PCID); err != nil {
+		return nil, fmt.Errorf("%w (set pc_id in the config or --pc-id)", err)
+	}
+	for _, g := range cfg.Groups {
+		if err := wire.ValidateID("group", g); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = 30 * time.Second
+	}
+	if cfg.OutputCap <= 0 {
+		cfg.OutputCap = runner.DefaultOutputCap
+	}
+	if cfg.Exec == nil {
+		cfg.Exec = runner.Run
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Hostname == "" {
+		cfg.Hostname = cfg.PCID
+	}
+	cfg.Groups = slices.Clone(cfg.Groups)
+	slices.Sort(cfg.Groups)
+	cfg.Groups = slices.Compact(cfg.Groups)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	l, err := ledger.Open(filepath.Join(cfg.DataDir, "ledger.jsonl"), time.Now())
+	if err != nil {
+		return nil, err
+	}
+	ob, err := outbox.Open(filepath.Join(cfg.DataDir, "outbox"))
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	return &Worker{
+		cfg: cfg, log: cfg.Logger.With("pc_id", cfg.PCID), ledger: l, outbox: ob,
+		running: map[string]context.CancelCauseFunc{}, killed: map[string]time.Time{},
+		catchup: make(chan struct{}, 1), reconnect: make(chan struct{}, 1),
+	}, nil
+}
+
+// ErrStopping is the cause given to runs cancelled because the agent stops.
+var ErrStopping = errors.New("the agent was shut down")
+
+// Run connects to url and serves until ctx is done. opts carry the
+// credentials. It returns after running scripts were stopped, queued
+// results were given a moment to drain and the connection was closed.
+func (w *Worker) Run(ctx context.Context, url string, opts ...nats.Option) error {
+	defer w.ledger.Close()
+	w.recoverUnfinished()
+
+	base := []nats.Option{
+		nats.Name("kanade-agent " + w.cfg.PCID),
+		nats.CustomInboxPrefix(wire.AgentInboxPrefix(w.cfg.PCID)),
+		nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true),
+		nats.CustomReconnectDelay(reconnectDelay),
+		nats.PingInterval(20 * time.Second),
+		nats.ConnectHandler(func(*nats.Conn) { w.log.Info("connected to NATS"); w.signalConnected() }),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			w.log.Info("reconnected to NATS", "url", nc.ConnectedUrl())
+			w.signalConnected()
+		}),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				w.log.Warn("disconnected from NATS", "err", err)
+			}
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, s *nats.Subscription, err error) {
+			subj := ""
+			if s != nil {
+				subj = s.Subject
+			}
+			w.log.Error("NATS error", "subject", subj, "err", err)
+		}),
+	}
+	nc, err := nats.Connect(url, append(base, opts...)...)
+	if err != nil {
+		return fmt.Errorf("connect %s: %w", url, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	w.nc, w.js = nc, js
+
+	runCtx, stopRuns := context.WithCancelCause(context.Background())
+	defer stopRuns(ErrStopping)
+	if err := w.subscribe(runCtx); err != nil {
+		return err
+	}
+	if nc.IsConnected() {
+		w.signalConnected()
+	}
+
+	var bg sync.WaitGroup
+	bgCtx, stopBG := context.WithCancel(context.Background())
+	bg.Add(3)
+	go func() { defer bg.Done(); w.drainLoop(bgCtx) }()
+	go func() { defer bg.Done(); w.heartbeatLoop(bgCtx) }()
+	go func() { defer bg.Done(); w.catchupLoop(bgCtx, runCtx) }()
+
+	<-ctx.Done()
+	w.log.Info("agent stopping")
+	stopRuns(ErrStopping)
+	w.runs.Wait()
+	// Give queued results a moment to reach the broker; whatever is left
+	// stays in the outbox for the next start.
+	drainCtx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	w.drainOnce(drainCtx)
+	cancel()
+	stopBG()
+	bg.Wait()
+	w.sendHeartbeat(true)
+	_ = nc.Flush()
+	return nil
+}
+
+func reconnectDelay(attempts int) time.Duration {
+	d := time.Second << min(attempts, 5) // 2s … 32s
+	if d > 30*time.Second {
+		d = 30 * time.Second
+	}
+	return d/2 + rand.N(d/2+1) // jittered so a fleet does not reconnect in step
+}
+
+func (w *Worker) signalConnected() {
+	for _, ch := range []chan struct{}{w.catchup, w.reconnect} {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// subscribe opens the core subscriptions and flushes them to the server,
+// so that a kill published right after a command cannot be missed.
+func (w *Worker) subscribe(runCtx context.Context) error {
+	subjects := []string{wire.CommandAllWildcard, wire.CommandPCWildcard(w.cfg.PCID)}
+	for _, g := range w.cfg.Groups {
+		subjects = append(subjects, wire.CommandGroupWildcard(g))
+	}
+	for _, s := range subjects {
+		if _, err := w.nc.Subscribe(s, func(m *nats.Msg) { w.handleCommand(runCtx, m.Subject, m.Data, false) }); err != nil {
+			return fmt.Errorf("subscribe %s: %w", s, err)
+		}
+	}
+	if _, err := w.nc.Subscribe(wire.KillWildcard, w.handleKill); err != nil {
+		return fmt.Errorf("subscribe kills: %w", err)
+	}
+	if w.nc.IsConnected() {
+		if err := w.nc.FlushTimeout(5 * time.Second); err != nil {
+			w.log.Warn("flush subscriptions", "err", err)
+		}
+	}
+	return nil
+}
+
+// recoverUnfinished reports executions that were running when the agent
+// last stopped without reporting: they are never run again.
+func (w *Worker) recoverUnfinished() {
+	now := time.Now().UTC()
+	for _, id := range w.ledger.Unfinished() {
+		w.report(wire.Result{ExecID: id, State: wire.StateFailed, Reason: "the agent stopped while this ran; it was not run again", FinishedAt: now})
+		if err := w.ledger.Finish(id); err != nil {
+			w.log.Error("ledger", "err", err)
+		}
+	}
+}
+
+// CatchUps counts the catch-up passes completed since Run started.
+func (w *Worker) CatchUps() int64 { return w.caughtUp.Load() }
+
+// Groups returns the agent's groups.
+func (w *Worker) Groups() []string { return slices.Clone(w.cfg.Groups) }
+
+func (w *Worker) runningCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.running)
+}
+
+func (w *Worker) heartbeatLoop(ctx context.Context) {
+	w.sendHeartbeat(false)
+	for {
+		// ±10 % jitter keeps a fleet from beating in step.
+		d := w.cfg.HeartbeatInterval
+		d = d*9/10 + rand.N(d/5+1)
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-w.reconnect:
+			t.Stop()
+		case <-t.C:
+		}
+		w.sendHeartbeat(false)
+	}
+}
+
+func (w *Worker) sendHeartbeat(stopping bool) {
+	hb := wire.Heartbeat{
+		Protocol: wire.ProtocolVersion, PCID: w.cfg.PCID, Hostname: w.cfg.Hostname,
+		OS: runtime.GOOS, OSVersion: w.cfg.OSVersion, Arch: runtime.GOARCH, AgentVersion: w.cfg.AgentVersion,
+		Groups: w.cfg.Groups, Interval: wire.Duration(w.cfg.HeartbeatInterval), At: time.Now().UTC(),
+		Running: w.runningCount(), Stopping: stopping,
+	}
+	if err := w.publishJSON(wire.HeartbeatSubject(w.cfg.PCID), hb); err != nil {
+		w.log.Debug("heartbeat", "err", err)
+	}
+}

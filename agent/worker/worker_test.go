@@ -1,0 +1,52 @@
+package worker
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/kanadehq/kanade/agent/wire"
+)
+
+func TestIncompleteTail(t *testing.T) {
+	ja := []byte("日本") // 3 bytes each
+	tests := []struct {
+		name string
+		b    []byte
+		want int
+	}{
+		{"empty", nil, 0},
+		{"ascii", []byte("abc"), 0},
+		{"complete", ja, 0},
+		{"one byte of three", ja[:4], 1},
+		{"two bytes of three", ja[:5], 2},
+		{"invalid byte", []byte{'a', 0xff}, 0},
+	}
+	for _, tt := range tests {
+		if got := incompleteTail(tt.b); got != tt.want {
+			t.Errorf("%s: incompleteTail(% x) = %d, want %d", tt.name, tt.b, got, tt.want)
+		}
+	}
+}
+
+func TestShrink_FitsAndStaysValidUTF8(t *testing.T) {
+	r := wire.Result{ExecID: "e1", PCID: "pc1", State: wire.StateSucceeded,
+		Stdout: strings.Repeat("日本語", 100_000), Stderr: strings.Repeat("<x>", 50_000)}
+	for _, limit := range []int{1 << 20, 200_000, 1000} {
+		b := shrink(r, limit)
+		if len(b) > limit {
+			t.Errorf("shrink(limit %d) = %d bytes", limit, len(b))
+		}
+		var got wire.Result
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatal(err)
+		}
+		if !got.Truncated || !utf8.ValidString(got.Stdout) || !utf8.ValidString(got.Stderr) {
+			t.Errorf("limit %d: truncated=%v validUTF8=%v/%v", limit, got.Truncated, utf8.ValidString(got.Stdout), utf8.ValidString(got.Stderr))
+		}
+		if got.ExecID != "e1" || got.State != wire.StateSucceeded {
+			t.Errorf("limit %d: identity lost: %+v", limit, got)
+		}
+	}
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+)
+
+// chromiumPath finds Debian's chromium (make test installs it).
+func chromiumPath(t *testing.T) string {
+	if p := os.Getenv("KANADE_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("browser tests need Chromium: run 'make test' (installs it) or 'apt-get install -y chromium', or set KANADE_CHROMIUM")
+	return ""
+}
+
+// newBrowser starts headless Chromium with the flags this closed network needs.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1400, 900),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 2*time.Minute)
+	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
+	// Accept confirmation dialogs (the Kill button asks first).
+	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
+	go func() {
+		for _, err := range dialogs {
+			if err != nil {
+				return
+			}
+			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+		}
+	}()
+	return ctx
+}
+
+// waitJS polls a JavaScript condition in the page.
+func waitJS(t *testing.T, ctx context.Context, what, expr string) {
+	t.Helper()
+	checkFor(t, 30*time.Second, func() error {
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("waiting for %s", what)
+		}
+		return nil
+	})
+}
+
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	dir := os.Getenv("KANADE_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	b, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Logf("screenshot %s: %v", name, err)
+		return
+	}
+	_ = os.WriteFile(filepath.Join(dir, name+".png"), b, 0o644)
+}
+
+// TestBrowser_RunAndKill drives the GUI in Chromium: run a script from
+// the Run page, watch its state and output arrive live over SSE, then run
+// a long script and kill it with the red button.
+func TestBrowser_RunAndKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test (-short)")
+	}
+	s := startServer(t, t.TempDir(), "")
+	startAgent(t, s, "bpc1", []string{"lab"}, "")
+	s.waitOnline(t, "bpc1")
+	ctx := newBrowser(t)
+
+	// The agents page lists the agent as online.
+	if err := chromedp.Do(ctx, chromedp.Navigate(s.URL+"/agents")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "bpc1 listed online", `[...document.querySelectorAll('[data-testid=agent-row]')].some(r => r.textContent.includes('bpc1') && r.textContent.includes('online'))`)
+	screenshot(t, ctx, "agents")
+
+	gate := filepath.Join(t.TempDir(), "gate")
+	script := "echo started; while [ ! -f " + shQuote(gate) + " ]; do sleep 0.05; done; echo hello"
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(s.URL+"/run?pcs=bpc1"),
+		chromedp.WaitVisible(chromedp.CSS(`textarea[name=script]`)),
+		chromedp.SetValue(chromedp.CSS(`textarea[name=script]`), script),
+		chromedp.SetValue(chromedp.CSS(`input[name=timeout]`), "60s"),
+	); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "target preview", `document.querySelector('#run-preview').textContent.includes('1 agent')`)
+	screenshot(t, ctx, "run")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`[data-testid=run-button]`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "execution page", `location.pathname.startsWith('/executions/')`)
+	screenshot(t, ctx, "execution-start")
+	// Live: the target turns running and its first line streams in, with no reload.
+	waitJS(t, ctx, "running state", `document.querySelector('#exec-targets [data-state=running]') !== null`)
+	waitJS(t, ctx, "live output 'started'", `(document.querySelector('#log-panel')?.textContent || '').includes('started')`)
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`window.__kanadeNoReload = true`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(gate, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "hello in the log panel", `(document.querySelector('#log-panel')?.textContent || '').includes('hello')`)
+	waitJS(t, ctx, "succeeded state", `document.querySelector('#exec-targets [data-state=succeeded]') !== null`)
+	waitJS(t, ctx, "same page (live, not reloaded)", `window.__kanadeNoReload === true`)
+	screenshot(t, ctx, "execution")
+
+	// Kill a long run with the red button.
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(s.URL+"/run?pcs=bpc1"),
+		chromedp.WaitVisible(chromedp.CSS(`textarea[name=script]`)),
+		chromedp.SetValue(chromedp.CSS(`textarea[name=script]`), "sleep 60"),
+		chromedp.Click(chromedp.CSS(`[data-testid=run-button]`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "running state", `document.querySelector('#exec-targets [data-state=running]') !== null`)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`[data-testid=kill-button]`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "killed state", `document.querySelector('#exec-targets [data-state=killed]') !== null`)
+	screenshot(t, ctx, "killed")
+}

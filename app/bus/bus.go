@@ -1,0 +1,291 @@
+// Package bus connects the server to NATS: it runs the embedded broker
+// (JetStream, nkey authentication, per-role permissions) or dials an
+// external one, and provisions every stream create-or-update. It holds no
+// business logic.
+package bus
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
+
+	"github.com/kanadehq/kanade/agent/wire"
+)
+
+// Options configure the connection.
+type Options struct {
+	// DataDir holds the embedded store (DataDir/nats) and the generated keys.
+	DataDir string
+	// Listen is the embedded broker's client listener (host:port; port 0 = random).
+	Listen string
+	// URL of an external broker; empty runs the embedded one.
+	URL string
+	// Credentials for the server's connection to an external broker
+	// (.creds file or nkey seed file).
+	Credentials string
+	// MaxPayload is the embedded broker's largest message.
+	MaxPayload int32
+	Streams    StreamLimits
+	Logger     *slog.Logger
+}
+
+// StreamLimits bound the streams by age and size.
+type StreamLimits struct {
+	ExecMaxAge, ResultsMaxAge, OutputMaxAge       time.Duration
+	ExecMaxBytes, ResultsMaxBytes, OutputMaxBytes int64
+}
+
+// Bus is the server's NATS connection.
+type Bus struct {
+	NC  *nats.Conn
+	JS  jetstream.JetStream
+	srv *server.Server
+	log *slog.Logger
+	// AgentCredentials is the path of the file agents authenticate with
+	// (embedded broker only).
+	AgentCredentials string
+}
+
+// Files in the data directory.
+const (
+	AgentCredentialsFile = "agent-credentials"
+	serverSeedFile       = "secrets/server.nk"
+)
+
+// Open starts the embedded broker (or dials the external one), connects
+// and provisions the streams.
+func Open(ctx context.Context, o Options) (*Bus, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	b := &Bus{log: o.Logger}
+	var err error
+	if o.URL == "" {
+		err = b.startEmbedded(o)
+	} else {
+		err = b.dialExternal(o)
+	}
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	if err := b.provision(ctx, o.Streams); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *Bus) startEmbedded(o Options) error {
+	serverKP, err := loadOrCreateSeed(filepath.Join(o.DataDir, serverSeedFile))
+	if err != nil {
+		return err
+	}
+	agentPath := filepath.Join(o.DataDir, AgentCredentialsFile)
+	agentKP, err := loadOrCreateSeed(agentPath)
+	if err != nil {
+		return err
+	}
+	serverPub, _ := serverKP.PublicKey()
+	agentPub, _ := agentKP.PublicKey()
+
+	host, portStr, err := net.SplitHostPort(o.Listen)
+	if err != nil {
+		return fmt.Errorf("nats listen %q: %w", o.Listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return fmt.Errorf("nats listen %q: bad port", o.Listen)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	opts := &server.Options{
+		ServerName: "kanade",
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   filepath.Join(o.DataDir, "nats"),
+		NoSigs:     true,
+		MaxPayload: o.MaxPayload,
+		Nkeys: []*server.NkeyUser{
+			{Nkey: serverPub},
+			{Nkey: agentPub, Permissions: AgentPermissions()},
+		},
+		JetStreamLimits: server.JSLimitOpts{DefaultMaxConsumers: -1},
+	}
+	if opts.MaxPayload == 0 {
+		opts.MaxPayload = 8 << 20
+	}
+	if opts.MaxPending < int64(opts.MaxPayload)*4 {
+		opts.MaxPending = int64(opts.MaxPayload) * 8
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return fmt.Errorf("embedded nats: %w", err)
+	}
+	ns.SetLoggerV2(&natsLogger{b.log.With("component", "nats")}, false, false, false)
+	go ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		return errors.New("embedded nats: not ready after 30s (is the port in use?)")
+	}
+	b.srv = ns
+	b.AgentCredentials = agentPath
+	b.log.Info("embedded NATS ready", "url", ns.ClientURL(), "store", opts.StoreDir)
+	nc, err := nats.Connect(ns.ClientURL(), nats.InProcessServer(ns), nats.Name("kanade-server"),
+		nats.Nkey(serverPub, serverKP.Sign), nats.MaxReconnects(-1))
+	if err != nil {
+		return fmt.Errorf("connect embedded nats: %w", err)
+	}
+	return b.setConn(nc)
+}
+
+func (b *Bus) dialExternal(o Options) error {
+	opts := []nats.Option{nats.Name("kanade-server"), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { b.log.Warn("nats disconnected", "err", err) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { b.log.Info("nats reconnected", "url", nc.ConnectedUrl()) })}
+	if o.Credentials != "" {
+		opt, err := CredentialsOption(o.Credentials)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, opt)
+	}
+	nc, err := nats.Connect(o.URL, opts...)
+	if err != nil {
+		return fmt.Errorf("connect %s: %w", o.URL, err)
+	}
+	return b.setConn(nc)
+}
+
+func (b *Bus) setConn(nc *nats.Conn) error {
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(65536))
+	if err != nil {
+		nc.Close()
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	b.NC, b.JS = nc, js
+	return nil
+}
+
+// ClientURL is the URL agents dial (embedded broker), or the external URL.
+func (b *Bus) ClientURL() string {
+	if b.srv != nil {
+		return b.srv.ClientURL()
+	}
+	return b.NC.ConnectedUrl()
+}
+
+// Embedded reports whether the broker runs in this process.
+func (b *Bus) Embedded() bool { return b.srv != nil }
+
+// Healthy reports whether the connection works.
+func (b *Bus) Healthy(ctx context.Context) error {
+	if b.NC == nil || !b.NC.IsConnected() {
+		return errors.New("not connected")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := b.JS.AccountInfo(ctx); err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	return nil
+}
+
+// Close drains the connection and stops the embedded broker.
+func (b *Bus) Close() {
+	if b.NC != nil {
+		_ = b.NC.Drain()
+		b.NC.Close()
+	}
+	if b.srv != nil {
+		b.srv.Shutdown()
+		b.srv.WaitForShutdown()
+	}
+}
+
+// AgentPermissions is what the shared agent credential may do: read
+// commands, kills and control messages; report results, output,
+// heartbeats and inventory; replay EXEC after a reconnect. It can never
+// publish a command, a kill or a control message, nor read results.
+func AgentPermissions() *server.Permissions {
+	return &server.Permissions{
+		Publish: &server.SubjectPermission{Allow: []string{
+			"results.*.*", "output.*.*", "heartbeat.*", "inventory.*",
+			"$JS.API.INFO",
+			"$JS.API.STREAM.INFO." + wire.StreamExec,
+			"$JS.API.CONSUMER.CREATE." + wire.StreamExec + ".>",
+			"$JS.API.CONSUMER.DELETE." + wire.StreamExec + ".>",
+			"$JS.API.CONSUMER.INFO." + wire.StreamExec + ".>",
+			"$JS.API.CONSUMER.MSG.NEXT." + wire.StreamExec + ".>",
+		}},
+		Subscribe: &server.SubjectPermission{Allow: []string{
+			"commands.>", wire.KillWildcard, wire.ControlAll, "control.pc.*", wire.AgentInboxWildcard,
+		}},
+	}
+}
+
+// CredentialsOption returns the nats option for a .creds file or an nkey
+// seed file.
+func CredentialsOption(path string) (nats.Option, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("credentials: %w", err)
+	}
+	if bytes.Contains(b, []byte("BEGIN NATS USER JWT")) {
+		return nats.UserCredentials(path), nil
+	}
+	opt, err := nats.NkeyOptionFromSeed(path)
+	if err != nil {
+		return nil, fmt.Errorf("credentials %s: neither a .creds file nor an nkey seed: %w", path, err)
+	}
+	return opt, nil
+}
+
+// loadOrCreateSeed reads a user nkey seed from path or creates one with
+// owner-only permissions.
+func loadOrCreateSeed(path string) (nkeys.KeyPair, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		kp, err := nkeys.ParseDecoratedNKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: not an nkey seed: %w", path, err)
+		}
+		return kp, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		return nil, err
+	}
+	seed, _ := kp.Seed()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, append(seed, '\n'), 0o600); err != nil {
+		return nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	return kp, nil
+}
+
+type natsLogger struct{ l *slog.Logger }
+
+func (n *natsLogger) Noticef(format string, v ...any) { n.l.Debug(fmt.Sprintf(format, v...)) }
+func (n *natsLogger) Warnf(format string, v ...any)   { n.l.Warn(fmt.Sprintf(format, v...)) }
+func (n *natsLogger) Fatalf(format string, v ...any)  { n.l.Error(fmt.Sprintf(format, v...)) }
+func (n *natsLogger) Errorf(format string, v ...any)  { n.l.Error(fmt.Sprintf(format, v...)) }
+func (n *natsLogger) Debugf(format string, v ...any)  { n.l.Debug(fmt.Sprintf(format, v...)) }
+func (n *natsLogger) Tracef(format string, v ...any)  {}

@@ -1,0 +1,60 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/kanadehq/kanade/agent/wire"
+)
+
+// maxConsumers lifts JetStream's default of 1,000 consumers per stream on
+// the streams agents create (short-lived catch-up) consumers on.
+const maxConsumers = 1_000_000
+
+// StreamConfigs returns every stream kanade uses.
+func StreamConfigs(l StreamLimits) []jetstream.StreamConfig {
+	return []jetstream.StreamConfig{
+		{
+			Name:              wire.StreamExec,
+			Description:       "commands; one per subject (stop-the-bleed layer 1)",
+			Subjects:          []string{wire.StreamExecSubjects},
+			MaxMsgsPerSubject: 1,
+			MaxAge:            l.ExecMaxAge,
+			MaxBytes:          l.ExecMaxBytes,
+			Discard:           jetstream.DiscardOld,
+			Storage:           jetstream.FileStorage,
+			AllowDirect:       true,
+			MaxConsumers:      maxConsumers,
+		},
+		{
+			Name:        wire.StreamResults,
+			Description: "per-target results from agents",
+			Subjects:    []string{wire.StreamResultsSubjects},
+			MaxAge:      l.ResultsMaxAge,
+			MaxBytes:    l.ResultsMaxBytes,
+			Discard:     jetstream.DiscardOld,
+			Storage:     jetstream.FileStorage,
+		},
+		{
+			Name:         wire.StreamOutput,
+			Description:  "live output chunks for late viewers",
+			Subjects:     []string{wire.StreamOutputSubjects},
+			MaxAge:       l.OutputMaxAge,
+			MaxBytes:     l.OutputMaxBytes,
+			Discard:      jetstream.DiscardOld,
+			Storage:      jetstream.FileStorage,
+			MaxConsumers: maxConsumers,
+		},
+	}
+}
+
+func (b *Bus) provision(ctx context.Context, l StreamLimits) error {
+	for _, cfg := range StreamConfigs(l) {
+		if _, err := b.JS.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("provision stream %s: %w", cfg.Name, err)
+		}
+	}
+	return nil
+}

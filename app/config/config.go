@@ -1,0 +1,393 @@
+// Package config loads kanade.toml: one struct with a default for every
+// key, overridden by KANADE_* environment variables and then by flags, and
+// validated as a whole so that every mistake is reported at once.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the whole server configuration.
+type Config struct {
+	Server    Server    `toml:"server"`
+	NATS      NATS      `toml:"nats"`
+	DB        DB        `toml:"db"`
+	Execution Execution `toml:"execution"`
+	Streams   Streams   `toml:"streams"`
+	Log       Log       `toml:"log"`
+}
+
+// Server holds the web listener and the data directory.
+type Server struct {
+	// HTTP is the web/API listener address.
+	HTTP string `toml:"http"`
+	// Data holds the embedded NATS store, the SQLite file and generated secrets.
+	Data string `toml:"data"`
+	// SSEMaxLifetime ends a live-update stream after this long (the
+	// browser reconnects), so no connection lives forever.
+	SSEMaxLifetime Duration `toml:"sse_max_lifetime"`
+}
+
+// NATS selects the embedded broker or an external one.
+type NATS struct {
+	// Listen is the embedded broker's client listener.
+	Listen string `toml:"listen"`
+	// URL of an external broker; empty runs the embedded one.
+	URL string `toml:"url"`
+	// Credentials is a .creds or nkey seed file for the server's own
+	// connection to an external broker.
+	Credentials string `toml:"credentials"`
+	// MaxPayload is the embedded broker's largest message; a result
+	// carries up to two capped output streams.
+	MaxPayload ByteSize `toml:"max_payload"`
+}
+
+// DB selects the database.
+type DB struct {
+	// Driver is "sqlite" or "postgres".
+	Driver string `toml:"driver"`
+	// DSN is the SQLite file path (default DATA/kanade.db) or a Postgres URL.
+	DSN string `toml:"dsn"`
+}
+
+// Execution holds defaults for runs.
+type Execution struct {
+	DefaultTimeout  Duration `toml:"default_timeout"`
+	DefaultDeadline Duration `toml:"default_deadline"`
+	MaxTimeout      Duration `toml:"max_timeout"`
+	// OutputCap is the most output kept per stream and target.
+	OutputCap ByteSize `toml:"output_cap"`
+}
+
+// Streams bounds every JetStream stream by age and by size.
+type Streams struct {
+	ExecMaxAge      Duration `toml:"exec_max_age"`
+	ExecMaxBytes    ByteSize `toml:"exec_max_bytes"`
+	ResultsMaxAge   Duration `toml:"results_max_age"`
+	ResultsMaxBytes ByteSize `toml:"results_max_bytes"`
+	OutputMaxAge    Duration `toml:"output_max_age"`
+	OutputMaxBytes  ByteSize `toml:"output_max_bytes"`
+}
+
+// Log configures slog.
+type Log struct {
+	Level  string `toml:"level"`  // debug, info, warn, error
+	Format string `toml:"format"` // text or json
+}
+
+// Default returns the configuration used when nothing is set.
+func Default() Config {
+	return Config{
+		Server: Server{HTTP: "127.0.0.1:8080", Data: "./data", SSEMaxLifetime: Duration(30 * time.Minute)},
+		NATS:   NATS{Listen: "127.0.0.1:4222", MaxPayload: 8 << 20},
+		DB:     DB{Driver: "sqlite"},
+		Execution: Execution{
+			DefaultTimeout:  Duration(10 * time.Minute),
+			DefaultDeadline: Duration(time.Hour),
+			MaxTimeout:      Duration(24 * time.Hour),
+			OutputCap:       1 << 20,
+		},
+		Streams: Streams{
+			ExecMaxAge: Duration(7 * 24 * time.Hour), ExecMaxBytes: 1 << 30,
+			ResultsMaxAge: Duration(30 * 24 * time.Hour), ResultsMaxBytes: 2 << 30,
+			OutputMaxAge: Duration(24 * time.Hour), OutputMaxBytes: 512 << 20,
+		},
+		Log: Log{Level: "info", Format: "text"},
+	}
+}
+
+// Load reads the file at path over the defaults (a missing path is an
+// error; an empty path means defaults only), then applies the
+// environment. Unknown keys are errors.
+func Load(path string, environ []string) (Config, error) {
+	c := Default()
+	if path != "" {
+		md, err := toml.DecodeFile(path, &c)
+		if err != nil {
+			return c, fmt.Errorf("config %s: %w", path, err)
+		}
+		if und := md.Undecoded(); len(und) > 0 {
+			var keys []string
+			for _, k := range und {
+				keys = append(keys, k.String())
+			}
+			return c, fmt.Errorf("config %s: unknown keys: %s", path, strings.Join(keys, ", "))
+		}
+	}
+	if err := c.applyEnv(environ); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// envAliases are the short names the operations contract promises.
+var envAliases = map[string]string{
+	"KANADE_DATA":        "KANADE_SERVER_DATA",
+	"KANADE_HTTP":        "KANADE_SERVER_HTTP",
+	"KANADE_NATS_LISTEN": "KANADE_NATS_LISTEN",
+	"KANADE_NATS_URL":    "KANADE_NATS_URL",
+}
+
+// EnvNames lists every environment variable the configuration reads.
+func EnvNames() []string {
+	var names []string
+	walk(reflect.ValueOf(&Config{}).Elem(), func(env string, _ reflect.Value) { names = append(names, env) })
+	for k := range envAliases {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return dedup(names)
+}
+
+func dedup(s []string) []string {
+	out := s[:0]
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func (c *Config) applyEnv(environ []string) error {
+	env := map[string]string{}
+	for _, kv := range environ {
+		k, v, ok := strings.Cut(kv, "=")
+		if ok && strings.HasPrefix(k, "KANADE_") {
+			env[k] = v
+		}
+	}
+	for alias, full := range envAliases {
+		if v, ok := env[alias]; ok {
+			if _, set := env[full]; !set || alias == full {
+				env[full] = v
+			}
+		}
+	}
+	var errs []error
+	walk(reflect.ValueOf(c).Elem(), func(name string, f reflect.Value) {
+		v, ok := env[name]
+		if !ok {
+			return
+		}
+		if err := setText(f, v); err != nil {
+			errs = append(errs, fmt.Errorf("environment %s: %w", name, err))
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// walk calls fn for every leaf field with its KANADE_SECTION_KEY name.
+func walk(v reflect.Value, fn func(env string, f reflect.Value)) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		sec := v.Field(i)
+		secName := strings.ToUpper(t.Field(i).Tag.Get("toml"))
+		st := sec.Type()
+		for j := 0; j < st.NumField(); j++ {
+			key := strings.ToUpper(st.Field(j).Tag.Get("toml"))
+			fn("KANADE_"+secName+"_"+key, sec.Field(j))
+		}
+	}
+}
+
+type textUnmarshaler interface{ UnmarshalText([]byte) error }
+
+func setText(f reflect.Value, s string) error {
+	if u, ok := f.Addr().Interface().(textUnmarshaler); ok {
+		return u.UnmarshalText([]byte(s))
+	}
+	switch f.Kind() {
+	case reflect.String:
+		f.SetString(s)
+	case reflect.Int, reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", s)
+		}
+		f.SetInt(n)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", s)
+		}
+		f.SetBool(b)
+	default:
+		return fmt.Errorf("unsupported type %s", f.Type())
+	}
+	return nil
+}
+
+// Validate reports every problem in c at once.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(field, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, a...)))
+	}
+	if _, _, err := net.SplitHostPort(c.Server.HTTP); err != nil {
+		add("server.http", "%q is not host:port", c.Server.HTTP)
+	}
+	if c.Server.Data == "" {
+		add("server.data", "must not be empty")
+	}
+	if c.NATS.URL == "" {
+		if _, _, err := net.SplitHostPort(c.NATS.Listen); err != nil {
+			add("nats.listen", "%q is not host:port", c.NATS.Listen)
+		}
+	} else if !strings.HasPrefix(c.NATS.URL, "nats://") && !strings.HasPrefix(c.NATS.URL, "tls://") {
+		add("nats.url", "%q must start with nats:// or tls://", c.NATS.URL)
+	}
+	if c.NATS.MaxPayload < 1<<20 || c.NATS.MaxPayload > 64<<20 {
+		add("nats.max_payload", "must be between 1MiB and 64MiB")
+	}
+	switch c.DB.Driver {
+	case "sqlite":
+	case "postgres":
+		if c.DB.DSN == "" {
+			add("db.dsn", "is required for postgres")
+		}
+	default:
+		add("db.driver", "%q is not sqlite or postgres", c.DB.Driver)
+	}
+	pos := map[string]Duration{
+		"execution.default_timeout": c.Execution.DefaultTimeout, "execution.default_deadline": c.Execution.DefaultDeadline,
+		"execution.max_timeout": c.Execution.MaxTimeout, "server.sse_max_lifetime": c.Server.SSEMaxLifetime,
+		"streams.exec_max_age": c.Streams.ExecMaxAge, "streams.results_max_age": c.Streams.ResultsMaxAge,
+		"streams.output_max_age": c.Streams.OutputMaxAge,
+	}
+	for _, k := range sortedKeys(pos) {
+		if pos[k] <= 0 {
+			add(k, "must be a positive duration")
+		}
+	}
+	if c.Execution.DefaultTimeout > c.Execution.MaxTimeout {
+		add("execution.default_timeout", "is longer than execution.max_timeout")
+	}
+	if c.Execution.OutputCap < 1024 || int64(c.Execution.OutputCap) > int64(c.NATS.MaxPayload)/2-64<<10 {
+		add("execution.output_cap", "must be at least 1KiB and at most half of nats.max_payload minus 64KiB")
+	}
+	sizes := map[string]ByteSize{"streams.exec_max_bytes": c.Streams.ExecMaxBytes,
+		"streams.results_max_bytes": c.Streams.ResultsMaxBytes, "streams.output_max_bytes": c.Streams.OutputMaxBytes}
+	for _, k := range sortedKeys(sizes) {
+		if sizes[k] < 1<<20 {
+			add(k, "must be at least 1MiB")
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log.level", "%q is not debug, info, warn or error", c.Log.Level)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		add("log.format", "%q is not text or json", c.Log.Format)
+	}
+	return errors.Join(errs...)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// DBDSN returns the database DSN, defaulting SQLite to DATA/kanade.db.
+func (c *Config) DBDSN() string {
+	if c.DB.DSN == "" && c.DB.Driver == "sqlite" {
+		return filepath.Join(c.Server.Data, "kanade.db")
+	}
+	return c.DB.DSN
+}
+
+// IsLoopback reports whether a host:port listens on loopback only.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Duration is a time.Duration read from a Go duration string ("90s").
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// UnmarshalText parses a duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration like \"30s\", \"10m\" or \"1h30m\"", string(b))
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText formats a duration.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// ByteSize is a size read from "512KiB", "8MiB", "1GiB", "1GB" or a number of bytes.
+type ByteSize int64
+
+var units = []struct {
+	suffix string
+	mult   int64
+}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
+
+// UnmarshalText parses a size.
+func (b *ByteSize) UnmarshalText(t []byte) error {
+	s := strings.TrimSpace(string(t))
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("%q is not a size like \"512KiB\", \"8MiB\" or \"1GiB\"", string(t))
+	}
+	*b = ByteSize(n * mult)
+	return nil
+}
+
+// MarshalText formats a size in the largest exact binary unit.
+func (b ByteSize) MarshalText() ([]byte, error) {
+	n := int64(b)
+	for i := 3; i >= 0; i-- {
+		if m := units[i].mult; n >= m && n%m == 0 {
+			return []byte(strconv.FormatInt(n/m, 10) + units[i].suffix), nil
+		}
+	}
+	return []byte(strconv.FormatInt(n, 10)), nil
+}
+
+// ensureDir creates dir with owner-only permissions.
+func ensureDir(dir string) error { return os.MkdirAll(dir, 0o700) }
+
+// PrepareData creates the data directory.
+func (c *Config) PrepareData() error {
+	if err := ensureDir(c.Server.Data); err != nil {
+		return fmt.Errorf("server.data %s: %w", c.Server.Data, err)
+	}
+	return nil
+}

@@ -1,0 +1,112 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoad_FileEnvPrecedence(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kanade.toml")
+	err := os.WriteFile(path, []byte(`
+[server]
+http = "127.0.0.1:9000"
+data = "/srv/kanade"
+[execution]
+default_timeout = "5m"
+output_cap = "512KiB"
+`), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path, []string{"KANADE_DATA=/env/data", "KANADE_EXECUTION_DEFAULT_DEADLINE=2h", "KANADE_LOG_LEVEL=debug", "OTHER=x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.HTTP != "127.0.0.1:9000" || c.Server.Data != "/env/data" {
+		t.Errorf("server = %+v", c.Server)
+	}
+	if c.Execution.DefaultTimeout.D() != 5*time.Minute || c.Execution.DefaultDeadline.D() != 2*time.Hour || c.Execution.OutputCap != 512<<10 {
+		t.Errorf("execution = %+v", c.Execution)
+	}
+	if c.Log.Level != "debug" || c.NATS.Listen != "127.0.0.1:4222" {
+		t.Errorf("log = %+v, nats = %+v", c.Log, c.NATS)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+}
+
+func TestLoad_Errors(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kanade.toml")
+	if err := os.WriteFile(path, []byte("[server]\nhtp = \"x\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path, nil); err == nil || !strings.Contains(err.Error(), "server.htp") {
+		t.Errorf("unknown key: %v", err)
+	}
+	if err := os.WriteFile(path, []byte("[server]\nhttp = 80\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path, nil); err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Errorf("wrong type: %v", err)
+	}
+	if _, err := Load("", []string{"KANADE_EXECUTION_DEFAULT_TIMEOUT=soon"}); err == nil || !strings.Contains(err.Error(), "KANADE_EXECUTION_DEFAULT_TIMEOUT") {
+		t.Errorf("bad env: %v", err)
+	}
+}
+
+func TestValidate_ReportsEverything(t *testing.T) {
+	c := Default()
+	c.Server.HTTP = "nohost"
+	c.DB.Driver = "mysql"
+	c.Execution.DefaultTimeout = 0
+	c.Log.Format = "xml"
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("invalid config accepted")
+	}
+	for _, want := range []string{"server.http", "db.driver", "execution.default_timeout", "log.format"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %s:\n%v", want, err)
+		}
+	}
+	if d := Default(); d.Validate() != nil {
+		t.Errorf("defaults invalid: %v", d.Validate())
+	}
+}
+
+func TestIsLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{"127.0.0.1:8080": true, "localhost:1": true, "[::1]:80": true, "0.0.0.0:8080": false, ":8080": false, "10.0.0.1:80": false} {
+		if got := IsLoopback(addr); got != want {
+			t.Errorf("IsLoopback(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	for in, want := range map[string]ByteSize{"1MiB": 1 << 20, "512KiB": 512 << 10, "2GiB": 2 << 30, "1000": 1000, "1GB": 1e9} {
+		var b ByteSize
+		if err := b.UnmarshalText([]byte(in)); err != nil || b != want {
+			t.Errorf("ByteSize(%q) = %d, %v; want %d", in, b, err, want)
+		}
+	}
+	var b ByteSize
+	if err := b.UnmarshalText([]byte("lots")); err == nil {
+		t.Error("bad size accepted")
+	}
+	if out, _ := ByteSize(8 << 20).MarshalText(); string(out) != "8MiB" {
+		t.Errorf("MarshalText = %s", out)
+	}
+}
+
+func TestEnvNames_CoverContract(t *testing.T) {
+	names := strings.Join(EnvNames(), " ")
+	for _, want := range []string{"KANADE_DATA", "KANADE_HTTP", "KANADE_NATS_LISTEN", "KANADE_NATS_URL", "KANADE_DB_DSN"} {
+		if !strings.Contains(names, want) {
+			t.Errorf("EnvNames lacks %s", want)
+		}
+	}
+}

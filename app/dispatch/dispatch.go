@@ -1,0 +1,326 @@
+// Package dispatch turns a request to run something into an execution:
+// it validates the request, resolves the target to PCs, records the
+// execution with a pending row per PC, then publishes the command on the
+// target's subjects. It also kills executions and expires targets that
+// never answered before their deadline.
+package dispatch
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/kanadehq/kanade/agent/wire"
+	"github.com/kanadehq/kanade/app/events"
+	"github.com/kanadehq/kanade/store"
+)
+
+// Limits and defaults applied to requests.
+type Limits struct {
+	DefaultTimeout, MaxTimeout, DefaultDeadline time.Duration
+	OutputCap                                   int
+}
+
+// MaxScriptBytes bounds a script's size.
+const MaxScriptBytes = 256 << 10
+
+// AdhocJob is the job id of ad-hoc runs.
+const AdhocJob = "adhoc"
+
+// Dispatcher creates, publishes and kills executions.
+type Dispatcher struct {
+	st  *store.Store
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	ev  *events.Broker
+	lim Limits
+	log *slog.Logger
+	now func() time.Time
+}
+
+// New returns a dispatcher.
+func New(st *store.Store, nc *nats.Conn, js jetstream.JetStream, ev *events.Broker, lim Limits, log *slog.Logger) *Dispatcher {
+	return &Dispatcher{st: st, nc: nc, js: js, ev: ev, lim: lim, log: log, now: func() time.Time { return time.Now().UTC() }}
+}
+
+// Problem is one validation error.
+type Problem struct {
+	Field   string `json:"field"`
+	Line    int    `json:"line,omitempty"`
+	Message string `json:"message"`
+}
+
+// ValidationError lists every problem of a request.
+type ValidationError struct{ Problems []Problem }
+
+func (e *ValidationError) Error() string {
+	var parts []string
+	for _, p := range e.Problems {
+		parts = append(parts, p.Field+": "+p.Message)
+	}
+	return "invalid request: " + strings.Join(parts, "; ")
+}
+
+// ErrConflict reports a request that does not fit the current state.
+var ErrConflict = errors.New("conflict")
+
+// RunRequest is an ad-hoc run.
+type RunRequest struct {
+	Target   store.Target
+	Shell    string
+	Script   string
+	Timeout  time.Duration // 0 → default
+	Deadline time.Duration // 0 → default; how long offline PCs may still pick it up
+	Actor    string
+}
+
+// ValidateTarget checks a target.
+func ValidateTarget(t store.Target) []Problem {
+	var ps []Problem
+	if !t.All && len(t.Groups) == 0 && len(t.PCs) == 0 {
+		ps = append(ps, Problem{Field: "target", Message: "choose at least one: all, groups or pcs"})
+	}
+	for _, g := range t.Groups {
+		if err := wire.ValidateID("group", g); err != nil {
+			ps = append(ps, Problem{Field: "target.groups", Message: err.Error()})
+		}
+	}
+	for _, p := range t.PCs {
+		if err := wire.ValidateID("pc", p); err != nil {
+			ps = append(ps, Problem{Field: "target.pcs", Message: err.Error()})
+		}
+	}
+	return ps
+}
+
+// Check fills defaults into r and returns every problem with it. A
+// negative Timeout or Deadline stands for an explicit invalid value.
+func (d *Dispatcher) Check(r *RunRequest) []Problem {
+	ps := ValidateTarget(r.Target)
+	if !wire.ValidShell(r.Shell) {
+		ps = append(ps, Problem{Field: "shell", Message: fmt.Sprintf("%q is not one of sh, cmd, powershell, pwsh", r.Shell)})
+	}
+	switch {
+	case strings.TrimSpace(r.Script) == "":
+		ps = append(ps, Problem{Field: "script", Message: "is empty"})
+	case len(r.Script) > MaxScriptBytes:
+		ps = append(ps, Problem{Field: "script", Message: fmt.Sprintf("is %d bytes; the limit is %d", len(r.Script), MaxScriptBytes)})
+	}
+	if r.Timeout == 0 {
+		r.Timeout = d.lim.DefaultTimeout
+	}
+	if r.Timeout < time.Second || r.Timeout > d.lim.MaxTimeout {
+		ps = append(ps, Problem{Field: "timeout", Message: fmt.Sprintf("must be between 1s and %s", d.lim.MaxTimeout)})
+	}
+	if r.Deadline == 0 {
+		r.Deadline = d.lim.DefaultDeadline
+	}
+	if r.Deadline < time.Second || r.Deadline > 30*24*time.Hour {
+		ps = append(ps, Problem{Field: "deadline", Message: "must be between 1s and 720h"})
+	}
+	return ps
+}
+
+// Preview counts the PCs a target resolves to and how many are online.
+func (d *Dispatcher) Preview(ctx context.Context, t store.Target) (matched, online int, err error) {
+	if ps := ValidateTarget(t); len(ps) > 0 {
+		return 0, 0, &ValidationError{Problems: ps}
+	}
+	pcs, online, err := d.st.ResolveTarget(ctx, t.All, t.Groups, t.PCs, d.now())
+	return len(pcs), online, err
+}
+
+// Run validates, records and publishes an ad-hoc run.
+func (d *Dispatcher) Run(ctx context.Context, r RunRequest) (store.Execution, error) {
+	if ps := d.Check(&r); len(ps) > 0 {
+		return store.Execution{}, &ValidationError{Problems: ps}
+	}
+	now := d.now()
+	pcs, _, err := d.st.ResolveTarget(ctx, r.Target.All, r.Target.Groups, r.Target.PCs, now)
+	if err != nil {
+		return store.Execution{}, fmt.Errorf("resolve target: %w", err)
+	}
+	if len(pcs) == 0 {
+		return store.Execution{}, &ValidationError{Problems: []Problem{{Field: "target", Message: "matches no agent"}}}
+	}
+	e := store.Execution{
+		ExecID: NewExecID(now), JobID: AdhocJob, Shell: r.Shell, Script: r.Script,
+		Timeout: r.Timeout, Target: r.Target, InitiatedBy: r.Actor, Status: "running",
+		CreatedAt: now, DeadlineAt: now.Add(r.Deadline),
+	}
+	cmd := wire.Command{
+		Protocol: wire.ProtocolVersion, ExecID: e.ExecID, JobID: AdhocJob, Shell: r.Shell, Script: r.Script,
+		Timeout: wire.Duration(r.Timeout), IssuedAt: now, DeadlineAt: e.DeadlineAt, OutputCap: d.lim.OutputCap,
+	}
+	if err := d.st.CreateExecution(ctx, e, pcs); err != nil {
+		return store.Execution{}, fmt.Errorf("record execution: %w", err)
+	}
+	if err := d.publish(ctx, cmd, r.Target, adhocToken(e.ExecID)); err != nil {
+		if derr := d.st.DeleteExecution(context.WithoutCancel(ctx), e.ExecID); derr != nil {
+			d.log.Error("cannot remove an execution that was not published", "exec_id", e.ExecID, "err", derr)
+		}
+		return store.Execution{}, fmt.Errorf("publish: %w", err)
+	}
+	d.log.Info("execution started", "exec_id", e.ExecID, "job_id", e.JobID, "targets", len(pcs), "by", r.Actor)
+	d.ev.Publish(events.Executions)
+	return d.st.Execution(ctx, e.ExecID)
+}
+
+// adhocToken is the subject token of an ad-hoc run: unique, so that ad-hoc
+// runs never replace each other in the EXEC stream.
+func adhocToken(execID string) string { return AdhocJob + "-" + execID }
+
+// publish sends cmd on every subject of the target and waits for the
+// stream to acknowledge each.
+func (d *Dispatcher) publish(ctx context.Context, cmd wire.Command, t store.Target, jobToken string) error {
+	if err := cmd.Validate(); err != nil {
+		return err
+	}
+	data, err := json.Marshal(cmd)
+	if err != nil {
+		return err
+	}
+	var subjects []string
+	if t.All {
+		subjects = append(subjects, wire.CommandAllSubject(jobToken))
+	}
+	for _, g := range t.Groups {
+		subjects = append(subjects, wire.CommandGroupSubject(g, jobToken))
+	}
+	for _, p := range t.PCs {
+		subjects = append(subjects, wire.CommandPCSubject(p, jobToken))
+	}
+	futures := make([]jetstream.PubAckFuture, 0, len(subjects))
+	for _, s := range subjects {
+		f, err := d.js.PublishAsync(s, data)
+		if err != nil {
+			return fmt.Errorf("publish %s: %w", s, err)
+		}
+		futures = append(futures, f)
+	}
+	timeout := time.NewTimer(30 * time.Second)
+	defer timeout.Stop()
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("publish %s: %w", f.Msg().Subject, err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timeout.C:
+			return errors.New("publish: no acknowledgement from JetStream within 30s")
+		}
+	}
+	return nil
+}
+
+// Kill stops an execution: running processes are killed, targets that
+// have not started are cancelled (also offline PCs, which will not find
+// the command when they return).
+func (d *Dispatcher) Kill(ctx context.Context, execID, actor string) error {
+	e, err := d.st.Execution(ctx, execID)
+	if err != nil {
+		return err
+	}
+	if e.Status == "completed" {
+		return fmt.Errorf("%w: execution %s already completed", ErrConflict, execID)
+	}
+	now := d.now()
+	// Agents first: the stream copy goes away and the kill is broadcast
+	// before the database says killed, so nothing can start in between
+	// unseen.
+	if e.JobID == AdhocJob {
+		tok := adhocToken(execID)
+		for _, f := range []string{wire.CommandAllSubject(tok), "commands.*.*." + tok} {
+			if err := d.purge(ctx, f); err != nil {
+				return err
+			}
+		}
+	}
+	data, _ := json.Marshal(wire.Kill{ExecID: execID, By: actor})
+	if err := d.nc.Publish(wire.KillSubject(execID), data); err != nil {
+		return fmt.Errorf("publish kill: %w", err)
+	}
+	if err := d.nc.FlushTimeout(5 * time.Second); err != nil {
+		return fmt.Errorf("publish kill: %w", err)
+	}
+	if err := d.st.RequestKill(ctx, execID, actor, now); err != nil {
+		return err
+	}
+	d.log.Info("execution killed", "exec_id", execID, "by", actor)
+	d.ev.Publish(events.Execution(execID))
+	d.ev.Publish(events.Executions)
+	return nil
+}
+
+func (d *Dispatcher) purge(ctx context.Context, subject string) error {
+	s, err := d.js.Stream(ctx, wire.StreamExec)
+	if err != nil {
+		return fmt.Errorf("purge %s: %w", subject, err)
+	}
+	if err := s.Purge(ctx, jetstream.WithPurgeSubject(subject)); err != nil {
+		return fmt.Errorf("purge %s: %w", subject, err)
+	}
+	return nil
+}
+
+// ExpireLoop marks targets that never answered before their deadline as
+// expired, every interval, until ctx is done.
+func (d *Dispatcher) ExpireLoop(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		ids, err := d.st.ExpireOverdue(ctx, d.now())
+		if err != nil {
+			if ctx.Err() == nil {
+				d.log.Error("expire overdue targets", "err", err)
+			}
+			continue
+		}
+		for _, id := range ids {
+			d.ev.Publish(events.Execution(id))
+		}
+		if len(ids) > 0 {
+			d.ev.Publish(events.Executions)
+		}
+	}
+}
+
+// NewExecID returns a new execution id: 26 lower-case Crockford base32
+// characters, a 48-bit millisecond timestamp then 80 random bits, so ids
+// sort by creation time.
+func NewExecID(now time.Time) string {
+	const alphabet = "0123456789abcdefghjkmnpqrstvwxyz"
+	var b [16]byte
+	ms := uint64(now.UnixMilli())
+	for i := 0; i < 6; i++ {
+		b[i] = byte(ms >> (40 - 8*i))
+	}
+	_, _ = rand.Read(b[6:])
+	// 128 bits → 26 characters of 5 bits (the first carries 3).
+	out := make([]byte, 26)
+	var hi, lo = uint64(0), uint64(0)
+	for i := 0; i < 8; i++ {
+		hi = hi<<8 | uint64(b[i])
+		lo = lo<<8 | uint64(b[i+8])
+	}
+	for i := 25; i >= 0; i-- {
+		out[i] = alphabet[lo&31]
+		lo = lo>>5 | (hi&31)<<59
+		hi >>= 5
+	}
+	return string(out)
+}

@@ -1,0 +1,292 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/kanadehq/kanade/agent/worker"
+	"github.com/kanadehq/kanade/app/config"
+)
+
+// checkFor polls fn until it returns nil or total passes.
+func checkFor(t testing.TB, total time.Duration, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(total)
+	step := 10 * time.Millisecond
+	var err error
+	for time.Now().Before(deadline) {
+		if err = fn(); err == nil {
+			return
+		}
+		time.Sleep(step)
+		step = min(step*2, 200*time.Millisecond)
+	}
+	t.Fatalf("condition not met within %s: %v", total, err)
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	if os.Getenv("KANADE_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// testServer is serve() running in this process on random ports.
+type testServer struct {
+	t       testing.TB
+	data    string
+	URL     string // http://127.0.0.1:port
+	NATSURL string
+	Creds   string
+	cancel  context.CancelFunc
+	done    chan error
+}
+
+// startServer runs a server with its data in dataDir. natsListen may pin
+// the broker's port so agents can reconnect after a restart.
+func startServer(t testing.TB, dataDir, natsListen string) *testServer {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Server.Data = dataDir
+	cfg.Server.HTTP = "127.0.0.1:0"
+	cfg.NATS.Listen = natsListen
+	if natsListen == "" {
+		cfg.NATS.Listen = "127.0.0.1:0"
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &testServer{t: t, data: dataDir, cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		err := serve(ctx, cfg, pw, testLogger(t))
+		pw.CloseWithError(fmt.Errorf("server stopped: %v", err))
+		s.done <- err
+	}()
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() {
+		line := sc.Text()
+		if u, ok := strings.CutPrefix(line, "kanade is running: open "); ok {
+			s.URL = u
+		}
+		if rest, ok := strings.CutPrefix(line, "agents connect with: kanade-agent --server "); ok {
+			f := strings.Fields(rest)
+			s.NATSURL, s.Creds = f[0], f[2]
+			break
+		}
+	}
+	if s.URL == "" || s.NATSURL == "" {
+		cancel()
+		t.Fatalf("server did not start: %v", sc.Err())
+	}
+	go io.Copy(io.Discard, pr)
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *testServer) stop() {
+	if s.cancel == nil {
+		return
+	}
+	s.cancel()
+	select {
+	case err := <-s.done:
+		if err != nil {
+			s.t.Errorf("server: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		s.t.Error("server did not stop within 30s")
+	}
+	s.cancel = nil
+}
+
+// testAgent is a worker running in this process.
+type testAgent struct {
+	W      *worker.Worker
+	PC     string
+	Data   string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startAgent(t testing.TB, s *testServer, pc string, groups []string, dataDir string) *testAgent {
+	t.Helper()
+	if dataDir == "" {
+		dataDir = t.TempDir()
+	}
+	w, err := worker.New(worker.Config{PCID: pc, Groups: groups, DataDir: dataDir, HeartbeatInterval: time.Second,
+		AgentVersion: "test", Logger: testLogger(t).With("agent", pc)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt, err := nats.NkeyOptionFromSeed(s.Creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &testAgent{W: w, PC: pc, Data: dataDir, cancel: cancel, done: make(chan error, 1)}
+	go func() { a.done <- w.Run(ctx, s.NATSURL, opt) }()
+	t.Cleanup(a.stop)
+	return a
+}
+
+func (a *testAgent) stop() {
+	if a.cancel == nil {
+		return
+	}
+	a.cancel()
+	<-a.done
+	a.cancel = nil
+}
+
+// waitOnline waits until the server lists every pc as online.
+func (s *testServer) waitOnline(t testing.TB, pcs ...string) {
+	t.Helper()
+	checkFor(t, 20*time.Second, func() error {
+		for _, pc := range pcs {
+			var a struct {
+				Online bool `json:"online"`
+			}
+			if code := s.get(t, "/api/agents/"+pc, &a); code != http.StatusOK || !a.Online {
+				return fmt.Errorf("agent %s not online (status %d)", pc, code)
+			}
+		}
+		return nil
+	})
+}
+
+// get decodes a JSON response into v and returns the status.
+func (s *testServer) get(t testing.TB, path string, v any) int {
+	t.Helper()
+	resp, err := http.Get(s.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if v != nil {
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil && resp.StatusCode < 300 {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// post sends body as JSON and decodes the response into v.
+func (s *testServer) post(t testing.TB, path string, body, v any) int {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	resp, err := http.Post(s.URL+path, "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if v != nil {
+		_ = json.NewDecoder(resp.Body).Decode(v)
+	}
+	return resp.StatusCode
+}
+
+type execution struct {
+	ExecID      string         `json:"exec_id"`
+	JobID       string         `json:"job_id"`
+	Status      string         `json:"status"`
+	TargetCount int            `json:"target_count"`
+	Counts      map[string]int `json:"counts"`
+	Targets     []targetResult `json:"targets"`
+}
+
+type targetResult struct {
+	PCID      string `json:"pc_id"`
+	State     string `json:"state"`
+	Reason    string `json:"reason"`
+	ExitCode  *int   `json:"exit_code"`
+	Stdout    string `json:"stdout"`
+	Stderr    string `json:"stderr"`
+	Truncated bool   `json:"truncated"`
+}
+
+func (s *testServer) run(t testing.TB, req map[string]any) execution {
+	t.Helper()
+	var e execution
+	if code := s.post(t, "/api/run", req, &e); code != http.StatusAccepted {
+		t.Fatalf("POST /api/run = %d, want 202 (%+v)", code, e)
+	}
+	return e
+}
+
+// waitExec polls an execution until cond holds.
+func (s *testServer) waitExec(t testing.TB, id string, cond func(e execution) error) execution {
+	t.Helper()
+	var e execution
+	checkFor(t, 60*time.Second, func() error {
+		e = execution{}
+		if code := s.get(t, "/api/executions/"+id, &e); code != http.StatusOK {
+			return fmt.Errorf("status %d", code)
+		}
+		return cond(e)
+	})
+	return e
+}
+
+func completed(e execution) error {
+	if e.Status != "completed" && e.Status != "killed" {
+		return fmt.Errorf("status %s, counts %v", e.Status, e.Counts)
+	}
+	for _, tr := range e.Targets {
+		if tr.State == "pending" || tr.State == "running" {
+			return fmt.Errorf("target %s is %s", tr.PCID, tr.State)
+		}
+	}
+	return nil
+}
+
+func targetIn(pc string, states ...string) func(e execution) error {
+	return func(e execution) error {
+		for _, tr := range e.Targets {
+			if tr.PCID == pc {
+				for _, s := range states {
+					if tr.State == s {
+						return nil
+					}
+				}
+				return fmt.Errorf("target %s is %s, want %v", pc, tr.State, states)
+			}
+		}
+		return fmt.Errorf("no target %s", pc)
+	}
+}
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func lines(t testing.TB, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return strings.Fields(string(b))
+}
+
+func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

@@ -1,0 +1,231 @@
+// Package projector copies what agents report into the database: the
+// RESULTS stream into the results table (batched, idempotent upserts,
+// acknowledged only after the commit) and heartbeats into the agents
+// table (the newest per agent, written once a second).
+package projector
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/kanadehq/kanade/agent/wire"
+	"github.com/kanadehq/kanade/app/events"
+	"github.com/kanadehq/kanade/store"
+)
+
+// ResultsConsumer is the durable consumer name of the results projector.
+const ResultsConsumer = "results-projector"
+
+// MaxBatch is the most results written in one transaction.
+const MaxBatch = 500
+
+// Results projects the RESULTS stream until ctx is done.
+func Results(ctx context.Context, js jetstream.JetStream, st *store.Store, ev *events.Broker, log *slog.Logger) error {
+	cons, err := js.CreateOrUpdateConsumer(ctx, wire.StreamResults, jetstream.ConsumerConfig{
+		Durable:       ResultsConsumer,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       time.Minute,
+		MaxAckPending: 20000,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		MaxDeliver:    -1,
+	})
+	if err != nil {
+		return err
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(2 * MaxBatch))
+	if err != nil {
+		return err
+	}
+	msgs := make(chan jetstream.Msg, 2*MaxBatch)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(msgs)
+		for {
+			m, err := it.Next()
+			if err != nil {
+				if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+					return
+				}
+				log.Warn("results projector: fetch", "err", err)
+				continue
+			}
+			msgs <- m
+		}
+	}()
+	defer wg.Wait()
+	defer it.Stop()
+
+	batch := make([]jetstream.Msg, 0, MaxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			return nil
+		case m, ok := <-msgs:
+			if !ok {
+				return nil
+			}
+			batch = append(batch, m)
+		}
+	fill:
+		for len(batch) < MaxBatch {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, m)
+			default:
+				break fill
+			}
+		}
+		applyBatch(ctx, st, ev, log, batch)
+	}
+}
+
+func applyBatch(ctx context.Context, st *store.Store, ev *events.Broker, log *slog.Logger, batch []jetstream.Msg) {
+	rs := make([]wire.Result, 0, len(batch))
+	good := make([]jetstream.Msg, 0, len(batch))
+	for _, m := range batch {
+		r, err := decodeResult(m.Subject(), m.Data())
+		if err != nil {
+			log.Warn("results projector: dropping a bad result", "subject", m.Subject(), "err", err)
+			_ = m.Term()
+			continue
+		}
+		rs = append(rs, r)
+		good = append(good, m)
+	}
+	if len(rs) == 0 {
+		return
+	}
+	for {
+		touched, err := st.ApplyResults(ctx, rs, time.Now().UTC())
+		if err == nil {
+			for _, m := range good {
+				_ = m.Ack()
+			}
+			for _, id := range touched {
+				ev.Publish(events.Execution(id))
+			}
+			ev.Publish(events.Executions)
+			return
+		}
+		if ctx.Err() != nil {
+			return // not acked: redelivered after a restart
+		}
+		log.Error("results projector: database write failed; retrying", "results", len(rs), "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// decodeResult trusts the subject over the body for who reports what.
+func decodeResult(subject string, data []byte) (wire.Result, error) {
+	var r wire.Result
+	t := strings.Split(subject, ".")
+	if len(t) != 3 || t[0] != "results" {
+		return r, errors.New("not a result subject")
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
+		return r, err
+	}
+	if r.ExecID != t[1] || r.PCID != t[2] {
+		return r, errors.New("the body names another execution or PC than the subject")
+	}
+	return r, r.Validate()
+}
+
+// Heartbeats subscribes to heartbeats and writes the newest per agent
+// every flushEvery until ctx is done.
+func Heartbeats(ctx context.Context, nc *nats.Conn, st *store.Store, ev *events.Broker, log *slog.Logger, flushEvery time.Duration) error {
+	var mu sync.Mutex
+	pending := map[string]wire.Heartbeat{}
+	sub, err := nc.Subscribe(wire.HeartbeatWildcard, func(m *nats.Msg) {
+		var hb wire.Heartbeat
+		if err := json.Unmarshal(m.Data, &hb); err != nil {
+			log.Warn("heartbeat: undecodable", "subject", m.Subject, "err", err)
+			return
+		}
+		if hb.PCID != wire.LastToken(m.Subject) {
+			log.Warn("heartbeat: body names another PC than the subject", "subject", m.Subject)
+			return
+		}
+		if err := hb.Validate(); err != nil {
+			log.Warn("heartbeat: invalid", "subject", m.Subject, "err", err)
+			return
+		}
+		mu.Lock()
+		pending[hb.PCID] = hb
+		mu.Unlock()
+	})
+	if err != nil {
+		return err
+	}
+	defer sub.Unsubscribe()
+	_ = sub.SetPendingLimits(1<<20, 256<<20)
+	t := time.NewTicker(flushEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		mu.Lock()
+		if len(pending) == 0 {
+			mu.Unlock()
+			continue
+		}
+		batch := pending
+		pending = map[string]wire.Heartbeat{}
+		mu.Unlock()
+		now := time.Now().UTC()
+		agents := make([]store.Agent, 0, len(batch))
+		for _, hb := range batch {
+			agents = append(agents, agentFromHeartbeat(hb, now))
+		}
+		if err := st.UpsertAgents(ctx, agents); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			log.Error("heartbeat: database write failed", "agents", len(agents), "err", err)
+			mu.Lock()
+			for pc, hb := range batch { // keep them unless a newer one came
+				if _, ok := pending[pc]; !ok {
+					pending[pc] = hb
+				}
+			}
+			mu.Unlock()
+			continue
+		}
+		ev.Publish(events.Agents)
+	}
+}
+
+// agentFromHeartbeat uses the server's clock for last-seen times: agent
+// clocks drift.
+func agentFromHeartbeat(hb wire.Heartbeat, now time.Time) store.Agent {
+	a := store.Agent{
+		PCID: hb.PCID, Hostname: hb.Hostname, OS: hb.OS, OSVersion: hb.OSVersion, Arch: hb.Arch,
+		AgentVersion: hb.AgentVersion, Protocol: hb.Protocol, Groups: hb.Groups, Interval: hb.Interval.D(),
+		Running: hb.Running, LastSeen: now, OfflineAfter: now.Add(3 * hb.Interval.D()),
+	}
+	if hb.Stopping {
+		a.OfflineAfter = now
+	}
+	return a
+}

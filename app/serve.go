@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/kanadehq/kanade/agent/wire"
+	"github.com/kanadehq/kanade/app/bus"
+	"github.com/kanadehq/kanade/app/config"
+	"github.com/kanadehq/kanade/app/dispatch"
+	"github.com/kanadehq/kanade/app/events"
+	"github.com/kanadehq/kanade/app/projector"
+	"github.com/kanadehq/kanade/app/web"
+	"github.com/kanadehq/kanade/store"
+)
+
+// serve runs the server until ctx is done, then shuts down gracefully.
+func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) error {
+	// Without sign-in configured the server runs in dev mode, which must
+	// not be reachable from other machines.
+	devMode := true
+	if devMode {
+		if !config.IsLoopback(cfg.Server.HTTP) {
+			return fmt.Errorf("server.http %s: no OIDC issuer is configured, so kanade runs in dev mode (no sign-in), which listens on loopback only; use 127.0.0.1:PORT", cfg.Server.HTTP)
+		}
+		if cfg.NATS.URL == "" && !config.IsLoopback(cfg.NATS.Listen) {
+			return fmt.Errorf("nats.listen %s: dev mode (no OIDC issuer configured) listens on loopback only; use 127.0.0.1:PORT", cfg.NATS.Listen)
+		}
+	}
+	if err := cfg.PrepareData(); err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, cfg.DB.Driver, cfg.DBDSN())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	b, err := bus.Open(ctx, bus.Options{
+		DataDir: cfg.Server.Data, Listen: cfg.NATS.Listen, URL: cfg.NATS.URL, Credentials: cfg.NATS.Credentials,
+		MaxPayload: int32(cfg.NATS.MaxPayload), Logger: log,
+		Streams: bus.StreamLimits{
+			ExecMaxAge: cfg.Streams.ExecMaxAge.D(), ExecMaxBytes: int64(cfg.Streams.ExecMaxBytes),
+			ResultsMaxAge: cfg.Streams.ResultsMaxAge.D(), ResultsMaxBytes: int64(cfg.Streams.ResultsMaxBytes),
+			OutputMaxAge: cfg.Streams.OutputMaxAge.D(), OutputMaxBytes: int64(cfg.Streams.OutputMaxBytes),
+		},
+	})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+
+	ev := events.New()
+	disp := dispatch.New(st, b.NC, b.JS, ev, dispatch.Limits{
+		DefaultTimeout: cfg.Execution.DefaultTimeout.D(), MaxTimeout: cfg.Execution.MaxTimeout.D(),
+		DefaultDeadline: cfg.Execution.DefaultDeadline.D(), OutputCap: int(cfg.Execution.OutputCap),
+	}, log)
+
+	workCtx, stopWork := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	goWork := func(name string, fn func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(workCtx); err != nil && workCtx.Err() == nil {
+				log.Error(name+" stopped", "err", err)
+			}
+		}()
+	}
+	goWork("results projector", func(ctx context.Context) error { return projector.Results(ctx, b.JS, st, ev, log) })
+	goWork("heartbeat projector", func(ctx context.Context) error {
+		return projector.Heartbeats(ctx, b.NC, st, ev, log, time.Second)
+	})
+	goWork("expiry", func(ctx context.Context) error { disp.ExpireLoop(ctx, 5*time.Second); return nil })
+
+	host, _ := os.Hostname()
+	handler := web.New(web.Deps{
+		Store: st, Dispatcher: disp, Events: ev, JS: b.JS, NATSHealthy: b.Healthy, Log: log, Version: version,
+		DevMode: devMode, LocalPC: wire.PCIDFromHostname(host), OutputCap: int(cfg.Execution.OutputCap),
+		SSEMaxLifetime: cfg.Server.SSEMaxLifetime.D(),
+	})
+	ln, err := net.Listen("tcp", cfg.Server.HTTP)
+	if err != nil {
+		stopWork()
+		wg.Wait()
+		return fmt.Errorf("server.http: %w", err)
+	}
+	baseCtx, cancelBase := context.WithCancel(context.Background())
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      2 * time.Minute, // SSE handlers lift it for their own connection
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	url := "http://" + ln.Addr().String()
+	log.Info("kanade is running", "url", url, "nats", b.ClientURL(), "data", cfg.Server.Data, "db", cfg.DB.Driver, "dev_mode", devMode, "version", version)
+	fmt.Fprintf(stdout, "kanade is running: open %s\n", url)
+	if b.Embedded() {
+		fmt.Fprintf(stdout, "agents connect with: kanade-agent --server %s --credentials %s\n", b.ClientURL(), b.AgentCredentials)
+	}
+
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+	}
+	log.Info("shutting down")
+	cancelBase() // ends live streams
+	shCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if serr := srv.Shutdown(shCtx); serr != nil {
+		log.Warn("http shutdown", "err", serr)
+	}
+	stopWork()
+	wg.Wait()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}

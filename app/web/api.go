@@ -1,0 +1,384 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/kanadehq/kanade/agent/wire"
+	"github.com/kanadehq/kanade/app/dispatch"
+	"github.com/kanadehq/kanade/store"
+)
+
+// agentJSON is API.md's Agent.
+type agentJSON struct {
+	PCID              string     `json:"pc_id"`
+	Hostname          string     `json:"hostname"`
+	OS                string     `json:"os"`
+	OSVersion         string     `json:"os_version"`
+	Arch              string     `json:"arch"`
+	AgentVersion      string     `json:"agent_version"`
+	Groups            []string   `json:"groups"`
+	Online            bool       `json:"online"`
+	LastSeen          *time.Time `json:"last_seen"`
+	FirstSeen         *time.Time `json:"first_seen,omitempty"`
+	HeartbeatInterval string     `json:"heartbeat_interval,omitempty"`
+	Running           int        `json:"running"`
+	Inventory         *struct{}  `json:"inventory,omitempty"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+func toAgentJSON(a store.Agent, now time.Time) agentJSON {
+	groups := a.Groups
+	if groups == nil {
+		groups = []string{}
+	}
+	return agentJSON{PCID: a.PCID, Hostname: a.Hostname, OS: a.OS, OSVersion: a.OSVersion, Arch: a.Arch,
+		AgentVersion: a.AgentVersion, Groups: groups, Online: a.Online(now), LastSeen: timePtr(a.LastSeen),
+		FirstSeen: timePtr(a.FirstSeen), HeartbeatInterval: a.Interval.String(), Running: a.Running}
+}
+
+type countsJSON struct {
+	Pending   int `json:"pending"`
+	Running   int `json:"running"`
+	Succeeded int `json:"succeeded"`
+	Failed    int `json:"failed"`
+	TimedOut  int `json:"timed_out"`
+	Killed    int `json:"killed"`
+	Skipped   int `json:"skipped"`
+	Expired   int `json:"expired"`
+}
+
+// executionJSON is API.md's Execution.
+type executionJSON struct {
+	ExecID      string       `json:"exec_id"`
+	JobID       string       `json:"job_id"`
+	Version     string       `json:"version"`
+	Status      string       `json:"status"`
+	InitiatedBy string       `json:"initiated_by"`
+	CreatedAt   time.Time    `json:"created_at"`
+	DeadlineAt  *time.Time   `json:"deadline_at,omitempty"`
+	FinishedAt  *time.Time   `json:"finished_at,omitempty"`
+	TargetCount int          `json:"target_count"`
+	Counts      countsJSON   `json:"counts"`
+	Target      store.Target `json:"target"`
+	Shell       string       `json:"shell,omitempty"`
+	Script      string       `json:"script,omitempty"`
+	Timeout     string       `json:"timeout,omitempty"`
+	Targets     []resultJSON `json:"targets,omitempty"`
+	KillRequest *killReqJSON `json:"kill_requested,omitempty"`
+}
+
+type killReqJSON struct {
+	By string    `json:"by"`
+	At time.Time `json:"at"`
+}
+
+func toExecutionJSON(e store.Execution) executionJSON {
+	c := e.Counts
+	j := executionJSON{ExecID: e.ExecID, JobID: e.JobID, Version: e.Version, Status: e.Status, InitiatedBy: e.InitiatedBy,
+		CreatedAt: e.CreatedAt.UTC(), DeadlineAt: timePtr(e.DeadlineAt), FinishedAt: timePtr(e.FinishedAt),
+		TargetCount: c.Total(), Target: e.Target, Shell: e.Shell, Script: e.Script, Timeout: e.Timeout.String(),
+		Counts: countsJSON{c.Pending, c.Running, c.Succeeded, c.Failed, c.TimedOut, c.Killed, c.Skipped, c.Expired}}
+	if !e.KillRequestedAt.IsZero() {
+		j.KillRequest = &killReqJSON{By: e.KillRequestedBy, At: e.KillRequestedAt.UTC()}
+	}
+	return j
+}
+
+// resultJSON is API.md's TargetResult.
+type resultJSON struct {
+	ExecID     string     `json:"exec_id"`
+	PCID       string     `json:"pc_id"`
+	State      wire.State `json:"state"`
+	Reason     string     `json:"reason,omitempty"`
+	ExitCode   *int       `json:"exit_code,omitempty"`
+	Stdout     string     `json:"stdout"`
+	Stderr     string     `json:"stderr"`
+	Truncated  bool       `json:"truncated"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+}
+
+func toResultJSON(r store.Result) resultJSON {
+	return resultJSON{ExecID: r.ExecID, PCID: r.PCID, State: r.State, Reason: r.Reason, ExitCode: r.ExitCode,
+		Stdout: r.Stdout, Stderr: r.Stderr, Truncated: r.Truncated, StartedAt: timePtr(r.StartedAt), FinishedAt: timePtr(r.FinishedAt)}
+}
+
+func (s *server) apiAgents(c echo.Context) error {
+	limit, offset, err := paging(c)
+	if err != nil {
+		return err
+	}
+	status, err := oneOf(c, "status", "online", "offline")
+	if err != nil {
+		return err
+	}
+	group, err := optionalID(c, "group")
+	if err != nil {
+		return err
+	}
+	now := s.Now()
+	agents, total, err := s.Store.Agents(c.Request().Context(), store.AgentFilter{
+		Q: c.QueryParam("q"), Group: group, Status: status, OS: c.QueryParam("os"), Now: now, Limit: limit, Offset: offset})
+	if err != nil {
+		return err
+	}
+	out := make([]agentJSON, 0, len(agents))
+	for _, a := range agents {
+		out = append(out, toAgentJSON(a, now))
+	}
+	return c.JSON(http.StatusOK, map[string]any{"agents": out, "total": total})
+}
+
+func (s *server) apiAgent(c echo.Context) error {
+	pc, err := idParam(c, "pc", "agent")
+	if err != nil {
+		return err
+	}
+	a, err := s.Store.Agent(c.Request().Context(), pc)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toAgentJSON(a, s.Now()))
+}
+
+// runRequestJSON is the body of POST /api/run.
+type runRequestJSON struct {
+	Target   *store.Target `json:"target"`
+	Shell    string        `json:"shell"`
+	Script   string        `json:"script"`
+	Timeout  string        `json:"timeout"`
+	Deadline string        `json:"deadline"`
+}
+
+// decodeJSON reads a strict JSON body: unknown fields and wrong types are
+// errors that name the field.
+func decodeJSON(c echo.Context, v any) error {
+	ct, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
+	if ct != echo.MIMEApplicationJSON {
+		return apiErr(http.StatusUnsupportedMediaType, "unsupported_media_type", "send the body as application/json", nil)
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		var se *json.SyntaxError
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &te):
+			return validation(te.Field, fmt.Sprintf("must be %s, not %s", jsonKind(te.Type.Kind().String()), te.Value))
+		case errors.As(err, &se):
+			return apiErr(http.StatusBadRequest, "invalid_json", fmt.Sprintf("the body is not valid JSON (at byte %d)", se.Offset), nil)
+		case errors.As(err, &mbe):
+			return apiErr(http.StatusRequestEntityTooLarge, "too_large", "the body is larger than 1 MiB", nil)
+		case errors.Is(err, io.EOF):
+			return apiErr(http.StatusBadRequest, "invalid_json", "the body is empty", nil)
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			return validation(f, "is not a known field")
+		default:
+			return apiErr(http.StatusBadRequest, "invalid_json", err.Error(), nil)
+		}
+	}
+	if dec.More() {
+		return apiErr(http.StatusBadRequest, "invalid_json", "the body has more than one JSON value", nil)
+	}
+	return nil
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "slice":
+		return "a list"
+	case "struct", "map":
+		return "an object"
+	case "bool":
+		return "true or false"
+	case "string":
+		return "a string"
+	default:
+		return "a number"
+	}
+}
+
+func validation(field, msg string) error {
+	return &dispatch.ValidationError{Problems: []dispatch.Problem{{Field: field, Message: msg}}}
+}
+
+func (s *server) apiRun(c echo.Context) error {
+	var req runRequestJSON
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	r := dispatch.RunRequest{Shell: req.Shell, Script: req.Script, Actor: actor(c)}
+	var ps []dispatch.Problem
+	if req.Target == nil {
+		ps = append(ps, dispatch.Problem{Field: "target", Message: "is required: {\"all\": true}, {\"groups\": [...]} or {\"pcs\": [...]}"})
+	} else {
+		r.Target = *req.Target
+	}
+	for _, d := range []struct {
+		field, v string
+		dst      *time.Duration
+	}{{"timeout", req.Timeout, &r.Timeout}, {"deadline", req.Deadline, &r.Deadline}} {
+		if d.v == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.v)
+		if err != nil {
+			ps = append(ps, dispatch.Problem{Field: d.field, Message: fmt.Sprintf("%q is not a duration like \"30s\", \"10m\" or \"1h30m\"", d.v)})
+			continue
+		}
+		*d.dst = max(v, -1) // 0s is an explicit, invalid value, not "use the default"
+		if v == 0 {
+			*d.dst = -1
+		}
+	}
+	if len(ps) > 0 {
+		// Report every problem at once, in the order of the fields.
+		seen := map[string]bool{}
+		for _, p := range ps {
+			seen[p.Field] = true
+		}
+		for _, p := range s.Dispatcher.Check(&r) {
+			if !seen[p.Field] {
+				ps = append(ps, p)
+			}
+		}
+		sortProblems(ps)
+		return &dispatch.ValidationError{Problems: ps}
+	}
+	e, err := s.Dispatcher.Run(c.Request().Context(), r)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, toExecutionJSON(e))
+}
+
+func (s *server) apiExecutions(c echo.Context) error {
+	limit, offset, err := paging(c)
+	if err != nil {
+		return err
+	}
+	status, err := oneOf(c, "status", "running", "completed", "killed", "halted", "awaiting_approval")
+	if err != nil {
+		return err
+	}
+	job, err := optionalID(c, "job_id")
+	if err != nil {
+		return err
+	}
+	execs, total, err := s.Store.Executions(c.Request().Context(), store.ExecFilter{JobID: job, Status: status, Limit: limit, Offset: offset})
+	if err != nil {
+		return err
+	}
+	out := make([]executionJSON, 0, len(execs))
+	for _, e := range execs {
+		j := toExecutionJSON(e)
+		j.Script = "" // lists stay small; GET /api/executions/{id} has it
+		out = append(out, j)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"executions": out, "total": total})
+}
+
+func (s *server) apiExecution(c echo.Context) error {
+	ctx := c.Request().Context()
+	id, err := idParam(c, "id", "execution")
+	if err != nil {
+		return err
+	}
+	e, err := s.Store.Execution(ctx, id)
+	if err != nil {
+		return err
+	}
+	j := toExecutionJSON(e)
+	j.Targets = []resultJSON{}
+	for offset := 0; ; {
+		rs, total, err := s.Store.Results(ctx, store.ResultFilter{ExecID: id, Limit: 1000, Offset: offset})
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			j.Targets = append(j.Targets, toResultJSON(r))
+		}
+		offset += len(rs)
+		if len(rs) == 0 || offset >= total {
+			break
+		}
+	}
+	return c.JSON(http.StatusOK, j)
+}
+
+func (s *server) apiKill(c echo.Context) error {
+	id, err := idParam(c, "id", "execution")
+	if err != nil {
+		return err
+	}
+	if err := s.Dispatcher.Kill(c.Request().Context(), id, actor(c)); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, map[string]any{"exec_id": id, "killed_requested": true})
+}
+
+func (s *server) apiResults(c echo.Context) error {
+	limit, offset, err := paging(c)
+	if err != nil {
+		return err
+	}
+	exec, err := optionalID(c, "exec_id")
+	if err != nil {
+		return err
+	}
+	pc, err := optionalID(c, "pc_id")
+	if err != nil {
+		return err
+	}
+	state, err := stateParam(c)
+	if err != nil {
+		return err
+	}
+	rs, total, err := s.Store.Results(c.Request().Context(), store.ResultFilter{ExecID: exec, PCID: pc, State: state, Limit: limit, Offset: offset})
+	if err != nil {
+		return err
+	}
+	out := make([]resultJSON, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, toResultJSON(r))
+	}
+	return c.JSON(http.StatusOK, map[string]any{"results": out, "total": total})
+}
+
+func (s *server) health(c echo.Context) error {
+	ctx := c.Request().Context()
+	body := map[string]string{"status": "ok", "nats": "ok", "db": "ok"}
+	status := http.StatusOK
+	if err := s.NATSHealthy(ctx); err != nil {
+		body["nats"], body["status"], status = "error: "+err.Error(), "unavailable", http.StatusServiceUnavailable
+	}
+	if err := s.Store.Ping(ctx); err != nil {
+		body["db"], body["status"], status = "error: "+err.Error(), "unavailable", http.StatusServiceUnavailable
+	}
+	return c.JSON(status, body)
+}
+
+var fieldRank = map[string]int{"target": 0, "target.all": 1, "target.groups": 2, "target.pcs": 3, "shell": 4, "script": 5, "timeout": 6, "deadline": 7}
+
+func sortProblems(ps []dispatch.Problem) {
+	sort.SliceStable(ps, func(i, j int) bool { return fieldRank[ps[i].Field] < fieldRank[ps[j].Field] })
+}

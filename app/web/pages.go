@@ -1,0 +1,111 @@
+package web
+
+import (
+	"net/http"
+	"net/url"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/kanadehq/kanade/store"
+	"github.com/kanadehq/kanade/views"
+)
+
+func (s *server) dashboard(c echo.Context) error {
+	ctx, now := c.Request().Context(), s.Now()
+	online, total, err := s.Store.AgentCounts(ctx, now)
+	if err != nil {
+		return err
+	}
+	execs, _, err := s.Store.Executions(ctx, store.ExecFilter{Limit: 10})
+	if err != nil {
+		return err
+	}
+	m := views.DashboardModel{Online: online, Offline: total - online, Total: total}
+	for _, e := range execs {
+		m.Recent = append(m.Recent, execRow(e, now))
+	}
+	return render(c, http.StatusOK, views.DashboardPage(s.layout(c, "Dashboard", "dashboard"), m))
+}
+
+func (s *server) agentList(c echo.Context) error {
+	ctx, now := c.Request().Context(), s.Now()
+	limit, offset, err := paging(c)
+	if err != nil {
+		return err
+	}
+	status, err := oneOf(c, "status", "online", "offline")
+	if err != nil {
+		return err
+	}
+	group, err := optionalID(c, "group")
+	if err != nil {
+		return err
+	}
+	q := c.QueryParam("q")
+	agents, total, err := s.Store.Agents(ctx, store.AgentFilter{Q: q, Group: group, Status: status, Now: now, Limit: limit, Offset: offset})
+	if err != nil {
+		return err
+	}
+	groups, err := s.Store.Groups(ctx)
+	if err != nil {
+		return err
+	}
+	online, all, err := s.Store.AgentCounts(ctx, now)
+	if err != nil {
+		return err
+	}
+	m := views.AgentListModel{Q: q, Status: status, Group: group, Groups: groups, Online: online, Total: all}
+	for _, a := range agents {
+		m.Rows = append(m.Rows, agentRow(a, now))
+	}
+	m.Pager = pager(*c.Request().URL, total, offset, limit, len(agents))
+	return s.page(c, "Agents", "agents", views.AgentListPage(s.layout(c, "Agents", "agents"), m), views.AgentTable(m))
+}
+
+func (s *server) agentShow(c echo.Context) error {
+	ctx, now := c.Request().Context(), s.Now()
+	pc, err := idParam(c, "pc", "agent")
+	if err != nil {
+		return err
+	}
+	a, err := s.Store.Agent(ctx, pc)
+	if err != nil {
+		return err
+	}
+	results, _, err := s.Store.Results(ctx, store.ResultFilter{PCID: pc, Limit: 20})
+	if err != nil {
+		return err
+	}
+	m := views.AgentModel{Agent: agentRow(a, now), Interval: a.Interval.String(), Running: a.Running,
+		FirstSeen: timeText(a.FirstSeen, now), RunURL: "/run?pcs=" + url.QueryEscape(pc)}
+	for _, r := range results {
+		m.Recent = append(m.Recent, targetRow(r, now, ""))
+	}
+	return render(c, http.StatusOK, views.AgentPage(s.layout(c, pc, "agents"), m))
+}
+
+func (s *server) execList(c echo.Context) error {
+	ctx, now := c.Request().Context(), s.Now()
+	limit, offset, err := paging(c)
+	if err != nil {
+		return err
+	}
+	status, err := oneOf(c, "status", "running", "completed", "killed", "halted", "awaiting_approval")
+	if err != nil {
+		return err
+	}
+	job, err := optionalID(c, "job_id")
+	if err != nil {
+		return err
+	}
+	execs, total, err := s.Store.Executions(ctx, store.ExecFilter{JobID: job, Status: status, Limit: limit, Offset: offset})
+	if err != nil {
+		return err
+	}
+	m := views.ExecListModel{Status: status, JobID: job}
+	for _, e := range execs {
+		m.Rows = append(m.Rows, execRow(e, now))
+	}
+	m.Pager = pager(*c.Request().URL, total, offset, limit, len(execs))
+	return s.page(c, "Executions", "executions", views.ExecListPage(s.layout(c, "Executions", "executions"), m), views.ExecTable(m))
+}

@@ -1,0 +1,80 @@
+package web
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/kanadehq/kanade/agent/wire"
+)
+
+// paging reads limit (default 50, at most 1000) and offset.
+func paging(c echo.Context) (limit, offset int, err error) {
+	limit, offset = 50, 0
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return 0, 0, badParam("limit", "must be a whole number from 1 to 1000")
+		}
+		limit = n
+	}
+	if v := c.QueryParam("offset"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return 0, 0, badParam("offset", "must be a whole number of 0 or more")
+		}
+		offset = n
+	}
+	return limit, offset, nil
+}
+
+func badParam(field, msg string) error {
+	return apiErr(http.StatusBadRequest, "invalid_parameter", field+" "+msg,
+		[]map[string]string{{"field": field, "message": msg}})
+}
+
+// idParam reads a path parameter that must be a subject-token-safe id.
+func idParam(c echo.Context, name, field string) (string, error) {
+	v := c.Param(name)
+	if err := wire.ValidateID(field, v); err != nil {
+		return "", apiErr(http.StatusNotFound, "not_found", field+" "+strconvQuote(v)+" does not exist", nil)
+	}
+	return v, nil
+}
+
+func strconvQuote(s string) string { return strconv.Quote(s) }
+
+// optionalID reads a query parameter that, when set, must be a valid id.
+func optionalID(c echo.Context, name string) (string, error) {
+	v := strings.TrimSpace(c.QueryParam(name))
+	if v == "" {
+		return "", nil
+	}
+	if err := wire.ValidateID(name, v); err != nil {
+		return "", badParam(name, err.Error())
+	}
+	return v, nil
+}
+
+func stateParam(c echo.Context) (wire.State, error) {
+	v := wire.State(c.QueryParam("state"))
+	if v != "" && !v.Valid() {
+		return "", badParam("state", "is not one of pending, running, succeeded, failed, timed_out, killed, skipped, expired")
+	}
+	return v, nil
+}
+
+func oneOf(c echo.Context, name string, allowed ...string) (string, error) {
+	v := c.QueryParam(name)
+	if v == "" {
+		return "", nil
+	}
+	for _, a := range allowed {
+		if v == a {
+			return v, nil
+		}
+	}
+	return "", badParam(name, "must be one of "+strings.Join(allowed, ", "))
+}

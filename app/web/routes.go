@@ -1,0 +1,41 @@
+package web
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kanadehq/kanade/static"
+)
+
+func (s *server) routes(e *echo.Echo) {
+	e.GET("/healthz", s.health)
+	e.GET("/metrics", echo.WrapHandler(promhttp.Handler()))
+	e.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", staticHandler(static.FS))))
+
+	// GUI
+	e.GET("/", s.dashboard)
+	e.GET("/agents", s.agentList)
+	e.GET("/agents/:pc", s.agentShow)
+	e.GET("/run", s.runForm)
+	e.GET("/run/preview", s.runPreview)
+	e.POST("/run", s.runCreate)
+	e.GET("/executions", s.execList)
+	e.GET("/executions/:id", s.execShow)
+	e.GET("/executions/:id/summary", s.execSummary)
+	e.GET("/executions/:id/targets", s.execTargets)
+	e.GET("/executions/:id/events", s.execEvents)
+	e.GET("/executions/:id/log/:pc", s.logPanel)
+	e.GET("/executions/:id/log/:pc/stream", s.logStream)
+	e.POST("/executions/:id/kill", s.execKill)
+
+	// JSON API (API.md)
+	e.GET("/api/agents", s.apiAgents)
+	e.GET("/api/agents/:pc", s.apiAgent)
+	e.POST("/api/run", s.apiRun)
+	e.GET("/api/executions", s.apiExecutions)
+	e.GET("/api/executions/:id", s.apiExecution)
+	e.POST("/api/executions/:id/kill", s.apiKill)
+	e.GET("/api/results", s.apiResults)
+}

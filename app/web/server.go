@@ -1,0 +1,208 @@
+// Package web is kanade's HTTP face: the server-rendered GUI (templ +
+// htmx, live parts over SSE) and the JSON API of API.md. Every route is
+// in routes.go; each handler parses, calls, then renders.
+package web
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/kanadehq/kanade/app/dispatch"
+	"github.com/kanadehq/kanade/app/events"
+	"github.com/kanadehq/kanade/store"
+)
+
+// Deps are what the handlers need.
+type Deps struct {
+	Store      *store.Store
+	Dispatcher *dispatch.Dispatcher
+	Events     *events.Broker
+	JS         jetstream.JetStream
+	// NATSHealthy reports the broker connection's health for /healthz.
+	NATSHealthy func(ctx context.Context) error
+	Log         *slog.Logger
+	Version     string
+	// DevMode: no sign-in, every request acts as the admin "dev".
+	DevMode bool
+	// LocalPC is this host's pc_id, offered as "this PC" on the Run page.
+	LocalPC string
+	// OutputCap is shown when output was truncated.
+	OutputCap int
+	// SSEMaxLifetime ends live streams after this long (browsers reconnect).
+	SSEMaxLifetime time.Duration
+	// Now is the clock (tests may replace it).
+	Now func() time.Time
+}
+
+type server struct {
+	Deps
+}
+
+// New returns the HTTP handler.
+func New(d Deps) *echo.Echo {
+	if d.Now == nil {
+		d.Now = func() time.Time { return time.Now().UTC() }
+	}
+	if d.SSEMaxLifetime == 0 {
+		d.SSEMaxLifetime = 30 * time.Minute
+	}
+	s := &server{Deps: d}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+		s.Log.Error("panic in handler", "path", c.Path(), "err", err, "stack", string(stack))
+		return err
+	}}))
+	e.Use(s.accessLog, securityHeaders, s.authenticate)
+	e.Use(middleware.CSRFWithConfig(middleware.CSRFConfig{
+		TokenLookup:    "header:X-CSRF-Token,form:_csrf",
+		CookieName:     "kanade_csrf",
+		CookiePath:     "/",
+		CookieHTTPOnly: true,
+		CookieSameSite: http.SameSiteStrictMode,
+		ContextKey:     csrfKey,
+		// The JSON API is protected by requiring a JSON body (no simple
+		// cross-site form can send one) and, later, bearer tokens.
+		Skipper: func(c echo.Context) bool { return isAPI(c) },
+		ErrorHandler: func(err error, c echo.Context) error {
+			return echo.NewHTTPError(http.StatusForbidden, "the form expired or came from another site; reload the page and try again")
+		},
+	}))
+	s.routes(e)
+	return e
+}
+
+const (
+	csrfKey  = "csrf"
+	actorKey = "actor"
+)
+
+func isAPI(c echo.Context) bool { return strings.HasPrefix(c.Request().URL.Path, "/api/") }
+
+// authenticate identifies the caller. Until sign-in exists the server only
+// runs in dev mode (loopback only), where everyone is the admin "dev".
+func (s *server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if s.DevMode {
+			c.Set(actorKey, "dev")
+			return next(c)
+		}
+		return echo.NewHTTPError(http.StatusUnauthorized, "sign-in is not configured")
+	}
+}
+
+func actor(c echo.Context) string {
+	a, _ := c.Get(actorKey).(string)
+	return a
+}
+
+func csrfToken(c echo.Context) string {
+	t, _ := c.Get(csrfKey).(string)
+	return t
+}
+
+func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "same-origin")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		// A browser never sends a cross-site request that changes state.
+		r := c.Request()
+		if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+			return echo.NewHTTPError(http.StatusForbidden, "cross-site requests are refused")
+		}
+		return next(c)
+	}
+}
+
+func (s *server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		status := c.Response().Status
+		lvl := slog.LevelDebug
+		if status >= 500 {
+			lvl = slog.LevelError
+		}
+		s.Log.Log(c.Request().Context(), lvl, "http", "method", c.Request().Method, "path", c.Request().URL.Path,
+			"status", status, "dur", time.Since(start).Round(time.Microsecond), "actor", actor(c))
+		return nil
+	}
+}
+
+// apiError is the error body of API.md.
+type apiError struct {
+	Error apiErrorBody `json:"error"`
+}
+
+type apiErrorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Details any    `json:"details,omitempty"`
+}
+
+// handleError maps errors to statuses in one place: JSON for the API, an
+// error page for the GUI.
+func (s *server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	status, code, msg := http.StatusInternalServerError, "internal", "something went wrong; the server log has the details"
+	var details any
+	var he *echo.HTTPError
+	var ve *dispatch.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		status, code, msg, details = http.StatusBadRequest, "validation_failed", "the request is invalid", ve.Problems
+	case errors.Is(err, store.ErrNotFound):
+		status, code, msg = http.StatusNotFound, "not_found", err.Error()
+	case errors.Is(err, dispatch.ErrConflict):
+		status, code, msg = http.StatusConflict, "conflict", err.Error()
+	case errors.As(err, &he):
+		status = he.Code
+		code = strings.ReplaceAll(strings.ToLower(http.StatusText(status)), " ", "_")
+		if m, ok := he.Message.(string); ok {
+			msg = m
+		} else {
+			msg = http.StatusText(status)
+		}
+		if ce, ok := he.Internal.(*codedError); ok {
+			code, details = ce.code, ce.details
+		}
+	}
+	if status >= 500 {
+		s.Log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+	}
+	if isAPI(c) || c.Request().URL.Path == "/healthz" {
+		_ = c.JSON(status, apiError{Error: apiErrorBody{Code: code, Message: msg, Details: details}})
+		return
+	}
+	_ = s.renderError(c, status, msg)
+}
+
+// codedError carries a stable error code and details through echo.HTTPError.
+type codedError struct {
+	code    string
+	details any
+}
+
+func (e *codedError) Error() string { return e.code }
+
+func apiErr(status int, code, msg string, details any) error {
+	return echo.NewHTTPError(status, msg).SetInternal(&codedError{code: code, details: details})
+}

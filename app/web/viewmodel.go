@@ -1,0 +1,151 @@
+package web
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/kanadehq/kanade/agent/wire"
+	"github.com/kanadehq/kanade/store"
+	"github.com/kanadehq/kanade/views"
+)
+
+// timeText formats t relative to now ("12s ago", "in 3m").
+func timeText(t, now time.Time) views.TimeText {
+	if t.IsZero() {
+		return views.TimeText{Rel: "—"}
+	}
+	d := now.Sub(t)
+	suffix, prefix := " ago", ""
+	if d < 0 {
+		d, suffix, prefix = -d, "", "in "
+	}
+	var rel string
+	switch {
+	case d < 5*time.Second && suffix != "":
+		rel, suffix = "just now", ""
+	case d < time.Minute:
+		rel = fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		rel = fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		rel = fmt.Sprintf("%dh", int(d.Hours()))
+	default:
+		rel = fmt.Sprintf("%dd", int(d.Hours()/24))
+	}
+	return views.TimeText{Rel: prefix + rel + suffix, Abs: t.UTC().Format(time.RFC3339)}
+}
+
+func shortDuration(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return ""
+	case d < time.Second:
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	case d < time.Minute:
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	default:
+		return d.Round(time.Second).String()
+	}
+}
+
+func countsView(c store.Counts) views.Counts {
+	return views.Counts{Pending: c.Pending, Running: c.Running, Succeeded: c.Succeeded, Failed: c.Failed,
+		TimedOut: c.TimedOut, Killed: c.Killed, Skipped: c.Skipped, Expired: c.Expired, Total: c.Total()}
+}
+
+func agentRow(a store.Agent, now time.Time) views.AgentRow {
+	return views.AgentRow{
+		PCID: a.PCID, Hostname: a.Hostname, OS: a.OS, OSVersion: a.OSVersion, Arch: a.Arch,
+		AgentVersion: a.AgentVersion, Groups: a.Groups, Online: a.Online(now), LastSeen: timeText(a.LastSeen, now),
+		URL: "/agents/" + url.PathEscape(a.PCID),
+	}
+}
+
+func execRow(e store.Execution, now time.Time) views.ExecRow {
+	return views.ExecRow{ExecID: e.ExecID, JobID: e.JobID, Status: e.Status, InitiatedBy: e.InitiatedBy,
+		Created: timeText(e.CreatedAt, now), Counts: countsView(e.Counts), URL: "/executions/" + e.ExecID}
+}
+
+func killable(e store.Execution) bool { return e.Status == "running" }
+
+func (s *server) summaryModel(e store.Execution, csrf string) views.ExecSummaryModel {
+	now := s.Now()
+	n := e.Counts.Total()
+	return views.ExecSummaryModel{
+		Exec: execRow(e, now), Shell: e.Shell, Timeout: e.Timeout.String(),
+		Deadline: timeText(e.DeadlineAt, now), Finished: timeText(e.FinishedAt, now),
+		Killable: killable(e), KillURL: "/executions/" + e.ExecID + "/kill",
+		KillConfirm: fmt.Sprintf("Kill execution %s on %s PC%s? Running scripts are killed and targets that have not started are cancelled.",
+			e.ExecID, thousands(n), plural(n)),
+		CSRFToken: csrf,
+	}
+}
+
+func targetRow(r store.Result, now time.Time, selected string) views.TargetRow {
+	row := views.TargetRow{
+		ExecID: r.ExecID, PCID: r.PCID, State: string(r.State), Reason: r.Reason,
+		Started: timeText(r.StartedAt, now), Truncated: r.Truncated,
+		LogURL: "/executions/" + r.ExecID + "?pc=" + url.QueryEscape(r.PCID), Selected: r.PCID == selected,
+	}
+	if r.ExitCode != nil {
+		row.ExitCode = strconv.Itoa(*r.ExitCode)
+	}
+	switch {
+	case !r.StartedAt.IsZero() && !r.FinishedAt.IsZero():
+		row.Duration = shortDuration(r.FinishedAt.Sub(r.StartedAt))
+	case r.State == wire.StateRunning && !r.StartedAt.IsZero():
+		row.Duration = shortDuration(now.Sub(r.StartedAt)) + "…"
+	}
+	return row
+}
+
+func (s *server) logModel(r store.Result) views.LogModel {
+	base := "/executions/" + r.ExecID + "/log/" + url.PathEscape(r.PCID)
+	live := !r.State.Final()
+	m := views.LogModel{ExecID: r.ExecID, PCID: r.PCID, State: string(r.State), Truncated: r.Truncated,
+		Live: live, StreamURL: base + "/stream", PanelURL: base}
+	if !live {
+		m.Stdout, m.Stderr = r.Stdout, r.Stderr
+	}
+	return m
+}
+
+// pager builds the pager of a list whose current URL is u.
+func pager(u url.URL, total, offset, limit, shown int) views.Pager {
+	p := views.Pager{Total: total}
+	if shown > 0 {
+		p.From, p.To = offset+1, offset+shown
+	}
+	q := u.Query()
+	if offset > 0 {
+		q.Set("offset", strconv.Itoa(max(0, offset-limit)))
+		if offset-limit <= 0 {
+			q.Del("offset")
+		}
+		u.RawQuery = q.Encode()
+		p.PrevURL = u.String()
+	}
+	if offset+shown < total {
+		q.Set("offset", strconv.Itoa(offset+limit))
+		u.RawQuery = q.Encode()
+		p.NextURL = u.String()
+	}
+	return p
+}
+
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}

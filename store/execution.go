@@ -1,0 +1,418 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/kanadehq/kanade/agent/wire"
+)
+
+// Execution statuses.
+const (
+	StatusRunning   = "running"
+	StatusCompleted = "completed"
+	StatusKilled    = "killed"
+	// StatusHalted and StatusAwaitingApproval belong to rollouts with waves.
+	StatusHalted           = "halted"
+	StatusAwaitingApproval = "awaiting_approval"
+)
+
+// openStatuses are the statuses of executions that may still have pending
+// targets.
+var openStatuses = []string{StatusRunning, StatusHalted, StatusAwaitingApproval}
+
+// ReasonKilledBeforeStart is the reason of a target killed while pending.
+const ReasonKilledBeforeStart = "killed before it started"
+
+// ReasonExpired is the reason of a target that never answered.
+const ReasonExpired = "no answer before the deadline"
+
+// Target is what an execution was aimed at. It is stored as JSON text.
+type Target struct {
+	All    bool     `json:"all"`
+	Groups []string `json:"groups,omitempty"`
+	PCs    []string `json:"pcs,omitempty"`
+}
+
+// Counts are the number of targets of an execution in each state.
+type Counts struct {
+	Pending, Running, Succeeded, Failed, TimedOut, Killed, Skipped, Expired int
+}
+
+// Total is the number of targets (an execution's target count).
+func (c Counts) Total() int {
+	return c.Pending + c.Running + c.Succeeded + c.Failed + c.TimedOut + c.Killed + c.Skipped + c.Expired
+}
+
+// Of returns the number of targets in state st.
+func (c Counts) Of(st wire.State) int {
+	if p := c.field(st); p != nil {
+		return *p
+	}
+	return 0
+}
+
+func (c *Counts) field(st wire.State) *int {
+	switch st {
+	case wire.StatePending:
+		return &c.Pending
+	case wire.StateRunning:
+		return &c.Running
+	case wire.StateSucceeded:
+		return &c.Succeeded
+	case wire.StateFailed:
+		return &c.Failed
+	case wire.StateTimedOut:
+		return &c.TimedOut
+	case wire.StateKilled:
+		return &c.Killed
+	case wire.StateSkipped:
+		return &c.Skipped
+	case wire.StateExpired:
+		return &c.Expired
+	}
+	return nil
+}
+
+// Execution is one run of one job against a target.
+type Execution struct {
+	ExecID, JobID, Version, Shell, Script string
+	Timeout, Jitter                       time.Duration
+	Target                                Target
+	InitiatedBy                           string
+	// Status is one of the Status* constants.
+	Status                                             string
+	CreatedAt, DeadlineAt, FinishedAt, KillRequestedAt time.Time
+	KillRequestedBy                                    string
+	// Counts is filled by the read methods from the targets' states.
+	Counts Counts
+}
+
+type executionRow struct {
+	bun.BaseModel `bun:"table:executions,alias:e"`
+
+	ExecID          string `bun:"exec_id,pk"`
+	JobID           string `bun:"job_id"`
+	Version         string `bun:"version"`
+	Shell           string `bun:"shell"`
+	Script          string `bun:"script"`
+	TimeoutMS       int64  `bun:"timeout_ms"`
+	JitterMS        int64  `bun:"jitter_ms"`
+	Target          string `bun:"target"`
+	InitiatedBy     string `bun:"initiated_by"`
+	Status          string `bun:"status"`
+	CreatedAt       int64  `bun:"created_at"`
+	DeadlineAt      *int64 `bun:"deadline_at"`
+	FinishedAt      *int64 `bun:"finished_at"`
+	KillRequestedAt *int64 `bun:"kill_requested_at"`
+	KillRequestedBy string `bun:"kill_requested_by"`
+}
+
+func (r *executionRow) execution() (Execution, error) {
+	e := Execution{
+		ExecID:          r.ExecID,
+		JobID:           r.JobID,
+		Version:         r.Version,
+		Shell:           r.Shell,
+		Script:          r.Script,
+		Timeout:         time.Duration(r.TimeoutMS) * time.Millisecond,
+		Jitter:          time.Duration(r.JitterMS) * time.Millisecond,
+		InitiatedBy:     r.InitiatedBy,
+		Status:          r.Status,
+		CreatedAt:       time.UnixMilli(r.CreatedAt).UTC(),
+		DeadlineAt:      fromMillis(r.DeadlineAt),
+		FinishedAt:      fromMillis(r.FinishedAt),
+		KillRequestedAt: fromMillis(r.KillRequestedAt),
+		KillRequestedBy: r.KillRequestedBy,
+	}
+	if err := json.Unmarshal([]byte(r.Target), &e.Target); err != nil {
+		return Execution{}, fmt.Errorf("store: execution %s: target: %w", r.ExecID, err)
+	}
+	return e, nil
+}
+
+// CreateExecution stores an execution and one pending target per PC in
+// pcIDs (duplicates are ignored) in one transaction. ExecID, JobID and
+// CreatedAt are required; an empty Status means "running". An execution
+// whose targets are all final already (for example none) is completed at
+// once. A taken ExecID fails with ErrExists. Targets that already have a
+// result (reported before the execution was stored) keep it.
+func (s *Store) CreateExecution(ctx context.Context, e Execution, pcIDs []string) error {
+	switch {
+	case e.ExecID == "":
+		return errors.New("store: create execution: exec_id is required")
+	case e.JobID == "":
+		return fmt.Errorf("store: create execution %s: job_id is required", e.ExecID)
+	case e.CreatedAt.IsZero():
+		return fmt.Errorf("store: create execution %s: created_at is required", e.ExecID)
+	}
+	if e.Status == "" {
+		e.Status = StatusRunning
+	}
+	target, err := json.Marshal(e.Target)
+	if err != nil {
+		return fmt.Errorf("store: create execution %s: target: %w", e.ExecID, err)
+	}
+	created := e.CreatedAt.UnixMilli()
+	row := executionRow{
+		ExecID:          e.ExecID,
+		JobID:           e.JobID,
+		Version:         e.Version,
+		Shell:           e.Shell,
+		Script:          e.Script,
+		TimeoutMS:       e.Timeout.Milliseconds(),
+		JitterMS:        e.Jitter.Milliseconds(),
+		Target:          string(target),
+		InitiatedBy:     e.InitiatedBy,
+		Status:          e.Status,
+		CreatedAt:       created,
+		DeadlineAt:      millis(e.DeadlineAt),
+		FinishedAt:      millis(e.FinishedAt),
+		KillRequestedAt: millis(e.KillRequestedAt),
+		KillRequestedBy: e.KillRequestedBy,
+	}
+	pcs := uniq(pcIDs)
+	if len(pcs) > 0 && pcs[0] == "" {
+		pcs = pcs[1:]
+	}
+	return s.inTx(ctx, func(tx *Store) error {
+		res, err := tx.db.NewInsert().Model(&row).On("CONFLICT (exec_id) DO NOTHING").Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("store: create execution %s: %w", e.ExecID, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("store: create execution %s: %w", e.ExecID, err)
+		} else if n == 0 {
+			return fmt.Errorf("store: create execution %s: %w", e.ExecID, ErrExists)
+		}
+		for _, batch := range chunks(pcs) {
+			args := make([]any, 0, len(batch)*4)
+			for _, pc := range batch {
+				args = append(args, e.ExecID, pc, string(wire.StatePending), created)
+			}
+			q := "INSERT INTO results (exec_id, pc_id, state, updated_at) VALUES " + valuesList(len(batch), 4) +
+				" ON CONFLICT (exec_id, pc_id) DO NOTHING"
+			if _, err := tx.db.ExecContext(ctx, q, args...); err != nil {
+				return fmt.Errorf("store: create targets of %s: %w", e.ExecID, err)
+			}
+		}
+		return tx.refreshStatus(ctx, []string{e.ExecID}, e.CreatedAt)
+	})
+}
+
+// DeleteExecution deletes an execution and its results.
+func (s *Store) DeleteExecution(ctx context.Context, execID string) error {
+	return s.inTx(ctx, func(tx *Store) error {
+		if _, err := tx.db.NewDelete().TableExpr("results").Where("exec_id = ?", execID).Exec(ctx); err != nil {
+			return fmt.Errorf("store: delete results of %s: %w", execID, err)
+		}
+		res, err := tx.db.NewDelete().Model((*executionRow)(nil)).Where("exec_id = ?", execID).Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("store: delete execution %s: %w", execID, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("store: delete execution %s: %w", execID, err)
+		} else if n == 0 {
+			return fmt.Errorf("store: execution %s: %w", execID, ErrNotFound)
+		}
+		return nil
+	})
+}
+
+// Execution returns one execution with its counts.
+func (s *Store) Execution(ctx context.Context, execID string) (Execution, error) {
+	var r executionRow
+	err := s.db.NewSelect().Model(&r).Where("e.exec_id = ?", execID).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Execution{}, fmt.Errorf("store: execution %s: %w", execID, ErrNotFound)
+	}
+	if err != nil {
+		return Execution{}, fmt.Errorf("store: execution %s: %w", execID, err)
+	}
+	e, err := r.execution()
+	if err != nil {
+		return Execution{}, err
+	}
+	counts, err := s.counts(ctx, []string{execID})
+	if err != nil {
+		return Execution{}, err
+	}
+	e.Counts = counts[execID]
+	return e, nil
+}
+
+// ExecFilter selects executions. Empty fields match everything.
+type ExecFilter struct {
+	JobID, Status string
+	// Limit defaults to DefaultLimit and is clamped to MaxLimit.
+	Limit, Offset int
+}
+
+// Executions returns one page of the executions f selects, newest first,
+// with their counts, and the number of executions it selects in all.
+func (s *Store) Executions(ctx context.Context, f ExecFilter) ([]Execution, int, error) {
+	limit, offset := page(f.Limit, f.Offset)
+	var rows []executionRow
+	q := s.db.NewSelect().Model(&rows)
+	if f.JobID != "" {
+		q = q.Where("e.job_id = ?", f.JobID)
+	}
+	if f.Status != "" {
+		q = q.Where("e.status = ?", f.Status)
+	}
+	total, err := q.Count(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("store: count executions: %w", err)
+	}
+	if err := q.OrderExpr("e.created_at DESC").OrderExpr(s.orderText("e.exec_id") + " DESC").
+		Limit(int64(limit)).Offset(int64(offset)).Scan(ctx); err != nil {
+		return nil, 0, fmt.Errorf("store: list executions: %w", err)
+	}
+	es := make([]Execution, len(rows))
+	ids := make([]string, len(rows))
+	for i := range rows {
+		if es[i], err = rows[i].execution(); err != nil {
+			return nil, 0, err
+		}
+		ids[i] = rows[i].ExecID
+	}
+	counts, err := s.counts(ctx, ids)
+	if err != nil {
+		return nil, 0, err
+	}
+	for i := range es {
+		es[i].Counts = counts[es[i].ExecID]
+	}
+	return es, int(total), nil
+}
+
+// counts returns the target counts of the executions ids in one grouped
+// query per batch.
+func (s *Store) counts(ctx context.Context, ids []string) (map[string]Counts, error) {
+	out := make(map[string]Counts, len(ids))
+	for _, batch := range chunks(ids) {
+		var rows []struct {
+			ExecID string `bun:"exec_id"`
+			State  string `bun:"state"`
+			N      int    `bun:"n"`
+		}
+		if err := s.db.NewSelect().TableExpr("results").
+			ColumnExpr("exec_id, state, COUNT(*) AS n").
+			Where("exec_id IN (?)", bun.In(batch)).
+			GroupExpr("exec_id, state").
+			Scan(ctx, &rows); err != nil {
+			return nil, fmt.Errorf("store: count targets: %w", err)
+		}
+		for _, r := range rows {
+			c := out[r.ExecID]
+			if p := c.field(wire.State(r.State)); p != nil {
+				*p += r.N
+			}
+			out[r.ExecID] = c
+		}
+	}
+	return out, nil
+}
+
+// RequestKill records a kill request: the execution's status becomes
+// killed (a completed execution stays completed), the first request's time
+// and requester are kept, and every pending target becomes killed with
+// ReasonKilledBeforeStart, marked as written by the server. An unknown
+// execID fails with ErrNotFound.
+func (s *Store) RequestKill(ctx context.Context, execID, by string, at time.Time) error {
+	ms := at.UnixMilli()
+	return s.inTx(ctx, func(tx *Store) error {
+		res, err := tx.db.ExecContext(ctx, `UPDATE executions SET
+	status = CASE WHEN status = ? THEN status ELSE ? END,
+	kill_requested_by = CASE WHEN kill_requested_at IS NULL THEN ? ELSE kill_requested_by END,
+	kill_requested_at = COALESCE(kill_requested_at, ?)
+WHERE exec_id = ?`, StatusCompleted, StatusKilled, by, ms, execID)
+		if err != nil {
+			return fmt.Errorf("store: kill %s: %w", execID, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("store: kill %s: %w", execID, err)
+		} else if n == 0 {
+			return fmt.Errorf("store: execution %s: %w", execID, ErrNotFound)
+		}
+		if _, err := tx.db.ExecContext(ctx, `UPDATE results
+SET state = ?, reason = ?, by_server = TRUE, updated_at = ?
+WHERE exec_id = ? AND state = ?`,
+			string(wire.StateKilled), ReasonKilledBeforeStart, ms, execID, string(wire.StatePending)); err != nil {
+			return fmt.Errorf("store: kill pending targets of %s: %w", execID, err)
+		}
+		return tx.refreshStatus(ctx, []string{execID}, at)
+	})
+}
+
+// ExpireOverdue turns the pending targets of executions whose deadline is
+// before now into expired (ReasonExpired, written by the server), updates
+// the executions' statuses, and returns the exec_ids it changed, sorted.
+func (s *Store) ExpireOverdue(ctx context.Context, now time.Time) ([]string, error) {
+	ms := now.UnixMilli()
+	var ids []string
+	err := s.inTx(ctx, func(tx *Store) error {
+		ids = ids[:0]
+		if err := tx.db.NewSelect().TableExpr("executions AS e").Column("e.exec_id").
+			Where("e.status IN (?)", bun.In(openStatuses)).
+			Where("e.deadline_at < ?", ms).
+			Where("EXISTS (SELECT 1 FROM results AS r WHERE r.exec_id = e.exec_id AND r.state = ?)", string(wire.StatePending)).
+			Scan(ctx, &ids); err != nil {
+			return fmt.Errorf("store: find overdue executions: %w", err)
+		}
+		slices.Sort(ids)
+		for _, batch := range chunks(ids) {
+			if _, err := tx.db.ExecContext(ctx, `UPDATE results
+SET state = ?, reason = ?, by_server = TRUE, updated_at = ?
+WHERE exec_id IN (?) AND state = ?`,
+				string(wire.StateExpired), ReasonExpired, ms, bun.In(batch), string(wire.StatePending)); err != nil {
+				return fmt.Errorf("store: expire targets: %w", err)
+			}
+		}
+		return tx.refreshStatus(ctx, ids, now)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
+// activeTargets is the condition "the execution has a pending or running
+// target", inside a statement on executions.
+const activeTargets = "EXISTS (SELECT 1 FROM results WHERE results.exec_id = executions.exec_id AND results.state IN ('pending', 'running'))"
+
+// refreshStatus brings the status of the executions ids up to date with
+// their targets: running becomes completed when no target is pending or
+// running any more (and completed becomes running again when one is, which
+// happens when an agent reports on a target the server had expired); a
+// killed execution gets its finished_at when its last target ends.
+func (s *Store) refreshStatus(ctx context.Context, ids []string, now time.Time) error {
+	ms := now.UnixMilli()
+	for _, batch := range chunks(ids) {
+		in := bun.In(batch)
+		stmts := []struct {
+			q    string
+			args []any
+		}{
+			{"UPDATE executions SET status = ?, finished_at = ? WHERE exec_id IN (?) AND status = ? AND NOT " + activeTargets,
+				[]any{StatusCompleted, ms, in, StatusRunning}},
+			{"UPDATE executions SET status = ?, finished_at = NULL WHERE exec_id IN (?) AND status = ? AND " + activeTargets,
+				[]any{StatusRunning, in, StatusCompleted}},
+			{"UPDATE executions SET finished_at = ? WHERE exec_id IN (?) AND status = ? AND finished_at IS NULL AND NOT " + activeTargets,
+				[]any{ms, in, StatusKilled}},
+		}
+		for _, st := range stmts {
+			if _, err := s.db.ExecContext(ctx, st.q, st.args...); err != nil {
+				return fmt.Errorf("store: update execution status: %w", err)
+			}
+		}
+	}
+	return nil
+}

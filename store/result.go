@@ -1,0 +1,252 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/kanadehq/kanade/agent/wire"
+)
+
+// Result is the state of one target (PC) of an execution.
+type Result struct {
+	ExecID, PCID string
+	State        wire.State
+	Reason       string
+	ExitCode     *int
+	Stdout       string
+	Stderr       string
+	Truncated    bool
+	// ByServer is set when the server wrote the state (expired, killed
+	// before it started) rather than the agent.
+	ByServer                         bool
+	StartedAt, FinishedAt, UpdatedAt time.Time
+}
+
+type resultRow struct {
+	bun.BaseModel `bun:"table:results,alias:r"`
+
+	ExecID     string `bun:"exec_id,pk"`
+	PCID       string `bun:"pc_id,pk"`
+	State      string `bun:"state"`
+	Reason     string `bun:"reason"`
+	ExitCode   *int64 `bun:"exit_code"`
+	Stdout     string `bun:"stdout"`
+	Stderr     string `bun:"stderr"`
+	Truncated  bool   `bun:"truncated"`
+	StartedAt  *int64 `bun:"started_at"`
+	FinishedAt *int64 `bun:"finished_at"`
+	UpdatedAt  int64  `bun:"updated_at"`
+	ByServer   bool   `bun:"by_server"`
+}
+
+func (r *resultRow) result() Result {
+	res := Result{
+		ExecID:     r.ExecID,
+		PCID:       r.PCID,
+		State:      wire.State(r.State),
+		Reason:     r.Reason,
+		Stdout:     r.Stdout,
+		Stderr:     r.Stderr,
+		Truncated:  r.Truncated,
+		ByServer:   r.ByServer,
+		StartedAt:  fromMillis(r.StartedAt),
+		FinishedAt: fromMillis(r.FinishedAt),
+		UpdatedAt:  time.UnixMilli(r.UpdatedAt).UTC(),
+	}
+	if r.ExitCode != nil {
+		c := int(*r.ExitCode)
+		res.ExitCode = &c
+	}
+	return res
+}
+
+// upsertResults is the statement ApplyResults runs per batch, without its
+// VALUES rows. A report replaces a row only while the row is pending or
+// running or was written by the server; it never replaces a final state an
+// agent reported.
+const upsertResults = `INSERT INTO results
+	(exec_id, pc_id, state, reason, exit_code, stdout, stderr, truncated, started_at, finished_at, updated_at, by_server)
+VALUES %s
+ON CONFLICT (exec_id, pc_id) DO UPDATE SET
+	state = excluded.state, reason = excluded.reason, exit_code = excluded.exit_code,
+	stdout = excluded.stdout, stderr = excluded.stderr, truncated = excluded.truncated,
+	started_at = COALESCE(excluded.started_at, results.started_at),
+	finished_at = excluded.finished_at, updated_at = excluded.updated_at, by_server = FALSE
+WHERE results.state IN ('pending', 'running') OR results.by_server = TRUE
+RETURNING exec_id`
+
+// ApplyResults stores agent reports in one transaction, upserting each by
+// (exec_id, pc_id) with multi-row statements, and then updates the status
+// of every execution it changed (see RequestKill and ExpireOverdue for the
+// other ways a status moves). A report replaces the stored row only if the
+// row is pending or running or its state was written by the server
+// (expired, killed before it started); it never replaces a final state an
+// agent reported, so repeats and late "running" reports change nothing. A
+// row that does not exist yet is inserted. A report that omits started_at
+// keeps the stored one. Within rs, reports for one target count in order
+// under the same rule. Text is made valid UTF-8 without NUL bytes.
+//
+// It returns the distinct exec_ids whose targets changed, sorted. An
+// invalid report (see wire.Result.Validate) fails the whole call.
+func (s *Store) ApplyResults(ctx context.Context, rs []wire.Result, now time.Time) ([]string, error) {
+	type key struct{ exec, pc string }
+	folded := make(map[key]int, len(rs))
+	var rows []resultRow
+	for i := range rs {
+		r := &rs[i]
+		if err := r.Validate(); err != nil {
+			return nil, fmt.Errorf("store: result %d (%s/%s): %w", i, r.ExecID, r.PCID, err)
+		}
+		row := resultRow{
+			ExecID:     r.ExecID,
+			PCID:       r.PCID,
+			State:      string(r.State),
+			Reason:     clean(r.Reason),
+			Stdout:     clean(r.Stdout),
+			Stderr:     clean(r.Stderr),
+			Truncated:  r.Truncated,
+			StartedAt:  millis(r.StartedAt),
+			FinishedAt: millis(r.FinishedAt),
+			UpdatedAt:  now.UnixMilli(),
+		}
+		if r.ExitCode != nil {
+			c := int64(*r.ExitCode)
+			row.ExitCode = &c
+		}
+		k := key{r.ExecID, r.PCID}
+		j, ok := folded[k]
+		if !ok {
+			folded[k] = len(rows)
+			rows = append(rows, row)
+			continue
+		}
+		if wire.State(rows[j].State).Final() {
+			continue
+		}
+		if row.StartedAt == nil {
+			row.StartedAt = rows[j].StartedAt
+		}
+		rows[j] = row
+	}
+	// A fixed order keeps concurrent calls from deadlocking on PostgreSQL.
+	slices.SortFunc(rows, func(a, b resultRow) int {
+		if c := strings.Compare(a.ExecID, b.ExecID); c != 0 {
+			return c
+		}
+		return strings.Compare(a.PCID, b.PCID)
+	})
+
+	var touched []string
+	err := s.inTx(ctx, func(tx *Store) error {
+		touched = touched[:0]
+		seen := make(map[string]bool)
+		rest := rows
+		for len(rest) > 0 {
+			n, size := 0, 0
+			for n < len(rest) && n < batchRows && (n == 0 || size < batchBytes) {
+				size += len(rest[n].Stdout) + len(rest[n].Stderr) + len(rest[n].Reason)
+				n++
+			}
+			batch := rest[:n]
+			args := make([]any, 0, n*12)
+			for _, r := range batch {
+				var exit any
+				if r.ExitCode != nil {
+					exit = *r.ExitCode
+				}
+				args = append(args, r.ExecID, r.PCID, r.State, r.Reason, exit, r.Stdout, r.Stderr,
+					r.Truncated, nullable(r.StartedAt), nullable(r.FinishedAt), r.UpdatedAt, false)
+			}
+			ids, err := queryStrings(ctx, tx.db, fmt.Sprintf(upsertResults, valuesList(n, 12)), args...)
+			if err != nil {
+				return fmt.Errorf("store: apply results: %w", err)
+			}
+			for _, id := range ids {
+				if !seen[id] {
+					seen[id] = true
+					touched = append(touched, id)
+				}
+			}
+			rest = rest[n:]
+		}
+		slices.Sort(touched)
+		return tx.refreshStatus(ctx, touched, now)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return touched, nil
+}
+
+// nullable turns a nil *int64 into an untyped nil (NULL).
+func nullable(v *int64) any {
+	if v == nil {
+		return nil
+	}
+	return *v
+}
+
+// ResultFilter selects results. Empty fields match everything.
+type ResultFilter struct {
+	ExecID, PCID string
+	State        wire.State
+	// Limit defaults to DefaultLimit and is clamped to MaxLimit.
+	Limit, Offset int
+}
+
+// Results returns one page of the results f selects and the number of
+// results it selects in all. With ExecID set they are ordered by pc_id;
+// otherwise newest execution first (by its created_at; results of unknown
+// executions last), then by pc_id.
+func (s *Store) Results(ctx context.Context, f ResultFilter) ([]Result, int, error) {
+	limit, offset := page(f.Limit, f.Offset)
+	var rows []resultRow
+	q := s.db.NewSelect().Model(&rows)
+	if f.ExecID != "" {
+		q = q.Where("r.exec_id = ?", f.ExecID)
+	}
+	if f.PCID != "" {
+		q = q.Where("r.pc_id = ?", f.PCID)
+	}
+	if f.State != "" {
+		q = q.Where("r.state = ?", string(f.State))
+	}
+	total, err := q.Count(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("store: count results: %w", err)
+	}
+	if f.ExecID == "" {
+		q = q.Join("LEFT JOIN executions AS e ON e.exec_id = r.exec_id").
+			OrderExpr("COALESCE(e.created_at, 0) DESC").
+			OrderExpr(s.orderText("r.exec_id") + " DESC")
+	}
+	q = q.OrderExpr(s.orderText("r.pc_id")).Limit(int64(limit)).Offset(int64(offset))
+	if err := q.Scan(ctx); err != nil {
+		return nil, 0, fmt.Errorf("store: list results: %w", err)
+	}
+	out := make([]Result, len(rows))
+	for i := range rows {
+		out[i] = rows[i].result()
+	}
+	return out, int(total), nil
+}
+
+// Result returns the result of one target.
+func (s *Store) Result(ctx context.Context, execID, pcID string) (Result, error) {
+	var r resultRow
+	err := s.db.NewSelect().Model(&r).Where("r.exec_id = ?", execID).Where("r.pc_id = ?", pcID).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Result{}, fmt.Errorf("store: result %s/%s: %w", execID, pcID, ErrNotFound)
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("store: result %s/%s: %w", execID, pcID, err)
+	}
+	return r.result(), nil
+}

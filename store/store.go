@@ -1,0 +1,375 @@
+// Package store is kanade's database layer: bun models and queries over
+// SQLite (modernc.org/sqlite, the default) or PostgreSQL (pgx), one entity
+// per file.
+//
+// Every time is stored as BIGINT unix milliseconds (a zero time.Time is
+// NULL) and every duration as BIGINT milliseconds, so comparisons and
+// indexes behave the same on both databases; times read back are UTC with
+// millisecond precision. Lookups of a missing row return an error wrapping
+// ErrNotFound, never a zero value with a nil error.
+//
+// Write methods run in one transaction each. On SQLite every write
+// transaction starts with BEGIN IMMEDIATE (the _txlock DSN parameter), so
+// concurrent writers queue on the busy timeout instead of failing with
+// SQLITE_BUSY; on PostgreSQL a transaction that loses a deadlock or a
+// serialization conflict is retried a few times.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+	"github.com/uptrace/bun/dialect/sqlitedialect"
+	"github.com/uptrace/bun/migrate"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/kanadehq/kanade/migrations"
+)
+
+// ErrNotFound is wrapped by every error about a row that does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrExists is wrapped by the error of a create whose key is already taken.
+var ErrExists = errors.New("already exists")
+
+// Database drivers accepted by Open.
+const (
+	DriverSQLite   = "sqlite"
+	DriverPostgres = "postgres"
+)
+
+// Paging limits of the list methods.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 1000
+)
+
+// batchRows is the most rows one multi-row statement writes.
+const batchRows = 500
+
+// batchBytes is the most text (output, reasons) one multi-row statement
+// carries, so that a batch of large outputs stays far from the statement
+// size limits of both databases.
+const batchBytes = 8 << 20
+
+// sqliteParams are the connection settings of every SQLite connection:
+// WAL, NORMAL sync, a 10 s busy timeout, foreign keys, and BEGIN IMMEDIATE
+// for every read-write transaction.
+const sqliteParams = "_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_txlock=immediate"
+
+// sqliteMaxConns is the most SQLite connections one Store opens.
+const sqliteMaxConns = 16
+
+// txAttempts is how often a PostgreSQL transaction that failed with a
+// deadlock or serialization error is tried.
+const txAttempts = 4
+
+// Store is a handle to the database. The Store returned by Open is safe for
+// concurrent use; the Store that InTx passes to its function is bound to
+// that transaction and must not outlive it.
+type Store struct {
+	db     bun.IDB
+	root   *bun.DB // the database; nil inside a transaction
+	driver string
+	// migrateMu serializes Migrate calls on one Store; other processes are
+	// kept out by the database lock Migrate takes.
+	migrateMu *sync.Mutex
+}
+
+// Open opens the database. driver is "sqlite" (dsn is the database file
+// path; its parent directory is created) or "postgres" (dsn is a
+// postgres:// URL or a key=value connection string). The connection is
+// checked before Open returns; the schema is not touched (see Migrate).
+func Open(ctx context.Context, driver, dsn string) (*Store, error) {
+	var (
+		sqldb *sql.DB
+		db    *bun.DB
+		err   error
+	)
+	switch driver {
+	case DriverSQLite:
+		uri, err := sqliteURI(dsn)
+		if err != nil {
+			return nil, err
+		}
+		if sqldb, err = sql.Open("sqlite", uri); err != nil {
+			return nil, fmt.Errorf("store: open sqlite %s: %w", dsn, err)
+		}
+		// Bounded, so that a burst of readers cannot open a page cache each.
+		sqldb.SetMaxOpenConns(sqliteMaxConns)
+		sqldb.SetMaxIdleConns(sqliteMaxConns)
+		db = bun.NewDB(sqldb, sqlitedialect.New())
+	case DriverPostgres:
+		if dsn == "" {
+			return nil, errors.New("store: postgres needs a dsn")
+		}
+		if sqldb, err = sql.Open("pgx", dsn); err != nil {
+			return nil, fmt.Errorf("store: open postgres: %w", err)
+		}
+		sqldb.SetMaxIdleConns(8)
+		db = bun.NewDB(sqldb, pgdialect.New())
+	default:
+		return nil, fmt.Errorf("store: unknown driver %q: use %q or %q", driver, DriverSQLite, DriverPostgres)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("store: connect to %s: %w", driver, err)
+	}
+	return &Store{db: db, root: db, driver: driver, migrateMu: new(sync.Mutex)}, nil
+}
+
+// sqliteURI turns a file path into the SQLite URI with kanade's connection
+// parameters, creating the parent directory.
+func sqliteURI(path string) (string, error) {
+	if path == "" {
+		return "", errors.New("store: sqlite needs a file path")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", fmt.Errorf("store: sqlite path %s: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o750); err != nil {
+		return "", fmt.Errorf("store: create directory for %s: %w", abs, err)
+	}
+	p := filepath.ToSlash(abs)
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p // C:/data/kanade.db → /C:/data/kanade.db, as SQLite URIs want
+	}
+	u := url.URL{Scheme: "file", Path: p, RawQuery: sqliteParams}
+	return u.String(), nil
+}
+
+// Close closes the database. Call it only on the Store returned by Open.
+func (s *Store) Close() error {
+	if s.root == nil {
+		return errors.New("store: close inside a transaction")
+	}
+	if err := s.root.Close(); err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if s.root == nil {
+		return nil // a live transaction is proof enough
+	}
+	if err := s.root.PingContext(ctx); err != nil {
+		return fmt.Errorf("store: ping: %w", err)
+	}
+	return nil
+}
+
+// Driver returns "sqlite" or "postgres".
+func (s *Store) Driver() string { return s.driver }
+
+// Migrate applies the migrations that are not applied yet; with none left
+// it changes nothing. It holds a lock while it works, so several servers
+// starting at once apply each migration once: a PostgreSQL advisory lock
+// (released by the database if the process dies), or on SQLite bun's lock
+// row (waited for up to a minute).
+func (s *Store) Migrate(ctx context.Context) error {
+	if s.root == nil {
+		return errors.New("store: migrate inside a transaction")
+	}
+	s.migrateMu.Lock()
+	defer s.migrateMu.Unlock()
+
+	ms, err := migrations.New()
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	m := migrate.NewMigrator(s.root, ms, migrate.WithMarkAppliedOnSuccess(true))
+
+	if s.driver == DriverPostgres {
+		unlock, err := s.pgMigrationLock(ctx)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+		if err := m.Init(ctx); err != nil {
+			return fmt.Errorf("store: migrate init: %w", err)
+		}
+	} else {
+		if err := m.Init(ctx); err != nil {
+			return fmt.Errorf("store: migrate init: %w", err)
+		}
+		if err := sqliteMigrationLock(ctx, m); err != nil {
+			return err
+		}
+		defer func() { _ = m.Unlock(context.WithoutCancel(ctx)) }()
+	}
+	if _, err := m.Migrate(ctx); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	return nil
+}
+
+// pgMigrationLock takes a session advisory lock for the current schema on a
+// connection of its own and returns the function that releases it.
+func (s *Store) pgMigrationLock(ctx context.Context) (func(), error) {
+	conn, err := s.root.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("store: migration lock: %w", err)
+	}
+	h := fnv.New32a()
+	h.Write([]byte("kanade migrations"))
+	key := int32(h.Sum32())
+	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock(?, hashtext(current_schema()))", key); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("store: migration lock: %w", err)
+	}
+	return func() {
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(?, hashtext(current_schema()))", key)
+		_ = conn.Close()
+	}, nil
+}
+
+// sqliteMigrationLock takes bun's migration lock row, waiting for another
+// process to release it.
+func sqliteMigrationLock(ctx context.Context, m *migrate.Migrator) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := m.Lock(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("store: migrations are locked by another process (if none runs, delete the row in bun_migration_locks): %w", err)
+		case <-tick.C:
+		}
+	}
+}
+
+// InTx runs fn in one transaction: it commits when fn returns nil and
+// rolls back otherwise. Inside a transaction, InTx uses a savepoint. On
+// PostgreSQL fn may run again when the database aborts the transaction for
+// a deadlock or serialization conflict, so fn must do its work through tx
+// only.
+func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
+	return s.inTx(ctx, fn)
+}
+
+func (s *Store) inTx(ctx context.Context, fn func(tx *Store) error) error {
+	run := func(ctx context.Context, tx bun.Tx) error {
+		return fn(&Store{db: tx, driver: s.driver, migrateMu: s.migrateMu})
+	}
+	if s.root == nil {
+		return s.db.RunInTx(ctx, nil, run)
+	}
+	var err error
+	for attempt := 1; attempt <= txAttempts; attempt++ {
+		err = s.root.RunInTx(ctx, nil, run)
+		if err == nil || !retryable(err) || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
+}
+
+// retryable reports whether err is a PostgreSQL deadlock or serialization
+// failure, after which the whole transaction can simply run again.
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
+}
+
+// page returns the limit and offset to use for the requested ones.
+func page(limit, offset int) (int, int) {
+	switch {
+	case limit <= 0:
+		limit = DefaultLimit
+	case limit > MaxLimit:
+		limit = MaxLimit
+	}
+	return limit, max(offset, 0)
+}
+
+// orderText returns col for use in ORDER BY with byte-wise ordering on both
+// databases (PostgreSQL would otherwise sort by the database's locale, where
+// "-" and "_" are ignored and case folds).
+func (s *Store) orderText(col string) string {
+	if s.driver == DriverPostgres {
+		return col + ` COLLATE "C"`
+	}
+	return col
+}
+
+// millis returns t as unix milliseconds, or nil (NULL) for the zero time.
+func millis(t time.Time) *int64 {
+	if t.IsZero() {
+		return nil
+	}
+	v := t.UnixMilli()
+	return &v
+}
+
+// fromMillis is the inverse of millis.
+func fromMillis(v *int64) time.Time {
+	if v == nil {
+		return time.Time{}
+	}
+	return time.UnixMilli(*v).UTC()
+}
+
+// clean makes agent-reported text storable on both databases: invalid UTF-8
+// becomes U+FFFD, and so does NUL, which PostgreSQL text cannot hold.
+func clean(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
+// chunks splits ids into slices of at most batchRows.
+func chunks[T any](xs []T) [][]T {
+	var out [][]T
+	for len(xs) > batchRows {
+		out = append(out, xs[:batchRows:batchRows])
+		xs = xs[batchRows:]
+	}
+	if len(xs) > 0 {
+		out = append(out, xs)
+	}
+	return out
+}
+
+// valuesList returns "(?, ?, …), (?, ?, …)" for rows rows of cols columns.
+func valuesList(rows, cols int) string {
+	one := "(" + strings.Repeat("?, ", cols-1) + "?)"
+	var b strings.Builder
+	b.Grow(rows * (len(one) + 2))
+	for i := range rows {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(one)
+	}
+	return b.String()
+}
+
+// likePattern returns a LIKE pattern (escape character '!') matching any
+// text that contains q, lower-cased.
+func likePattern(q string) string {
+	r := strings.NewReplacer("!", "!!", "%", "!%", "_", "!_")
+	return "%" + r.Replace(strings.ToLower(q)) + "%"
+}

@@ -1,0 +1,106 @@
+// Package views renders kanade's web pages and their htmx partials with
+// templ. It only formats: the handlers build the models in models.go, and
+// nothing here reads a database or the clock.
+package views
+
+import (
+	"encoding/json"
+	"net/url"
+	"strconv"
+
+	"github.com/a-h/templ"
+
+	"github.com/kanadehq/kanade/views/components"
+)
+
+// navItem is one section of the top bar.
+type navItem struct {
+	Key, Label, URL string
+}
+
+// nav lists the sections of the top bar, in order.
+var nav = []navItem{
+	{"dashboard", "Dashboard", "/"},
+	{"agents", "Agents", "/agents"},
+	{"run", "Run", "/run"},
+	{"executions", "Executions", "/executions"},
+}
+
+// asset returns the URL of an embedded static file.
+func asset(name string) string { return "/static/" + name }
+
+// csrfHeaders returns the hx-headers JSON that makes htmx send the CSRF
+// token with every request.
+func csrfHeaders(token string) string {
+	b, err := json.Marshal(map[string]string{"X-CSRF-Token": token})
+	if err != nil { // a map of strings always marshals
+		return "{}"
+	}
+	return string(b)
+}
+
+// segments returns the counts as progress-bar segments in state order.
+func (c Counts) segments() []components.Segment {
+	return []components.Segment{
+		{State: "pending", N: c.Pending},
+		{State: "running", N: c.Running},
+		{State: "succeeded", N: c.Succeeded},
+		{State: "failed", N: c.Failed},
+		{State: "timed_out", N: c.TimedOut},
+		{State: "killed", N: c.Killed},
+		{State: "skipped", N: c.Skipped},
+		{State: "expired", N: c.Expired},
+	}
+}
+
+// pager converts p for the pager component; attrs go on its links.
+func pager(p Pager, attrs templ.Attributes) components.PagerProps {
+	return components.PagerProps{Total: p.Total, From: p.From, To: p.To, PrevURL: p.PrevURL, NextURL: p.NextURL, Attrs: attrs}
+}
+
+// withState returns u with its "state" query parameter set to state (or
+// removed when empty) and its "offset" removed, so a filter starts on its
+// first page. An unparsable u is returned unchanged.
+func withState(u, state string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return u
+	}
+	q := p.Query()
+	q.Del("offset")
+	if state == "" {
+		q.Del("state")
+	} else {
+		q.Set("state", state)
+	}
+	p.RawQuery = q.Encode()
+	return p.String()
+}
+
+// plural returns "1 agent" or "3 agents".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return components.Number(n) + " " + one
+	}
+	return components.Number(n) + " " + many
+}
+
+// itoa formats an int for an attribute or text.
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// errorFor returns the error message of a form field, or "".
+func (m RunModel) errorFor(field string) string { return m.Errors[field] }
+
+// errID returns the id of a field's error message, for aria-describedby.
+func errID(field string) string { return "err-" + field }
+
+// previewOnline formats the online count of a run preview.
+func previewOnline(p RunPreviewModel) string { return components.Number(p.Online) }
+
+// scriptShell is the " (shell)" suffix of the script box's summary.
+func scriptShell(shell string) string {
+	if shell == "" {
+		return ""
+	}
+	return " (" + shell + ")"
+}

@@ -1,0 +1,168 @@
+package views
+
+// The view models below are built by the handlers in app/web and only
+// formatted by the templates: every string is already in its display form
+// (times as TimeText, durations and exit codes as text), and every URL is
+// ready to use.
+
+// Layout is what every page shows around its content: the top bar, the
+// banners and the footer.
+type Layout struct {
+	Title     string // page title, shown in the browser tab
+	Nav       string // active section: "dashboard", "agents", "run", "executions"
+	DevMode   bool   // show the amber dev-mode banner
+	CSRFToken string // sent by htmx in X-CSRF-Token and by forms in _csrf
+	User      string
+	Role      string
+	Version   string
+	// Emergency, when not empty, shows the red emergency-stop banner with
+	// this text (e.g. "Emergency stop is on since 10:42 by alice: ransomware").
+	Emergency string
+}
+
+// TimeText is a point in time formatted by the handler.
+type TimeText struct {
+	Rel string // "12s ago", "in 3m", or "—" when there is no time
+	Abs string // RFC 3339; empty when there is no time
+}
+
+// Pager describes the current page of a list. The URLs are empty when there
+// is no such page.
+type Pager struct {
+	Total, From, To  int
+	PrevURL, NextURL string
+}
+
+// Counts is the number of targets of an execution in each state.
+type Counts struct {
+	Pending, Running, Succeeded, Failed, TimedOut, Killed, Skipped, Expired, Total int
+}
+
+// AgentRow is one agent in a list.
+type AgentRow struct {
+	PCID, Hostname, OS, OSVersion, Arch, AgentVersion string
+	Groups                                            []string
+	Online                                            bool
+	LastSeen                                          TimeText
+	URL                                               string // the agent's page
+}
+
+// AgentListModel is the agents page and its table partial.
+type AgentListModel struct {
+	Q, Status, Group string   // current filters; Status is "", "online" or "offline"
+	Groups           []string // every group, for the group filter
+	Rows             []AgentRow
+	Pager            Pager
+	Online, Total    int
+}
+
+// AgentModel is one agent's page.
+type AgentModel struct {
+	Agent     AgentRow
+	Interval  string // heartbeat interval, e.g. "30s"
+	Running   int    // executions running on it now
+	FirstSeen TimeText
+	Recent    []TargetRow // its latest results
+	RunURL    string      // the Run page preset to this PC
+}
+
+// DashboardModel is the dashboard.
+type DashboardModel struct {
+	Online, Offline, Total int
+	Recent                 []ExecRow
+}
+
+// ExecRow is one execution in a list.
+type ExecRow struct {
+	ExecID, JobID, Status, InitiatedBy string
+	Created                            TimeText
+	Counts                             Counts
+	URL                                string // the execution's page
+}
+
+// ExecListModel is the executions page and its table partial.
+type ExecListModel struct {
+	Status, JobID string // current filters
+	Rows          []ExecRow
+	Pager         Pager
+}
+
+// RunModel is the Run form, empty or re-rendered with errors.
+type RunModel struct {
+	TargetMode                          string // "pcs" | "groups" | "all"
+	PCs, Groups, Shell, Script, Timeout string
+	Shells                              []string
+	// Errors maps a field name ("target", "pcs", "groups", "shell",
+	// "script", "timeout") to the message shown next to it; the "" key is
+	// a form-level error.
+	Errors  map[string]string
+	Preview RunPreviewModel
+}
+
+// RunPreviewModel is the live "N agents match" line of the Run form.
+type RunPreviewModel struct {
+	Matched, Online int
+	Error           string
+}
+
+// ExecSummaryModel is the head of an execution page: its facts, progress and
+// the Kill button.
+type ExecSummaryModel struct {
+	Exec               ExecRow
+	Shell, Timeout     string
+	Deadline, Finished TimeText
+	Killable           bool
+	KillURL            string
+	KillConfirm        string // e.g. "Kill execution 7f3a on 1,240 PCs?"
+	CSRFToken          string
+}
+
+// TargetRow is one target (PC) of an execution.
+type TargetRow struct {
+	ExecID, PCID, JobID string
+	State, Reason       string
+	ExitCode            string // "" when none
+	Started             TimeText
+	Duration            string
+	Truncated           bool
+	LogURL              string // the execution page with ?pc=; answers the LogPanel partial to htmx
+	Selected            bool   // this target's output is shown in the log panel
+}
+
+// TargetTableModel is the targets table of an execution page.
+type TargetTableModel struct {
+	ExecID, State string // State is the current filter ("" for all)
+	Rows          []TargetRow
+	Pager         Pager
+	// URL is this table's own URL including its filters and page; the
+	// table re-fetches it on every change. Filter links are derived from
+	// it by replacing the "state" query parameter and dropping "offset".
+	URL string
+}
+
+// LogModel is the output panel of one target.
+type LogModel struct {
+	ExecID, PCID, State string
+	Stdout, Stderr      string
+	Truncated           bool
+	Live                bool   // the target is still running: stream the rest
+	StreamURL           string // SSE: "chunk" events (LogChunk payloads), then "done"
+	PanelURL            string // answers this panel (the LogPanel partial); re-fetched on "done"
+	Empty               bool   // no target selected
+}
+
+// ExecModel is one execution's page.
+type ExecModel struct {
+	Summary    ExecSummaryModel
+	Script     string
+	Targets    TargetTableModel
+	Log        LogModel
+	EventsURL  string // SSE: bare "changed" events, coalesced
+	SummaryURL string // answers the ExecSummary partial
+}
+
+// ErrorModel is an error page.
+type ErrorModel struct {
+	Code           int
+	Title, Message string
+}
