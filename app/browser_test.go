@@ -62,6 +62,16 @@ func newBrowser(t *testing.T) context.Context {
 	return ctx
 }
 
+// click clicks the element in one step in the page, so a live region
+// swapped by htmx between finding and clicking cannot make it miss.
+func click(t *testing.T, ctx context.Context, selector string) {
+	t.Helper()
+	waitJS(t, ctx, selector, `document.querySelector(`+"`"+selector+"`"+`) !== null`)
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`document.querySelector(`+"`"+selector+"`"+`).click()`)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // waitJS polls a JavaScript condition in the page.
 func waitJS(t *testing.T, ctx context.Context, what, expr string) {
 	t.Helper()
@@ -121,9 +131,7 @@ func TestBrowser_RunAndKill(t *testing.T) {
 	}
 	waitJS(t, ctx, "target preview", `document.querySelector('#run-preview').textContent.includes('1 agent')`)
 	screenshot(t, ctx, "run")
-	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`[data-testid=run-button]`))); err != nil {
-		t.Fatal(err)
-	}
+	click(t, ctx, `[data-testid=run-button]`)
 	waitJS(t, ctx, "execution page", `location.pathname.startsWith('/executions/')`)
 	screenshot(t, ctx, "execution-start")
 	// Live: the target turns running and its first line streams in, with no reload.
@@ -145,14 +153,12 @@ func TestBrowser_RunAndKill(t *testing.T) {
 		chromedp.Navigate(s.URL+"/run?pcs=bpc1"),
 		chromedp.WaitVisible(chromedp.CSS(`textarea[name=script]`)),
 		chromedp.SetValue(chromedp.CSS(`textarea[name=script]`), "sleep 60"),
-		chromedp.Click(chromedp.CSS(`[data-testid=run-button]`)),
 	); err != nil {
 		t.Fatal(err)
 	}
+	click(t, ctx, `[data-testid=run-button]`)
 	waitJS(t, ctx, "running state", `document.querySelector('#exec-targets [data-state=running]') !== null`)
-	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`[data-testid=kill-button]`))); err != nil {
-		t.Fatal(err)
-	}
+	click(t, ctx, `[data-testid=kill-button]`)
 	waitJS(t, ctx, "killed state", `document.querySelector('#exec-targets [data-state=killed]') !== null`)
 	screenshot(t, ctx, "killed")
 }

@@ -41,12 +41,17 @@ func (s *server) execEvents(c echo.Context) error {
 	sseClients.Add(1)
 	defer sseClients.Add(-1)
 	out := startSSE(c)
+	// The page was rendered before this stream existed: whatever changed in
+	// between (or while a dropped stream reconnected) is fetched now.
+	if out.send("changed", "1") != nil {
+		return nil
+	}
+	last := time.Now()
 	ctx := c.Request().Context()
 	life := time.NewTimer(s.SSEMaxLifetime)
 	defer life.Stop()
 	ping := time.NewTicker(keepAlive)
 	defer ping.Stop()
-	var last time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -88,6 +93,10 @@ func (s *server) logStream(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// Subscribe before reading the state, so that a result landing in
+	// between is not missed.
+	changed, cancel := s.Events.Subscribe(events.Execution(id))
+	defer cancel()
 	r, err := s.Store.Result(ctx, id, pc)
 	if err != nil {
 		return err
@@ -98,8 +107,6 @@ func (s *server) logStream(c echo.Context) error {
 	if r.State.Final() {
 		return out.send("done", "")
 	}
-	changed, cancel := s.Events.Subscribe(events.Execution(id))
-	defer cancel()
 
 	cctx, stop := context.WithCancel(ctx)
 	defer stop()
