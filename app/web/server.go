@@ -172,7 +172,7 @@ func (s *server) handleError(err error, c echo.Context) {
 	case errors.Is(err, store.ErrNotFound):
 		status, code, msg = http.StatusNotFound, "not_found", err.Error()
 	case errors.Is(err, dispatch.ErrConflict):
-		status, code, msg = http.StatusConflict, "conflict", err.Error()
+		status, code, msg = http.StatusConflict, "conflict", strings.TrimPrefix(err.Error(), dispatch.ErrConflict.Error()+": ")
 	case errors.As(err, &he):
 		status = he.Code
 		code = strings.ReplaceAll(strings.ToLower(http.StatusText(status)), " ", "_")
