@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
-	"github.com/nats-io/nats.go"
 
 	"github.com/kanadehq/kanade/agent/wire"
 )
@@ -98,6 +96,7 @@ func loadConfig(args, environ []string, stderr io.Writer) (config, error) {
 	if groupList != "" {
 		c.Groups = splitList(groupList)
 	}
+	c.Groups = wire.NormalizeGroups(c.Groups)
 	set(&hbText, "KANADE_AGENT_HEARTBEAT_INTERVAL", *hb)
 	if hbText != "" {
 		if err := c.HeartbeatInterval.UnmarshalText([]byte(hbText)); err != nil {
@@ -121,7 +120,7 @@ func loadConfig(args, environ []string, stderr io.Writer) (config, error) {
 		errs = append(errs, fmt.Errorf("%w; set a valid one with --pc-id", err))
 	}
 	for _, g := range c.Groups {
-		if err := wire.ValidateID("group", g); err != nil {
+		if err := wire.ValidateGroup(g); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -151,22 +150,6 @@ func splitList(s string) []string {
 		}
 	}
 	return out
-}
-
-// credentialsOption reads a .creds file (JWT + seed) or an nkey seed file.
-func credentialsOption(path string) (nats.Option, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("credentials: %w", err)
-	}
-	if bytes.Contains(b, []byte("BEGIN NATS USER JWT")) {
-		return nats.UserCredentials(path), nil
-	}
-	opt, err := nats.NkeyOptionFromSeed(path)
-	if err != nil {
-		return nil, fmt.Errorf("credentials %s: not a .creds file or an nkey seed: %w", path, err)
-	}
-	return opt, nil
 }
 
 type duration time.Duration

@@ -15,6 +15,9 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/kanadehq/kanade/agent/enroll"
 	"github.com/kanadehq/kanade/agent/worker"
 )
 
@@ -40,25 +43,37 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		return err
 	}
-	log := newLogger(stderr, cfg.LogLevel)
-	credOpt, err := credentialsOption(cfg.Credentials)
+	log := newLogger(stderr, cfg.LogLevel).With("pc_id", cfg.PCID)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	host, _ := os.Hostname()
+	log.Info("kanade-agent starting", "version", version, "server", cfg.Server, "data", cfg.Data)
+	id, err := enroll.Setup(ctx, cfg.Server, cfg.Credentials, cfg.Data,
+		enroll.Request{PCID: cfg.PCID, Hostname: host, Groups: cfg.Groups}, log)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
-	host, _ := os.Hostname()
+	groups := cfg.Groups
+	var tasks []func(context.Context, *nats.Conn)
+	if id.Enrolled {
+		if strings.Join(groups, ",") != strings.Join(id.Groups, ",") && len(groups) > 0 {
+			log.Info("groups come from the server's credential, not from the configuration", "configured", strings.Join(groups, ","), "granted", strings.Join(id.Groups, ","))
+		}
+		groups, tasks = id.Groups, append(tasks, id.Renew)
+	}
 	w, err := worker.New(worker.Config{
-		PCID: cfg.PCID, Hostname: host, Groups: cfg.Groups, DataDir: cfg.Data,
+		PCID: cfg.PCID, Hostname: host, Groups: groups, DataDir: cfg.Data,
 		HeartbeatInterval: cfg.HeartbeatInterval.D(), OutputCap: int(cfg.OutputCap),
-		AgentVersion: version, OSVersion: osVersion(), Logger: log,
+		AgentVersion: version, OSVersion: osVersion(), Tasks: tasks, Logger: log,
 	})
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	log.Info("kanade-agent starting", "version", version, "pc_id", cfg.PCID, "groups", strings.Join(cfg.Groups, ","),
-		"server", cfg.Server, "data", cfg.Data)
-	return w.Run(ctx, cfg.Server, credOpt)
+	log.Info("kanade-agent running", "groups", strings.Join(groups, ","), "own_identity", id.Enrolled)
+	return w.Run(ctx, cfg.Server, id.Option)
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/kanadehq/kanade/agent/enroll"
 	"github.com/kanadehq/kanade/agent/worker"
 	"github.com/kanadehq/kanade/app/config"
 )
@@ -128,15 +129,23 @@ func startAgent(t testing.TB, s *testServer, pc string, groups []string, dataDir
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
-	w, err := worker.New(worker.Config{PCID: pc, Groups: groups, DataDir: dataDir, HeartbeatInterval: time.Second,
-		AgentVersion: "test", Logger: testLogger(t).With("agent", pc)})
+	log := testLogger(t).With("agent", pc)
+	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer scancel()
+	id, err := enroll.Setup(sctx, s.NATSURL, s.Creds, dataDir, enroll.Request{PCID: pc, Hostname: pc, Groups: groups}, log)
+	if err != nil {
+		t.Fatalf("enroll %s: %v", pc, err)
+	}
+	var tasks []func(context.Context, *nats.Conn)
+	if id.Renew != nil {
+		tasks = append(tasks, id.Renew)
+	}
+	w, err := worker.New(worker.Config{PCID: pc, Groups: id.Groups, DataDir: dataDir, HeartbeatInterval: time.Second,
+		AgentVersion: "test", Tasks: tasks, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	opt, err := nats.NkeyOptionFromSeed(s.Creds)
-	if err != nil {
-		t.Fatal(err)
-	}
+	opt := id.Option
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &testAgent{W: w, PC: pc, Data: dataDir, cancel: cancel, done: make(chan error, 1)}
 	go func() { a.done <- w.Run(ctx, s.NATSURL, opt) }()

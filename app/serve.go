@@ -16,6 +16,7 @@ import (
 	"github.com/kanadehq/kanade/app/bus"
 	"github.com/kanadehq/kanade/app/config"
 	"github.com/kanadehq/kanade/app/dispatch"
+	"github.com/kanadehq/kanade/app/enroll"
 	"github.com/kanadehq/kanade/app/events"
 	"github.com/kanadehq/kanade/app/projector"
 	"github.com/kanadehq/kanade/app/web"
@@ -46,9 +47,13 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	if err := st.Migrate(ctx); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
+	revoked, err := enroll.Revocations(ctx, st, time.Now())
+	if err != nil {
+		return err
+	}
 	b, err := bus.Open(ctx, bus.Options{
 		DataDir: cfg.Server.Data, Listen: cfg.NATS.Listen, URL: cfg.NATS.URL, Credentials: cfg.NATS.Credentials,
-		MaxPayload: int32(cfg.NATS.MaxPayload), Logger: log,
+		MaxPayload: int32(cfg.NATS.MaxPayload), Logger: log, Revoked: revoked,
 		Streams: bus.StreamLimits{
 			ExecMaxAge: cfg.Streams.ExecMaxAge.D(), ExecMaxBytes: int64(cfg.Streams.ExecMaxBytes),
 			ResultsMaxAge: cfg.Streams.ResultsMaxAge.D(), ResultsMaxBytes: int64(cfg.Streams.ResultsMaxBytes),
@@ -82,10 +87,22 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		return projector.Heartbeats(ctx, b.NC, st, ev, log, time.Second)
 	})
 	goWork("expiry", func(ctx context.Context) error { disp.ExpireLoop(ctx, 5*time.Second); return nil })
+	var enroller *enroll.Service
+	credsPath := ""
+	if b.Embedded() {
+		enroller = enroll.New(st, b, ev, log)
+		// Dev mode approves agents that enroll with the default token; otherwise an admin does.
+		if credsPath, err = enroller.WriteAgentCredentials(ctx, cfg.Server.Data, devMode, nil); err != nil {
+			stopWork()
+			wg.Wait()
+			return fmt.Errorf("agent credentials: %w", err)
+		}
+		goWork("enrollment", enroller.Run)
+	}
 
 	host, _ := os.Hostname()
 	handler := web.New(web.Deps{
-		Store: st, Dispatcher: disp, Events: ev, JS: b.JS, NATSHealthy: b.Healthy, Log: log, Version: version,
+		Store: st, Dispatcher: disp, Enroller: enroller, Events: ev, JS: b.JS, NATSHealthy: b.Healthy, Log: log, Version: version,
 		DevMode: devMode, LocalPC: wire.PCIDFromHostname(host), OutputCap: int(cfg.Execution.OutputCap),
 		SSEMaxLifetime: cfg.Server.SSEMaxLifetime.D(),
 	})
@@ -110,8 +127,8 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	url := "http://" + ln.Addr().String()
 	log.Info("kanade is running", "url", url, "nats", b.ClientURL(), "data", cfg.Server.Data, "db", cfg.DB.Driver, "dev_mode", devMode, "version", version)
 	fmt.Fprintf(stdout, "kanade is running: open %s\n", url)
-	if b.Embedded() {
-		fmt.Fprintf(stdout, "agents connect with: kanade-agent --server %s --credentials %s\n", b.ClientURL(), b.AgentCredentials)
+	if credsPath != "" {
+		fmt.Fprintf(stdout, "agents connect with: kanade-agent --server %s --credentials %s\n", b.ClientURL(), credsPath)
 	}
 
 	select {

@@ -42,7 +42,10 @@ type Config struct {
 	OSVersion    string
 	// Exec runs one script; nil means runner.Run. The swarm simulator
 	// replaces it with a scripted model.
-	Exec   func(ctx context.Context, s runner.Spec) runner.Outcome
+	Exec func(ctx context.Context, s runner.Spec) runner.Outcome
+	// Tasks run beside the worker once it is connected (credential
+	// renewal), until it stops.
+	Tasks  []func(ctx context.Context, nc *nats.Conn)
 	Logger *slog.Logger
 }
 
@@ -72,7 +75,7 @@ func New(cfg Config) (*Worker, error) {
 		return nil, fmt.Errorf("%w (set pc_id in the config or --pc-id)", err)
 	}
 	for _, g := range cfg.Groups {
-		if err := wire.ValidateID("group", g); err != nil {
+		if err := wire.ValidateGroup(g); err != nil {
 			return nil, err
 		}
 	}
@@ -170,7 +173,10 @@ func (w *Worker) Run(ctx context.Context, url string, opts ...nats.Option) error
 
 	var bg sync.WaitGroup
 	bgCtx, stopBG := context.WithCancel(context.Background())
-	bg.Add(3)
+	bg.Add(3 + len(w.cfg.Tasks))
+	for _, task := range w.cfg.Tasks {
+		go func() { defer bg.Done(); task(bgCtx, nc) }()
+	}
 	go func() { defer bg.Done(); w.drainLoop(bgCtx) }()
 	go func() { defer bg.Done(); w.heartbeatLoop(bgCtx) }()
 	go func() { defer bg.Done(); w.catchupLoop(bgCtx, runCtx) }()

@@ -7,6 +7,7 @@ package bus
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,12 +17,11 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
-
-	"github.com/kanadehq/kanade/agent/wire"
 )
 
 // Options configure the connection.
@@ -38,7 +38,9 @@ type Options struct {
 	// MaxPayload is the embedded broker's largest message.
 	MaxPayload int32
 	Streams    StreamLimits
-	Logger     *slog.Logger
+	// Revoked lists the agent keys that may not connect (embedded broker).
+	Revoked []Revocation
+	Logger  *slog.Logger
 }
 
 // StreamLimits bound the streams by age and size.
@@ -53,16 +55,14 @@ type Bus struct {
 	JS  jetstream.JetStream
 	srv *server.Server
 	log *slog.Logger
-	// AgentCredentials is the path of the file agents authenticate with
-	// (embedded broker only).
-	AgentCredentials string
+	// ID is the operator-mode identity (embedded broker only; nil otherwise).
+	ID *Identity
+	// sys is a system-account connection that pushes account updates.
+	sys *nats.Conn
 }
 
-// Files in the data directory.
-const (
-	AgentCredentialsFile = "agent-credentials"
-	serverSeedFile       = "secrets/server.nk"
-)
+// SecretsDir is where the keys live, below the data directory.
+const SecretsDir = "secrets"
 
 // Open starts the embedded broker (or dials the external one), connects
 // and provisions the streams.
@@ -89,17 +89,32 @@ func Open(ctx context.Context, o Options) (*Bus, error) {
 }
 
 func (b *Bus) startEmbedded(o Options) error {
-	serverKP, err := loadOrCreateSeed(filepath.Join(o.DataDir, serverSeedFile))
+	id, err := LoadIdentity(filepath.Join(o.DataDir, SecretsDir))
 	if err != nil {
 		return err
 	}
-	agentPath := filepath.Join(o.DataDir, AgentCredentialsFile)
-	agentKP, err := loadOrCreateSeed(agentPath)
+	oc, err := id.OperatorClaims()
 	if err != nil {
 		return err
 	}
-	serverPub, _ := serverKP.PublicKey()
-	agentPub, _ := agentKP.PublicKey()
+	sysJWT, err := id.SysAccountJWT()
+	if err != nil {
+		return err
+	}
+	accJWT, err := id.AccountJWT(o.Revoked, time.Now())
+	if err != nil {
+		return err
+	}
+	resolver, err := server.NewDirAccResolver(filepath.Join(o.DataDir, "nats-accounts"), 0, 2*time.Minute, server.RenameDeleted)
+	if err != nil {
+		return fmt.Errorf("account resolver: %w", err)
+	}
+	if err := resolver.Store(pub(id.SysAccount), sysJWT); err != nil {
+		return err
+	}
+	if err := resolver.Store(id.AccountPublicKey(), accJWT); err != nil {
+		return err
+	}
 
 	host, portStr, err := net.SplitHostPort(o.Listen)
 	if err != nil {
@@ -113,25 +128,22 @@ func (b *Bus) startEmbedded(o Options) error {
 		port = server.RANDOM_PORT
 	}
 	opts := &server.Options{
-		ServerName: "kanade",
-		Host:       host,
-		Port:       port,
-		JetStream:  true,
-		StoreDir:   filepath.Join(o.DataDir, "nats"),
-		NoSigs:     true,
-		MaxPayload: o.MaxPayload,
-		Nkeys: []*server.NkeyUser{
-			{Nkey: serverPub},
-			{Nkey: agentPub, Permissions: AgentPermissions()},
-		},
-		JetStreamLimits: server.JSLimitOpts{DefaultMaxConsumers: -1},
+		ServerName:       "kanade",
+		Host:             host,
+		Port:             port,
+		JetStream:        true,
+		StoreDir:         filepath.Join(o.DataDir, "nats"),
+		NoSigs:           true,
+		MaxPayload:       o.MaxPayload,
+		TrustedOperators: []*jwt.OperatorClaims{oc},
+		SystemAccount:    pub(id.SysAccount),
+		AccountResolver:  resolver,
+		JetStreamLimits:  server.JSLimitOpts{DefaultMaxConsumers: -1},
 	}
 	if opts.MaxPayload == 0 {
 		opts.MaxPayload = 8 << 20
 	}
-	if opts.MaxPending < int64(opts.MaxPayload)*4 {
-		opts.MaxPending = int64(opts.MaxPayload) * 8
-	}
+	opts.MaxPending = int64(opts.MaxPayload) * 8
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return fmt.Errorf("embedded nats: %w", err)
@@ -142,15 +154,62 @@ func (b *Bus) startEmbedded(o Options) error {
 		ns.Shutdown()
 		return errors.New("embedded nats: not ready after 30s (is the port in use?)")
 	}
-	b.srv = ns
-	b.AgentCredentials = agentPath
-	b.log.Info("embedded NATS ready", "url", ns.ClientURL(), "store", opts.StoreDir)
+	b.srv, b.ID = ns, id
+	b.log.Info("embedded NATS ready", "url", ns.ClientURL(), "store", opts.StoreDir, "account", id.AccountPublicKey())
+
+	serverJWT, err := id.ServerUserJWT()
+	if err != nil {
+		return err
+	}
 	nc, err := nats.Connect(ns.ClientURL(), nats.InProcessServer(ns), nats.Name("kanade-server"),
-		nats.Nkey(serverPub, serverKP.Sign), nats.MaxReconnects(-1))
+		userAuth(serverJWT, id.ServerUser), nats.MaxReconnects(-1))
 	if err != nil {
 		return fmt.Errorf("connect embedded nats: %w", err)
 	}
+	sysJWTUser, err := id.SysUserJWT()
+	if err != nil {
+		nc.Close()
+		return err
+	}
+	b.sys, err = nats.Connect(ns.ClientURL(), nats.InProcessServer(ns), nats.Name("kanade-system"),
+		userAuth(sysJWTUser, id.SysUser), nats.MaxReconnects(-1))
+	if err != nil {
+		nc.Close()
+		return fmt.Errorf("connect embedded nats (system): %w", err)
+	}
 	return b.setConn(nc)
+}
+
+// userAuth authenticates with a user JWT and the matching key.
+func userAuth(userJWT string, kp nkeys.KeyPair) nats.Option {
+	return nats.UserJWT(func() (string, error) { return userJWT, nil }, func(nonce []byte) ([]byte, error) { return kp.Sign(nonce) })
+}
+
+// UpdateAccount re-signs kanade's account with the given revocations and
+// pushes it to the broker; connections of revoked keys drop at once.
+func (b *Bus) UpdateAccount(ctx context.Context, revoked []Revocation) error {
+	if b.ID == nil || b.sys == nil {
+		return errors.New("account updates need the embedded broker")
+	}
+	accJWT, err := b.ID.AccountJWT(revoked, time.Now())
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	msg, err := b.sys.RequestWithContext(ctx, "$SYS.REQ.CLAIMS.UPDATE", []byte(accJWT))
+	if err != nil {
+		return fmt.Errorf("push account update: %w", err)
+	}
+	var resp struct {
+		Error *struct {
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(msg.Data, &resp); err == nil && resp.Error != nil {
+		return fmt.Errorf("push account update: %s", resp.Error.Description)
+	}
+	return nil
 }
 
 func (b *Bus) dialExternal(o Options) error {
@@ -207,6 +266,9 @@ func (b *Bus) Healthy(ctx context.Context) error {
 
 // Close drains the connection and stops the embedded broker.
 func (b *Bus) Close() {
+	if b.sys != nil {
+		b.sys.Close()
+	}
 	if b.NC != nil {
 		_ = b.NC.Drain()
 		b.NC.Close()
@@ -214,27 +276,6 @@ func (b *Bus) Close() {
 	if b.srv != nil {
 		b.srv.Shutdown()
 		b.srv.WaitForShutdown()
-	}
-}
-
-// AgentPermissions is what the shared agent credential may do: read
-// commands, kills and control messages; report results, output,
-// heartbeats and inventory; replay EXEC after a reconnect. It can never
-// publish a command, a kill or a control message, nor read results.
-func AgentPermissions() *server.Permissions {
-	return &server.Permissions{
-		Publish: &server.SubjectPermission{Allow: []string{
-			"results.*.*", "output.*.*", "heartbeat.*", "inventory.*",
-			"$JS.API.INFO",
-			"$JS.API.STREAM.INFO." + wire.StreamExec,
-			"$JS.API.CONSUMER.CREATE." + wire.StreamExec + ".>",
-			"$JS.API.CONSUMER.DELETE." + wire.StreamExec + ".>",
-			"$JS.API.CONSUMER.INFO." + wire.StreamExec + ".>",
-			"$JS.API.CONSUMER.MSG.NEXT." + wire.StreamExec + ".>",
-		}},
-		Subscribe: &server.SubjectPermission{Allow: []string{
-			"commands.>", wire.KillWildcard, wire.ControlAll, "control.pc.*", wire.AgentInboxWildcard,
-		}},
 	}
 }
 
@@ -253,32 +294,6 @@ func CredentialsOption(path string) (nats.Option, error) {
 		return nil, fmt.Errorf("credentials %s: neither a .creds file nor an nkey seed: %w", path, err)
 	}
 	return opt, nil
-}
-
-// loadOrCreateSeed reads a user nkey seed from path or creates one with
-// owner-only permissions.
-func loadOrCreateSeed(path string) (nkeys.KeyPair, error) {
-	if b, err := os.ReadFile(path); err == nil {
-		kp, err := nkeys.ParseDecoratedNKey(b)
-		if err != nil {
-			return nil, fmt.Errorf("%s: not an nkey seed: %w", path, err)
-		}
-		return kp, nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	kp, err := nkeys.CreateUser()
-	if err != nil {
-		return nil, err
-	}
-	seed, _ := kp.Seed()
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(path, append(seed, '\n'), 0o600); err != nil {
-		return nil, fmt.Errorf("write %s: %w", path, err)
-	}
-	return kp, nil
 }
 
 type natsLogger struct{ l *slog.Logger }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 
 	"github.com/kanadehq/kanade/agent/wire"
 )
@@ -78,57 +80,113 @@ func TestEmbedded_RefusesAnonymous(t *testing.T) {
 	}
 }
 
-// TestAgentCredential_Permissions tries what the shared agent credential
-// must be able to do and what it must never do.
+// agentConn connects as an agent with a freshly minted credential.
+func agentConn(t *testing.T, b *Bus, pc string, groups []string, v *violations, opts ...nats.Option) (*nats.Conn, string) {
+	nc, pubKey, _, _ := agentConnKey(t, b, pc, groups, v, opts...)
+	return nc, pubKey
+}
+
+func agentConnKey(t *testing.T, b *Bus, pc string, groups []string, v *violations, opts ...nats.Option) (*nats.Conn, string, string, nkeys.KeyPair) {
+	t.Helper()
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubKey, _ := kp.PublicKey()
+	j, err := b.ID.MintAgent(pubKey, pc, groups, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(b.ClientURL(), append([]nats.Option{userAuth(j, kp), nats.ErrorHandler(v.handler),
+		nats.CustomInboxPrefix(wire.AgentInboxPrefix(pc))}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc, pubKey, j, kp
+}
+
+func expectPubDenied(t *testing.T, nc *nats.Conn, v *violations, subj string) {
+	t.Helper()
+	if err := nc.Publish(subj, []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.Flush()
+	waitFor(t, "violation for publish "+subj, func() bool { return v.has(`Publish to "` + subj + `"`) })
+}
+
+func expectSubDenied(t *testing.T, nc *nats.Conn, v *violations, subj string) {
+	t.Helper()
+	if _, err := nc.SubscribeSync(subj); err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.Flush()
+	waitFor(t, "violation for subscribe "+subj, func() bool { return v.has(`Subscription to "` + subj + `"`) })
+}
+
+// TestAgentCredential_Permissions is the permission matrix of a per-agent
+// credential (pc1 in group lab): everything it must be able to do, and
+// everything it must never do.
 func TestAgentCredential_Permissions(t *testing.T) {
 	b := openTestBus(t)
 	v := &violations{}
-	opt, err := CredentialsOption(b.AgentCredentials)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nats.Connect(b.ClientURL(), opt, nats.ErrorHandler(v.handler), nats.CustomInboxPrefix(wire.AgentInboxPrefix("pc1")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc, _ := agentConn(t, b, "pc1", []string{"lab"}, v)
 	ctx := context.Background()
 
-	// Denied: publishing commands, kills and control messages.
-	for _, subj := range []string{wire.CommandAllSubject("evil"), wire.KillSubject("e1"), wire.ControlAll} {
-		if err := nc.Publish(subj, []byte("{}")); err != nil {
-			t.Fatal(err)
-		}
-		_ = nc.Flush()
-		waitFor(t, "violation for publish "+subj, func() bool { return v.has(`Publish to "` + subj + `"`) })
+	for _, subj := range []string{
+		wire.CommandAllSubject("evil"), wire.CommandPCSubject("pc2", "evil"), wire.KillSubject("e1"), wire.ControlAll,
+		wire.ControlPCSubject("pc2"), wire.ResultSubject("e1", "pc2"), wire.OutputSubject("e1", "pc2"),
+		wire.HeartbeatSubject("pc2"), "inventory.pc2", wire.RenewSubject("pc2"), wire.EnrollSubject,
+		"$JS.API.STREAM.PURGE." + wire.StreamExec, "$JS.API.DIRECT.GET." + wire.StreamExec,
+	} {
+		expectPubDenied(t, nc, v, subj)
 	}
-	// Denied: reading results, output and heartbeats of other agents, and the server's inbox.
-	for _, subj := range []string{"results.>", "output.>", "heartbeat.*", "_INBOX.>", ">"} {
-		if _, err := nc.SubscribeSync(subj); err != nil {
-			t.Fatal(err)
-		}
-		_ = nc.Flush()
-		waitFor(t, "violation for subscribe "+subj, func() bool { return v.has(`Subscription to "` + subj + `"`) })
+	for _, subj := range []string{
+		"results.>", "output.>", "heartbeat.*", "_INBOX.>", ">", "commands.>", wire.CommandPCWildcard("pc2"),
+		wire.CommandGroupWildcard("finance"), wire.ControlPCSubject("pc2"), wire.AgentInboxPrefix("pc2") + ".>", wire.EnrollInboxPrefix + ".>",
+	} {
+		expectSubDenied(t, nc, v, subj)
 	}
 	st, err := b.JS.Stream(ctx, wire.StreamExec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if info, _ := st.Info(ctx); info.State.Msgs != 0 {
-		t.Errorf("EXEC holds %d messages after a denied publish", info.State.Msgs)
+		t.Errorf("EXEC holds %d messages after denied publishes", info.State.Msgs)
 	}
 
-	// Allowed: commands arrive, results are acknowledged by JetStream.
-	sub, err := nc.SubscribeSync(wire.CommandPCWildcard("pc1"))
-	if err != nil {
-		t.Fatal(err)
+	// Allowed: its own, its group's and everyone's commands arrive; results are acknowledged.
+	for _, subj := range []string{wire.CommandPCSubject("pc1", "j"), wire.CommandGroupSubject("lab", "j"), wire.CommandAllSubject("j")} {
+		addr, _ := wire.ParseCommandSubject(subj)
+		wild := wire.CommandAllWildcard
+		switch addr.Scope {
+		case wire.ScopePC:
+			wild = wire.CommandPCWildcard(addr.Name)
+		case wire.ScopeGroup:
+			wild = wire.CommandGroupWildcard(addr.Name)
+		}
+		sub, err := nc.SubscribeSync(wild)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = nc.Flush()
+		if _, err := b.JS.Publish(ctx, subj, []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sub.NextMsg(5 * time.Second); err != nil {
+			t.Errorf("agent did not receive %s: %v", subj, err)
+		}
 	}
-	_ = nc.Flush()
-	if _, err := b.JS.Publish(ctx, wire.CommandPCSubject("pc1", "j"), []byte(`{}`)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sub.NextMsg(5 * time.Second); err != nil {
-		t.Errorf("agent did not receive its command: %v", err)
+	for _, subj := range []string{wire.KillSubject("e1"), wire.ControlAll, wire.ControlPCSubject("pc1")} {
+		sub, err := nc.SubscribeSync(subj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = nc.Flush()
+		_ = b.NC.Publish(subj, []byte("{}"))
+		if _, err := sub.NextMsg(5 * time.Second); err != nil {
+			t.Errorf("agent did not receive %s: %v", subj, err)
+		}
 	}
 	ajs, err := jetstream.New(nc)
 	if err != nil {
@@ -136,17 +194,96 @@ func TestAgentCredential_Permissions(t *testing.T) {
 	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if _, err := ajs.Publish(pctx, wire.ResultSubject("e1", "pc1"), []byte(`{}`)); err != nil {
-		t.Errorf("agent result publish: %v", err)
+	for _, subj := range []string{wire.ResultSubject("e1", "pc1"), wire.OutputSubject("e1", "pc1")} {
+		if _, err := ajs.Publish(pctx, subj, []byte(`{}`)); err != nil {
+			t.Errorf("agent publish %s: %v", subj, err)
+		}
 	}
-	// Allowed: a single-filter catch-up consumer on EXEC.
-	cons, err := ajs.CreateConsumer(pctx, wire.StreamExec, jetstream.ConsumerConfig{
-		FilterSubject: wire.CommandPCWildcard("pc1"), DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy, AckPolicy: jetstream.AckNonePolicy})
+	// Allowed: single-filter catch-up consumers on its own subjects.
+	for _, f := range []string{wire.CommandPCWildcard("pc1"), wire.CommandGroupWildcard("lab"), wire.CommandAllWildcard} {
+		cons, err := ajs.CreateConsumer(pctx, wire.StreamExec, jetstream.ConsumerConfig{
+			FilterSubject: f, DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy, AckPolicy: jetstream.AckNonePolicy})
+		if err != nil {
+			t.Fatalf("catch-up consumer on %s: %v", f, err)
+		}
+		if n := cons.CachedInfo().NumPending; n != 1 {
+			t.Errorf("catch-up %s pending = %d, want 1", f, n)
+		}
+	}
+	// Denied: a consumer on another PC's or group's commands, or on all of them (bypass attempts).
+	for _, f := range []string{wire.CommandPCWildcard("pc2"), wire.CommandGroupWildcard("finance"), "commands.>"} {
+		dctx, dcancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		_, err := ajs.CreateConsumer(dctx, wire.StreamExec, jetstream.ConsumerConfig{FilterSubject: f, AckPolicy: jetstream.AckNonePolicy})
+		dcancel()
+		if err == nil {
+			t.Errorf("consumer on %s was allowed", f)
+		}
+	}
+}
+
+// TestEnrollCredential_OnlyEnrolls: the shared enrollment credential can
+// send an enrollment request and nothing else.
+func TestEnrollCredential_OnlyEnrolls(t *testing.T) {
+	b := openTestBus(t)
+	v := &violations{}
+	creds, err := b.ID.EnrollCreds()
 	if err != nil {
-		t.Fatalf("catch-up consumer: %v", err)
+		t.Fatal(err)
 	}
-	if n := cons.CachedInfo().NumPending; n != 1 {
-		t.Errorf("catch-up pending = %d, want 1", n)
+	path := filepath.Join(t.TempDir(), "enroll.creds")
+	if err := os.WriteFile(path, creds, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(b.ClientURL(), nats.UserCredentials(path), nats.ErrorHandler(v.handler), nats.CustomInboxPrefix(wire.EnrollInboxPrefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	for _, subj := range []string{wire.CommandAllSubject("x"), wire.ResultSubject("e", "pc1"), wire.HeartbeatSubject("pc1"), wire.RenewSubject("pc1"), "$JS.API.INFO"} {
+		expectPubDenied(t, nc, v, subj)
+	}
+	for _, subj := range []string{"commands.>", "kill.*", "_INBOX.>", wire.AgentInboxPrefix("pc1") + ".>"} {
+		expectSubDenied(t, nc, v, subj)
+	}
+	sub, err := b.NC.SubscribeSync(wire.EnrollSubject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = b.NC.Flush()
+	go func() {
+		if m, err := sub.NextMsg(5 * time.Second); err == nil {
+			_ = m.Respond([]byte(`{"status":"pending"}`))
+		}
+	}()
+	if _, err := nc.Request(wire.EnrollSubject, []byte("{}"), 5*time.Second); err != nil {
+		t.Errorf("enrollment request: %v", err)
+	}
+}
+
+// TestRevocation_CutsOffAgent: pushing a revocation drops the agent's
+// connection and its key cannot connect again.
+func TestRevocation_CutsOffAgent(t *testing.T) {
+	b := openTestBus(t)
+	v := &violations{}
+	closed := make(chan time.Time, 1)
+	nc, pubKey, j, kp := agentConnKey(t, b, "pc1", nil, v, nats.MaxReconnects(0), nats.ClosedHandler(func(*nats.Conn) { closed <- time.Now() }))
+	if !nc.IsConnected() {
+		t.Fatal("agent not connected")
+	}
+	start := time.Now()
+	if err := b.UpdateAccount(context.Background(), []Revocation{{PublicKey: pubKey, At: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case at := <-closed:
+		t.Logf("revocation → agent disconnected in %v", at.Sub(start))
+	case <-time.After(10 * time.Second):
+		t.Fatal("revoked agent still connected after 10s")
+	}
+	// Connecting again with the revoked credential is refused.
+	if nc2, err := nats.Connect(b.ClientURL(), userAuth(j, kp), nats.NoReconnect()); err == nil {
+		nc2.Close()
+		t.Fatal("revoked credential connected again")
 	}
 }
 
@@ -167,8 +304,5 @@ func TestProvision_Idempotent(t *testing.T) {
 	}
 	if err := b.Healthy(ctx); err != nil {
 		t.Errorf("Healthy: %v", err)
-	}
-	if _, err := CredentialsOption(filepath.Join(t.TempDir(), "missing")); err == nil {
-		t.Error("missing credentials file accepted")
 	}
 }

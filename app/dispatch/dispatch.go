@@ -89,7 +89,7 @@ func ValidateTarget(t store.Target) []Problem {
 		ps = append(ps, Problem{Field: "target", Message: "choose at least one: all, groups or pcs"})
 	}
 	for _, g := range t.Groups {
-		if err := wire.ValidateID("group", g); err != nil {
+		if err := wire.ValidateGroup(g); err != nil {
 			ps = append(ps, Problem{Field: "target.groups", Message: err.Error()})
 		}
 	}
@@ -104,6 +104,7 @@ func ValidateTarget(t store.Target) []Problem {
 // Check fills defaults into r and returns every problem with it. A
 // negative Timeout or Deadline stands for an explicit invalid value.
 func (d *Dispatcher) Check(r *RunRequest) []Problem {
+	r.Target.Groups = wire.NormalizeGroups(r.Target.Groups) // groups are case-insensitive
 	ps := ValidateTarget(r.Target)
 	if !wire.ValidShell(r.Shell) {
 		ps = append(ps, Problem{Field: "shell", Message: fmt.Sprintf("%q is not one of sh, cmd, powershell, pwsh", r.Shell)})
@@ -131,6 +132,7 @@ func (d *Dispatcher) Check(r *RunRequest) []Problem {
 
 // Preview counts the PCs a target resolves to and how many are online.
 func (d *Dispatcher) Preview(ctx context.Context, t store.Target) (matched, online int, err error) {
+	t.Groups = wire.NormalizeGroups(t.Groups)
 	if ps := ValidateTarget(t); len(ps) > 0 {
 		return 0, 0, &ValidationError{Problems: ps}
 	}

@@ -8,8 +8,9 @@ import "sync"
 
 // Topics.
 const (
-	Agents     = "agents"
-	Executions = "executions"
+	Agents      = "agents"
+	Executions  = "executions"
+	Enrollments = "enrollments"
 )
 
 // Execution is the topic of one execution.

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/kanadehq/kanade/app/dispatch"
+	"github.com/kanadehq/kanade/app/enroll"
 	"github.com/kanadehq/kanade/app/events"
 	"github.com/kanadehq/kanade/store"
 )
@@ -24,8 +25,10 @@ import (
 type Deps struct {
 	Store      *store.Store
 	Dispatcher *dispatch.Dispatcher
-	Events     *events.Broker
-	JS         jetstream.JetStream
+	// Enroller approves, rejects and revokes agent identities (nil with an external broker).
+	Enroller *enroll.Service
+	Events   *events.Broker
+	JS       jetstream.JetStream
 	// NATSHealthy reports the broker connection's health for /healthz.
 	NATSHealthy func(ctx context.Context) error
 	Log         *slog.Logger

@@ -1,0 +1,186 @@
+package enroll
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
+
+	agentenroll "github.com/kanadehq/kanade/agent/enroll"
+	"github.com/kanadehq/kanade/agent/wire"
+	"github.com/kanadehq/kanade/app/bus"
+	"github.com/kanadehq/kanade/app/events"
+	"github.com/kanadehq/kanade/store"
+	"github.com/kanadehq/kanade/store/storetest"
+)
+
+type fixture struct {
+	svc   *Service
+	st    *store.Store
+	b     *bus.Bus
+	creds string
+	file  agentenroll.EnrollmentFile
+	log   *slog.Logger
+}
+
+func newFixture(t *testing.T, autoApprove bool) *fixture {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	dir := t.TempDir()
+	st := storetest.New(t)
+	b, err := bus.Open(context.Background(), bus.Options{DataDir: dir, Listen: "127.0.0.1:0", MaxPayload: 8 << 20, Logger: log,
+		Streams: bus.StreamLimits{ExecMaxAge: time.Hour, ResultsMaxAge: time.Hour, OutputMaxAge: time.Hour,
+			ExecMaxBytes: 16 << 20, ResultsMaxBytes: 16 << 20, OutputMaxBytes: 16 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	svc := New(st, b, events.New(), log)
+	svc.RetryAfter = 50 * time.Millisecond
+	path, err := svc.WriteAgentCredentials(context.Background(), dir, autoApprove, []string{"base"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("agent credentials %s: %v, mode %v; want 0600", path, err, st.Mode().Perm())
+	}
+	raw, _ := os.ReadFile(path)
+	f, err := agentenroll.ParseEnrollmentFile(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = svc.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	// Run subscribes asynchronously; wait until it answers.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := b.NC.Request(ErrProbeSubject(), nil, 100*time.Millisecond); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	return &fixture{svc: svc, st: st, b: b, creds: path, file: f, log: log}
+}
+
+// ErrProbeSubject is answered by the renewal handler (with a rejection),
+// which tells the test the service is subscribed.
+func ErrProbeSubject() string { return "enroll.renew.probe" }
+
+func (f *fixture) enroll(t *testing.T, ctx context.Context, pc string, kp nkeys.KeyPair, file agentenroll.EnrollmentFile) (agentenroll.Credential, error) {
+	t.Helper()
+	return agentenroll.Enroll(ctx, f.b.ClientURL(), file, kp, agentenroll.Request{PCID: pc, Hostname: pc, Groups: []string{"Lab"}}, f.log)
+}
+
+func TestEnroll_AutoApproveAndConnect(t *testing.T) {
+	f := newFixture(t, true)
+	kp, _ := nkeys.CreateUser()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := f.enroll(t, ctx, "pc1", kp, f.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.Groups, ",") != "base,lab" || time.Until(c.Expiry) < 29*24*time.Hour {
+		t.Errorf("credential groups %v expiry %v", c.Groups, c.Expiry)
+	}
+	nc, err := nats.Connect(f.b.ClientURL(), nats.UserJWT(func() (string, error) { return c.JWT, nil }, kp.Sign),
+		nats.CustomInboxPrefix(wire.AgentInboxPrefix("pc1")))
+	if err != nil {
+		t.Fatalf("connect with the issued credential: %v", err)
+	}
+	// Renewal over its own credential.
+	msg, err := nc.Request("enroll.renew.pc1", []byte("{}"), 5*time.Second)
+	nc.Close()
+	if err != nil {
+		t.Errorf("renewal: %v", err)
+	} else if !strings.Contains(string(msg.Data), `"approved"`) {
+		t.Errorf("renewal reply: %s", msg.Data)
+	}
+	k, err := f.st.AgentKey(ctx, "pc1")
+	if err != nil || k.Status != store.KeyApproved {
+		t.Errorf("binding = %+v, %v", k, err)
+	}
+	// The same pc_id with another key is refused.
+	other, _ := nkeys.CreateUser()
+	if _, err := f.enroll(t, ctx, "pc1", other, f.file); err == nil || !strings.Contains(err.Error(), "already bound to another key") {
+		t.Errorf("second key for pc1: %v", err)
+	}
+}
+
+func TestEnroll_HeldForApproval(t *testing.T) {
+	f := newFixture(t, false)
+	kp, _ := nkeys.CreateUser()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	got := make(chan error, 1)
+	go func() { _, err := f.enroll(t, ctx, "pc2", kp, f.file); got <- err }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if k, err := f.st.AgentKey(ctx, "pc2"); err == nil && k.Status == store.KeyPending {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no pending enrollment")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	select {
+	case err := <-got:
+		t.Fatalf("enrollment finished before approval: %v", err)
+	default:
+	}
+	if err := f.svc.Approve(ctx, "pc2", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("after approval: %v", err)
+	}
+}
+
+func TestEnroll_Refusals(t *testing.T) {
+	f := newFixture(t, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kp, _ := nkeys.CreateUser()
+	bad := f.file
+	bad.Token = "kanade-enroll-wrong"
+	if _, err := f.enroll(t, ctx, "pc3", kp, bad); err == nil || !strings.Contains(err.Error(), "not valid") {
+		t.Errorf("wrong token: %v", err)
+	}
+	// An expired token.
+	if err := f.st.CreateEnrollmentToken(ctx, store.EnrollmentToken{ID: "old", Name: "old", AutoApprove: true,
+		ExpiresAt: time.Now().Add(-time.Minute), CreatedAt: time.Now()}, HashSecret("kanade-enroll-old")); err != nil {
+		t.Fatal(err)
+	}
+	old := f.file
+	old.Token = "kanade-enroll-old"
+	if _, err := f.enroll(t, ctx, "pc3", kp, old); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Errorf("expired token: %v", err)
+	}
+	// A revoked agent cannot enroll again with its key, and a new key waits for an admin.
+	if _, err := f.enroll(t, ctx, "pc4", kp, f.file); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.Revoke(ctx, "pc4", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.enroll(t, ctx, "pc4", kp, f.file); err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Errorf("revoked key re-enrolled: %v", err)
+	}
+	fresh, _ := nkeys.CreateUser()
+	sctx, scancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer scancel()
+	if _, err := f.enroll(t, sctx, "pc4", fresh, f.file); err == nil {
+		t.Error("a new key for a revoked PC was approved without an admin")
+	}
+	if k, _ := f.st.AgentKey(ctx, "pc4"); k.Status != store.KeyPending {
+		t.Errorf("pc4 after re-enrollment with a new key = %s, want pending", k.Status)
+	}
+}
