@@ -256,3 +256,50 @@ func TestIntegration_APIValidation(t *testing.T) {
 		t.Errorf("/healthz = %d %v", code, h)
 	}
 }
+
+// Revoking an agent cuts it off: it can no longer publish heartbeats (so
+// it goes offline), it runs nothing, and its key can never come back.
+func TestIntegration_RevokeAgent(t *testing.T) {
+	skipIfShort(t)
+	s := startServer(t, t.TempDir(), "")
+	startAgent(t, s, "pc1", []string{"lab"}, "")
+	s.waitOnline(t, "pc1")
+	var k struct {
+		PCID   string   `json:"pc_id"`
+		Status string   `json:"status"`
+		Groups []string `json:"groups"`
+	}
+	start := time.Now()
+	if code := s.post(t, "/api/agents/pc1/revoke", nil, &k); code != http.StatusOK || k.Status != "revoked" {
+		t.Fatalf("revoke = %d %+v", code, k)
+	}
+	checkFor(t, 20*time.Second, func() error {
+		var a struct {
+			Online bool `json:"online"`
+		}
+		s.get(t, "/api/agents/pc1", &a)
+		if a.Online {
+			return fmt.Errorf("pc1 still online")
+		}
+		return nil
+	})
+	t.Logf("revoked agent offline (no heartbeat for 3 intervals) after %v", time.Since(start).Round(time.Millisecond))
+	marker := filepath.Join(t.TempDir(), "ran")
+	e := s.run(t, map[string]any{"target": map[string]any{"pcs": []string{"pc1"}}, "shell": "sh", "script": "touch " + shQuote(marker), "deadline": "2s"})
+	got := s.waitExec(t, e.ExecID, targetIn("pc1", "expired"))
+	if _, err := os.Stat(marker); err == nil {
+		t.Errorf("a revoked agent ran a command: %+v", got.Targets)
+	}
+	var list struct {
+		Enrollments []struct {
+			PCID string `json:"pc_id"`
+		} `json:"enrollments"`
+		Total int `json:"total"`
+	}
+	if code := s.get(t, "/api/enrollments?status=revoked", &list); code != http.StatusOK || list.Total != 1 || list.Enrollments[0].PCID != "pc1" {
+		t.Errorf("GET /api/enrollments?status=revoked = %d %+v", code, list)
+	}
+	if code := s.post(t, "/api/enrollments/pc1/reject", nil, nil); code != http.StatusConflict {
+		t.Errorf("reject a revoked agent = %d, want 409", code)
+	}
+}

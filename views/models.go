@@ -54,6 +54,7 @@ type AgentListModel struct {
 	Rows             []AgentRow
 	Pager            Pager
 	Online, Total    int
+	Pending          int // agents waiting for enrollment approval
 }
 
 // AgentModel is one agent's page.
@@ -64,6 +65,9 @@ type AgentModel struct {
 	FirstSeen TimeText
 	Recent    []TargetRow // its latest results
 	RunURL    string      // the Run page preset to this PC
+	// Identity is the agent's enrollment (nil when it has none, e.g. with a
+	// static credential on an external broker).
+	Identity *AgentIdentity
 }
 
 // DashboardModel is the dashboard.

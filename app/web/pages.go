@@ -54,7 +54,11 @@ func (s *server) agentList(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	m := views.AgentListModel{Q: q, Status: status, Group: group, Groups: groups, Online: online, Total: all}
+	_, pending, err := s.Store.AgentKeys(ctx, store.KeyPending, 1, 0)
+	if err != nil {
+		return err
+	}
+	m := views.AgentListModel{Q: q, Status: status, Group: group, Groups: groups, Online: online, Total: all, Pending: pending}
 	for _, a := range agents {
 		m.Rows = append(m.Rows, agentRow(a, now))
 	}
@@ -78,6 +82,9 @@ func (s *server) agentShow(c echo.Context) error {
 	}
 	m := views.AgentModel{Agent: agentRow(a, now), Interval: a.Interval.String(), Running: a.Running,
 		FirstSeen: timeText(a.FirstSeen, now), RunURL: "/run?pcs=" + url.QueryEscape(pc)}
+	if m.Identity, err = s.agentIdentity(c, pc); err != nil {
+		return err
+	}
 	for _, r := range results {
 		m.Recent = append(m.Recent, targetRow(r, now, ""))
 	}

@@ -29,6 +29,10 @@ func (s *server) routes(e *echo.Echo) {
 	e.GET("/executions/:id/log/:pc", s.logPanel)
 	e.GET("/executions/:id/log/:pc/stream", s.logStream)
 	e.POST("/executions/:id/kill", s.execKill)
+	e.POST("/agents/:pc/revoke", s.formDecide("revoke", ""))
+	e.GET("/enrollments", s.enrollmentsPage)
+	e.POST("/enrollments/:pc/approve", s.formDecide("approve", "/enrollments"))
+	e.POST("/enrollments/:pc/reject", s.formDecide("reject", "/enrollments"))
 
 	// JSON API (API.md)
 	e.GET("/api/agents", s.apiAgents)
@@ -38,4 +42,8 @@ func (s *server) routes(e *echo.Echo) {
 	e.GET("/api/executions/:id", s.apiExecution)
 	e.POST("/api/executions/:id/kill", s.apiKill)
 	e.GET("/api/results", s.apiResults)
+	e.POST("/api/agents/:pc/revoke", s.apiDecide("revoke"))
+	e.GET("/api/enrollments", s.apiEnrollments)
+	e.POST("/api/enrollments/:pc/approve", s.apiDecide("approve"))
+	e.POST("/api/enrollments/:pc/reject", s.apiDecide("reject"))
 }

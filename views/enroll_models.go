@@ -1,0 +1,31 @@
+package views
+
+// AgentIdentity is the enrollment of one agent, shown on its page.
+type AgentIdentity struct {
+	Status     string // pending, approved, rejected, revoked
+	PublicKey  string
+	Expires    TimeText // when its credential expires
+	DecidedBy  string
+	Reason     string
+	RevokeURL  string // empty when it cannot be revoked
+	RevokeAsk  string // the confirmation question
+	CSRFToken  string
+	PendingURL string
+}
+
+// EnrollmentRow is one agent key waiting for (or past) an admin's decision.
+type EnrollmentRow struct {
+	PCID, Hostname, OS, Arch, PublicKey, Status, TokenID, DecidedBy, Reason string
+	Groups                                                                  []string
+	Requested                                                               TimeText
+	ApproveURL, RejectURL                                                   string
+}
+
+// EnrollmentsModel is the Pending agents page.
+type EnrollmentsModel struct {
+	Status    string // the filter: "pending" (default) or "" for all
+	Rows      []EnrollmentRow
+	Pager     Pager
+	Pending   int
+	CSRFToken string
+}
