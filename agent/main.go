@@ -58,7 +58,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	groups := cfg.Groups
 	var tasks []func(context.Context, *nats.Conn)
+	var trust worker.Trust
 	if id.Enrolled {
+		trust = id.Keeper
 		if strings.Join(groups, ",") != strings.Join(id.Groups, ",") && len(groups) > 0 {
 			log.Info("groups come from the server's credential, not from the configuration", "configured", strings.Join(groups, ","), "granted", strings.Join(id.Groups, ","))
 		}
@@ -67,7 +69,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	w, err := worker.New(worker.Config{
 		PCID: cfg.PCID, Hostname: host, Groups: groups, DataDir: cfg.Data,
 		HeartbeatInterval: cfg.HeartbeatInterval.D(), OutputCap: int(cfg.OutputCap),
-		AgentVersion: version, OSVersion: osVersion(), Tasks: tasks, Logger: log,
+		AgentVersion: version, OSVersion: osVersion(), Tasks: tasks, Trust: trust, Logger: log,
 	})
 	if err != nil {
 		return err

@@ -137,11 +137,12 @@ func startAgent(t testing.TB, s *testServer, pc string, groups []string, dataDir
 		t.Fatalf("enroll %s: %v", pc, err)
 	}
 	var tasks []func(context.Context, *nats.Conn)
+	var trust worker.Trust
 	if id.Renew != nil {
-		tasks = append(tasks, id.Renew)
+		tasks, trust = append(tasks, id.Renew), id.Keeper
 	}
 	w, err := worker.New(worker.Config{PCID: pc, Groups: id.Groups, DataDir: dataDir, HeartbeatInterval: time.Second,
-		AgentVersion: "test", Tasks: tasks, Logger: log})
+		AgentVersion: "test", Tasks: tasks, Trust: trust, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/kanadehq/kanade/app/enroll"
 	"github.com/kanadehq/kanade/app/events"
 	"github.com/kanadehq/kanade/app/projector"
+	"github.com/kanadehq/kanade/app/sign"
 	"github.com/kanadehq/kanade/app/web"
 	"github.com/kanadehq/kanade/store"
 )
@@ -65,8 +67,12 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	}
 	defer b.Close()
 
+	keys, err := sign.Load(filepath.Join(cfg.Server.Data, bus.SecretsDir, "command-keys"))
+	if err != nil {
+		return err
+	}
 	ev := events.New()
-	disp := dispatch.New(st, b.NC, b.JS, ev, dispatch.Limits{
+	disp := dispatch.New(st, b.NC, b.JS, keys, ev, dispatch.Limits{
 		DefaultTimeout: cfg.Execution.DefaultTimeout.D(), MaxTimeout: cfg.Execution.MaxTimeout.D(),
 		DefaultDeadline: cfg.Execution.DefaultDeadline.D(), OutputCap: int(cfg.Execution.OutputCap),
 	}, log)
@@ -90,7 +96,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	var enroller *enroll.Service
 	credsPath := ""
 	if b.Embedded() {
-		enroller = enroll.New(st, b, ev, log)
+		enroller = enroll.New(st, b, keys, ev, log)
 		// Dev mode approves agents that enroll with the default token; otherwise an admin does.
 		if credsPath, err = enroller.WriteAgentCredentials(ctx, cfg.Server.Data, devMode, nil); err != nil {
 			stopWork()
@@ -102,7 +108,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 
 	host, _ := os.Hostname()
 	handler := web.New(web.Deps{
-		Store: st, Dispatcher: disp, Enroller: enroller, Events: ev, JS: b.JS, NATSHealthy: b.Healthy, Log: log, Version: version,
+		Store: st, Dispatcher: disp, Enroller: enroller, Keys: keys, NC: b.NC, Events: ev, JS: b.JS, NATSHealthy: b.Healthy, Log: log, Version: version,
 		DevMode: devMode, LocalPC: wire.PCIDFromHostname(host), OutputCap: int(cfg.Execution.OutputCap),
 		SSEMaxLifetime: cfg.Server.SSEMaxLifetime.D(),
 	})

@@ -110,6 +110,8 @@ type Credential struct {
 	JWT    string    `json:"jwt"`
 	Groups []string  `json:"groups"`
 	Expiry time.Time `json:"expiry"`
+	// CommandKeys sign the commands, kills and control messages this agent accepts.
+	CommandKeys []wire.CommandKey `json:"command_keys"`
 }
 
 // LoadCredential reads the stored credential; ok is false when there is
@@ -178,7 +180,10 @@ func Enroll(ctx context.Context, url string, f EnrollmentFile, kp nkeys.KeyPair,
 			switch rep.Status {
 			case wire.EnrollApproved:
 				log.Info("enrolled", "groups", strings.Join(rep.Groups, ","), "expiry", rep.Expiry)
-				return Credential{JWT: rep.JWT, Groups: rep.Groups, Expiry: rep.Expiry}, nil
+				if len(rep.CommandKeys) == 0 {
+					return Credential{}, errors.New("enrollment reply without command keys")
+				}
+				return Credential{JWT: rep.JWT, Groups: rep.Groups, Expiry: rep.Expiry, CommandKeys: rep.CommandKeys}, nil
 			case wire.EnrollPending:
 				log.Info("enrollment is waiting for an admin's approval (Pending agents page)", "public_key", pub)
 				if rep.RetryAfter > 0 {
@@ -220,6 +225,25 @@ func (k *Keeper) Credential() Credential {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.cred
+}
+
+// Keys returns the trusted command keys.
+func (k *Keeper) Keys() []wire.CommandKey { return k.Credential().CommandKeys }
+
+// Refresh renews the credential now, which also fetches the current keys.
+func (k *Keeper) Refresh(ctx context.Context, nc *nats.Conn) error { return k.renew(ctx, nc) }
+
+// SetKeys replaces the trusted keys (after a signed rotation announcement).
+func (k *Keeper) SetKeys(keys []wire.CommandKey) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	c := k.cred
+	c.CommandKeys = keys
+	if err := SaveCredential(k.dataDir, c); err != nil {
+		return err
+	}
+	k.cred = c
+	return nil
 }
 
 // Option authenticates a connection with the current credential, also on
@@ -273,7 +297,10 @@ func (k *Keeper) renew(ctx context.Context, nc *nats.Conn) error {
 	if rep.Status != wire.EnrollApproved {
 		return fmt.Errorf("renewal refused: %s", rep.Reason)
 	}
-	c := Credential{JWT: rep.JWT, Groups: rep.Groups, Expiry: rep.Expiry}
+	c := Credential{JWT: rep.JWT, Groups: rep.Groups, Expiry: rep.Expiry, CommandKeys: rep.CommandKeys}
+	if len(c.CommandKeys) == 0 {
+		c.CommandKeys = k.Keys()
+	}
 	if err := SaveCredential(k.dataDir, c); err != nil {
 		return err
 	}

@@ -22,6 +22,8 @@ type Identity struct {
 	Enrolled bool
 	// Renew keeps the credential fresh; nil for a static credential.
 	Renew func(ctx context.Context, nc *nats.Conn)
+	// Keeper verifies signed messages (nil for a static credential).
+	Keeper *Keeper
 }
 
 // Setup turns the configured credentials file into the agent's identity.
@@ -46,7 +48,7 @@ func Setup(ctx context.Context, url, credsPath, dataDir string, r Request, log *
 		return Identity{}, err
 	}
 	c, ok := LoadCredential(dataDir, time.Now())
-	if !ok {
+	if !ok || len(c.CommandKeys) == 0 {
 		c, err = Enroll(ctx, url, f, kp, r, log)
 		if err != nil {
 			return Identity{}, err
@@ -56,7 +58,7 @@ func Setup(ctx context.Context, url, credsPath, dataDir string, r Request, log *
 		}
 	}
 	k := NewKeeper(kp, c, dataDir, r.PCID, log)
-	return Identity{Option: k.Option(), Groups: c.Groups, Enrolled: true, Renew: k.Run}, nil
+	return Identity{Option: k.Option(), Groups: c.Groups, Enrolled: true, Renew: k.Run, Keeper: k}, nil
 }
 
 func staticOption(path string, b []byte) (nats.Option, error) {

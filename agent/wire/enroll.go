@@ -86,6 +86,9 @@ type EnrollReply struct {
 	Expiry time.Time `json:"expiry,omitzero"`
 	// RetryAfter tells a pending agent when to ask again.
 	RetryAfter Duration `json:"retry_after,omitempty"`
+	// CommandKeys are the server keys that sign commands, kills and
+	// control messages; agents refuse messages not signed by one of them.
+	CommandKeys []CommandKey `json:"command_keys,omitempty"`
 }
 
 // ValidateGroup checks a group id: a subject token in lower case (NATS

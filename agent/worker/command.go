@@ -22,7 +22,7 @@ const killMemory = 24 * time.Hour
 
 // handleCommand takes a command from a live subscription or from
 // catch-up. It runs each execution at most once per PC.
-func (w *Worker) handleCommand(runCtx context.Context, subject string, data []byte, catchup bool) {
+func (w *Worker) handleCommand(runCtx context.Context, subject string, hdr nats.Header, data []byte, catchup bool) {
 	addr, ok := wire.ParseCommandSubject(subject)
 	if !ok || !addr.For(w.cfg.PCID, w.cfg.Groups) {
 		w.log.Warn("ignoring command on a subject not addressed to this agent", "subject", subject)
@@ -51,6 +51,11 @@ func (w *Worker) handleCommand(runCtx context.Context, subject string, data []by
 	}
 	fail := func(state wire.State, reason string) {
 		w.finish(wire.Result{ExecID: cmd.ExecID, State: state, Reason: reason, FinishedAt: time.Now().UTC()})
+	}
+	if err := w.verify(runCtx, subject, hdr, data, 0); err != nil {
+		w.log.Warn("refusing a command", "subject", subject, "exec_id", cmd.ExecID, "err", err)
+		fail(wire.StateSkipped, err.Error())
+		return
 	}
 	if err := cmd.Validate(); err != nil {
 		fail(wire.StateFailed, "invalid command: "+err.Error())
@@ -130,6 +135,10 @@ func causeText(ctx context.Context) string {
 func (w *Worker) handleKill(m *nats.Msg) {
 	execID := wire.LastToken(m.Subject)
 	if wire.ValidateID("exec_id", execID) != nil {
+		return
+	}
+	if err := w.verify(context.Background(), m.Subject, m.Header, m.Data, wire.MaxControlAge); err != nil {
+		w.log.Warn("refusing a kill", "subject", m.Subject, "err", err)
 		return
 	}
 	var k wire.Kill
@@ -233,4 +242,53 @@ func (w *Worker) publishJSON(subject string, v any) error {
 		return err
 	}
 	return w.nc.Publish(subject, b)
+}
+
+// verify checks a message's signature when the agent has trusted keys.
+// A key it does not know yet may come from a rotation it missed: the keys
+// are refreshed from the server once before the message is refused.
+func (w *Worker) verify(ctx context.Context, subject string, hdr nats.Header, data []byte, maxAge time.Duration) error {
+	if w.cfg.Trust == nil {
+		return nil
+	}
+	_, err := wire.Verify(w.cfg.Trust.Keys(), subject, hdr.Get, data, time.Now(), maxAge)
+	if errors.Is(err, wire.ErrUnknownKey) {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		rerr := w.cfg.Trust.Refresh(rctx, w.nc)
+		cancel()
+		if rerr != nil {
+			w.log.Warn("cannot refresh the trusted keys", "err", rerr)
+		}
+		_, err = wire.Verify(w.cfg.Trust.Keys(), subject, hdr.Get, data, time.Now(), maxAge)
+	}
+	return err
+}
+
+// handleControl applies a signed state change.
+func (w *Worker) handleControl(m *nats.Msg) {
+	if w.cfg.Trust == nil {
+		return
+	}
+	if _, err := wire.Verify(w.cfg.Trust.Keys(), m.Subject, m.Header.Get, m.Data, time.Now(), wire.MaxControlAge); err != nil {
+		w.log.Warn("refusing a control message", "subject", m.Subject, "err", err)
+		return
+	}
+	var c wire.Control
+	if err := json.Unmarshal(m.Data, &c); err != nil {
+		w.log.Warn("undecodable control message", "subject", m.Subject, "err", err)
+		return
+	}
+	switch c.Kind {
+	case wire.ControlCommandKeys:
+		if len(c.CommandKeys) == 0 {
+			return
+		}
+		if err := w.cfg.Trust.SetKeys(c.CommandKeys); err != nil {
+			w.log.Error("cannot store the new trusted keys", "err", err)
+			return
+		}
+		w.log.Info("trusted command keys updated", "keys", len(c.CommandKeys))
+	default:
+		w.log.Debug("ignoring an unknown control message", "kind", c.Kind)
+	}
 }

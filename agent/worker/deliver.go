@@ -108,7 +108,7 @@ func (w *Worker) catchupFilter(ctx, runCtx context.Context, filter string) (int,
 		n := 0
 		for m := range batch.Messages() {
 			n++
-			w.handleCommand(runCtx, m.Subject(), m.Data(), true)
+			w.handleCommand(runCtx, m.Subject(), m.Headers(), m.Data(), true)
 		}
 		if n == 0 {
 			return got, batch.Error()

@@ -43,10 +43,24 @@ type Config struct {
 	// Exec runs one script; nil means runner.Run. The swarm simulator
 	// replaces it with a scripted model.
 	Exec func(ctx context.Context, s runner.Spec) runner.Outcome
+	// Trust holds the server keys commands, kills and control messages
+	// must be signed with; nil accepts unsigned messages (a static
+	// credential on an external broker, without enrollment).
+	Trust Trust
 	// Tasks run beside the worker once it is connected (credential
 	// renewal), until it stops.
 	Tasks  []func(ctx context.Context, nc *nats.Conn)
 	Logger *slog.Logger
+}
+
+// Trust is where the worker gets the keys it verifies signed messages with.
+type Trust interface {
+	Keys() []wire.CommandKey
+	// Refresh asks the server for its current keys (after a rotation the
+	// agent missed while offline).
+	Refresh(ctx context.Context, nc *nats.Conn) error
+	// SetKeys replaces the trusted keys (a signed rotation announcement).
+	SetKeys(keys []wire.CommandKey) error
 }
 
 // Worker is one running agent.
@@ -222,12 +236,17 @@ func (w *Worker) subscribe(runCtx context.Context) error {
 		subjects = append(subjects, wire.CommandGroupWildcard(g))
 	}
 	for _, s := range subjects {
-		if _, err := w.nc.Subscribe(s, func(m *nats.Msg) { w.handleCommand(runCtx, m.Subject, m.Data, false) }); err != nil {
+		if _, err := w.nc.Subscribe(s, func(m *nats.Msg) { w.handleCommand(runCtx, m.Subject, m.Header, m.Data, false) }); err != nil {
 			return fmt.Errorf("subscribe %s: %w", s, err)
 		}
 	}
 	if _, err := w.nc.Subscribe(wire.KillWildcard, w.handleKill); err != nil {
 		return fmt.Errorf("subscribe kills: %w", err)
+	}
+	for _, s := range []string{wire.ControlAll, wire.ControlPCSubject(w.cfg.PCID)} {
+		if _, err := w.nc.Subscribe(s, w.handleControl); err != nil {
+			return fmt.Errorf("subscribe %s: %w", s, err)
+		}
 	}
 	if w.nc.IsConnected() {
 		if err := w.nc.FlushTimeout(5 * time.Second); err != nil {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/app/events"
+	"github.com/kanadehq/kanade/app/sign"
 	"github.com/kanadehq/kanade/store"
 )
 
@@ -37,18 +38,20 @@ const AdhocJob = "adhoc"
 
 // Dispatcher creates, publishes and kills executions.
 type Dispatcher struct {
-	st  *store.Store
-	nc  *nats.Conn
-	js  jetstream.JetStream
-	ev  *events.Broker
-	lim Limits
-	log *slog.Logger
-	now func() time.Time
+	st   *store.Store
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	keys *sign.Keyring
+	ev   *events.Broker
+	lim  Limits
+	log  *slog.Logger
+	now  func() time.Time
 }
 
-// New returns a dispatcher.
-func New(st *store.Store, nc *nats.Conn, js jetstream.JetStream, ev *events.Broker, lim Limits, log *slog.Logger) *Dispatcher {
-	return &Dispatcher{st: st, nc: nc, js: js, ev: ev, lim: lim, log: log, now: func() time.Time { return time.Now().UTC() }}
+// New returns a dispatcher; every command and kill it publishes is signed
+// with keys.
+func New(st *store.Store, nc *nats.Conn, js jetstream.JetStream, keys *sign.Keyring, ev *events.Broker, lim Limits, log *slog.Logger) *Dispatcher {
+	return &Dispatcher{st: st, nc: nc, js: js, keys: keys, ev: ev, lim: lim, log: log, now: func() time.Time { return time.Now().UTC() }}
 }
 
 // Problem is one validation error.
@@ -201,8 +204,9 @@ func (d *Dispatcher) publish(ctx context.Context, cmd wire.Command, t store.Targ
 		subjects = append(subjects, wire.CommandPCSubject(p, jobToken))
 	}
 	futures := make([]jetstream.PubAckFuture, 0, len(subjects))
+	now := d.now()
 	for _, s := range subjects {
-		f, err := d.js.PublishAsync(s, data)
+		f, err := d.js.PublishMsgAsync(d.keys.Msg(s, data, now))
 		if err != nil {
 			return fmt.Errorf("publish %s: %w", s, err)
 		}
@@ -248,7 +252,7 @@ func (d *Dispatcher) Kill(ctx context.Context, execID, actor string) error {
 		}
 	}
 	data, _ := json.Marshal(wire.Kill{ExecID: execID, By: actor})
-	if err := d.nc.Publish(wire.KillSubject(execID), data); err != nil {
+	if err := d.nc.PublishMsg(d.keys.Msg(wire.KillSubject(execID), data, now)); err != nil {
 		return fmt.Errorf("publish kill: %w", err)
 	}
 	if err := d.nc.FlushTimeout(5 * time.Second); err != nil {

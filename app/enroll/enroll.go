@@ -28,6 +28,7 @@ import (
 	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/app/bus"
 	"github.com/kanadehq/kanade/app/events"
+	"github.com/kanadehq/kanade/app/sign"
 	"github.com/kanadehq/kanade/store"
 )
 
@@ -39,18 +40,19 @@ const maxClockSkew = 10 * time.Minute
 
 // Service answers enrollment and renewal requests.
 type Service struct {
-	st  *store.Store
-	b   *bus.Bus
-	ev  *events.Broker
-	log *slog.Logger
-	now func() time.Time
+	st   *store.Store
+	b    *bus.Bus
+	keys *sign.Keyring
+	ev   *events.Broker
+	log  *slog.Logger
+	now  func() time.Time
 	// RetryAfter is what pending agents are told to wait.
 	RetryAfter time.Duration
 }
 
 // New returns a service; b must run the embedded broker.
-func New(st *store.Store, b *bus.Bus, ev *events.Broker, log *slog.Logger) *Service {
-	return &Service{st: st, b: b, ev: ev, log: log, now: func() time.Time { return time.Now().UTC() }, RetryAfter: 15 * time.Second}
+func New(st *store.Store, b *bus.Bus, keys *sign.Keyring, ev *events.Broker, log *slog.Logger) *Service {
+	return &Service{st: st, b: b, keys: keys, ev: ev, log: log, now: func() time.Time { return time.Now().UTC() }, RetryAfter: 15 * time.Second}
 }
 
 // Revocations are the keys the broker must refuse, for its start.
@@ -247,7 +249,7 @@ func (s *Service) mint(ctx context.Context, k store.AgentKey) wire.EnrollReply {
 		s.log.Error("enroll", "err", err)
 		return rejected("server error; try again")
 	}
-	return wire.EnrollReply{Status: wire.EnrollApproved, JWT: j, Groups: k.Groups, Expiry: expiry}
+	return wire.EnrollReply{Status: wire.EnrollApproved, JWT: j, Groups: k.Groups, Expiry: expiry, CommandKeys: s.keys.Trusted()}
 }
 
 // handleRenew re-mints the credential of an enrolled agent. Only that

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/app/bus"
 	"github.com/kanadehq/kanade/app/events"
+	"github.com/kanadehq/kanade/app/sign"
 	"github.com/kanadehq/kanade/store"
 	"github.com/kanadehq/kanade/store/storetest"
 )
@@ -41,7 +43,11 @@ func newFixture(t *testing.T, autoApprove bool) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	svc := New(st, b, events.New(), log)
+	keys, err := sign.Load(filepath.Join(dir, "secrets", "command-keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := New(st, b, keys, events.New(), log)
 	svc.RetryAfter = 50 * time.Millisecond
 	path, err := svc.WriteAgentCredentials(context.Background(), dir, autoApprove, []string{"base"})
 	if err != nil {

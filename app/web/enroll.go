@@ -1,6 +1,7 @@
 package web
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -194,4 +195,32 @@ func (s *server) agentIdentity(c echo.Context, pc string) (*views.AgentIdentity,
 		id.RevokeAsk = fmt.Sprintf("Revoke %s? It is disconnected now and its key can never connect or enroll again.", pc)
 	}
 	return id, nil
+}
+
+// apiCommandKeys lists the keys agents trust for signed commands (newest last).
+func (s *server) apiCommandKeys(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]any{"keys": s.commandKeysJSON()})
+}
+
+func (s *server) commandKeysJSON() []map[string]string {
+	out := []map[string]string{}
+	for _, k := range s.Keys.Trusted() {
+		out = append(out, map[string]string{"kid": k.Kid, "public_key": base64.StdEncoding.EncodeToString(k.Key)})
+	}
+	return out
+}
+
+// apiRotateCommandKeys makes a new signing key and announces it to the
+// fleet, signed by the previous key; agents that miss the announcement
+// fetch the keys when they next see an unknown key id.
+func (s *server) apiRotateCommandKeys(c echo.Context) error {
+	msg, err := s.Keys.RotateMsg(s.Now())
+	if err != nil {
+		return err
+	}
+	if err := s.NC.PublishMsg(msg); err != nil {
+		return fmt.Errorf("announce new command key: %w", err)
+	}
+	s.Log.Info("command signing key rotated", "by", actor(c))
+	return c.JSON(http.StatusOK, map[string]any{"keys": s.commandKeysJSON()})
 }

@@ -44,6 +44,8 @@ func (s *server) routes(e *echo.Echo) {
 	e.GET("/api/results", s.apiResults)
 	e.POST("/api/agents/:pc/revoke", s.apiDecide("revoke"))
 	e.GET("/api/enrollments", s.apiEnrollments)
+	e.GET("/api/command-keys", s.apiCommandKeys)
+	e.POST("/api/command-keys/rotate", s.apiRotateCommandKeys)
 	e.POST("/api/enrollments/:pc/approve", s.apiDecide("approve"))
 	e.POST("/api/enrollments/:pc/reject", s.apiDecide("reject"))
 }

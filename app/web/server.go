@@ -13,11 +13,13 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/kanadehq/kanade/app/dispatch"
 	"github.com/kanadehq/kanade/app/enroll"
 	"github.com/kanadehq/kanade/app/events"
+	"github.com/kanadehq/kanade/app/sign"
 	"github.com/kanadehq/kanade/store"
 )
 
@@ -27,8 +29,11 @@ type Deps struct {
 	Dispatcher *dispatch.Dispatcher
 	// Enroller approves, rejects and revokes agent identities (nil with an external broker).
 	Enroller *enroll.Service
-	Events   *events.Broker
-	JS       jetstream.JetStream
+	// Keys sign commands; rotating them is announced on NC.
+	Keys   *sign.Keyring
+	NC     *nats.Conn
+	Events *events.Broker
+	JS     jetstream.JetStream
 	// NATSHealthy reports the broker connection's health for /healthz.
 	NATSHealthy func(ctx context.Context) error
 	Log         *slog.Logger
