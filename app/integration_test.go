@@ -303,3 +303,61 @@ func TestIntegration_RevokeAgent(t *testing.T) {
 		t.Errorf("reject a revoked agent = %d, want 409", code)
 	}
 }
+
+// An admin creates a token that holds agents for approval; an agent
+// enrolling with it waits on the Pending list until it is approved, then
+// runs commands of the token's default groups.
+func TestIntegration_EnrollmentTokenWithApproval(t *testing.T) {
+	skipIfShort(t)
+	s := startServer(t, t.TempDir(), "")
+	var created struct {
+		Token struct {
+			ID string `json:"id"`
+		} `json:"token"`
+		Secret      string `json:"secret"`
+		Credentials string `json:"agent_credentials"`
+	}
+	if code := s.post(t, "/api/enrollment-tokens", map[string]any{"name": "lab PCs", "default_groups": []string{"Lab"}, "expires_in": "24h", "max_uses": 5}, &created); code != http.StatusCreated || created.Secret == "" {
+		t.Fatalf("create token = %d %+v", code, created)
+	}
+	var bad struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	if code := s.post(t, "/api/enrollment-tokens", map[string]any{"name": " ", "default_groups": []string{"a.b"}}, &bad); code != http.StatusBadRequest {
+		t.Errorf("invalid token request = %d %+v", code, bad)
+	}
+	creds := filepath.Join(t.TempDir(), "agent-credentials")
+	if err := os.WriteFile(creds, []byte(created.Credentials), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	held := *s
+	held.Creds = creds
+	started := make(chan *testAgent, 1)
+	go func() { started <- startAgent(t, &held, "held1", nil, "") }()
+
+	checkFor(t, 20*time.Second, func() error {
+		var list struct {
+			Enrollments []struct {
+				PCID   string   `json:"pc_id"`
+				Groups []string `json:"groups"`
+			} `json:"enrollments"`
+		}
+		s.get(t, "/api/enrollments", &list)
+		if len(list.Enrollments) != 1 || list.Enrollments[0].PCID != "held1" || strings.Join(list.Enrollments[0].Groups, ",") != "lab" {
+			return fmt.Errorf("pending = %+v", list.Enrollments)
+		}
+		return nil
+	})
+	if code := s.post(t, "/api/enrollments/held1/approve", nil, nil); code != http.StatusOK {
+		t.Fatalf("approve = %d", code)
+	}
+	<-started
+	s.waitOnline(t, "held1")
+	e := s.run(t, map[string]any{"target": map[string]any{"groups": []string{"LAB"}}, "shell": "sh", "script": "echo approved"})
+	if got := s.waitExec(t, e.ExecID, completed); got.Counts["succeeded"] != 1 {
+		t.Errorf("run on the approved agent's group: %+v", got)
+	}
+	if code := s.post(t, "/api/enrollment-tokens/"+created.Token.ID+"/revoke", nil, nil); code != http.StatusOK {
+		t.Errorf("revoke token = %d", code)
+	}
+}

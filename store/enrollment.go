@@ -78,7 +78,7 @@ func (s *Store) CreateEnrollmentToken(ctx context.Context, t EnrollmentToken, se
 	r := tokenRow{ID: t.ID, Name: t.Name, SecretHash: secretHash, DefaultGroups: strings.Join(t.DefaultGroups, ","),
 		AutoApprove: t.AutoApprove, MaxUses: t.MaxUses, ExpiresAt: millis(t.ExpiresAt), CreatedAt: t.CreatedAt.UnixMilli(), CreatedBy: t.CreatedBy}
 	_, err := s.db.NewInsert().Model(&r).On("CONFLICT (id) DO UPDATE").
-		Set("name = EXCLUDED.name, secret_hash = EXCLUDED.secret_hash, default_groups = EXCLUDED.default_groups, auto_approve = EXCLUDED.auto_approve, max_uses = EXCLUDED.max_uses, expires_at = EXCLUDED.expires_at, revoked_at = NULL").
+		Set("name = EXCLUDED.name, secret_hash = EXCLUDED.secret_hash, default_groups = EXCLUDED.default_groups, auto_approve = EXCLUDED.auto_approve, max_uses = EXCLUDED.max_uses, expires_at = EXCLUDED.expires_at").
 		Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("store: enrollment token %s: %w", t.ID, err)
@@ -258,4 +258,29 @@ func (s *Store) KeyRevoked(ctx context.Context, publicKey string) (bool, error) 
 		return false, fmt.Errorf("store: revoked key: %w", err)
 	}
 	return n > 0, nil
+}
+
+// EnrollmentTokens lists every token, newest first.
+func (s *Store) EnrollmentTokens(ctx context.Context) ([]EnrollmentToken, error) {
+	var rows []tokenRow
+	if err := s.db.NewSelect().Model(&rows).Order("t.created_at DESC", "t.id").Scan(ctx); err != nil {
+		return nil, fmt.Errorf("store: enrollment tokens: %w", err)
+	}
+	out := make([]EnrollmentToken, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, r.token())
+	}
+	return out, nil
+}
+
+// RevokeEnrollmentToken stops a token from enrolling more agents.
+func (s *Store) RevokeEnrollmentToken(ctx context.Context, id string, at time.Time) error {
+	res, err := s.db.NewUpdate().Table("enrollment_tokens").Set("revoked_at = ?", at.UnixMilli()).Where("id = ?", id).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("store: enrollment token %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("store: enrollment token %s: %w", id, ErrNotFound)
+	}
+	return nil
 }

@@ -28,4 +28,22 @@ type EnrollmentsModel struct {
 	Pager     Pager
 	Pending   int
 	CSRFToken string
+	Tokens    []TokenRow
+	// TokenError is shown next to the create-token form.
+	TokenError string
+}
+
+// TokenRow is one enrollment token.
+type TokenRow struct {
+	ID, Name, Uses, State string // State: "usable" or why not
+	Groups                []string
+	AutoApprove           bool
+	Expires, Created      TimeText
+	CreatedBy             string
+	RevokeURL             string
+}
+
+// TokenCreatedModel shows a new token's secret, once.
+type TokenCreatedModel struct {
+	Name, Secret, Credentials string
 }

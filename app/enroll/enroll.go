@@ -52,7 +52,7 @@ type Service struct {
 
 // New returns a service; b must run the embedded broker.
 func New(st *store.Store, b *bus.Bus, keys *sign.Keyring, ev *events.Broker, log *slog.Logger) *Service {
-	return &Service{st: st, b: b, keys: keys, ev: ev, log: log, now: func() time.Time { return time.Now().UTC() }, RetryAfter: 15 * time.Second}
+	return &Service{st: st, b: b, keys: keys, ev: ev, log: log, now: func() time.Time { return time.Now().UTC() }, RetryAfter: 10 * time.Second}
 }
 
 // Revocations are the keys the broker must refuse, for its start.
@@ -110,11 +110,10 @@ func (s *Service) WriteAgentCredentials(ctx context.Context, dataDir string, aut
 	if err := s.st.CreateEnrollmentToken(ctx, tok, HashSecret(secret)); err != nil {
 		return "", err
 	}
-	creds, err := s.b.ID.EnrollCreds()
+	body, err := s.AgentCredentialsFor(secret)
 	if err != nil {
 		return "", err
 	}
-	body := append(creds, []byte("\n"+TokenBegin+"\n"+secret+"\n"+TokenEnd+"\n")...)
 	path := filepath.Join(dataDir, "agent-credentials")
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, body, 0o600); err != nil {
@@ -318,4 +317,67 @@ func (s *Service) Revoke(ctx context.Context, pc, by string) error {
 	s.ev.Publish(events.Enrollments)
 	s.log.Info("agent revoked", "pc_id", pc, "by", by)
 	return nil
+}
+
+// TokenRequest describes a new enrollment token.
+type TokenRequest struct {
+	Name          string
+	DefaultGroups []string
+	ExpiresIn     time.Duration // 0: never
+	MaxUses       int           // 0: unlimited
+	AutoApprove   bool
+	By            string
+}
+
+// CreateToken makes an enrollment token and returns its secret, which is
+// shown once: only its hash is stored.
+func (s *Service) CreateToken(ctx context.Context, r TokenRequest) (store.EnrollmentToken, string, error) {
+	var ps []string
+	r.Name = strings.TrimSpace(r.Name)
+	if r.Name == "" || len(r.Name) > 100 {
+		ps = append(ps, "name: give the token a name of at most 100 characters")
+	}
+	r.DefaultGroups = wire.NormalizeGroups(r.DefaultGroups)
+	for _, g := range r.DefaultGroups {
+		if err := wire.ValidateGroup(g); err != nil {
+			ps = append(ps, "default_groups: "+err.Error())
+		}
+	}
+	if r.ExpiresIn < 0 || r.MaxUses < 0 {
+		ps = append(ps, "expires_in and max_uses must not be negative")
+	}
+	if len(ps) > 0 {
+		return store.EnrollmentToken{}, "", fmt.Errorf("%w: %s", ErrInvalid, strings.Join(ps, "; "))
+	}
+	now := s.now()
+	t := store.EnrollmentToken{ID: tokenID(), Name: r.Name, DefaultGroups: r.DefaultGroups, AutoApprove: r.AutoApprove,
+		MaxUses: r.MaxUses, CreatedAt: now, CreatedBy: r.By}
+	if r.ExpiresIn > 0 {
+		t.ExpiresAt = now.Add(r.ExpiresIn)
+	}
+	secret := NewSecret()
+	if err := s.st.CreateEnrollmentToken(ctx, t, HashSecret(secret)); err != nil {
+		return store.EnrollmentToken{}, "", err
+	}
+	s.log.Info("enrollment token created", "id", t.ID, "name", t.Name, "by", r.By)
+	return t, secret, nil
+}
+
+// ErrInvalid reports a bad request.
+var ErrInvalid = errors.New("invalid")
+
+func tokenID() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return "tok-" + hex.EncodeToString(b)
+}
+
+// AgentCredentialsFor is the credentials file for a token secret: what an
+// admin hands to the PCs that should enroll with it.
+func (s *Service) AgentCredentialsFor(secret string) ([]byte, error) {
+	creds, err := s.b.ID.EnrollCreds()
+	if err != nil {
+		return nil, err
+	}
+	return append(creds, []byte("\n"+TokenBegin+"\n"+secret+"\n"+TokenEnd+"\n")...), nil
 }

@@ -145,6 +145,10 @@ func (s *server) formDecide(action, back string) echo.HandlerFunc {
 }
 
 func (s *server) enrollmentsPage(c echo.Context) error {
+	return s.renderEnrollments(c, http.StatusOK, "")
+}
+
+func (s *server) renderEnrollments(c echo.Context, code int, tokenError string) error {
 	status, err := enrollStatus(c)
 	if err != nil {
 		return err
@@ -176,7 +180,11 @@ func (s *server) enrollmentsPage(c echo.Context) error {
 		m.Rows = append(m.Rows, r)
 	}
 	m.Pager = pager(*c.Request().URL, total, offset, 100, len(keys))
-	return render(c, http.StatusOK, views.EnrollmentsPage(s.layout(c, "Pending agents", "agents"), m))
+	if m.Tokens, err = s.tokenRows(c); err != nil {
+		return err
+	}
+	m.TokenError = tokenError
+	return render(c, code, views.EnrollmentsPage(s.layout(c, "Pending agents", "agents"), m))
 }
 
 // agentIdentity is the identity panel of an agent page.
@@ -223,4 +231,161 @@ func (s *server) apiRotateCommandKeys(c echo.Context) error {
 	}
 	s.Log.Info("command signing key rotated", "by", actor(c))
 	return c.JSON(http.StatusOK, map[string]any{"keys": s.commandKeysJSON()})
+}
+
+// tokenJSON is an enrollment token in the API (never its secret).
+type tokenJSON struct {
+	ID            string     `json:"id"`
+	Name          string     `json:"name"`
+	DefaultGroups []string   `json:"default_groups"`
+	AutoApprove   bool       `json:"auto_approve"`
+	MaxUses       int        `json:"max_uses"`
+	Uses          int        `json:"uses"`
+	ExpiresAt     *time.Time `json:"expires_at,omitempty"`
+	RevokedAt     *time.Time `json:"revoked_at,omitempty"`
+	CreatedAt     time.Time  `json:"created_at"`
+	CreatedBy     string     `json:"created_by"`
+	Usable        bool       `json:"usable"`
+}
+
+func (s *server) toTokenJSON(t store.EnrollmentToken) tokenJSON {
+	groups := t.DefaultGroups
+	if groups == nil {
+		groups = []string{}
+	}
+	return tokenJSON{ID: t.ID, Name: t.Name, DefaultGroups: groups, AutoApprove: t.AutoApprove, MaxUses: t.MaxUses, Uses: t.Uses,
+		ExpiresAt: timePtr(t.ExpiresAt), RevokedAt: timePtr(t.RevokedAt), CreatedAt: t.CreatedAt, CreatedBy: t.CreatedBy,
+		Usable: t.Usable(s.Now()) == ""}
+}
+
+func (s *server) apiTokens(c echo.Context) error {
+	ts, err := s.Store.EnrollmentTokens(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	out := make([]tokenJSON, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, s.toTokenJSON(t))
+	}
+	return c.JSON(http.StatusOK, map[string]any{"tokens": out})
+}
+
+// tokenRequestJSON is the body of POST /api/enrollment-tokens.
+type tokenRequestJSON struct {
+	Name          string   `json:"name"`
+	DefaultGroups []string `json:"default_groups"`
+	ExpiresIn     string   `json:"expires_in"` // duration; "" = never
+	MaxUses       int      `json:"max_uses"`
+	AutoApprove   bool     `json:"auto_approve"`
+}
+
+func (s *server) apiCreateToken(c echo.Context) error {
+	e, err := s.enroller()
+	if err != nil {
+		return err
+	}
+	var req tokenRequestJSON
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	var expires time.Duration
+	if req.ExpiresIn != "" {
+		if expires, err = time.ParseDuration(req.ExpiresIn); err != nil || expires <= 0 {
+			return validation("expires_in", fmt.Sprintf("%q is not a positive duration like \"24h\"", req.ExpiresIn))
+		}
+	}
+	t, secret, err := e.CreateToken(c.Request().Context(), enroll.TokenRequest{Name: req.Name, DefaultGroups: req.DefaultGroups,
+		ExpiresIn: expires, MaxUses: req.MaxUses, AutoApprove: req.AutoApprove, By: actor(c)})
+	if err != nil {
+		return err
+	}
+	creds, err := e.AgentCredentialsFor(secret)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, map[string]any{"token": s.toTokenJSON(t), "secret": secret, "agent_credentials": string(creds)})
+}
+
+func (s *server) apiRevokeToken(c echo.Context) error {
+	id := c.Param("id")
+	if err := s.Store.RevokeEnrollmentToken(c.Request().Context(), id, s.Now()); err != nil {
+		return err
+	}
+	t, err := s.Store.EnrollmentToken(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	s.Log.Info("enrollment token revoked", "id", id, "by", actor(c))
+	return c.JSON(http.StatusOK, s.toTokenJSON(t))
+}
+
+func (s *server) tokenRows(c echo.Context) ([]views.TokenRow, error) {
+	ts, err := s.Store.EnrollmentTokens(c.Request().Context())
+	if err != nil {
+		return nil, err
+	}
+	now := s.Now()
+	var rows []views.TokenRow
+	for _, t := range ts {
+		r := views.TokenRow{ID: t.ID, Name: t.Name, Groups: t.DefaultGroups, AutoApprove: t.AutoApprove,
+			Expires: timeText(t.ExpiresAt, now), Created: timeText(t.CreatedAt, now), CreatedBy: t.CreatedBy, State: "usable"}
+		r.Uses = fmt.Sprintf("%d", t.Uses)
+		if t.MaxUses > 0 {
+			r.Uses += fmt.Sprintf(" of %d", t.MaxUses)
+		}
+		if why := t.Usable(now); why != "" {
+			r.State = why
+		}
+		if t.RevokedAt.IsZero() && s.Enroller != nil {
+			r.RevokeURL = "/enrollments/tokens/" + url.PathEscape(t.ID) + "/revoke"
+		}
+		rows = append(rows, r)
+	}
+	return rows, nil
+}
+
+func (s *server) tokenCreate(c echo.Context) error {
+	e, err := s.enroller()
+	if err != nil {
+		return err
+	}
+	req := enroll.TokenRequest{Name: c.FormValue("name"), DefaultGroups: splitIDs(c.FormValue("groups")),
+		AutoApprove: c.FormValue("auto_approve") == "true", By: actor(c)}
+	var problem string
+	if v := c.FormValue("expires_in"); v != "" {
+		if req.ExpiresIn, err = time.ParseDuration(v); err != nil || req.ExpiresIn <= 0 {
+			problem = "Expires in: use a duration such as 24h or 168h."
+		}
+	}
+	if v := c.FormValue("max_uses"); v != "" {
+		if _, err := fmt.Sscan(v, &req.MaxUses); err != nil || req.MaxUses < 0 {
+			problem = "Max uses: a whole number, 0 for unlimited."
+		}
+	}
+	if problem == "" {
+		t, secret, err := e.CreateToken(c.Request().Context(), req)
+		switch {
+		case err == nil:
+			creds, err := e.AgentCredentialsFor(secret)
+			if err != nil {
+				return err
+			}
+			c.Response().Header().Set("Cache-Control", "no-store")
+			return render(c, http.StatusCreated, views.TokenCreatedPage(s.layout(c, "New enrollment token", "agents"),
+				views.TokenCreatedModel{Name: t.Name, Secret: secret, Credentials: string(creds)}))
+		case errors.Is(err, enroll.ErrInvalid):
+			problem = err.Error()
+		default:
+			return err
+		}
+	}
+	return s.renderEnrollments(c, http.StatusUnprocessableEntity, problem)
+}
+
+func (s *server) tokenRevoke(c echo.Context) error {
+	if err := s.Store.RevokeEnrollmentToken(c.Request().Context(), c.Param("id"), s.Now()); err != nil {
+		return err
+	}
+	s.Log.Info("enrollment token revoked", "id", c.Param("id"), "by", actor(c))
+	return c.Redirect(http.StatusSeeOther, "/enrollments#enrollment-tokens")
 }

@@ -33,6 +33,8 @@ func (s *server) routes(e *echo.Echo) {
 	e.GET("/enrollments", s.enrollmentsPage)
 	e.POST("/enrollments/:pc/approve", s.formDecide("approve", "/enrollments"))
 	e.POST("/enrollments/:pc/reject", s.formDecide("reject", "/enrollments"))
+	e.POST("/enrollments/tokens", s.tokenCreate)
+	e.POST("/enrollments/tokens/:id/revoke", s.tokenRevoke)
 
 	// JSON API (API.md)
 	e.GET("/api/agents", s.apiAgents)
@@ -44,6 +46,9 @@ func (s *server) routes(e *echo.Echo) {
 	e.GET("/api/results", s.apiResults)
 	e.POST("/api/agents/:pc/revoke", s.apiDecide("revoke"))
 	e.GET("/api/enrollments", s.apiEnrollments)
+	e.GET("/api/enrollment-tokens", s.apiTokens)
+	e.POST("/api/enrollment-tokens", s.apiCreateToken)
+	e.POST("/api/enrollment-tokens/:id/revoke", s.apiRevokeToken)
 	e.GET("/api/command-keys", s.apiCommandKeys)
 	e.POST("/api/command-keys/rotate", s.apiRotateCommandKeys)
 	e.POST("/api/enrollments/:pc/approve", s.apiDecide("approve"))

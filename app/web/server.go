@@ -177,6 +177,8 @@ func (s *server) handleError(err error, c echo.Context) {
 	switch {
 	case errors.As(err, &ve):
 		status, code, msg, details = http.StatusBadRequest, "validation_failed", "the request is invalid", ve.Problems
+	case errors.Is(err, enroll.ErrInvalid):
+		status, code, msg = http.StatusBadRequest, "validation_failed", err.Error()
 	case errors.Is(err, store.ErrNotFound):
 		status, code, msg = http.StatusNotFound, "not_found", err.Error()
 	case errors.Is(err, dispatch.ErrConflict):

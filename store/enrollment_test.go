@@ -1,0 +1,81 @@
+package store_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/kanadehq/kanade/store"
+	"github.com/kanadehq/kanade/store/storetest"
+)
+
+func TestEnrollmentTokens(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		now := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+		tok := store.EnrollmentToken{ID: "t1", Name: "lab", DefaultGroups: []string{"lab", "x"}, MaxUses: 2, ExpiresAt: now.Add(time.Hour), CreatedAt: now}
+		if err := s.CreateEnrollmentToken(ctx, tok, "hash1"); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.EnrollmentTokenBySecret(ctx, "hash1")
+		if err != nil || got.Name != "lab" || len(got.DefaultGroups) != 2 || got.Usable(now) != "" {
+			t.Fatalf("token = %+v, %v", got, err)
+		}
+		for i := 0; i < 2; i++ {
+			if err := s.CountTokenUse(ctx, "t1"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, _ = s.EnrollmentToken(ctx, "t1")
+		if got.Usable(now) == "" {
+			t.Error("a used-up token is usable")
+		}
+		if got.Usable(now) == "" || (store.EnrollmentToken{ExpiresAt: now}).Usable(now.Add(time.Second)) == "" {
+			t.Error("an expired token is usable")
+		}
+		if err := s.RevokeEnrollmentToken(ctx, "t1", now); err != nil {
+			t.Fatal(err)
+		}
+		list, err := s.EnrollmentTokens(ctx)
+		if err != nil || len(list) != 1 || list[0].RevokedAt.IsZero() {
+			t.Errorf("tokens = %+v, %v", list, err)
+		}
+		if err := s.RevokeEnrollmentToken(ctx, "nope", now); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("revoke unknown = %v", err)
+		}
+		if _, err := s.EnrollmentTokenBySecret(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("unknown secret = %v", err)
+		}
+	})
+}
+
+func TestAgentKeys_Revoke(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		now := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+		k := store.AgentKey{PCID: "pc1", PublicKey: "UKEY1", Status: store.KeyPending, Groups: []string{"lab"}, RequestedAt: now}
+		if err := s.PutAgentKey(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+		pending, n, err := s.AgentKeys(ctx, store.KeyPending, 10, 0)
+		if err != nil || n != 1 || pending[0].PCID != "pc1" || pending[0].Groups[0] != "lab" {
+			t.Fatalf("pending = %+v %d %v", pending, n, err)
+		}
+		if _, err := s.RevokeAgentKey(ctx, "pc1", "alice", now); err != nil {
+			t.Fatal(err)
+		}
+		if r, _ := s.KeyRevoked(ctx, "UKEY1"); !r {
+			t.Error("key not revoked")
+		}
+		revs, err := s.RevokedKeys(ctx, now.Add(-time.Hour))
+		if err != nil || len(revs) != 1 || revs[0].PCID != "pc1" {
+			t.Errorf("revoked = %+v %v", revs, err)
+		}
+		if revs, _ := s.RevokedKeys(ctx, now.Add(time.Hour)); len(revs) != 0 {
+			t.Errorf("revocations before since were returned: %+v", revs)
+		}
+		if _, err := s.RevokeAgentKey(ctx, "nope", "alice", now); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("revoke unknown = %v", err)
+		}
+	})
+}
