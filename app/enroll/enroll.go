@@ -48,11 +48,14 @@ type Service struct {
 	now  func() time.Time
 	// RetryAfter is what pending agents are told to wait.
 	RetryAfter time.Duration
+	// Lifetime is how long an issued credential is valid (at most
+	// bus.AgentJWTLifetime, which bounds the revocation list).
+	Lifetime time.Duration
 }
 
 // New returns a service; b must run the embedded broker.
 func New(st *store.Store, b *bus.Bus, keys *sign.Keyring, ev *events.Broker, log *slog.Logger) *Service {
-	return &Service{st: st, b: b, keys: keys, ev: ev, log: log, now: func() time.Time { return time.Now().UTC() }, RetryAfter: 10 * time.Second}
+	return &Service{st: st, b: b, keys: keys, ev: ev, log: log, now: func() time.Time { return time.Now().UTC() }, RetryAfter: 10 * time.Second, Lifetime: bus.AgentJWTLifetime}
 }
 
 // Revocations are the keys the broker must refuse, for its start.
@@ -237,7 +240,7 @@ func (s *Service) handleEnroll(ctx context.Context, data []byte) wire.EnrollRepl
 
 // mint signs a fresh credential for an approved key.
 func (s *Service) mint(ctx context.Context, k store.AgentKey) wire.EnrollReply {
-	expiry := s.now().Add(bus.AgentJWTLifetime)
+	expiry := s.now().Add(min(s.Lifetime, bus.AgentJWTLifetime))
 	j, err := s.b.ID.MintAgent(k.PublicKey, k.PCID, k.Groups, expiry)
 	if err != nil {
 		s.log.Error("enroll: mint", "pc_id", k.PCID, "err", err)

@@ -2,11 +2,13 @@ package enroll
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,7 +33,7 @@ type fixture struct {
 	log   *slog.Logger
 }
 
-func newFixture(t *testing.T, autoApprove bool) *fixture {
+func newFixture(t testing.TB, autoApprove bool) *fixture {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	dir := t.TempDir()
@@ -189,4 +191,72 @@ func TestEnroll_Refusals(t *testing.T) {
 	if k, _ := f.st.AgentKey(ctx, "pc4"); k.Status != store.KeyPending {
 		t.Errorf("pc4 after re-enrollment with a new key = %s, want pending", k.Status)
 	}
+}
+
+// An agent renews its credential before it expires and stays connected
+// past the first credential's expiry.
+func TestKeeper_RenewsBeforeExpiry(t *testing.T) {
+	f := newFixture(t, true)
+	f.svc.Lifetime = 3 * time.Second
+	kp, _ := nkeys.CreateUser()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	c, err := f.enroll(t, ctx, "pc5", kp, f.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := agentenroll.NewKeeper(kp, c, dir, "pc5", f.log)
+	nc, err := nats.Connect(f.b.ClientURL(), k.Option(), nats.CustomInboxPrefix(wire.AgentInboxPrefix("pc5")), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	go k.Run(ctx, nc)
+	first := c.Expiry
+	deadline := time.Now().Add(10 * time.Second)
+	for !k.Credential().Expiry.After(first) {
+		if time.Now().After(deadline) {
+			t.Fatal("credential not renewed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Past the first credential's expiry the connection still works.
+	for time.Now().Before(first.Add(500 * time.Millisecond)) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := nc.Request(wire.RenewSubject("pc5"), []byte("{}"), 5*time.Second); err != nil {
+		t.Errorf("request after the first credential expired: %v", err)
+	}
+	if saved, ok := agentenroll.LoadCredential(dir, time.Now()); !ok || saved.JWT == c.JWT {
+		t.Error("the renewed credential was not saved")
+	}
+}
+
+// BenchmarkEnrollAndConnect measures the rate at which new agents enroll
+// (key, signed request, token and binding checks, credential minting) and
+// connect with their own credential, 16 at a time.
+func BenchmarkEnrollAndConnect(b *testing.B) {
+	f := newFixture(b, true)
+	var n atomic.Int64
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			pc := fmt.Sprintf("bench-%d", n.Add(1))
+			kp, _ := nkeys.CreateUser()
+			c, err := agentenroll.Enroll(context.Background(), f.b.ClientURL(), f.file, kp, agentenroll.Request{PCID: pc}, f.log)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			nc, err := nats.Connect(f.b.ClientURL(), nats.UserJWT(func() (string, error) { return c.JWT, nil }, kp.Sign))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			nc.Close()
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "agents/s")
 }
