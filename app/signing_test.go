@@ -20,6 +20,7 @@ import (
 	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/app/bus"
 	"github.com/kanadehq/kanade/app/dispatch"
+	"github.com/kanadehq/kanade/app/sign"
 )
 
 // stolenServerConn connects with the server's own broker credential, as
@@ -170,5 +171,71 @@ func TestSigning_KeyRotation(t *testing.T) {
 		if tr.State != "succeeded" {
 			t.Errorf("after rotation %s = %s %q", tr.PCID, tr.State, tr.Reason)
 		}
+	}
+}
+
+// Changing an agent's groups re-mints its credential and pushes it: the
+// agent follows at once — it runs its new group's commands and cannot even
+// receive its old group's.
+func TestGroups_ChangeFollowsLive(t *testing.T) {
+	skipIfShort(t)
+	s := startServer(t, t.TempDir(), "")
+	startAgent(t, s, "pc1", []string{"alpha"}, "")
+	s.waitOnline(t, "pc1")
+	type agent struct {
+		Groups []string `json:"groups"`
+	}
+	var a agent
+	req := map[string]any{"groups": []string{"Beta", "gamma"}}
+	b, _ := json.Marshal(req)
+	r, _ := http.NewRequest(http.MethodPut, s.URL+"/api/agents/pc1/groups", strings.NewReader(string(b)))
+	r.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&a)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || strings.Join(a.Groups, ",") != "beta,gamma" {
+		t.Fatalf("PUT groups = %d %+v", resp.StatusCode, a)
+	}
+	// The agent applies the new credential and reports its new groups.
+	checkFor(t, 20*time.Second, func() error {
+		var got agent
+		s.get(t, "/api/agents/pc1", &got)
+		if strings.Join(got.Groups, ",") != "beta,gamma" {
+			return fmt.Errorf("groups %v", got.Groups)
+		}
+		return nil
+	})
+	e := s.run(t, map[string]any{"target": map[string]any{"groups": []string{"beta"}}, "shell": "sh", "script": "echo new group"})
+	if got := s.waitExec(t, e.ExecID, completed); got.Counts["succeeded"] != 1 {
+		t.Fatalf("run on the new group: %+v", got)
+	}
+	var ve struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	if code := s.post(t, "/api/run", map[string]any{"target": map[string]any{"groups": []string{"alpha"}}, "shell": "sh", "script": "echo old"}, &ve); code != http.StatusBadRequest {
+		t.Errorf("run on the old group = %d, want 400 (matches no agent)", code)
+	}
+	// Even a correctly signed command for the old group never reaches it.
+	keys, err := sign.Load(filepath.Join(s.data, bus.SecretsDir, "command-keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc := stolenServerConn(t, s)
+	marker := filepath.Join(t.TempDir(), "old-group-ran")
+	now := time.Now().UTC()
+	id := dispatch.NewExecID(now)
+	body, _ := json.Marshal(wire.Command{Protocol: 1, ExecID: id, JobID: "old", Shell: "sh", Script: "touch " + shQuote(marker),
+		Timeout: wire.Duration(time.Minute), IssuedAt: now, DeadlineAt: now.Add(time.Hour)})
+	js, _ := jetstream.New(nc)
+	if _, err := js.PublishMsg(t.Context(), keys.Msg(wire.CommandGroupSubject("alpha", "old"), body, now)); err != nil {
+		t.Fatal(err)
+	}
+	barrier := s.run(t, map[string]any{"target": map[string]any{"pcs": []string{"pc1"}}, "shell": "sh", "script": "true"})
+	s.waitExec(t, barrier.ExecID, completed)
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the agent ran a command of a group it left")
 	}
 }

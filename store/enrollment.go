@@ -284,3 +284,27 @@ func (s *Store) RevokeEnrollmentToken(ctx context.Context, id string, at time.Ti
 	}
 	return nil
 }
+
+// SetGroups makes groups the groups of pc: in its enrollment (the groups
+// its credential carries) and in the agents list. The agent must exist in
+// one of the two.
+func (s *Store) SetGroups(ctx context.Context, pcID string, groups []string) error {
+	return s.InTx(ctx, func(tx *Store) error {
+		res, err := tx.db.NewUpdate().Table("agent_keys").Set("groups = ?", strings.Join(groups, ",")).Where("pc_id = ?", pcID).Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("store: set groups of %s: %w", pcID, err)
+		}
+		keyed, _ := res.RowsAffected()
+		n, err := tx.db.NewSelect().Table("agents").Where("pc_id = ?", pcID).Count(ctx)
+		if err != nil {
+			return fmt.Errorf("store: set groups of %s: %w", pcID, err)
+		}
+		if n == 0 && keyed == 0 {
+			return fmt.Errorf("store: agent %s: %w", pcID, ErrNotFound)
+		}
+		if n > 0 {
+			return tx.replaceGroups(ctx, []string{pcID}, map[string][]string{pcID: groups})
+		}
+		return nil
+	})
+}

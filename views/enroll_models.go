@@ -11,6 +11,10 @@ type AgentIdentity struct {
 	RevokeAsk  string // the confirmation question
 	CSRFToken  string
 	PendingURL string
+	// GroupsURL takes the form that changes the agent's groups; Groups is
+	// its current value ("canary, lab").
+	GroupsURL string
+	Groups    string
 }
 
 // EnrollmentRow is one agent key waiting for (or past) an admin's decision.

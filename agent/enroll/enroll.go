@@ -294,8 +294,18 @@ func (k *Keeper) renew(ctx context.Context, nc *nats.Conn) error {
 	if err := json.Unmarshal(msg.Data, &rep); err != nil {
 		return err
 	}
-	if rep.Status != wire.EnrollApproved {
-		return fmt.Errorf("renewal refused: %s", rep.Reason)
+	if err := k.SetCredential(rep); err != nil {
+		return err
+	}
+	k.log.Info("credential renewed", "expiry", rep.Expiry)
+	return nil
+}
+
+// SetCredential stores a credential the server issued (a renewal, or a
+// re-mint pushed after the agent's groups changed).
+func (k *Keeper) SetCredential(rep wire.EnrollReply) error {
+	if rep.Status != wire.EnrollApproved || rep.JWT == "" {
+		return fmt.Errorf("credential refused: %s", rep.Reason)
 	}
 	c := Credential{JWT: rep.JWT, Groups: rep.Groups, Expiry: rep.Expiry, CommandKeys: rep.CommandKeys}
 	if len(c.CommandKeys) == 0 {
@@ -307,6 +317,8 @@ func (k *Keeper) renew(ctx context.Context, nc *nats.Conn) error {
 	k.mu.Lock()
 	k.cred, k.obtained = c, time.Now()
 	k.mu.Unlock()
-	k.log.Info("credential renewed", "expiry", c.Expiry)
 	return nil
 }
+
+// Groups are the groups of the current credential.
+func (k *Keeper) Groups() []string { return k.Credential().Groups }

@@ -109,6 +109,9 @@ const (
 	// ControlCommandKeys replaces the keys agents trust (key rotation); it
 	// must be signed by a key they already trust.
 	ControlCommandKeys = "command_keys"
+	// ControlCredential hands one agent a re-minted credential (its groups
+	// changed); sent on control.pc.<pc>.
+	ControlCredential = "credential"
 )
 
 // Control is a signed state change pushed to agents on control.all or
@@ -116,6 +119,7 @@ const (
 type Control struct {
 	Kind        string       `json:"kind"`
 	CommandKeys []CommandKey `json:"command_keys,omitempty"`
+	Credential  *EnrollReply `json:"credential,omitempty"`
 }
 
 // MaxControlAge bounds how old a signed kill or control message may be.

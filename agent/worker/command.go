@@ -24,7 +24,7 @@ const killMemory = 24 * time.Hour
 // catch-up. It runs each execution at most once per PC.
 func (w *Worker) handleCommand(runCtx context.Context, subject string, hdr nats.Header, data []byte, catchup bool) {
 	addr, ok := wire.ParseCommandSubject(subject)
-	if !ok || !addr.For(w.cfg.PCID, w.cfg.Groups) {
+	if !ok || !addr.For(w.cfg.PCID, w.Groups()) {
 		w.log.Warn("ignoring command on a subject not addressed to this agent", "subject", subject)
 		return
 	}
@@ -288,6 +288,15 @@ func (w *Worker) handleControl(m *nats.Msg) {
 			return
 		}
 		w.log.Info("trusted command keys updated", "keys", len(c.CommandKeys))
+	case wire.ControlCredential:
+		if c.Credential == nil {
+			return
+		}
+		if err := w.cfg.Trust.SetCredential(*c.Credential); err != nil {
+			w.log.Error("cannot store the pushed credential", "err", err)
+			return
+		}
+		go w.followCredentialGroups()
 	default:
 		w.log.Debug("ignoring an unknown control message", "kind", c.Kind)
 	}

@@ -62,8 +62,18 @@ func (w *Worker) catchupLoop(ctx, runCtx context.Context) {
 			return
 		case <-w.catchup:
 		}
+		// A credential re-minted while the agent was away (new groups)
+		// is fetched first, so catch-up reads the right groups.
+		if w.cfg.Trust != nil {
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			if err := w.cfg.Trust.Refresh(rctx, w.nc); err != nil {
+				w.log.Warn("cannot refresh the credential", "err", err)
+			}
+			cancel()
+			w.followCredentialGroups()
+		}
 		filters := []string{wire.CommandPCWildcard(w.cfg.PCID), wire.CommandAllWildcard}
-		for _, g := range w.cfg.Groups {
+		for _, g := range w.Groups() {
 			filters = append(filters, wire.CommandGroupWildcard(g))
 		}
 		n := 0

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,6 +62,10 @@ type Trust interface {
 	Refresh(ctx context.Context, nc *nats.Conn) error
 	// SetKeys replaces the trusted keys (a signed rotation announcement).
 	SetKeys(keys []wire.CommandKey) error
+	// SetCredential stores a credential the server pushed (new groups).
+	SetCredential(rep wire.EnrollReply) error
+	// Groups are the groups of the current credential.
+	Groups() []string
 }
 
 // Worker is one running agent.
@@ -76,6 +81,11 @@ type Worker struct {
 	mu      sync.Mutex
 	running map[string]context.CancelCauseFunc
 	killed  map[string]time.Time
+	// groups are the agent's current groups and groupSubs their live
+	// subscriptions (guarded by mu); they change when the server says so.
+	groups    []string
+	groupSubs map[string]*nats.Subscription
+	runCtx    context.Context
 
 	catchup   chan struct{}
 	reconnect chan struct{}
@@ -126,6 +136,7 @@ func New(cfg Config) (*Worker, error) {
 	return &Worker{
 		cfg: cfg, log: cfg.Logger.With("pc_id", cfg.PCID), ledger: l, outbox: ob,
 		running: map[string]context.CancelCauseFunc{}, killed: map[string]time.Time{},
+		groups: cfg.Groups, groupSubs: map[string]*nats.Subscription{},
 		catchup: make(chan struct{}, 1), reconnect: make(chan struct{}, 1),
 	}, nil
 }
@@ -231,9 +242,14 @@ func (w *Worker) signalConnected() {
 // subscribe opens the core subscriptions and flushes them to the server,
 // so that a kill published right after a command cannot be missed.
 func (w *Worker) subscribe(runCtx context.Context) error {
+	w.runCtx = runCtx
 	subjects := []string{wire.CommandAllWildcard, wire.CommandPCWildcard(w.cfg.PCID)}
-	for _, g := range w.cfg.Groups {
-		subjects = append(subjects, wire.CommandGroupWildcard(g))
+	w.mu.Lock()
+	groups := w.groups
+	w.groups = nil
+	w.mu.Unlock()
+	if _, err := w.applyGroups(groups); err != nil {
+		return err
 	}
 	for _, s := range subjects {
 		if _, err := w.nc.Subscribe(s, func(m *nats.Msg) { w.handleCommand(runCtx, m.Subject, m.Header, m.Data, false) }); err != nil {
@@ -272,7 +288,67 @@ func (w *Worker) recoverUnfinished() {
 func (w *Worker) CatchUps() int64 { return w.caughtUp.Load() }
 
 // Groups returns the agent's groups.
-func (w *Worker) Groups() []string { return slices.Clone(w.cfg.Groups) }
+func (w *Worker) Groups() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.groups)
+}
+
+// applyGroups makes groups the agent's groups: subscriptions of groups it
+// left end at once (a command for them is no longer for this agent), and
+// groups it joined are subscribed. It reports whether anything changed.
+func (w *Worker) applyGroups(groups []string) (bool, error) {
+	groups = wire.NormalizeGroups(groups)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if slices.Equal(groups, w.groups) && len(w.groupSubs) == len(groups) {
+		return false, nil
+	}
+	want := map[string]bool{}
+	for _, g := range groups {
+		want[g] = true
+	}
+	for g, sub := range w.groupSubs {
+		if !want[g] {
+			_ = sub.Unsubscribe()
+			delete(w.groupSubs, g)
+		}
+	}
+	for _, g := range groups {
+		if w.groupSubs[g] != nil {
+			continue
+		}
+		sub, err := w.nc.Subscribe(wire.CommandGroupWildcard(g), func(m *nats.Msg) {
+			w.handleCommand(w.runCtx, m.Subject, m.Header, m.Data, false)
+		})
+		if err != nil {
+			return true, fmt.Errorf("subscribe group %s: %w", g, err)
+		}
+		w.groupSubs[g] = sub
+	}
+	w.groups = groups
+	return true, nil
+}
+
+// followCredentialGroups applies the groups of the agent's credential. A
+// changed credential only grants the new groups' subjects on a new
+// connection, so the agent reconnects; NATS then re-subscribes.
+func (w *Worker) followCredentialGroups() {
+	if w.cfg.Trust == nil {
+		return
+	}
+	changed, err := w.applyGroups(w.cfg.Trust.Groups())
+	if err != nil {
+		w.log.Error("cannot follow the new groups", "err", err)
+	}
+	if changed {
+		w.log.Info("groups changed", "groups", strings.Join(w.Groups(), ","))
+		if err := w.nc.ForceReconnect(); err != nil {
+			w.log.Warn("reconnect after a group change", "err", err)
+		}
+		w.sendHeartbeat(false)
+	}
+}
 
 func (w *Worker) runningCount() int {
 	w.mu.Lock()
@@ -303,7 +379,7 @@ func (w *Worker) sendHeartbeat(stopping bool) {
 	hb := wire.Heartbeat{
 		Protocol: wire.ProtocolVersion, PCID: w.cfg.PCID, Hostname: w.cfg.Hostname,
 		OS: runtime.GOOS, OSVersion: w.cfg.OSVersion, Arch: runtime.GOARCH, AgentVersion: w.cfg.AgentVersion,
-		Groups: w.cfg.Groups, Interval: wire.Duration(w.cfg.HeartbeatInterval), At: time.Now().UTC(),
+		Groups: w.Groups(), Interval: wire.Duration(w.cfg.HeartbeatInterval), At: time.Now().UTC(),
 		Running: w.runningCount(), Stopping: stopping,
 	}
 	if err := w.publishJSON(wire.HeartbeatSubject(w.cfg.PCID), hb); err != nil {

@@ -384,3 +384,41 @@ func (s *Service) AgentCredentialsFor(secret string) ([]byte, error) {
 	}
 	return append(creds, []byte("\n"+TokenBegin+"\n"+secret+"\n"+TokenEnd+"\n")...), nil
 }
+
+// SetGroups changes an agent's groups. An enrolled agent gets a re-minted
+// credential pushed on control.pc.<pc> (signed), follows it at once and
+// reconnects, so NATS itself lets it read the new groups' commands and
+// no longer the old ones'. An agent that is offline fetches it when it
+// reconnects.
+func (s *Service) SetGroups(ctx context.Context, pc string, groups []string, by string) ([]string, error) {
+	groups = wire.NormalizeGroups(groups)
+	for _, g := range groups {
+		if err := wire.ValidateGroup(g); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+	}
+	if err := s.st.SetGroups(ctx, pc, groups); err != nil {
+		return nil, err
+	}
+	s.ev.Publish(events.Agents)
+	s.log.Info("agent groups changed", "pc_id", pc, "groups", groups, "by", by)
+	k, err := s.st.AgentKey(ctx, pc)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && k.Status != store.KeyApproved) {
+		return groups, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	rep := s.mint(ctx, k)
+	if rep.Status != wire.EnrollApproved {
+		return nil, fmt.Errorf("re-mint the credential of %s: %s", pc, rep.Reason)
+	}
+	body, err := json.Marshal(wire.Control{Kind: wire.ControlCredential, Credential: &rep})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.b.NC.PublishMsg(s.keys.Msg(wire.ControlPCSubject(pc), body, s.now())); err != nil {
+		return nil, fmt.Errorf("push the new credential: %w", err)
+	}
+	return groups, nil
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -198,6 +199,9 @@ func (s *server) agentIdentity(c echo.Context, pc string) (*views.AgentIdentity,
 	}
 	id := &views.AgentIdentity{Status: k.Status, PublicKey: k.PublicKey, Expires: timeText(k.JWTExpiresAt, s.Now()),
 		DecidedBy: k.DecidedBy, Reason: k.Reason, CSRFToken: csrfToken(c), PendingURL: "/enrollments"}
+	if s.Enroller != nil && k.Status == store.KeyApproved {
+		id.GroupsURL, id.Groups = "/agents/"+url.PathEscape(pc)+"/groups", strings.Join(k.Groups, ", ")
+	}
 	if s.Enroller != nil && k.Status != store.KeyRevoked {
 		id.RevokeURL = "/agents/" + url.PathEscape(pc) + "/revoke"
 		id.RevokeAsk = fmt.Sprintf("Revoke %s? It is disconnected now and its key can never connect or enroll again.", pc)
@@ -388,4 +392,52 @@ func (s *server) tokenRevoke(c echo.Context) error {
 	}
 	s.Log.Info("enrollment token revoked", "id", c.Param("id"), "by", actor(c))
 	return c.Redirect(http.StatusSeeOther, "/enrollments#enrollment-tokens")
+}
+
+// groupsRequestJSON is the body of PUT /api/agents/{pc}/groups.
+type groupsRequestJSON struct {
+	Groups []string `json:"groups"`
+}
+
+func (s *server) setGroups(c echo.Context, groups []string) (string, error) {
+	e, err := s.enroller()
+	if err != nil {
+		return "", err
+	}
+	pc, err := idParam(c, "pc", "agent")
+	if err != nil {
+		return "", err
+	}
+	_, err = e.SetGroups(c.Request().Context(), pc, groups, actor(c))
+	return pc, err
+}
+
+func (s *server) apiSetGroups(c echo.Context) error {
+	var req groupsRequestJSON
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if req.Groups == nil {
+		return validation("groups", "is required (an empty list removes every group)")
+	}
+	pc, err := s.setGroups(c, req.Groups)
+	if err != nil {
+		return err
+	}
+	return s.apiAgent(echoWithParam(c, "pc", pc))
+}
+
+// echoWithParam keeps the request's context for reuse by another handler.
+func echoWithParam(c echo.Context, name, value string) echo.Context {
+	c.SetParamNames(name)
+	c.SetParamValues(value)
+	return c
+}
+
+func (s *server) formSetGroups(c echo.Context) error {
+	pc, err := s.setGroups(c, splitIDs(c.FormValue("groups")))
+	if err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/agents/"+url.PathEscape(pc))
 }
