@@ -36,6 +36,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, "kanade-agent", version)
 		return nil
 	}
+	if len(args) > 0 && args[0] == "swarm" {
+		return runSwarm(args[1:], stdout, stderr)
+	}
 	cfg, err := loadConfig(args, os.Environ(), stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {

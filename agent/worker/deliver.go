@@ -13,29 +13,35 @@ import (
 )
 
 // drainLoop publishes queued results to JetStream, oldest first, and
-// removes each only after the broker acknowledged it.
+// removes each only after the broker acknowledged it. It sleeps until a
+// result is queued, and retries every 2 s only while something is left.
 func (w *Worker) drainLoop(ctx context.Context) {
-	retry := time.NewTicker(2 * time.Second)
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
 	defer retry.Stop()
 	for {
-		w.drainOnce(ctx)
+		if !w.drainOnce(ctx) {
+			retry.Reset(2 * time.Second)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-w.outbox.Notify():
+		case <-w.drainNow:
 		case <-retry.C:
 		}
 	}
 }
 
-func (w *Worker) drainOnce(ctx context.Context) {
+// drainOnce delivers what is queued; it reports whether the outbox is empty.
+func (w *Worker) drainOnce(ctx context.Context) bool {
 	if !w.nc.IsConnected() {
-		return
+		return false
 	}
 	items, err := w.outbox.Pending()
 	if err != nil {
 		w.log.Error("outbox", "err", err)
-		return
+		return false
 	}
 	for _, it := range items {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -43,12 +49,13 @@ func (w *Worker) drainOnce(ctx context.Context) {
 		cancel()
 		if err != nil {
 			w.log.Debug("result not delivered yet; kept in the outbox", "subject", it.Subject, "err", err)
-			return
+			return false
 		}
 		if err := w.outbox.Remove(it); err != nil {
 			w.log.Error("outbox", "err", err)
 		}
 	}
+	return true
 }
 
 // catchupLoop replays, after every (re)connect, the newest command of

@@ -40,7 +40,9 @@ type Config struct {
 	// OutputCap is the default cap per output stream (commands may set their own).
 	OutputCap    int
 	AgentVersion string
-	OSVersion    string
+	// OS and Arch default to this machine's (the swarm simulator sets them).
+	OS, Arch  string
+	OSVersion string
 	// Exec runs one script; nil means runner.Run. The swarm simulator
 	// replaces it with a scripted model.
 	Exec func(ctx context.Context, s runner.Spec) runner.Outcome
@@ -48,6 +50,10 @@ type Config struct {
 	// must be signed with; nil accepts unsigned messages (a static
 	// credential on an external broker, without enrollment).
 	Trust Trust
+	// Ledger and Outbox replace the on-disk ledger and outbox (the swarm
+	// simulator keeps them in memory); nil opens them in DataDir.
+	Ledger Ledger
+	Outbox Outbox
 	// Tasks run beside the worker once it is connected (credential
 	// renewal), until it stops.
 	Tasks  []func(ctx context.Context, nc *nats.Conn)
@@ -68,12 +74,31 @@ type Trust interface {
 	Groups() []string
 }
 
+// Ledger remembers which executions this agent claimed and finished
+// (see package ledger).
+type Ledger interface {
+	Claim(execID string, now time.Time) (bool, error)
+	Finish(execID string) error
+	Seen(execID string) bool
+	Unfinished() []string
+	Created() time.Time
+	Close() error
+}
+
+// Outbox queues results until the broker acknowledged them (see package outbox).
+type Outbox interface {
+	Put(subject string, data []byte) error
+	Pending() ([]outbox.Item, error)
+	Remove(it outbox.Item) error
+	Notify() <-chan struct{}
+}
+
 // Worker is one running agent.
 type Worker struct {
 	cfg    Config
 	log    *slog.Logger
-	ledger *ledger.Ledger
-	outbox *outbox.Outbox
+	ledger Ledger
+	outbox Outbox
 
 	nc *nats.Conn
 	js jetstream.JetStream
@@ -85,12 +110,16 @@ type Worker struct {
 	// subscriptions (guarded by mu); they change when the server says so.
 	groups    []string
 	groupSubs map[string]*nats.Subscription
-	runCtx    context.Context
 
 	catchup   chan struct{}
 	reconnect chan struct{}
-	runs      sync.WaitGroup
-	caughtUp  atomic.Int64
+	drainNow  chan struct{} // a (re)connect: try the outbox now
+	// inbox receives every subscription's messages; one goroutine routes
+	// them (a goroutine per subscription would cost 6 per agent, which
+	// adds up in the swarm simulator).
+	inbox    chan *nats.Msg
+	runs     sync.WaitGroup
+	caughtUp atomic.Int64
 }
 
 // New validates cfg and opens the agent's on-disk state.
@@ -118,26 +147,39 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Hostname == "" {
 		cfg.Hostname = cfg.PCID
 	}
+	if cfg.OS == "" {
+		cfg.OS, cfg.Arch = runtime.GOOS, runtime.GOARCH
+	}
 	cfg.Groups = slices.Clone(cfg.Groups)
 	slices.Sort(cfg.Groups)
 	cfg.Groups = slices.Compact(cfg.Groups)
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
+	l, ob := cfg.Ledger, cfg.Outbox
+	if l == nil || ob == nil {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("data dir: %w", err)
+		}
 	}
-	l, err := ledger.Open(filepath.Join(cfg.DataDir, "ledger.jsonl"), time.Now())
-	if err != nil {
-		return nil, err
+	if l == nil {
+		dl, err := ledger.Open(filepath.Join(cfg.DataDir, "ledger.jsonl"), time.Now())
+		if err != nil {
+			return nil, err
+		}
+		l = dl
 	}
-	ob, err := outbox.Open(filepath.Join(cfg.DataDir, "outbox"))
-	if err != nil {
-		l.Close()
-		return nil, err
+	if ob == nil {
+		do, err := outbox.Open(filepath.Join(cfg.DataDir, "outbox"))
+		if err != nil {
+			l.Close()
+			return nil, err
+		}
+		ob = do
 	}
 	return &Worker{
 		cfg: cfg, log: cfg.Logger.With("pc_id", cfg.PCID), ledger: l, outbox: ob,
 		running: map[string]context.CancelCauseFunc{}, killed: map[string]time.Time{},
 		groups: cfg.Groups, groupSubs: map[string]*nats.Subscription{},
-		catchup: make(chan struct{}, 1), reconnect: make(chan struct{}, 1),
+		catchup: make(chan struct{}, 1), reconnect: make(chan struct{}, 1), drainNow: make(chan struct{}, 1),
+		inbox: make(chan *nats.Msg, 4096),
 	}, nil
 }
 
@@ -189,7 +231,7 @@ func (w *Worker) Run(ctx context.Context, url string, opts ...nats.Option) error
 
 	runCtx, stopRuns := context.WithCancelCause(context.Background())
 	defer stopRuns(ErrStopping)
-	if err := w.subscribe(runCtx); err != nil {
+	if err := w.subscribe(); err != nil {
 		return err
 	}
 	if nc.IsConnected() {
@@ -198,7 +240,8 @@ func (w *Worker) Run(ctx context.Context, url string, opts ...nats.Option) error
 
 	var bg sync.WaitGroup
 	bgCtx, stopBG := context.WithCancel(context.Background())
-	bg.Add(3 + len(w.cfg.Tasks))
+	bg.Add(4 + len(w.cfg.Tasks))
+	go func() { defer bg.Done(); w.route(bgCtx, runCtx) }()
 	for _, task := range w.cfg.Tasks {
 		go func() { defer bg.Done(); task(bgCtx, nc) }()
 	}
@@ -231,7 +274,7 @@ func reconnectDelay(attempts int) time.Duration {
 }
 
 func (w *Worker) signalConnected() {
-	for _, ch := range []chan struct{}{w.catchup, w.reconnect} {
+	for _, ch := range []chan struct{}{w.catchup, w.reconnect, w.drainNow} {
 		select {
 		case ch <- struct{}{}:
 		default:
@@ -241,8 +284,7 @@ func (w *Worker) signalConnected() {
 
 // subscribe opens the core subscriptions and flushes them to the server,
 // so that a kill published right after a command cannot be missed.
-func (w *Worker) subscribe(runCtx context.Context) error {
-	w.runCtx = runCtx
+func (w *Worker) subscribe() error {
 	subjects := []string{wire.CommandAllWildcard, wire.CommandPCWildcard(w.cfg.PCID)}
 	w.mu.Lock()
 	groups := w.groups
@@ -252,15 +294,15 @@ func (w *Worker) subscribe(runCtx context.Context) error {
 		return err
 	}
 	for _, s := range subjects {
-		if _, err := w.nc.Subscribe(s, func(m *nats.Msg) { w.handleCommand(runCtx, m.Subject, m.Header, m.Data, false) }); err != nil {
+		if _, err := w.nc.ChanSubscribe(s, w.inbox); err != nil {
 			return fmt.Errorf("subscribe %s: %w", s, err)
 		}
 	}
-	if _, err := w.nc.Subscribe(wire.KillWildcard, w.handleKill); err != nil {
+	if _, err := w.nc.ChanSubscribe(wire.KillWildcard, w.inbox); err != nil {
 		return fmt.Errorf("subscribe kills: %w", err)
 	}
 	for _, s := range []string{wire.ControlAll, wire.ControlPCSubject(w.cfg.PCID)} {
-		if _, err := w.nc.Subscribe(s, w.handleControl); err != nil {
+		if _, err := w.nc.ChanSubscribe(s, w.inbox); err != nil {
 			return fmt.Errorf("subscribe %s: %w", s, err)
 		}
 	}
@@ -270,6 +312,25 @@ func (w *Worker) subscribe(runCtx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// route hands each received message to its handler, in order.
+func (w *Worker) route(ctx, runCtx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-w.inbox:
+			switch {
+			case strings.HasPrefix(m.Subject, "commands."):
+				w.handleCommand(runCtx, m.Subject, m.Header, m.Data, false)
+			case strings.HasPrefix(m.Subject, "kill."):
+				w.handleKill(m)
+			case strings.HasPrefix(m.Subject, "control."):
+				w.handleControl(m)
+			}
+		}
+	}
 }
 
 // recoverUnfinished reports executions that were running when the agent
@@ -318,9 +379,7 @@ func (w *Worker) applyGroups(groups []string) (bool, error) {
 		if w.groupSubs[g] != nil {
 			continue
 		}
-		sub, err := w.nc.Subscribe(wire.CommandGroupWildcard(g), func(m *nats.Msg) {
-			w.handleCommand(w.runCtx, m.Subject, m.Header, m.Data, false)
-		})
+		sub, err := w.nc.ChanSubscribe(wire.CommandGroupWildcard(g), w.inbox)
 		if err != nil {
 			return true, fmt.Errorf("subscribe group %s: %w", g, err)
 		}
@@ -378,7 +437,7 @@ func (w *Worker) heartbeatLoop(ctx context.Context) {
 func (w *Worker) sendHeartbeat(stopping bool) {
 	hb := wire.Heartbeat{
 		Protocol: wire.ProtocolVersion, PCID: w.cfg.PCID, Hostname: w.cfg.Hostname,
-		OS: runtime.GOOS, OSVersion: w.cfg.OSVersion, Arch: runtime.GOARCH, AgentVersion: w.cfg.AgentVersion,
+		OS: w.cfg.OS, OSVersion: w.cfg.OSVersion, Arch: w.cfg.Arch, AgentVersion: w.cfg.AgentVersion,
 		Groups: w.Groups(), Interval: wire.Duration(w.cfg.HeartbeatInterval), At: time.Now().UTC(),
 		Running: w.runningCount(), Stopping: stopping,
 	}

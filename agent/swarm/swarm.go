@@ -1,0 +1,233 @@
+// Package swarm runs thousands of simulated agents in one process for
+// load tests: each has its own NATS connection, pc_id, groups, identity
+// (it enrolls like a real agent) and the real worker code; only the script
+// is answered by a scripted model instead of a child process, and the
+// ledger and outbox live in memory. Everything is reproducible from the seed.
+package swarm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/kanadehq/kanade/agent/enroll"
+	"github.com/kanadehq/kanade/agent/runner"
+	"github.com/kanadehq/kanade/agent/wire"
+	"github.com/kanadehq/kanade/agent/worker"
+)
+
+// Config describes a swarm.
+type Config struct {
+	Server, Credentials string
+	Count               int
+	Seed                uint64
+	// Prefix names the agents: <prefix>-00001 …
+	Prefix string
+	// Groups are spread over the agents: agent i is in Groups[i % len].
+	Groups []string
+	// StartPeriod spreads the agents' starts over this long.
+	StartPeriod time.Duration
+	// DataDir keeps each agent's key and credential, so a restarted swarm
+	// does not enroll again.
+	DataDir           string
+	HeartbeatInterval time.Duration
+	// Parallel bounds concurrent enrollments.
+	Parallel     int
+	Model        Model
+	AgentVersion string
+	Logger       *slog.Logger
+}
+
+// Model answers scripts.
+type Model struct {
+	Latency, Jitter time.Duration // run time: Latency ± Jitter
+	FailRate        float64       // probability of exit code 1
+	OutputBytes     int           // bytes of stdout per run
+}
+
+// Template is an OS an agent pretends to run.
+type Template struct{ OS, OSVersion, Arch string }
+
+// Templates are the simulated fleet's operating systems, most common first.
+var Templates = []Template{
+	{"windows", "Windows 11 Pro 23H2 (22631.4460)", "amd64"},
+	{"windows", "Windows 10 Enterprise 22H2 (19045.5131)", "amd64"},
+	{"windows", "Windows 11 Enterprise 24H2 (26100.2314)", "amd64"},
+	{"windows", "Windows Server 2022 Datacenter (20348.2849)", "amd64"},
+	{"linux", "Ubuntu 24.04.1 LTS", "amd64"},
+	{"linux", "Ubuntu 22.04.5 LTS", "arm64"},
+}
+
+// Stats counts what the swarm did.
+type Stats struct {
+	Enrolled, Started, Runs atomic.Int64
+}
+
+// Run starts the agents and runs until ctx is done. ready, if set, is
+// called once every agent has started.
+func Run(ctx context.Context, cfg Config, stats *Stats, ready func()) error {
+	if cfg.Count <= 0 {
+		return errors.New("swarm: count must be positive")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "swarm"
+	}
+	if err := wire.ValidateID("prefix", cfg.Prefix); err != nil {
+		return err
+	}
+	if cfg.Parallel <= 0 {
+		cfg.Parallel = 32
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if stats == nil {
+		stats = &Stats{}
+	}
+	cfg.Groups = wire.NormalizeGroups(cfg.Groups)
+	quiet := slog.New(slog.DiscardHandler)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, cfg.Parallel)
+	errs := make(chan error, cfg.Count)
+	start := time.Now()
+	for i := 1; i <= cfg.Count; i++ {
+		if cfg.StartPeriod > 0 {
+			at := start.Add(cfg.StartPeriod * time.Duration(i-1) / time.Duration(cfg.Count))
+			select {
+			case <-ctx.Done():
+				wg.Wait()
+				return nil
+			case <-time.After(time.Until(at)):
+			}
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return nil
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w, opt, err := cfg.agent(ctx, i, quiet)
+			<-sem
+			if err != nil {
+				if ctx.Err() == nil {
+					errs <- fmt.Errorf("agent %d: %w", i, err)
+				}
+				return
+			}
+			stats.Enrolled.Add(1)
+			if stats.Started.Add(1) == int64(cfg.Count) && ready != nil {
+				ready()
+			}
+			_ = w.Run(ctx, cfg.Server, opt, nats.ReconnectBufSize(64<<10))
+		}()
+	}
+	go func() { wg.Wait(); close(errs) }()
+	var all []error
+	for err := range errs {
+		cfg.Logger.Error("swarm agent failed", "err", err)
+		all = append(all, err)
+	}
+	return errors.Join(all...)
+}
+
+// agent enrolls (or reloads) simulated agent i and builds its worker.
+func (cfg Config) agent(ctx context.Context, i int, quiet *slog.Logger) (*worker.Worker, nats.Option, error) {
+	pc := fmt.Sprintf("%s-%05d", cfg.Prefix, i)
+	rng := rand.New(rand.NewPCG(cfg.Seed, uint64(i)))
+	tpl := Templates[rng.IntN(len(Templates))]
+	var groups []string
+	if len(cfg.Groups) > 0 {
+		groups = []string{cfg.Groups[(i-1)%len(cfg.Groups)]}
+	}
+	id, err := enroll.Setup(ctx, cfg.Server, cfg.Credentials, filepath.Join(cfg.DataDir, pc),
+		enroll.Request{PCID: pc, Hostname: strings.ToUpper(pc), Groups: groups}, quiet)
+	if err != nil {
+		return nil, nil, err
+	}
+	var tasks []func(context.Context, *nats.Conn)
+	var trust worker.Trust
+	if id.Enrolled {
+		groups, tasks, trust = id.Groups, append(tasks, id.Renew), id.Keeper
+	}
+	w, err := worker.New(worker.Config{
+		PCID: pc, Hostname: strings.ToUpper(pc), Groups: groups, HeartbeatInterval: cfg.HeartbeatInterval,
+		AgentVersion: cfg.AgentVersion, OS: tpl.OS, OSVersion: tpl.OSVersion, Arch: tpl.Arch,
+		Exec: cfg.Model.exec(cfg.Seed, pc), Ledger: newMemLedger(), Outbox: newMemOutbox(),
+		Trust: trust, Tasks: tasks, Logger: quiet,
+	})
+	return w, id.Option, err
+}
+
+// exec answers a script from the model: it "runs" for the modelled time
+// (killable and subject to the timeout like a real run), prints
+// OutputBytes and fails with FailRate, the same way for the same seed,
+// agent and script.
+func (m Model) exec(seed uint64, pc string) func(ctx context.Context, s runner.Spec) runner.Outcome {
+	return func(ctx context.Context, s runner.Spec) runner.Outcome {
+		h := fnv.New64a()
+		h.Write([]byte(pc))
+		h.Write([]byte(s.Script))
+		rng := rand.New(rand.NewPCG(seed, h.Sum64()))
+		d := m.Latency
+		if m.Jitter > 0 {
+			d += time.Duration(rng.Int64N(int64(2*m.Jitter))) - m.Jitter
+		}
+		started := time.Now()
+		o := runner.Outcome{StartedAt: started}
+		var timeout <-chan time.Time
+		if s.Timeout > 0 {
+			t := time.NewTimer(s.Timeout)
+			defer t.Stop()
+			timeout = t.C
+		}
+		run := time.NewTimer(max(d, 0))
+		defer run.Stop()
+		select {
+		case <-ctx.Done():
+			o.State, o.Reason = wire.StateKilled, "killed: "+context.Cause(ctx).Error()
+		case <-timeout:
+			o.State, o.Reason = wire.StateTimedOut, "timed out after "+s.Timeout.String()
+		case <-run.C:
+			code := 0
+			if rng.Float64() < m.FailRate {
+				code = 1
+			}
+			o.ExitCode = &code
+			o.State = wire.StateSucceeded
+			if code != 0 {
+				o.State, o.Reason = wire.StateFailed, "exit code 1"
+			}
+			out := simulatedOutput(pc, m.OutputBytes)
+			if s.OnOutput != nil && len(out) > 0 {
+				s.OnOutput(wire.Stdout, []byte(out))
+			}
+			o.Stdout = out
+		}
+		o.FinishedAt = time.Now()
+		return o
+	}
+}
+
+func simulatedOutput(pc string, n int) string {
+	if n <= 0 {
+		return ""
+	}
+	line := "simulated output of " + pc + "\n"
+	return strings.Repeat(line, n/len(line)+1)[:n]
+}

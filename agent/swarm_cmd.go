@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/kanadehq/kanade/agent/swarm"
+)
+
+// runSwarm is `kanade-agent swarm`: many simulated agents in one process.
+func runSwarm(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("kanade-agent swarm", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	server := fs.String("server", "nats://127.0.0.1:4222", "NATS URL")
+	creds := fs.String("credentials", "", "the server's DATA/agent-credentials (required)")
+	count := fs.Int("count", 100, "number of simulated agents")
+	seed := fs.Uint64("seed", 1, "random seed (same seed, same fleet)")
+	prefix := fs.String("prefix", "swarm", "pc_id prefix")
+	groups := fs.String("groups", "canary,wave1,wave2", "groups spread over the agents")
+	startPeriod := fs.Duration("start-period", 0, "spread the connects over this long")
+	data := fs.String("data", filepath.Join(os.TempDir(), "kanade-swarm"), "keys and credentials of the simulated agents")
+	hb := fs.Duration("heartbeat", 30*time.Second, "heartbeat interval")
+	parallel := fs.Int("parallel", 32, "concurrent enrollments")
+	latency := fs.Duration("latency", 100*time.Millisecond, "modelled script run time")
+	jitter := fs.Duration("latency-jitter", 50*time.Millisecond, "± around the run time")
+	failRate := fs.Float64("fail-rate", 0.01, "probability that a script exits 1")
+	outBytes := fs.Int("output-bytes", 256, "stdout bytes per run")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *creds == "" {
+		return fmt.Errorf("--credentials is required")
+	}
+	if *failRate < 0 || *failRate > 1 {
+		return fmt.Errorf("--fail-rate must be between 0 and 1")
+	}
+	log := newLogger(stderr, *logLevel)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var stats swarm.Stats
+	start := time.Now()
+	cfg := swarm.Config{
+		Server: *server, Credentials: *creds, Count: *count, Seed: *seed, Prefix: *prefix, Groups: splitList(*groups),
+		StartPeriod: *startPeriod, DataDir: *data, HeartbeatInterval: *hb, Parallel: *parallel, AgentVersion: version,
+		Model:  swarm.Model{Latency: *latency, Jitter: *jitter, FailRate: *failRate, OutputBytes: *outBytes},
+		Logger: log,
+	}
+	log.Info("swarm starting", "count", *count, "seed", *seed, "server", *server)
+	return swarm.Run(ctx, cfg, &stats, func() {
+		d := time.Since(start)
+		fmt.Fprintf(stdout, "swarm ready: %d agents enrolled and started in %s (%.0f/s)\n", *count, d.Round(time.Millisecond), float64(*count)/d.Seconds())
+	})
+}
