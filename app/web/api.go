@@ -121,27 +121,17 @@ func toResultJSON(r store.Result) resultJSON {
 }
 
 func (s *server) apiAgents(c echo.Context) error {
-	limit, offset, err := paging(c)
+	f, err := s.agentFilter(c)
 	if err != nil {
 		return err
 	}
-	status, err := oneOf(c, "status", "online", "offline")
-	if err != nil {
-		return err
-	}
-	group, err := optionalID(c, "group")
-	if err != nil {
-		return err
-	}
-	now := s.Now()
-	agents, total, err := s.Store.Agents(c.Request().Context(), store.AgentFilter{
-		Q: c.QueryParam("q"), Group: group, Status: status, OS: c.QueryParam("os"), Now: now, Limit: limit, Offset: offset})
+	agents, total, err := s.Store.Agents(c.Request().Context(), f)
 	if err != nil {
 		return err
 	}
 	out := make([]agentJSON, 0, len(agents))
 	for _, a := range agents {
-		out = append(out, toAgentJSON(a, now))
+		out = append(out, toAgentJSON(a, f.Now))
 	}
 	return c.JSON(http.StatusOK, map[string]any{"agents": out, "total": total})
 }
@@ -272,19 +262,11 @@ func (s *server) apiRun(c echo.Context) error {
 }
 
 func (s *server) apiExecutions(c echo.Context) error {
-	limit, offset, err := paging(c)
+	f, err := execFilter(c)
 	if err != nil {
 		return err
 	}
-	status, err := oneOf(c, "status", "running", "completed", "killed", "halted", "awaiting_approval")
-	if err != nil {
-		return err
-	}
-	job, err := optionalID(c, "job_id")
-	if err != nil {
-		return err
-	}
-	execs, total, err := s.Store.Executions(c.Request().Context(), store.ExecFilter{JobID: job, Status: status, Limit: limit, Offset: offset})
+	execs, total, err := s.Store.Executions(c.Request().Context(), f)
 	if err != nil {
 		return err
 	}
@@ -299,14 +281,11 @@ func (s *server) apiExecutions(c echo.Context) error {
 
 func (s *server) apiExecution(c echo.Context) error {
 	ctx := c.Request().Context()
-	id, err := idParam(c, "id", "execution")
+	e, err := s.execParam(c)
 	if err != nil {
 		return err
 	}
-	e, err := s.Store.Execution(ctx, id)
-	if err != nil {
-		return err
-	}
+	id := e.ExecID
 	j := toExecutionJSON(e)
 	j.Targets = []resultJSON{}
 	for offset := 0; ; {

@@ -17,14 +17,11 @@ const targetsPerPage = 100
 
 func (s *server) execShow(c echo.Context) error {
 	ctx := c.Request().Context()
-	id, err := idParam(c, "id", "execution")
+	e, err := s.execParam(c)
 	if err != nil {
 		return err
 	}
-	e, err := s.Store.Execution(ctx, id)
-	if err != nil {
-		return err
-	}
+	id := e.ExecID
 	selected := c.QueryParam("pc")
 	if isPartial(c) && selected != "" {
 		return s.logPanelFor(c, id, selected)
@@ -54,11 +51,7 @@ func (s *server) execShow(c echo.Context) error {
 }
 
 func (s *server) execSummary(c echo.Context) error {
-	id, err := idParam(c, "id", "execution")
-	if err != nil {
-		return err
-	}
-	e, err := s.Store.Execution(c.Request().Context(), id)
+	e, err := s.execParam(c)
 	if err != nil {
 		return err
 	}

@@ -28,21 +28,13 @@ func (s *server) dashboard(c echo.Context) error {
 }
 
 func (s *server) agentList(c echo.Context) error {
-	ctx, now := c.Request().Context(), s.Now()
-	limit, offset, err := paging(c)
+	ctx := c.Request().Context()
+	f, err := s.agentFilter(c)
 	if err != nil {
 		return err
 	}
-	status, err := oneOf(c, "status", "online", "offline")
-	if err != nil {
-		return err
-	}
-	group, err := optionalID(c, "group")
-	if err != nil {
-		return err
-	}
-	q := c.QueryParam("q")
-	agents, total, err := s.Store.Agents(ctx, store.AgentFilter{Q: q, Group: group, Status: status, Now: now, Limit: limit, Offset: offset})
+	now := f.Now
+	agents, total, err := s.Store.Agents(ctx, f)
 	if err != nil {
 		return err
 	}
@@ -58,11 +50,11 @@ func (s *server) agentList(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	m := views.AgentListModel{Q: q, Status: status, Group: group, Groups: groups, Online: online, Total: all, Pending: pending}
+	m := views.AgentListModel{Q: f.Q, Status: f.Status, Group: f.Group, Groups: groups, Online: online, Total: all, Pending: pending}
 	for _, a := range agents {
 		m.Rows = append(m.Rows, agentRow(a, now))
 	}
-	m.Pager = pager(*c.Request().URL, total, offset, limit, len(agents))
+	m.Pager = pager(*c.Request().URL, total, f.Offset, f.Limit, len(agents))
 	return s.page(c, "Agents", "agents", views.AgentListPage(s.layout(c, "Agents", "agents"), m), views.AgentTable(m))
 }
 
@@ -93,26 +85,18 @@ func (s *server) agentShow(c echo.Context) error {
 
 func (s *server) execList(c echo.Context) error {
 	ctx, now := c.Request().Context(), s.Now()
-	limit, offset, err := paging(c)
+	f, err := execFilter(c)
 	if err != nil {
 		return err
 	}
-	status, err := oneOf(c, "status", "running", "completed", "killed", "halted", "awaiting_approval")
+	execs, total, err := s.Store.Executions(ctx, f)
 	if err != nil {
 		return err
 	}
-	job, err := optionalID(c, "job_id")
-	if err != nil {
-		return err
-	}
-	execs, total, err := s.Store.Executions(ctx, store.ExecFilter{JobID: job, Status: status, Limit: limit, Offset: offset})
-	if err != nil {
-		return err
-	}
-	m := views.ExecListModel{Status: status, JobID: job}
+	m := views.ExecListModel{Status: f.Status, JobID: f.JobID}
 	for _, e := range execs {
 		m.Rows = append(m.Rows, execRow(e, now))
 	}
-	m.Pager = pager(*c.Request().URL, total, offset, limit, len(execs))
+	m.Pager = pager(*c.Request().URL, total, f.Offset, f.Limit, len(execs))
 	return s.page(c, "Executions", "executions", views.ExecListPage(s.layout(c, "Executions", "executions"), m), views.ExecTable(m))
 }

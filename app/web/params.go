@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/kanadehq/kanade/agent/wire"
+	"github.com/kanadehq/kanade/store"
 )
 
 // paging reads limit (default 50, at most 1000) and offset.
@@ -77,4 +78,48 @@ func oneOf(c echo.Context, name string, allowed ...string) (string, error) {
 		}
 	}
 	return "", badParam(name, "must be one of "+strings.Join(allowed, ", "))
+}
+
+// agentFilter reads the agent list filters: q, group, status, os, limit, offset.
+func (s *server) agentFilter(c echo.Context) (store.AgentFilter, error) {
+	limit, offset, err := paging(c)
+	if err != nil {
+		return store.AgentFilter{}, err
+	}
+	status, err := oneOf(c, "status", "online", "offline")
+	if err != nil {
+		return store.AgentFilter{}, err
+	}
+	group, err := optionalID(c, "group")
+	if err != nil {
+		return store.AgentFilter{}, err
+	}
+	return store.AgentFilter{Q: c.QueryParam("q"), Group: group, Status: status, OS: c.QueryParam("os"),
+		Now: s.Now(), Limit: limit, Offset: offset}, nil
+}
+
+// execFilter reads the execution list filters: status, job_id, limit, offset.
+func execFilter(c echo.Context) (store.ExecFilter, error) {
+	limit, offset, err := paging(c)
+	if err != nil {
+		return store.ExecFilter{}, err
+	}
+	status, err := oneOf(c, "status", "running", "completed", "killed", "halted", "awaiting_approval")
+	if err != nil {
+		return store.ExecFilter{}, err
+	}
+	job, err := optionalID(c, "job_id")
+	if err != nil {
+		return store.ExecFilter{}, err
+	}
+	return store.ExecFilter{JobID: job, Status: status, Limit: limit, Offset: offset}, nil
+}
+
+// execParam loads the execution named by the :id path parameter.
+func (s *server) execParam(c echo.Context) (store.Execution, error) {
+	id, err := idParam(c, "id", "execution")
+	if err != nil {
+		return store.Execution{}, err
+	}
+	return s.Store.Execution(c.Request().Context(), id)
 }
