@@ -22,6 +22,12 @@ import (
 	"github.com/kanadehq/kanade/app/config"
 )
 
+func skipIfShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test (-short)")
+	}
+}
+
 // checkFor polls fn until it returns nil or total passes.
 func checkFor(t testing.TB, total time.Duration, fn func() error) {
 	t.Helper()

@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,12 +14,6 @@ import (
 	"testing"
 	"time"
 )
-
-func skipIfShort(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test (-short)")
-	}
-}
 
 func TestIntegration_RunReachesResultRow(t *testing.T) {
 	skipIfShort(t)
@@ -359,5 +354,59 @@ func TestIntegration_EnrollmentTokenWithApproval(t *testing.T) {
 	}
 	if code := s.post(t, "/api/enrollment-tokens/"+created.Token.ID+"/revoke", nil, nil); code != http.StatusOK {
 		t.Errorf("revoke token = %d", code)
+	}
+}
+
+// Every state-changing action lands in the audit log with its actor, in
+// the API and as CSV.
+func TestIntegration_AuditLog(t *testing.T) {
+	skipIfShort(t)
+	s := startServer(t, t.TempDir(), "")
+	startAgent(t, s, "pc1", nil, "")
+	s.waitOnline(t, "pc1")
+	e := s.run(t, map[string]any{"target": map[string]any{"pcs": []string{"pc1"}}, "shell": "sh", "script": "sleep 30"})
+	s.waitExec(t, e.ExecID, targetIn("pc1", "running"))
+	if code := s.post(t, "/api/executions/"+e.ExecID+"/kill", nil, nil); code != http.StatusAccepted {
+		t.Fatalf("kill = %d", code)
+	}
+	if code := s.post(t, "/api/agents/pc1/revoke", nil, nil); code != http.StatusOK {
+		t.Fatalf("revoke = %d", code)
+	}
+	type event struct {
+		Actor, Action, Target string
+		Detail                map[string]any
+	}
+	var got struct {
+		Events []event `json:"events"`
+		Total  int     `json:"total"`
+	}
+	checkFor(t, 20*time.Second, func() error {
+		s.get(t, "/api/audit", &got)
+		if got.Total < 3 {
+			return fmt.Errorf("%d events", got.Total)
+		}
+		return nil
+	})
+	want := []string{"agent.revoke pc1", "kill " + e.ExecID, "run " + e.ExecID}
+	for i, w := range want {
+		if ev := got.Events[i]; ev.Action+" "+ev.Target != w || ev.Actor != "dev" {
+			t.Errorf("event %d = %+v, want %s by dev", i, ev, w)
+		}
+	}
+	if got.Events[2].Detail["script"] != "sleep 30" {
+		t.Errorf("run detail = %v", got.Events[2].Detail)
+	}
+	var kills struct{ Total int }
+	if s.get(t, "/api/audit?action=kill&since=1h", &kills); kills.Total != 1 {
+		t.Errorf("filtered total = %d, want 1", kills.Total)
+	}
+	resp, err := http.Get(s.URL + "/audit/export.csv?actor=dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if !strings.HasPrefix(string(body), "id,at,actor,action,target,detail\n") || strings.Count(string(body), "\n") != 4 {
+		t.Errorf("CSV export:\n%s", body)
 	}
 }

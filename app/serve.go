@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/kanadehq/kanade/agent/wire"
+	"github.com/kanadehq/kanade/app/audit"
 	"github.com/kanadehq/kanade/app/bus"
+	"github.com/kanadehq/kanade/app/catalog"
 	"github.com/kanadehq/kanade/app/config"
 	"github.com/kanadehq/kanade/app/dispatch"
 	"github.com/kanadehq/kanade/app/enroll"
@@ -60,6 +62,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 			ExecMaxAge: cfg.Streams.ExecMaxAge.D(), ExecMaxBytes: int64(cfg.Streams.ExecMaxBytes),
 			ResultsMaxAge: cfg.Streams.ResultsMaxAge.D(), ResultsMaxBytes: int64(cfg.Streams.ResultsMaxBytes),
 			OutputMaxAge: cfg.Streams.OutputMaxAge.D(), OutputMaxBytes: int64(cfg.Streams.OutputMaxBytes),
+			AuditMaxAge: cfg.Streams.AuditMaxAge.D(), AuditMaxBytes: int64(cfg.Streams.AuditMaxBytes),
 		},
 	})
 	if err != nil {
@@ -71,11 +74,17 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	if err != nil {
 		return err
 	}
+	jobCatalog, err := catalog.New(cfg.Server.JobsDir, log)
+	if err != nil {
+		return fmt.Errorf("server.jobs_dir: %w", err)
+	}
 	ev := events.New()
 	disp := dispatch.New(st, b.NC, b.JS, keys, ev, dispatch.Limits{
 		DefaultTimeout: cfg.Execution.DefaultTimeout.D(), MaxTimeout: cfg.Execution.MaxTimeout.D(),
 		DefaultDeadline: cfg.Execution.DefaultDeadline.D(), OutputCap: int(cfg.Execution.OutputCap),
 	}, log)
+	recorder := audit.New(b.JS, log)
+	disp.Audit = recorder
 
 	workCtx, stopWork := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -93,10 +102,13 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		return projector.Heartbeats(ctx, b.NC, st, ev, log, time.Second)
 	})
 	goWork("expiry", func(ctx context.Context) error { disp.ExpireLoop(ctx, 5*time.Second); return nil })
+	goWork("audit projector", func(ctx context.Context) error { return audit.Project(ctx, b.JS, st, ev, log) })
+	goWork("jobs catalog", jobCatalog.Run)
 	var enroller *enroll.Service
 	credsPath := ""
 	if b.Embedded() {
 		enroller = enroll.New(st, b, keys, ev, log)
+		enroller.Audit = recorder
 		// Dev mode approves agents that enroll with the default token; otherwise an admin does.
 		if credsPath, err = enroller.WriteAgentCredentials(ctx, cfg.Server.Data, devMode, nil); err != nil {
 			stopWork()
@@ -108,7 +120,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 
 	host, _ := os.Hostname()
 	handler := web.New(web.Deps{
-		Store: st, Dispatcher: disp, Enroller: enroller, Keys: keys, NC: b.NC, Events: ev, JS: b.JS, NATSHealthy: b.Healthy, Log: log, Version: version,
+		Store: st, Dispatcher: disp, Enroller: enroller, Keys: keys, NC: b.NC, Audit: recorder, Events: ev, JS: b.JS, Catalog: jobCatalog, NATSHealthy: b.Healthy, Log: log, Version: version,
 		DevMode: devMode, LocalPC: wire.PCIDFromHostname(host), OutputCap: int(cfg.Execution.OutputCap),
 		SSEMaxLifetime: cfg.Server.SSEMaxLifetime.D(),
 	})

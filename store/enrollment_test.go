@@ -79,3 +79,40 @@ func TestAgentKeys_Revoke(t *testing.T) {
 		}
 	})
 }
+
+func TestAuditEvents(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		base := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+		evs := []store.AuditEvent{
+			{Seq: 1, At: base, Actor: "alice", Action: "run", Target: "e1", Detail: []byte(`{"targets":3}`)},
+			{Seq: 2, At: base.Add(time.Minute), Actor: "bob", Action: "kill", Target: "e1"},
+			{Seq: 3, At: base.Add(2 * time.Minute), Actor: "alice", Action: "agent.revoke", Target: "pc1", Detail: []byte(`not json`)},
+		}
+		if err := s.AddAuditEvents(ctx, evs); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddAuditEvents(ctx, evs[:1]); err != nil { // a replay
+			t.Fatal(err)
+		}
+		all, n, err := s.AuditEvents(ctx, store.AuditFilter{})
+		if err != nil || n != 3 || all[0].Seq != 3 || string(all[0].Detail) != "{}" || string(all[2].Detail) != `{"targets":3}` {
+			t.Fatalf("all = %+v %d %v", all, n, err)
+		}
+		for _, tc := range []struct {
+			f    store.AuditFilter
+			want int
+		}{
+			{store.AuditFilter{Actor: "alice"}, 2},
+			{store.AuditFilter{Action: "kill"}, 1},
+			{store.AuditFilter{Since: base.Add(time.Minute)}, 2},
+			{store.AuditFilter{Until: base.Add(time.Minute)}, 1},
+			{store.AuditFilter{Actor: "alice", Limit: 1, Offset: 1}, 2},
+		} {
+			got, n, err := s.AuditEvents(ctx, tc.f)
+			if err != nil || n != tc.want {
+				t.Errorf("AuditEvents(%+v) total = %d (%d rows), %v; want %d", tc.f, n, len(got), err, tc.want)
+			}
+		}
+	})
+}

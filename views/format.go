@@ -23,7 +23,9 @@ var nav = []navItem{
 	{"dashboard", "Dashboard", "/"},
 	{"agents", "Agents", "/agents"},
 	{"run", "Run", "/run"},
+	{"jobs", "Jobs", "/jobs"},
 	{"executions", "Executions", "/executions"},
+	{"audit", "Audit", "/audit"},
 }
 
 // asset returns the URL of an embedded static file.

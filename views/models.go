@@ -9,7 +9,7 @@ package views
 // banners and the footer.
 type Layout struct {
 	Title     string // page title, shown in the browser tab
-	Nav       string // active section: "dashboard", "agents", "run", "executions"
+	Nav       string // active section: "dashboard", "agents", "run", "jobs", "executions"
 	DevMode   bool   // show the amber dev-mode banner
 	CSRFToken string // sent by htmx in X-CSRF-Token and by forms in _csrf
 	User      string
@@ -169,4 +169,67 @@ type ExecModel struct {
 type ErrorModel struct {
 	Code           int
 	Title, Message string
+}
+
+// JobRow is one file of the jobs directory (a job manifest or a schedule)
+// in a list.
+type JobRow struct {
+	ID, Version, Description string
+	Source                   string // the file, relative to the jobs directory
+	Kind                     string // "job" or "schedule"
+	Valid                    bool
+	Errors                   int    // number of problems
+	URL                      string // the job's page
+}
+
+// JobListModel is the jobs page and its table partial.
+type JobListModel struct {
+	Q, Status, Kind string // current filters; Status is "", "valid" or "invalid"; Kind "", "job" or "schedule"
+	Rows            []JobRow
+	Dir             string // the jobs directory, named by the empty state
+	Total, Invalid  int    // files in the whole directory, and how many are invalid
+}
+
+// JobProblem is one mistake in a job file.
+type JobProblem struct {
+	Field, Message string
+	Line           int    // 1-based; 0 when the problem has no line
+	Anchor         string // id of the line in the YAML view ("L7"); "" without a line
+}
+
+// YAMLLine is one line of a job file's text.
+type YAMLLine struct {
+	N        int
+	Text     string
+	Anchor   string // its id, "L7"
+	Problems string // the messages of the problems on this line ("" when none)
+}
+
+// WaveRow is one wave of a rollout.
+type WaveRow struct {
+	N                       int    // 1-based
+	Name                    string // wave name
+	Who                     string // "group canary", "2 PCs", "25 %", "5 PCs of the target"
+	Delay                   string // "" when none
+	Approval                bool
+	MaxFailures, MinSuccess string // "" when not set
+}
+
+// JobModel is the page of one job manifest or schedule.
+type JobModel struct {
+	Job      JobRow
+	Modified TimeText
+	// Target (for a schedule: its override; TargetNone when it has none).
+	TargetAll           bool
+	TargetGroups        []string
+	TargetPCs           []string
+	TargetNone          string // shown when nothing is targeted, e.g. "the job's target"
+	Shell, Timeout      string // job manifests
+	Jitter, Deadline    string
+	FourEyes            bool
+	Waves               []WaveRow
+	Cron, JobID, JobURL string // schedules
+	Enabled             bool
+	Problems            []JobProblem
+	Lines               []YAMLLine // the file's text; empty when it could not be shown
 }

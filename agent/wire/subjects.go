@@ -17,7 +17,15 @@ const (
 	// late viewer can replay what a running target already printed.
 	StreamOutput         = "OUTPUT"
 	StreamOutputSubjects = "output.>"
+
+	// StreamAudit holds the audit trail (server → server; agents have no
+	// access), kept long.
+	StreamAudit         = "AUDIT"
+	StreamAuditSubjects = "audit.>"
 )
+
+// AuditSubject is where an audit event of action is recorded.
+func AuditSubject(action string) string { return "audit." + action }
 
 // Wildcards the server subscribes to.
 const (

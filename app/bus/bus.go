@@ -45,8 +45,8 @@ type Options struct {
 
 // StreamLimits bound the streams by age and size.
 type StreamLimits struct {
-	ExecMaxAge, ResultsMaxAge, OutputMaxAge       time.Duration
-	ExecMaxBytes, ResultsMaxBytes, OutputMaxBytes int64
+	ExecMaxAge, ResultsMaxAge, OutputMaxAge, AuditMaxAge         time.Duration
+	ExecMaxBytes, ResultsMaxBytes, OutputMaxBytes, AuditMaxBytes int64
 }
 
 // Bus is the server's NATS connection.

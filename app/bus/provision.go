@@ -47,6 +47,15 @@ func StreamConfigs(l StreamLimits) []jetstream.StreamConfig {
 			Storage:      jetstream.FileStorage,
 			MaxConsumers: maxConsumers,
 		},
+		{
+			Name:        wire.StreamAudit,
+			Description: "who did what; projected into the audit log",
+			Subjects:    []string{wire.StreamAuditSubjects},
+			MaxAge:      l.AuditMaxAge,
+			MaxBytes:    l.AuditMaxBytes,
+			Discard:     jetstream.DiscardOld,
+			Storage:     jetstream.FileStorage,
+		},
 	}
 }
 

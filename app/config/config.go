@@ -37,6 +37,9 @@ type Server struct {
 	// SSEMaxLifetime ends a live-update stream after this long (the
 	// browser reconnects), so no connection lives forever.
 	SSEMaxLifetime Duration `toml:"sse_max_lifetime"`
+	// JobsDir holds the job manifests and schedules (*.yaml), reloaded
+	// when they change. A missing directory means no jobs, not an error.
+	JobsDir string `toml:"jobs_dir"`
 }
 
 // NATS selects the embedded broker or an external one.
@@ -78,6 +81,8 @@ type Streams struct {
 	ResultsMaxBytes ByteSize `toml:"results_max_bytes"`
 	OutputMaxAge    Duration `toml:"output_max_age"`
 	OutputMaxBytes  ByteSize `toml:"output_max_bytes"`
+	AuditMaxAge     Duration `toml:"audit_max_age"`
+	AuditMaxBytes   ByteSize `toml:"audit_max_bytes"`
 }
 
 // Log configures slog.
@@ -89,7 +94,7 @@ type Log struct {
 // Default returns the configuration used when nothing is set.
 func Default() Config {
 	return Config{
-		Server: Server{HTTP: "127.0.0.1:8080", Data: "./data", SSEMaxLifetime: Duration(30 * time.Minute)},
+		Server: Server{HTTP: "127.0.0.1:8080", Data: "./data", SSEMaxLifetime: Duration(30 * time.Minute), JobsDir: "./jobs"},
 		NATS:   NATS{Listen: "127.0.0.1:4222", MaxPayload: 8 << 20},
 		DB:     DB{Driver: "sqlite"},
 		Execution: Execution{
@@ -102,6 +107,7 @@ func Default() Config {
 			ExecMaxAge: Duration(7 * 24 * time.Hour), ExecMaxBytes: 1 << 30,
 			ResultsMaxAge: Duration(30 * 24 * time.Hour), ResultsMaxBytes: 2 << 30,
 			OutputMaxAge: Duration(24 * time.Hour), OutputMaxBytes: 512 << 20,
+			AuditMaxAge: Duration(2 * 365 * 24 * time.Hour), AuditMaxBytes: 4 << 30,
 		},
 		Log: Log{Level: "info", Format: "text"},
 	}
@@ -241,6 +247,9 @@ func (c *Config) Validate() error {
 	if c.Server.Data == "" {
 		add("server.data", "must not be empty")
 	}
+	if c.Server.JobsDir == "" {
+		add("server.jobs_dir", "must not be empty")
+	}
 	if c.NATS.URL == "" {
 		if _, _, err := net.SplitHostPort(c.NATS.Listen); err != nil {
 			add("nats.listen", "%q is not host:port", c.NATS.Listen)
@@ -264,7 +273,7 @@ func (c *Config) Validate() error {
 		"execution.default_timeout": c.Execution.DefaultTimeout, "execution.default_deadline": c.Execution.DefaultDeadline,
 		"execution.max_timeout": c.Execution.MaxTimeout, "server.sse_max_lifetime": c.Server.SSEMaxLifetime,
 		"streams.exec_max_age": c.Streams.ExecMaxAge, "streams.results_max_age": c.Streams.ResultsMaxAge,
-		"streams.output_max_age": c.Streams.OutputMaxAge,
+		"streams.output_max_age": c.Streams.OutputMaxAge, "streams.audit_max_age": c.Streams.AuditMaxAge,
 	}
 	for _, k := range sortedKeys(pos) {
 		if pos[k] <= 0 {
@@ -278,7 +287,8 @@ func (c *Config) Validate() error {
 		add("execution.output_cap", "must be at least 1KiB and at most half of nats.max_payload minus 64KiB")
 	}
 	sizes := map[string]ByteSize{"streams.exec_max_bytes": c.Streams.ExecMaxBytes,
-		"streams.results_max_bytes": c.Streams.ResultsMaxBytes, "streams.output_max_bytes": c.Streams.OutputMaxBytes}
+		"streams.results_max_bytes": c.Streams.ResultsMaxBytes, "streams.output_max_bytes": c.Streams.OutputMaxBytes,
+		"streams.audit_max_bytes": c.Streams.AuditMaxBytes}
 	for _, k := range sortedKeys(sizes) {
 		if sizes[k] < 1<<20 {
 			add(k, "must be at least 1MiB")

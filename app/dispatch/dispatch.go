@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/kanadehq/kanade/agent/wire"
+	"github.com/kanadehq/kanade/app/audit"
 	"github.com/kanadehq/kanade/app/events"
 	"github.com/kanadehq/kanade/app/sign"
 	"github.com/kanadehq/kanade/store"
@@ -43,9 +44,11 @@ type Dispatcher struct {
 	js   jetstream.JetStream
 	keys *sign.Keyring
 	ev   *events.Broker
-	lim  Limits
-	log  *slog.Logger
-	now  func() time.Time
+	// Audit records runs and kills (nil records nothing).
+	Audit *audit.Recorder
+	lim   Limits
+	log   *slog.Logger
+	now   func() time.Time
 }
 
 // New returns a dispatcher; every command and kill it publishes is signed
@@ -175,6 +178,8 @@ func (d *Dispatcher) Run(ctx context.Context, r RunRequest) (store.Execution, er
 		return store.Execution{}, fmt.Errorf("publish: %w", err)
 	}
 	d.log.Info("execution started", "exec_id", e.ExecID, "job_id", e.JobID, "targets", len(pcs), "by", r.Actor)
+	_ = d.Audit.Record(ctx, r.Actor, audit.Run, e.ExecID, map[string]any{"job_id": e.JobID, "target": r.Target,
+		"targets": len(pcs), "shell": r.Shell, "script": r.Script, "timeout": r.Timeout.String()})
 	d.ev.Publish(events.Executions)
 	return d.st.Execution(ctx, e.ExecID)
 }
@@ -262,6 +267,7 @@ func (d *Dispatcher) Kill(ctx context.Context, execID, actor string) error {
 		return err
 	}
 	d.log.Info("execution killed", "exec_id", execID, "by", actor)
+	_ = d.Audit.Record(ctx, actor, audit.Kill, execID, map[string]any{"job_id": e.JobID})
 	d.ev.Publish(events.Execution(execID))
 	d.ev.Publish(events.Executions)
 	return nil

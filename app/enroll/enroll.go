@@ -26,6 +26,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/kanadehq/kanade/agent/wire"
+	"github.com/kanadehq/kanade/app/audit"
 	"github.com/kanadehq/kanade/app/bus"
 	"github.com/kanadehq/kanade/app/events"
 	"github.com/kanadehq/kanade/app/sign"
@@ -48,6 +49,8 @@ type Service struct {
 	now  func() time.Time
 	// RetryAfter is what pending agents are told to wait.
 	RetryAfter time.Duration
+	// Audit records decisions (nil records nothing).
+	Audit *audit.Recorder
 	// Lifetime is how long an issued credential is valid (at most
 	// bus.AgentJWTLifetime, which bounds the revocation list).
 	Lifetime time.Duration
@@ -279,6 +282,7 @@ func (s *Service) Approve(ctx context.Context, pc, by string) error {
 	}
 	s.ev.Publish(events.Enrollments)
 	s.log.Info("enrollment approved", "pc_id", pc, "by", by)
+	_ = s.Audit.Record(ctx, by, audit.EnrollmentApprove, pc, map[string]any{"public_key": k.PublicKey, "groups": k.Groups, "hostname": k.Hostname})
 	return nil
 }
 
@@ -299,6 +303,7 @@ func (s *Service) Reject(ctx context.Context, pc, by string) error {
 		return err
 	}
 	s.ev.Publish(events.Enrollments)
+	_ = s.Audit.Record(ctx, by, audit.EnrollmentReject, pc, map[string]any{"public_key": k.PublicKey, "hostname": k.Hostname})
 	return nil
 }
 
@@ -307,7 +312,8 @@ func (s *Service) Reject(ctx context.Context, pc, by string) error {
 // never connect or enroll again.
 func (s *Service) Revoke(ctx context.Context, pc, by string) error {
 	now := s.now()
-	if _, err := s.st.RevokeAgentKey(ctx, pc, by, now); err != nil {
+	k, err := s.st.RevokeAgentKey(ctx, pc, by, now)
+	if err != nil {
 		return err
 	}
 	revs, err := Revocations(ctx, s.st, now)
@@ -319,6 +325,7 @@ func (s *Service) Revoke(ctx context.Context, pc, by string) error {
 	}
 	s.ev.Publish(events.Enrollments)
 	s.log.Info("agent revoked", "pc_id", pc, "by", by)
+	_ = s.Audit.Record(ctx, by, audit.AgentRevoke, pc, map[string]any{"public_key": k.PublicKey})
 	return nil
 }
 
@@ -363,6 +370,8 @@ func (s *Service) CreateToken(ctx context.Context, r TokenRequest) (store.Enroll
 		return store.EnrollmentToken{}, "", err
 	}
 	s.log.Info("enrollment token created", "id", t.ID, "name", t.Name, "by", r.By)
+	_ = s.Audit.Record(ctx, r.By, audit.TokenCreate, t.ID, map[string]any{"name": t.Name, "default_groups": t.DefaultGroups,
+		"auto_approve": t.AutoApprove, "max_uses": t.MaxUses, "expires_at": t.ExpiresAt})
 	return t, secret, nil
 }
 
@@ -402,6 +411,7 @@ func (s *Service) SetGroups(ctx context.Context, pc string, groups []string, by 
 	}
 	s.ev.Publish(events.Agents)
 	s.log.Info("agent groups changed", "pc_id", pc, "groups", groups, "by", by)
+	_ = s.Audit.Record(ctx, by, audit.AgentGroups, pc, map[string]any{"groups": groups})
 	k, err := s.st.AgentKey(ctx, pc)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && k.Status != store.KeyApproved) {
 		return groups, nil

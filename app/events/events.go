@@ -11,6 +11,7 @@ const (
 	Agents      = "agents"
 	Executions  = "executions"
 	Enrollments = "enrollments"
+	Audit       = "audit"
 )
 
 // Execution is the topic of one execution.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/kanadehq/kanade/app/audit"
 	"github.com/kanadehq/kanade/app/dispatch"
 	"github.com/kanadehq/kanade/app/enroll"
 	"github.com/kanadehq/kanade/store"
@@ -234,6 +235,7 @@ func (s *server) apiRotateCommandKeys(c echo.Context) error {
 		return fmt.Errorf("announce new command key: %w", err)
 	}
 	s.Log.Info("command signing key rotated", "by", actor(c))
+	_ = s.Audit.Record(c.Request().Context(), actor(c), audit.CommandKeysRotate, s.Keys.Trusted()[len(s.Keys.Trusted())-1].Kid, nil)
 	return c.JSON(http.StatusOK, map[string]any{"keys": s.commandKeysJSON()})
 }
 
@@ -320,6 +322,7 @@ func (s *server) apiRevokeToken(c echo.Context) error {
 		return err
 	}
 	s.Log.Info("enrollment token revoked", "id", id, "by", actor(c))
+	_ = s.Audit.Record(c.Request().Context(), actor(c), audit.TokenRevoke, id, nil)
 	return c.JSON(http.StatusOK, s.toTokenJSON(t))
 }
 
@@ -391,6 +394,7 @@ func (s *server) tokenRevoke(c echo.Context) error {
 		return err
 	}
 	s.Log.Info("enrollment token revoked", "id", c.Param("id"), "by", actor(c))
+	_ = s.Audit.Record(c.Request().Context(), actor(c), audit.TokenRevoke, c.Param("id"), nil)
 	return c.Redirect(http.StatusSeeOther, "/enrollments#enrollment-tokens")
 }
 

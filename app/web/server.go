@@ -16,6 +16,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/kanadehq/kanade/app/audit"
+	"github.com/kanadehq/kanade/app/catalog"
 	"github.com/kanadehq/kanade/app/dispatch"
 	"github.com/kanadehq/kanade/app/enroll"
 	"github.com/kanadehq/kanade/app/events"
@@ -29,11 +31,15 @@ type Deps struct {
 	Dispatcher *dispatch.Dispatcher
 	// Enroller approves, rejects and revokes agent identities (nil with an external broker).
 	Enroller *enroll.Service
+	// Audit records the actions handled here directly.
+	Audit *audit.Recorder
 	// Keys sign commands; rotating them is announced on NC.
 	Keys   *sign.Keyring
 	NC     *nats.Conn
 	Events *events.Broker
 	JS     jetstream.JetStream
+	// Catalog is the jobs directory (nil: no jobs).
+	Catalog *catalog.Catalog
 	// NATSHealthy reports the broker connection's health for /healthz.
 	NATSHealthy func(ctx context.Context) error
 	Log         *slog.Logger
