@@ -21,6 +21,7 @@ import (
 	"github.com/kanadehq/kanade/app/dispatch"
 	"github.com/kanadehq/kanade/app/enroll"
 	"github.com/kanadehq/kanade/app/events"
+	"github.com/kanadehq/kanade/app/metrics"
 	"github.com/kanadehq/kanade/app/projector"
 	"github.com/kanadehq/kanade/app/sign"
 	"github.com/kanadehq/kanade/app/web"
@@ -97,7 +98,13 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 			}
 		}()
 	}
-	goWork("results projector", func(ctx context.Context) error { return projector.Results(ctx, b.JS, st, ev, log) })
+	mx := metrics.New()
+	mx.Watch(metrics.Sources{Store: st, NC: b.NC, JS: b.JS, Log: log, Consumers: []metrics.Consumer{
+		{Stream: wire.StreamResults, Durable: projector.ResultsConsumer}, {Stream: wire.StreamAudit, Durable: "audit-projector"},
+	}})
+	goWork("results projector", func(ctx context.Context) error {
+		return projector.Results(ctx, b.JS, st, ev, log, mx.ResultsIngested)
+	})
 	goWork("heartbeat projector", func(ctx context.Context) error {
 		return projector.Heartbeats(ctx, b.NC, st, ev, log, time.Second)
 	})
@@ -122,7 +129,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	handler := web.New(web.Deps{
 		Store: st, Dispatcher: disp, Enroller: enroller, Keys: keys, NC: b.NC, Audit: recorder, Events: ev, JS: b.JS, Catalog: jobCatalog, NATSHealthy: b.Healthy, Log: log, Version: version,
 		DevMode: devMode, LocalPC: wire.PCIDFromHostname(host), OutputCap: int(cfg.Execution.OutputCap),
-		SSEMaxLifetime: cfg.Server.SSEMaxLifetime.D(),
+		SSEMaxLifetime: cfg.Server.SSEMaxLifetime.D(), Metrics: mx,
 	})
 	ln, err := net.Listen("tcp", cfg.Server.HTTP)
 	if err != nil {

@@ -22,6 +22,10 @@ type Agent struct {
 	Interval time.Duration
 	// Running is the number of targets the agent was running.
 	Running int
+	// RSSBytes and CPUPercent are what the agent reported about its own
+	// process (0: not reported).
+	RSSBytes   int64
+	CPUPercent float64
 	// FirstSeen is kept from the first upsert. OfflineAfter is LastSeen +
 	// 3×Interval, or LastSeen when the agent said it is stopping.
 	FirstSeen, LastSeen, OfflineAfter time.Time
@@ -66,6 +70,9 @@ type agentRow struct {
 	FirstSeen    int64  `bun:"first_seen"`
 	LastSeen     int64  `bun:"last_seen"`
 	OfflineAfter int64  `bun:"offline_after"`
+	// NULL (read as 0) until the agent reports them.
+	RSSBytes   int64   `bun:"rss_bytes"`
+	CPUPercent float64 `bun:"cpu_percent"`
 }
 
 func (r *agentRow) agent() Agent {
@@ -82,11 +89,16 @@ func (r *agentRow) agent() Agent {
 		FirstSeen:    time.UnixMilli(r.FirstSeen).UTC(),
 		LastSeen:     time.UnixMilli(r.LastSeen).UTC(),
 		OfflineAfter: time.UnixMilli(r.OfflineAfter).UTC(),
+		RSSBytes:     r.RSSBytes,
+		CPUPercent:   r.CPUPercent,
 	}
 }
 
 // agentCols are the columns an upsert writes, in valuesList order.
-const agentCols = "pc_id, hostname, os, os_version, arch, agent_version, protocol, interval_ms, running, first_seen, last_seen, offline_after"
+const agentCols = "pc_id, hostname, os, os_version, arch, agent_version, protocol, interval_ms, running, first_seen, last_seen, offline_after, rss_bytes, cpu_percent"
+
+// agentColCount is the number of agentCols.
+const agentColCount = 14
 
 // UpsertAgents inserts or updates agents in one transaction with
 // multi-row statements and replaces their groups. An existing agent keeps
@@ -125,6 +137,8 @@ func (s *Store) UpsertAgents(ctx context.Context, agents []Agent) error {
 			FirstSeen:    first.UnixMilli(),
 			LastSeen:     a.LastSeen.UnixMilli(),
 			OfflineAfter: off.UnixMilli(),
+			RSSBytes:     a.RSSBytes,
+			CPUPercent:   a.CPUPercent,
 		}
 		if j, ok := byID[a.PCID]; ok {
 			if r.LastSeen < rows[j].LastSeen {
@@ -153,16 +167,17 @@ func (s *Store) UpsertAgents(ctx context.Context, agents []Agent) error {
 	return s.inTx(ctx, func(tx *Store) error {
 		var applied []string
 		for _, batch := range chunks(rows) {
-			args := make([]any, 0, len(batch)*12)
+			args := make([]any, 0, len(batch)*agentColCount)
 			for _, r := range batch {
 				args = append(args, r.PCID, r.Hostname, r.OS, r.OSVersion, r.Arch, r.AgentVersion,
-					r.Protocol, r.IntervalMS, r.Running, r.FirstSeen, r.LastSeen, r.OfflineAfter)
+					r.Protocol, r.IntervalMS, r.Running, r.FirstSeen, r.LastSeen, r.OfflineAfter, r.RSSBytes, r.CPUPercent)
 			}
-			q := "INSERT INTO agents (" + agentCols + ") VALUES " + valuesList(len(batch), 12) + `
+			q := "INSERT INTO agents (" + agentCols + ") VALUES " + valuesList(len(batch), agentColCount) + `
 ON CONFLICT (pc_id) DO UPDATE SET
 	hostname = excluded.hostname, os = excluded.os, os_version = excluded.os_version,
 	arch = excluded.arch, agent_version = excluded.agent_version, protocol = excluded.protocol,
 	interval_ms = excluded.interval_ms, running = excluded.running,
+	rss_bytes = excluded.rss_bytes, cpu_percent = excluded.cpu_percent,
 	last_seen = excluded.last_seen, offline_after = excluded.offline_after
 WHERE agents.last_seen <= excluded.last_seen
 RETURNING pc_id`

@@ -232,4 +232,15 @@ type JobModel struct {
 	Enabled             bool
 	Problems            []JobProblem
 	Lines               []YAMLLine // the file's text; empty when it could not be shown
+	// Deploy is the deploy panel of a valid job manifest (nil otherwise).
+	Deploy *JobDeploy
+}
+
+// JobDeploy is the Deploy form and the revoke switch of a job.
+type JobDeploy struct {
+	Status                string // ACTIVE or REVOKED
+	Pinned                string // the version agents accept now ("" = none pinned)
+	DeployURL, StatusURL  string // StatusURL revokes an ACTIVE job, unrevokes a REVOKED one
+	Preview               RunPreviewModel
+	CSRFToken, DefaultPCs string
 }

@@ -205,6 +205,11 @@ type Heartbeat struct {
 	Running      int       `json:"running"`
 	// Stopping is set in the last heartbeat of an agent that shuts down.
 	Stopping bool `json:"stopping,omitempty"`
+	// RSSBytes is the agent process's resident memory (0: unknown).
+	RSSBytes int64 `json:"rss_bytes,omitempty"`
+	// CPUPercent is the agent process's CPU use since its previous
+	// heartbeat, 100 being one core busy (0: idle or unknown).
+	CPUPercent float64 `json:"cpu_percent,omitempty"`
 }
 
 // Validate checks a heartbeat.

@@ -112,14 +112,29 @@ const (
 	// ControlCredential hands one agent a re-minted credential (its groups
 	// changed); sent on control.pc.<pc>.
 	ControlCredential = "credential"
+	// ControlEmergencyStop turns the emergency stop on or off (control.all).
+	ControlEmergencyStop = "emergency_stop"
 )
+
+// EmergencyStop is the fleet-wide stop switch (KV fleet/emergency_stop and
+// the ControlEmergencyStop message). While Active, agents kill what runs
+// and refuse new work; afterwards they never run a command issued before
+// LastStopAt.
+type EmergencyStop struct {
+	Active     bool      `json:"active"`
+	Since      time.Time `json:"since,omitzero"`
+	By         string    `json:"by,omitempty"`
+	Reason     string    `json:"reason,omitempty"`
+	LastStopAt time.Time `json:"last_stop_at,omitzero"`
+}
 
 // Control is a signed state change pushed to agents on control.all or
 // control.pc.<pc>.
 type Control struct {
-	Kind        string       `json:"kind"`
-	CommandKeys []CommandKey `json:"command_keys,omitempty"`
-	Credential  *EnrollReply `json:"credential,omitempty"`
+	Kind        string         `json:"kind"`
+	CommandKeys []CommandKey   `json:"command_keys,omitempty"`
+	Credential  *EnrollReply   `json:"credential,omitempty"`
+	Emergency   *EmergencyStop `json:"emergency,omitempty"`
 }
 
 // MaxControlAge bounds how old a signed kill or control message may be.

@@ -24,6 +24,22 @@ const (
 	StreamAuditSubjects = "audit.>"
 )
 
+// KV buckets. script_current pins the version of each job (set before a
+// command is published); script_status is ACTIVE or REVOKED per job.
+// Agents read both right before starting a manifest job (stop-the-bleed
+// layer 2).
+const (
+	KVScriptCurrent = "script_current"
+	KVScriptStatus  = "script_status"
+	StatusActive    = "ACTIVE"
+	StatusRevoked   = "REVOKED"
+
+	// KVFleet holds fleet-wide switches; KeyEmergencyStop is the
+	// EmergencyStop record.
+	KVFleet          = "fleet"
+	KeyEmergencyStop = "emergency_stop"
+)
+
 // AuditSubject is where an audit event of action is recorded.
 func AuditSubject(action string) string { return "audit." + action }
 

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/kanadehq/kanade/agent/runner"
 	"github.com/kanadehq/kanade/agent/wire"
@@ -65,6 +66,10 @@ func (w *Worker) handleCommand(runCtx context.Context, subject string, hdr nats.
 		fail(wire.StateKilled, "killed before it started")
 		return
 	}
+	if reason := w.stopped(cmd); reason != "" {
+		fail(wire.StateSkipped, reason)
+		return
+	}
 	if now.After(cmd.DeadlineAt) {
 		fail(wire.StateExpired, fmt.Sprintf("received after its deadline (%s)", cmd.DeadlineAt.Format(time.RFC3339)))
 		return
@@ -100,6 +105,10 @@ func (w *Worker) execute(ctx context.Context, cmd wire.Command) {
 	}
 	if time.Now().After(cmd.DeadlineAt) {
 		w.finish(wire.Result{ExecID: cmd.ExecID, State: wire.StateExpired, Reason: "deadline passed while waiting for jitter", FinishedAt: time.Now().UTC()})
+		return
+	}
+	if reason := w.stale(ctx, cmd); reason != "" {
+		w.finish(wire.Result{ExecID: cmd.ExecID, State: wire.StateSkipped, Reason: reason, FinishedAt: time.Now().UTC()})
 		return
 	}
 	started := time.Now().UTC()
@@ -288,6 +297,10 @@ func (w *Worker) handleControl(m *nats.Msg) {
 			return
 		}
 		w.log.Info("trusted command keys updated", "keys", len(c.CommandKeys))
+	case wire.ControlEmergencyStop:
+		if c.Emergency != nil {
+			w.applyEmergencyStop(*c.Emergency)
+		}
 	case wire.ControlCredential:
 		if c.Credential == nil {
 			return
@@ -300,4 +313,101 @@ func (w *Worker) handleControl(m *nats.Msg) {
 	default:
 		w.log.Debug("ignoring an unknown control message", "kind", c.Kind)
 	}
+}
+
+// stale is stop-the-bleed layer 2: right before a job's script starts
+// (after its jitter), the job must not be revoked and its version must
+// still be the pinned one. Ad-hoc runs (no version) are not checked. A
+// missing entry or a read error lets the run go ahead, as a missing pin
+// means nothing was pinned.
+func (w *Worker) stale(ctx context.Context, cmd wire.Command) string {
+	if cmd.Version == "" {
+		return ""
+	}
+	if v, ok := w.kvGet(ctx, wire.KVScriptStatus, cmd.JobID); ok && v == wire.StatusRevoked {
+		return fmt.Sprintf("revoked: job %s was revoked before this PC started it", cmd.JobID)
+	}
+	if v, ok := w.kvGet(ctx, wire.KVScriptCurrent, cmd.JobID); ok && v != cmd.Version {
+		return fmt.Sprintf("stale: version %s of job %s is pinned now; this command is version %s", v, cmd.JobID, cmd.Version)
+	}
+	return ""
+}
+
+func (w *Worker) kvGet(ctx context.Context, bucket, key string) (string, bool) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	kv, err := w.js.KeyValue(ctx, bucket)
+	if err == nil {
+		var e jetstream.KeyValueEntry
+		if e, err = kv.Get(ctx, key); err == nil {
+			return string(e.Value()), true
+		}
+	}
+	if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		w.log.Warn("cannot read the pinned state; running anyway", "bucket", bucket, "key", key, "err", err)
+	}
+	return "", false
+}
+
+// stopped says why a command must not run because of the emergency stop:
+// it is on, or the command was issued before the last stop (a catch-up
+// after lifting must not run what the stop was meant to stop).
+func (w *Worker) stopped(cmd wire.Command) string {
+	w.mu.Lock()
+	es := w.estop
+	w.mu.Unlock()
+	switch {
+	case es.Active:
+		return fmt.Sprintf("emergency stop is on (since %s, by %s: %s)", es.Since.Format(time.RFC3339), es.By, es.Reason)
+	case !es.LastStopAt.IsZero() && cmd.IssuedAt.Before(es.LastStopAt):
+		return fmt.Sprintf("issued before the emergency stop of %s", es.LastStopAt.Format(time.RFC3339))
+	}
+	return ""
+}
+
+// applyEmergencyStop takes the switch; turning on kills everything that
+// runs or waits in jitter.
+func (w *Worker) applyEmergencyStop(es wire.EmergencyStop) {
+	w.mu.Lock()
+	was := w.estop.Active
+	w.estop = es
+	var cancels []context.CancelCauseFunc
+	if es.Active {
+		for _, cancel := range w.running {
+			cancels = append(cancels, cancel)
+		}
+	}
+	w.mu.Unlock()
+	cause := fmt.Errorf("emergency stop by %s: %s", es.By, es.Reason)
+	for _, cancel := range cancels {
+		cancel(cause)
+	}
+	if es.Active != was {
+		w.log.Warn("emergency stop", "active", es.Active, "by", es.By, "reason", es.Reason, "killed", len(cancels))
+	}
+}
+
+// readEmergencyStop reads the switch from the broker (on every connect,
+// so an agent that was away when it changed still follows it).
+func (w *Worker) readEmergencyStop(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	kv, err := w.js.KeyValue(ctx, wire.KVFleet)
+	if err != nil {
+		w.log.Warn("cannot read the emergency stop", "err", err)
+		return
+	}
+	e, err := kv.Get(ctx, wire.KeyEmergencyStop)
+	if err != nil {
+		if !errors.Is(err, jetstream.ErrKeyNotFound) {
+			w.log.Warn("cannot read the emergency stop", "err", err)
+		}
+		return
+	}
+	var es wire.EmergencyStop
+	if err := json.Unmarshal(e.Value(), &es); err != nil {
+		w.log.Warn("undecodable emergency stop", "err", err)
+		return
+	}
+	w.applyEmergencyStop(es)
 }

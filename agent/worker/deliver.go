@@ -69,8 +69,9 @@ func (w *Worker) catchupLoop(ctx, runCtx context.Context) {
 			return
 		case <-w.catchup:
 		}
-		// A credential re-minted while the agent was away (new groups)
-		// is fetched first, so catch-up reads the right groups.
+		// The emergency stop and a credential re-minted while the agent
+		// was away (new groups) come first, so catch-up obeys both.
+		w.readEmergencyStop(ctx)
 		if w.cfg.Trust != nil {
 			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			if err := w.cfg.Trust.Refresh(rctx, w.nc); err != nil {

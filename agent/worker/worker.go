@@ -110,6 +110,8 @@ type Worker struct {
 	// subscriptions (guarded by mu); they change when the server says so.
 	groups    []string
 	groupSubs map[string]*nats.Subscription
+	// estop is the fleet's emergency stop as last seen (guarded by mu).
+	estop wire.EmergencyStop
 
 	catchup   chan struct{}
 	reconnect chan struct{}
@@ -120,6 +122,7 @@ type Worker struct {
 	inbox    chan *nats.Msg
 	runs     sync.WaitGroup
 	caughtUp atomic.Int64
+	cpu      cpuMeter // CPU use between heartbeats
 }
 
 // New validates cfg and opens the agent's on-disk state.
@@ -435,11 +438,13 @@ func (w *Worker) heartbeatLoop(ctx context.Context) {
 }
 
 func (w *Worker) sendHeartbeat(stopping bool) {
+	now := time.Now()
 	hb := wire.Heartbeat{
 		Protocol: wire.ProtocolVersion, PCID: w.cfg.PCID, Hostname: w.cfg.Hostname,
 		OS: w.cfg.OS, OSVersion: w.cfg.OSVersion, Arch: w.cfg.Arch, AgentVersion: w.cfg.AgentVersion,
-		Groups: w.Groups(), Interval: wire.Duration(w.cfg.HeartbeatInterval), At: time.Now().UTC(),
+		Groups: w.Groups(), Interval: wire.Duration(w.cfg.HeartbeatInterval), At: now.UTC(),
 		Running: w.runningCount(), Stopping: stopping,
+		RSSBytes: rssBytes(), CPUPercent: w.cpu.percent(now),
 	}
 	if err := w.publishJSON(wire.HeartbeatSubject(w.cfg.PCID), hb); err != nil {
 		w.log.Debug("heartbeat", "err", err)

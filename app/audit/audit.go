@@ -21,6 +21,11 @@ import (
 // Actions recorded so far.
 const (
 	Run               = "run"
+	Deploy            = "deploy"
+	Revoke            = "job.revoke"
+	Unrevoke          = "job.unrevoke"
+	EmergencyStopOn   = "emergency_stop.on"
+	EmergencyStopOff  = "emergency_stop.off"
 	Kill              = "kill"
 	AgentRevoke       = "agent.revoke"
 	AgentGroups       = "agent.groups"

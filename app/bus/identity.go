@@ -137,6 +137,10 @@ func AgentTemplate() jwt.UserPermissionLimits {
 		"$JS.API.CONSUMER.CREATE."+wire.StreamExec+".*.commands.group.{{tag(group)}}.>",
 		"$JS.API.CONSUMER.MSG.NEXT."+wire.StreamExec+".*",
 		"$JS.API.CONSUMER.DELETE."+wire.StreamExec+".*",
+		// Read-only KV: bind (stream info) and subject-form direct get.
+		"$JS.API.STREAM.INFO.KV_"+wire.KVScriptCurrent, "$JS.API.DIRECT.GET.KV_"+wire.KVScriptCurrent+".>",
+		"$JS.API.STREAM.INFO.KV_"+wire.KVScriptStatus, "$JS.API.DIRECT.GET.KV_"+wire.KVScriptStatus+".>",
+		"$JS.API.STREAM.INFO.KV_"+wire.KVFleet, "$JS.API.DIRECT.GET.KV_"+wire.KVFleet+".>",
 	)
 	return p
 }

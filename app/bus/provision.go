@@ -59,10 +59,24 @@ func StreamConfigs(l StreamLimits) []jetstream.StreamConfig {
 	}
 }
 
+// KVConfigs returns every key-value bucket kanade uses.
+func KVConfigs() []jetstream.KeyValueConfig {
+	return []jetstream.KeyValueConfig{
+		{Bucket: wire.KVScriptCurrent, Description: "job → pinned version", History: 5, MaxBytes: 64 << 20, Storage: jetstream.FileStorage},
+		{Bucket: wire.KVScriptStatus, Description: "job → ACTIVE or REVOKED", History: 5, MaxBytes: 64 << 20, Storage: jetstream.FileStorage},
+		{Bucket: wire.KVFleet, Description: "fleet-wide switches (emergency stop)", History: 10, MaxBytes: 16 << 20, Storage: jetstream.FileStorage},
+	}
+}
+
 func (b *Bus) provision(ctx context.Context, l StreamLimits) error {
 	for _, cfg := range StreamConfigs(l) {
 		if _, err := b.JS.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("provision stream %s: %w", cfg.Name, err)
+		}
+	}
+	for _, cfg := range KVConfigs() {
+		if _, err := b.JS.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
+			return fmt.Errorf("provision bucket %s: %w", cfg.Bucket, err)
 		}
 	}
 	return nil

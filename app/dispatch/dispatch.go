@@ -151,6 +151,9 @@ func (d *Dispatcher) Run(ctx context.Context, r RunRequest) (store.Execution, er
 	if ps := d.Check(&r); len(ps) > 0 {
 		return store.Execution{}, &ValidationError{Problems: ps}
 	}
+	if err := d.checkNotStopped(ctx); err != nil {
+		return store.Execution{}, err
+	}
 	now := d.now()
 	pcs, _, err := d.st.ResolveTarget(ctx, r.Target.All, r.Target.Groups, r.Target.PCs, now)
 	if err != nil {
@@ -198,16 +201,7 @@ func (d *Dispatcher) publish(ctx context.Context, cmd wire.Command, t store.Targ
 	if err != nil {
 		return err
 	}
-	var subjects []string
-	if t.All {
-		subjects = append(subjects, wire.CommandAllSubject(jobToken))
-	}
-	for _, g := range t.Groups {
-		subjects = append(subjects, wire.CommandGroupSubject(g, jobToken))
-	}
-	for _, p := range t.PCs {
-		subjects = append(subjects, wire.CommandPCSubject(p, jobToken))
-	}
+	subjects := subjectsOf(t, jobToken)
 	futures := make([]jetstream.PubAckFuture, 0, len(subjects))
 	now := d.now()
 	for _, s := range subjects {
@@ -248,13 +242,8 @@ func (d *Dispatcher) Kill(ctx context.Context, execID, actor string) error {
 	// Agents first: the stream copy goes away and the kill is broadcast
 	// before the database says killed, so nothing can start in between
 	// unseen.
-	if e.JobID == AdhocJob {
-		tok := adhocToken(execID)
-		for _, f := range []string{wire.CommandAllSubject(tok), "commands.*.*." + tok} {
-			if err := d.purge(ctx, f); err != nil {
-				return err
-			}
-		}
+	if err := d.purgeIfLatest(ctx, e); err != nil {
+		return err
 	}
 	data, _ := json.Marshal(wire.Kill{ExecID: execID, By: actor})
 	if err := d.nc.PublishMsg(d.keys.Msg(wire.KillSubject(execID), data, now)); err != nil {
@@ -270,17 +259,6 @@ func (d *Dispatcher) Kill(ctx context.Context, execID, actor string) error {
 	_ = d.Audit.Record(ctx, actor, audit.Kill, execID, map[string]any{"job_id": e.JobID})
 	d.ev.Publish(events.Execution(execID))
 	d.ev.Publish(events.Executions)
-	return nil
-}
-
-func (d *Dispatcher) purge(ctx context.Context, subject string) error {
-	s, err := d.js.Stream(ctx, wire.StreamExec)
-	if err != nil {
-		return fmt.Errorf("purge %s: %w", subject, err)
-	}
-	if err := s.Purge(ctx, jetstream.WithPurgeSubject(subject)); err != nil {
-		return fmt.Errorf("purge %s: %w", subject, err)
-	}
 	return nil
 }
 

@@ -27,8 +27,13 @@ const ResultsConsumer = "results-projector"
 // MaxBatch is the most results written in one transaction.
 const MaxBatch = 500
 
-// Results projects the RESULTS stream until ctx is done.
-func Results(ctx context.Context, js jetstream.JetStream, st *store.Store, ev *events.Broker, log *slog.Logger) error {
+// Counter is what Results counts committed results with (a
+// prometheus.Counter satisfies it).
+type Counter interface{ Add(float64) }
+
+// Results projects the RESULTS stream until ctx is done, adding the number
+// of results of each committed batch to ingested (which may be nil).
+func Results(ctx context.Context, js jetstream.JetStream, st *store.Store, ev *events.Broker, log *slog.Logger, ingested Counter) error {
 	cons, err := js.CreateOrUpdateConsumer(ctx, wire.StreamResults, jetstream.ConsumerConfig{
 		Durable:       ResultsConsumer,
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -89,11 +94,11 @@ func Results(ctx context.Context, js jetstream.JetStream, st *store.Store, ev *e
 				break fill
 			}
 		}
-		applyBatch(ctx, st, ev, log, batch)
+		applyBatch(ctx, st, ev, log, ingested, batch)
 	}
 }
 
-func applyBatch(ctx context.Context, st *store.Store, ev *events.Broker, log *slog.Logger, batch []jetstream.Msg) {
+func applyBatch(ctx context.Context, st *store.Store, ev *events.Broker, log *slog.Logger, ingested Counter, batch []jetstream.Msg) {
 	rs := make([]wire.Result, 0, len(batch))
 	good := make([]jetstream.Msg, 0, len(batch))
 	for _, m := range batch {
@@ -112,6 +117,9 @@ func applyBatch(ctx context.Context, st *store.Store, ev *events.Broker, log *sl
 	for {
 		touched, err := st.ApplyResults(ctx, rs, time.Now().UTC())
 		if err == nil {
+			if ingested != nil {
+				ingested.Add(float64(len(rs)))
+			}
 			for _, m := range good {
 				_ = m.Ack()
 			}
@@ -223,6 +231,7 @@ func agentFromHeartbeat(hb wire.Heartbeat, now time.Time) store.Agent {
 		PCID: hb.PCID, Hostname: hb.Hostname, OS: hb.OS, OSVersion: hb.OSVersion, Arch: hb.Arch,
 		AgentVersion: hb.AgentVersion, Protocol: hb.Protocol, Groups: hb.Groups, Interval: hb.Interval.D(),
 		Running: hb.Running, LastSeen: now, OfflineAfter: now.Add(3 * hb.Interval.D()),
+		RSSBytes: hb.RSSBytes, CPUPercent: hb.CPUPercent,
 	}
 	if hb.Stopping {
 		a.OfflineAfter = now

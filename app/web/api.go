@@ -32,7 +32,11 @@ type agentJSON struct {
 	FirstSeen         *time.Time `json:"first_seen,omitempty"`
 	HeartbeatInterval string     `json:"heartbeat_interval,omitempty"`
 	Running           int        `json:"running"`
-	Inventory         *struct{}  `json:"inventory,omitempty"`
+	// AgentRSSBytes and AgentCPUPercent are the agent process's own
+	// resident memory and CPU use (100 = one core); absent until reported.
+	AgentRSSBytes   int64     `json:"agent_rss_bytes,omitempty"`
+	AgentCPUPercent float64   `json:"agent_cpu_percent,omitempty"`
+	Inventory       *struct{} `json:"inventory,omitempty"`
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -50,7 +54,8 @@ func toAgentJSON(a store.Agent, now time.Time) agentJSON {
 	}
 	return agentJSON{PCID: a.PCID, Hostname: a.Hostname, OS: a.OS, OSVersion: a.OSVersion, Arch: a.Arch,
 		AgentVersion: a.AgentVersion, Groups: groups, Online: a.Online(now), LastSeen: timePtr(a.LastSeen),
-		FirstSeen: timePtr(a.FirstSeen), HeartbeatInterval: a.Interval.String(), Running: a.Running}
+		FirstSeen: timePtr(a.FirstSeen), HeartbeatInterval: a.Interval.String(), Running: a.Running,
+		AgentRSSBytes: a.RSSBytes, AgentCPUPercent: a.CPUPercent}
 }
 
 type countsJSON struct {

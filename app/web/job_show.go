@@ -33,7 +33,11 @@ func (s *server) jobShow(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return render(c, http.StatusOK, views.JobPage(s.layout(c, e.ID, "jobs"), s.jobModel(e)))
+	m := s.jobModel(e)
+	if m.Deploy, err = s.jobDeploy(c, e); err != nil {
+		return err
+	}
+	return render(c, http.StatusOK, views.JobPage(s.layout(c, e.ID, "jobs"), m))
 }
 
 func (s *server) jobModel(e catalog.Entry) views.JobModel {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -23,9 +22,6 @@ const (
 	keepAlive = 15 * time.Second
 )
 
-// sseClients counts open live streams (for metrics).
-var sseClients atomic.Int64
-
 // execEvents streams a bare "changed" event whenever the execution
 // changes; each live region of the page re-fetches itself.
 func (s *server) execEvents(c echo.Context) error {
@@ -38,8 +34,7 @@ func (s *server) execEvents(c echo.Context) error {
 	}
 	ch, cancel := s.Events.Subscribe(events.Execution(id))
 	defer cancel()
-	sseClients.Add(1)
-	defer sseClients.Add(-1)
+	defer s.Metrics.TrackSSE()()
 	out := startSSE(c)
 	// The page was rendered before this stream existed: whatever changed in
 	// between (or while a dropped stream reconnected) is fetched now.
@@ -101,8 +96,7 @@ func (s *server) logStream(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	sseClients.Add(1)
-	defer sseClients.Add(-1)
+	defer s.Metrics.TrackSSE()()
 	out := startSSE(c)
 	if r.State.Final() {
 		return out.send("done", "")

@@ -42,7 +42,7 @@ func (s *server) page(c echo.Context, title, nav string, full, fragment templ.Co
 func (s *server) layout(c echo.Context, title, nav string) views.Layout {
 	return views.Layout{
 		Title: title, Nav: nav, DevMode: s.DevMode, CSRFToken: csrfToken(c),
-		User: actor(c), Role: "admin", Version: s.Version,
+		User: actor(c), Role: "admin", Version: s.Version, Emergency: s.emergencyBanner(c),
 	}
 }
 

@@ -4,14 +4,15 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kanadehq/kanade/agent/wire"
+	"github.com/kanadehq/kanade/app/metrics"
 	"github.com/kanadehq/kanade/static"
 )
 
 func (s *server) routes(e *echo.Echo) {
 	e.GET("/healthz", s.health)
-	e.GET("/metrics", echo.WrapHandler(promhttp.Handler()))
+	e.GET(metrics.MetricsPath, echo.WrapHandler(s.Metrics.Handler()))
 	e.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", staticHandler(static.FS))))
 
 	// GUI
@@ -31,6 +32,11 @@ func (s *server) routes(e *echo.Echo) {
 	e.GET("/executions/:id/log/:pc", s.logPanel)
 	e.GET("/executions/:id/log/:pc/stream", s.logStream)
 	e.POST("/executions/:id/kill", s.execKill)
+	e.POST("/jobs/:id/deploy", s.formDeploy)
+	e.POST("/jobs/:id/revoke", s.formJobStatus(wire.StatusRevoked))
+	e.POST("/jobs/:id/unrevoke", s.formJobStatus(wire.StatusActive))
+	e.GET("/emergency-stop", s.estopPage)
+	e.POST("/emergency-stop", s.estopForm)
 	e.GET("/audit", s.auditPage)
 	e.GET("/audit/export.csv", s.auditCSV)
 	e.POST("/agents/:pc/revoke", s.formDecide("revoke", ""))
@@ -45,6 +51,9 @@ func (s *server) routes(e *echo.Echo) {
 	e.GET("/api/agents", s.apiAgents)
 	e.GET("/api/agents/:pc", s.apiAgent)
 	e.POST("/api/run", s.apiRun)
+	e.POST("/api/deploy", s.apiDeploy)
+	e.POST("/api/jobs/:id/revoke", s.apiJobStatus(wire.StatusRevoked))
+	e.POST("/api/jobs/:id/unrevoke", s.apiJobStatus(wire.StatusActive))
 	e.GET("/api/jobs", s.apiJobs)
 	e.GET("/api/jobs/:id", s.apiJob)
 	e.GET("/api/schemas/manifest.json", s.apiManifestSchema)
@@ -53,6 +62,9 @@ func (s *server) routes(e *echo.Echo) {
 	e.POST("/api/executions/:id/kill", s.apiKill)
 	e.GET("/api/results", s.apiResults)
 	e.GET("/api/audit", s.apiAudit)
+	e.GET("/api/emergency-stop", s.apiEstop)
+	e.POST("/api/emergency-stop", s.apiEstopOn)
+	e.DELETE("/api/emergency-stop", s.apiEstopOff)
 	e.POST("/api/agents/:pc/revoke", s.apiDecide("revoke"))
 	e.PUT("/api/agents/:pc/groups", s.apiSetGroups)
 	e.GET("/api/enrollments", s.apiEnrollments)

@@ -115,6 +115,11 @@ func (s *server) runForm(c echo.Context) error {
 }
 
 func (s *server) runPreview(c echo.Context) error {
+	if job := c.QueryParam("job"); job != "" && c.QueryParam("target_mode") == "" && s.Catalog != nil {
+		if e, ok := s.Catalog.Get(job); ok && e.Manifest != nil {
+			return render(c, http.StatusOK, views.RunPreview(s.jobPreview(c, *e.Manifest)))
+		}
+	}
 	return render(c, http.StatusOK, views.RunPreview(s.preview(c, readRunForm(c, c.QueryParam))))
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/kanadehq/kanade/app/dispatch"
 	"github.com/kanadehq/kanade/app/enroll"
 	"github.com/kanadehq/kanade/app/events"
+	"github.com/kanadehq/kanade/app/metrics"
 	"github.com/kanadehq/kanade/app/sign"
 	"github.com/kanadehq/kanade/store"
 )
@@ -54,6 +55,9 @@ type Deps struct {
 	SSEMaxLifetime time.Duration
 	// Now is the clock (tests may replace it).
 	Now func() time.Time
+	// Metrics is served at /metrics and times requests (nil: a fresh one
+	// with only the HTTP, SSE and runtime metrics).
+	Metrics *metrics.Metrics
 }
 
 type server struct {
@@ -68,6 +72,9 @@ func New(d Deps) *echo.Echo {
 	if d.SSEMaxLifetime == 0 {
 		d.SSEMaxLifetime = 30 * time.Minute
 	}
+	if d.Metrics == nil {
+		d.Metrics = metrics.New()
+	}
 	s := &server{Deps: d}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -76,6 +83,7 @@ func New(d Deps) *echo.Echo {
 		s.Log.Error("panic in handler", "path", c.Path(), "err", err, "stack", string(stack))
 		return err
 	}}))
+	e.Use(s.Metrics.Middleware) // outside accessLog, which turns errors into responses
 	e.Use(s.accessLog, securityHeaders, s.authenticate)
 	e.Use(middleware.CSRFWithConfig(middleware.CSRFConfig{
 		TokenLookup:    "header:X-CSRF-Token,form:_csrf",
@@ -187,6 +195,8 @@ func (s *server) handleError(err error, c echo.Context) {
 		status, code, msg = http.StatusBadRequest, "validation_failed", err.Error()
 	case errors.Is(err, store.ErrNotFound):
 		status, code, msg = http.StatusNotFound, "not_found", err.Error()
+	case errors.Is(err, dispatch.ErrLocked):
+		status, code, msg = http.StatusLocked, "emergency_stop", err.Error()
 	case errors.Is(err, dispatch.ErrConflict):
 		status, code, msg = http.StatusConflict, "conflict", strings.TrimPrefix(err.Error(), dispatch.ErrConflict.Error()+": ")
 	case errors.As(err, &he):

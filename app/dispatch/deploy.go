@@ -1,0 +1,242 @@
+package dispatch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/kanadehq/kanade/agent/wire"
+	"github.com/kanadehq/kanade/app/audit"
+	"github.com/kanadehq/kanade/app/events"
+	"github.com/kanadehq/kanade/jobs"
+	"github.com/kanadehq/kanade/store"
+)
+
+// DeployRequest deploys a job manifest.
+type DeployRequest struct {
+	Manifest jobs.Manifest
+	// Version overrides the manifest's version ("" keeps it).
+	Version string
+	// Target overrides the manifest's target (nil keeps it).
+	Target *store.Target
+	Actor  string
+}
+
+// Deploy pins the job's version, records the execution and publishes the
+// command on the job's own subjects, where it replaces the command of an
+// older version for PCs that have not picked it up yet (layer 1). The pin
+// comes first, so an agent that checks it right before starting never
+// sees a newer command than the pin (layer 2, kanade #258).
+func (d *Dispatcher) Deploy(ctx context.Context, r DeployRequest) (store.Execution, error) {
+	m := r.Manifest
+	if ps := m.Validate(); len(ps) > 0 {
+		return store.Execution{}, &ValidationError{Problems: fromJobProblems(ps)}
+	}
+	if m.Rollout != nil && len(m.Rollout.Waves) > 0 {
+		return store.Execution{}, fmt.Errorf("%w: job %s rolls out in waves, which this server cannot run yet; deploy it without rollout.waves", ErrConflict, m.ID)
+	}
+	version := m.Version
+	if r.Version != "" {
+		version = r.Version
+	}
+	target := store.Target{All: m.Target.All, Groups: m.Target.Groups, PCs: m.Target.PCs}
+	if r.Target != nil {
+		target = *r.Target
+	}
+	target.Groups = wire.NormalizeGroups(target.Groups)
+	if ps := ValidateTarget(target); len(ps) > 0 {
+		return store.Execution{}, &ValidationError{Problems: ps}
+	}
+	if err := wire.ValidateID("version", versionToken(version)); err != nil || len(version) > 64 {
+		return store.Execution{}, &ValidationError{Problems: []Problem{{Field: "version", Message: "must be 1–64 characters of letters, digits, '.', '-' and '_'"}}}
+	}
+	if err := d.checkNotStopped(ctx); err != nil {
+		return store.Execution{}, err
+	}
+	if status, err := d.JobStatus(ctx, m.ID); err != nil {
+		return store.Execution{}, err
+	} else if status == wire.StatusRevoked {
+		return store.Execution{}, fmt.Errorf("%w: job %s is revoked; unrevoke it before deploying", ErrConflict, m.ID)
+	}
+	now := d.now()
+	pcs, _, err := d.st.ResolveTarget(ctx, target.All, target.Groups, target.PCs, now)
+	if err != nil {
+		return store.Execution{}, fmt.Errorf("resolve target: %w", err)
+	}
+	if len(pcs) == 0 {
+		return store.Execution{}, &ValidationError{Problems: []Problem{{Field: "target", Message: "matches no agent"}}}
+	}
+	deadline := m.Deadline.D()
+	if deadline <= 0 {
+		deadline = d.lim.DefaultDeadline
+	}
+	timeout := m.Execute.Timeout.D()
+	if timeout <= 0 {
+		timeout = d.lim.DefaultTimeout
+	}
+	e := store.Execution{
+		ExecID: NewExecID(now), JobID: m.ID, Version: version, Shell: m.Execute.Shell, Script: m.Execute.Script,
+		Timeout: timeout, Jitter: m.Execute.Jitter.D(), Target: target, InitiatedBy: r.Actor, Status: "running",
+		CreatedAt: now, DeadlineAt: now.Add(deadline),
+	}
+	cmd := wire.Command{
+		Protocol: wire.ProtocolVersion, ExecID: e.ExecID, JobID: m.ID, Version: version, Shell: e.Shell, Script: e.Script,
+		Timeout: wire.Duration(timeout), Jitter: m.Execute.Jitter, IssuedAt: now, DeadlineAt: e.DeadlineAt, OutputCap: d.lim.OutputCap,
+	}
+	// Pin first (layer 2 must never see a command newer than the pin).
+	if err := d.kvPut(ctx, wire.KVScriptCurrent, m.ID, version); err != nil {
+		return store.Execution{}, err
+	}
+	if err := d.st.CreateExecution(ctx, e, pcs); err != nil {
+		return store.Execution{}, fmt.Errorf("record execution: %w", err)
+	}
+	if err := d.publish(ctx, cmd, target, m.ID); err != nil {
+		if derr := d.st.DeleteExecution(context.WithoutCancel(ctx), e.ExecID); derr != nil {
+			d.log.Error("cannot remove an execution that was not published", "exec_id", e.ExecID, "err", derr)
+		}
+		return store.Execution{}, fmt.Errorf("publish: %w", err)
+	}
+	d.log.Info("job deployed", "exec_id", e.ExecID, "job_id", m.ID, "version", version, "targets", len(pcs), "by", r.Actor)
+	_ = d.Audit.Record(ctx, r.Actor, audit.Deploy, e.ExecID, map[string]any{"job_id": m.ID, "version": version, "target": target, "targets": len(pcs)})
+	d.ev.Publish(events.Executions)
+	return d.st.Execution(ctx, e.ExecID)
+}
+
+// versionToken maps a version to the characters a subject token allows,
+// for validation only ("1.2.0" is fine).
+func versionToken(v string) string {
+	b := []byte(v)
+	for i, c := range b {
+		if c == '.' {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+func fromJobProblems(ps []jobs.Problem) []Problem {
+	out := make([]Problem, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, Problem{Field: p.Field, Line: p.Line, Message: p.Message})
+	}
+	return out
+}
+
+func (d *Dispatcher) kv(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
+	kv, err := d.js.KeyValue(ctx, bucket)
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", bucket, err)
+	}
+	return kv, nil
+}
+
+func (d *Dispatcher) kvPut(ctx context.Context, bucket, key, value string) error {
+	kv, err := d.kv(ctx, bucket)
+	if err != nil {
+		return err
+	}
+	if _, err := kv.PutString(ctx, key, value); err != nil {
+		return fmt.Errorf("bucket %s: put %s: %w", bucket, key, err)
+	}
+	return nil
+}
+
+// JobStatus is ACTIVE or REVOKED.
+func (d *Dispatcher) JobStatus(ctx context.Context, jobID string) (string, error) {
+	kv, err := d.kv(ctx, wire.KVScriptStatus)
+	if err != nil {
+		return "", err
+	}
+	v, err := kv.Get(ctx, jobID)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return wire.StatusActive, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("job status %s: %w", jobID, err)
+	}
+	return string(v.Value()), nil
+}
+
+// SetJobStatus revokes (REVOKED) or unrevokes (ACTIVE) a job: agents check
+// it right before starting, so a revoked job's pending and offline targets
+// are skipped.
+func (d *Dispatcher) SetJobStatus(ctx context.Context, jobID, status, actor string) error {
+	if err := wire.ValidateID("job_id", jobID); err != nil {
+		return &ValidationError{Problems: []Problem{{Field: "job_id", Message: err.Error()}}}
+	}
+	if err := d.kvPut(ctx, wire.KVScriptStatus, jobID, status); err != nil {
+		return err
+	}
+	action := audit.Revoke
+	if status == wire.StatusActive {
+		action = audit.Unrevoke
+	}
+	d.log.Info("job status changed", "job_id", jobID, "status", status, "by", actor)
+	_ = d.Audit.Record(ctx, actor, action, jobID, nil)
+	return nil
+}
+
+// purgeIfLatest removes the stream copy of an execution's command on
+// each subject of its target, but only where it is still the newest
+// command: a newer deployment of the job must stay.
+func (d *Dispatcher) purgeIfLatest(ctx context.Context, e store.Execution) error {
+	token := e.JobID
+	if e.JobID == AdhocJob {
+		token = adhocToken(e.ExecID)
+	}
+	st, err := d.js.Stream(ctx, wire.StreamExec)
+	if err != nil {
+		return fmt.Errorf("purge: %w", err)
+	}
+	for _, subj := range subjectsOf(e.Target, token) {
+		m, err := st.GetLastMsgForSubject(ctx, subj)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("purge %s: %w", subj, err)
+		}
+		var cmd wire.Command
+		if json.Unmarshal(m.Data, &cmd) != nil || cmd.ExecID != e.ExecID {
+			continue
+		}
+		if err := st.Purge(ctx, jetstream.WithPurgeSubject(subj)); err != nil {
+			return fmt.Errorf("purge %s: %w", subj, err)
+		}
+	}
+	return nil
+}
+
+// subjectsOf lists the command subjects of a target.
+func subjectsOf(t store.Target, jobToken string) []string {
+	var subjects []string
+	if t.All {
+		subjects = append(subjects, wire.CommandAllSubject(jobToken))
+	}
+	for _, g := range t.Groups {
+		subjects = append(subjects, wire.CommandGroupSubject(g, jobToken))
+	}
+	for _, p := range t.PCs {
+		subjects = append(subjects, wire.CommandPCSubject(p, jobToken))
+	}
+	return subjects
+}
+
+// PinnedVersion is the version agents accept for a job now ("" when none).
+func (d *Dispatcher) PinnedVersion(ctx context.Context, jobID string) (string, error) {
+	kv, err := d.kv(ctx, wire.KVScriptCurrent)
+	if err != nil {
+		return "", err
+	}
+	v, err := kv.Get(ctx, jobID)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("pinned version of %s: %w", jobID, err)
+	}
+	return string(v.Value()), nil
+}
