@@ -119,7 +119,7 @@ func EstopPage(l Layout, m EstopModel) templ.Component {
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 8, "\"><p class=\"note\">Every agent kills what it is running, cancels what waits to start and refuses new work; the server refuses new runs and deployments until the stop is lifted.</p><label class=\"field-inline field-grow\">Reason <input type=\"text\" name=\"reason\" required maxlength=\"500\" placeholder=\"Bad script deployed to finance\" data-testid=\"estop-reason\"></label><p><button type=\"submit\" class=\"btn btn-danger btn-lg\" data-testid=\"estop-button\">Stop the fleet</button></p></form>")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 8, "\"><p class=\"note\">Every agent kills what it is running, cancels what waits to start and refuses new work; the server refuses new runs and deployments until the stop is lifted.</p><label class=\"field-inline field-grow\">Reason <input type=\"text\" name=\"reason\" required maxlength=\"500\" placeholder=\"Bad script deployed to finance\" size=\"60\" data-testid=\"estop-reason\"></label><p><button type=\"submit\" class=\"btn btn-danger btn-lg\" data-testid=\"estop-button\">Stop the fleet</button></p></form>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}

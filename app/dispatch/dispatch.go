@@ -239,9 +239,13 @@ func (d *Dispatcher) Kill(ctx context.Context, execID, actor string) error {
 		return fmt.Errorf("%w: execution %s already completed", ErrConflict, execID)
 	}
 	now := d.now()
-	// Agents first: the stream copy goes away and the kill is broadcast
-	// before the database says killed, so nothing can start in between
-	// unseen.
+	// The database first: the execution is killed and its pending targets
+	// cancelled before any agent can report the kill, so the execution
+	// ends as killed, not completed. A target that starts in between is
+	// reported running and then killed by the broadcast below.
+	if err := d.st.RequestKill(ctx, execID, actor, now); err != nil {
+		return err
+	}
 	if err := d.purgeIfLatest(ctx, e); err != nil {
 		return err
 	}
@@ -251,9 +255,6 @@ func (d *Dispatcher) Kill(ctx context.Context, execID, actor string) error {
 	}
 	if err := d.nc.FlushTimeout(5 * time.Second); err != nil {
 		return fmt.Errorf("publish kill: %w", err)
-	}
-	if err := d.st.RequestKill(ctx, execID, actor, now); err != nil {
-		return err
 	}
 	d.log.Info("execution killed", "exec_id", execID, "by", actor)
 	_ = d.Audit.Record(ctx, actor, audit.Kill, execID, map[string]any{"job_id": e.JobID})

@@ -81,10 +81,6 @@ func (d *Dispatcher) SetEmergencyStop(ctx context.Context, active bool, reason, 
 	if _, err := kv.Put(ctx, wire.KeyEmergencyStop, body); err != nil {
 		return cur, fmt.Errorf("emergency stop: %w", err)
 	}
-	msg, _ := json.Marshal(wire.Control{Kind: wire.ControlEmergencyStop, Emergency: &es})
-	if err := d.nc.PublishMsg(d.keys.Msg(wire.ControlAll, msg, now)); err != nil {
-		return es, fmt.Errorf("announce the emergency stop: %w", err)
-	}
 	action := audit.EmergencyStopOn
 	if !active {
 		action = audit.EmergencyStopOff
@@ -92,7 +88,8 @@ func (d *Dispatcher) SetEmergencyStop(ctx context.Context, active bool, reason, 
 	d.log.Warn("emergency stop", "active", active, "by", actor, "reason", reason)
 	_ = d.Audit.Record(ctx, actor, action, "fleet", map[string]any{"reason": reason})
 	if active {
-		// Everything that is running is killed; its pending targets are cancelled.
+		// Executions first, so that they end as killed (and their
+		// pending targets cancelled) before the agents hear of the stop.
 		for {
 			execs, _, err := d.st.Executions(ctx, store.ExecFilter{Status: "running", Limit: 1000})
 			if err != nil {
@@ -107,6 +104,10 @@ func (d *Dispatcher) SetEmergencyStop(ctx context.Context, active bool, reason, 
 				}
 			}
 		}
+	}
+	msg, _ := json.Marshal(wire.Control{Kind: wire.ControlEmergencyStop, Emergency: &es})
+	if err := d.nc.PublishMsg(d.keys.Msg(wire.ControlAll, msg, now)); err != nil {
+		return es, fmt.Errorf("announce the emergency stop: %w", err)
 	}
 	d.ev.Publish(events.Executions)
 	return es, nil
