@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/kanadehq/kanade/agent/wire"
+	"github.com/kanadehq/kanade/agent/worker"
 	"github.com/kanadehq/kanade/app/bus"
 	"github.com/kanadehq/kanade/app/dispatch"
 	"github.com/kanadehq/kanade/app/sign"
@@ -225,5 +226,68 @@ func TestEmergencyStop(t *testing.T) {
 	}
 	if _, err := os.Stat(marker); err == nil {
 		t.Error("a command issued before the emergency stop ran")
+	}
+}
+
+// Layer 3: kill also cancels targets still waiting in their jitter; they
+// never start.
+func TestStopTheBleed_KillCancelsJitter(t *testing.T) {
+	skipIfShort(t)
+	s := startServer(t, t.TempDir(), "")
+	waiting := make(chan struct{}, 1)
+	startAgentWith(t, s, "pc1", nil, "", func(c *worker.Config) {
+		c.Jitter = func(max time.Duration) time.Duration { waiting <- struct{}{}; return max } // wait the whole jitter
+	})
+	s.waitOnline(t, "pc1")
+	marker := filepath.Join(t.TempDir(), "ran")
+	m := manifest("slow-start", "1", "pcs: [pc1]", "touch "+marker) + "  jitter: 10m\ndeadline: 1h\n"
+	var e execution
+	if code := s.deploy(t, m, &e); code != http.StatusAccepted {
+		t.Fatalf("deploy = %d", code)
+	}
+	<-waiting // the agent has the command and waits in its jitter
+	if code := s.post(t, "/api/executions/"+e.ExecID+"/kill", nil, nil); code != http.StatusAccepted {
+		t.Fatalf("kill = %d", code)
+	}
+	got := s.waitExec(t, e.ExecID, completed)
+	tr := got.Targets[0]
+	if tr.State != "killed" || !strings.Contains(tr.Reason, "before it started") {
+		t.Errorf("target = %s %q, want killed before it started", tr.State, tr.Reason)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the killed command ran")
+	}
+}
+
+// Layer 4: past its deadline a command is not run; a PC that sees it late
+// reports it expired itself.
+func TestStopTheBleed_DeadlineExpires(t *testing.T) {
+	skipIfShort(t)
+	s := startServer(t, t.TempDir(), "")
+	data := t.TempDir()
+	a := startAgent(t, s, "pc1", nil, data)
+	s.waitOnline(t, "pc1")
+	a.stop()
+	marker := filepath.Join(t.TempDir(), "ran")
+	e := s.run(t, map[string]any{"target": map[string]any{"pcs": []string{"pc1"}}, "shell": "sh", "script": "touch " + marker, "deadline": "1s"})
+	deadline := time.Now().Add(1100 * time.Millisecond)
+	checkFor(t, 5*time.Second, func() error {
+		if time.Now().Before(deadline) {
+			return fmt.Errorf("deadline not passed yet")
+		}
+		return nil
+	})
+	startAgent(t, s, "pc1", nil, data)
+	got := s.waitExec(t, e.ExecID, func(e execution) error {
+		if tr := e.Targets[0]; tr.State != "expired" || !strings.Contains(tr.Reason, "after its deadline") {
+			return fmt.Errorf("target %s %q", tr.State, tr.Reason)
+		}
+		return nil
+	})
+	if got.Status != "completed" {
+		t.Errorf("status = %s", got.Status)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("a command past its deadline ran")
 	}
 }

@@ -132,6 +132,12 @@ type testAgent struct {
 
 func startAgent(t testing.TB, s *testServer, pc string, groups []string, dataDir string) *testAgent {
 	t.Helper()
+	return startAgentWith(t, s, pc, groups, dataDir, nil)
+}
+
+// startAgentWith lets a test adjust the worker's configuration.
+func startAgentWith(t testing.TB, s *testServer, pc string, groups []string, dataDir string, adjust func(*worker.Config)) *testAgent {
+	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
@@ -147,8 +153,12 @@ func startAgent(t testing.TB, s *testServer, pc string, groups []string, dataDir
 	if id.Renew != nil {
 		tasks, trust = append(tasks, id.Renew), id.Keeper
 	}
-	w, err := worker.New(worker.Config{PCID: pc, Groups: id.Groups, DataDir: dataDir, HeartbeatInterval: time.Second,
-		AgentVersion: "test", Tasks: tasks, Trust: trust, Logger: log})
+	cfg := worker.Config{PCID: pc, Groups: id.Groups, DataDir: dataDir, HeartbeatInterval: time.Second,
+		AgentVersion: "test", Tasks: tasks, Trust: trust, Logger: log}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	w, err := worker.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

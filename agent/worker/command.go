@@ -93,7 +93,11 @@ func (w *Worker) handleCommand(runCtx context.Context, subject string, hdr nats.
 
 func (w *Worker) execute(ctx context.Context, cmd wire.Command) {
 	if cmd.Jitter > 0 {
-		t := time.NewTimer(rand.N(cmd.Jitter.D()))
+		wait := rand.N(cmd.Jitter.D())
+		if w.cfg.Jitter != nil {
+			wait = w.cfg.Jitter(cmd.Jitter.D())
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -46,6 +46,9 @@ type Config struct {
 	// Exec runs one script; nil means runner.Run. The swarm simulator
 	// replaces it with a scripted model.
 	Exec func(ctx context.Context, s runner.Spec) runner.Outcome
+	// Jitter picks the wait before a command with a jitter starts, in
+	// [0, max); nil picks uniformly at random (tests pin it).
+	Jitter func(max time.Duration) time.Duration
 	// Trust holds the server keys commands, kills and control messages
 	// must be signed with; nil accepts unsigned messages (a static
 	// credential on an external broker, without enrollment).
