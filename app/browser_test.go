@@ -119,6 +119,17 @@ func TestBrowser_RunAndKill(t *testing.T) {
 	waitJS(t, ctx, "bpc1 listed online", `[...document.querySelectorAll('[data-testid=agent-row]')].some(r => r.textContent.includes('bpc1') && r.textContent.includes('online'))`)
 	screenshot(t, ctx, "agents")
 
+	// Select the agent and add it to a group from the list.
+	if err := chromedp.Do(ctx,
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('input[name=pc][value=bpc1]').checked = true`),
+		chromedp.SetValue(chromedp.CSS(`#bulk input[name=group]`), "Night-Shift"),
+	); err != nil {
+		t.Fatal(err)
+	}
+	click(t, ctx, `[data-testid=add-to-group]`)
+	waitJS(t, ctx, "filtered by the new group", `location.search.includes('group=night-shift')`)
+	waitJS(t, ctx, "bpc1 in night-shift", `[...document.querySelectorAll('[data-testid=agent-row]')].some(r => r.textContent.includes('bpc1') && r.textContent.includes('night-shift'))`)
+
 	gate := filepath.Join(t.TempDir(), "gate")
 	script := "echo started; while [ ! -f " + shQuote(gate) + " ]; do sleep 0.05; done; echo hello"
 	if err := chromedp.Do(ctx,

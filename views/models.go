@@ -55,6 +55,7 @@ type AgentListModel struct {
 	Pager            Pager
 	Online, Total    int
 	Pending          int // agents waiting for enrollment approval
+	CSRFToken        string
 }
 
 // AgentModel is one agent's page.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/app/audit"
 	"github.com/kanadehq/kanade/app/dispatch"
 	"github.com/kanadehq/kanade/app/enroll"
@@ -444,4 +445,32 @@ func (s *server) formSetGroups(c echo.Context) error {
 		return err
 	}
 	return c.Redirect(http.StatusSeeOther, "/agents/"+url.PathEscape(pc))
+}
+
+// formAddToGroup adds the agents selected on the agents page to a group.
+func (s *server) formAddToGroup(c echo.Context) error {
+	e, err := s.enroller()
+	if err != nil {
+		return err
+	}
+	group := strings.ToLower(strings.TrimSpace(c.FormValue("group")))
+	if err := wire.ValidateGroup(group); err != nil {
+		return apiErr(http.StatusBadRequest, "invalid_parameter", err.Error(), nil)
+	}
+	form, _ := c.FormParams()
+	pcs := form["pc"]
+	if len(pcs) == 0 {
+		return apiErr(http.StatusBadRequest, "invalid_parameter", "select at least one agent", nil)
+	}
+	ctx := c.Request().Context()
+	for _, pc := range pcs {
+		a, err := s.Store.Agent(ctx, pc)
+		if err != nil {
+			return err
+		}
+		if _, err := e.SetGroups(ctx, pc, append(a.Groups, group), actor(c)); err != nil {
+			return err
+		}
+	}
+	return c.Redirect(http.StatusSeeOther, "/agents?group="+url.QueryEscape(group))
 }

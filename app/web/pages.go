@@ -50,7 +50,7 @@ func (s *server) agentList(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	m := views.AgentListModel{Q: f.Q, Status: f.Status, Group: f.Group, Groups: groups, Online: online, Total: all, Pending: pending}
+	m := views.AgentListModel{Q: f.Q, Status: f.Status, Group: f.Group, Groups: groups, Online: online, Total: all, Pending: pending, CSRFToken: csrfToken(c)}
 	for _, a := range agents {
 		m.Rows = append(m.Rows, agentRow(a, now))
 	}

@@ -41,6 +41,7 @@ func (s *server) routes(e *echo.Echo) {
 	e.GET("/audit/export.csv", s.auditCSV)
 	e.POST("/agents/:pc/revoke", s.formDecide("revoke", ""))
 	e.POST("/agents/:pc/groups", s.formSetGroups)
+	e.POST("/agents/groups/add", s.formAddToGroup)
 	e.GET("/enrollments", s.enrollmentsPage)
 	e.POST("/enrollments/:pc/approve", s.formDecide("approve", "/enrollments"))
 	e.POST("/enrollments/:pc/reject", s.formDecide("reject", "/enrollments"))

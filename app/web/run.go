@@ -106,6 +106,9 @@ func (s *server) preview(c echo.Context, f runForm) views.RunPreviewModel {
 
 func (s *server) runForm(c echo.Context) error {
 	f := readRunForm(c, c.QueryParam)
+	if selected := c.QueryParams()["pc"]; f.PCs == "" && len(selected) > 0 { // "Run on selected" from the agents list
+		f.Mode, f.PCs = "pcs", strings.Join(selected, ", ")
+	}
 	if f.PCs == "" && f.Groups == "" && f.Mode == "pcs" {
 		f.PCs = s.LocalPC
 	}
