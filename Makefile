@@ -11,6 +11,7 @@ export CGO_ENABLED := 0
 RUN_DIR    ?= .kanade-dev
 HTTP_ADDR  ?= 127.0.0.1:8080
 NATS_ADDR  ?= 127.0.0.1:4222
+LOCAL_OS   := $(shell uname -s | tr A-Z a-z)
 
 .PHONY: all build run test test-short lint generate check-generated tidy clean deps-browser
 
@@ -35,7 +36,7 @@ run:
 	trap 'kill $$server $$agent 2>/dev/null; wait 2>/dev/null' INT TERM EXIT; \
 	for i in $$(seq 1 300); do [ -s $(RUN_DIR)/server/agent-credentials ] && break; kill -0 $$server 2>/dev/null || exit 1; sleep 0.1; done; \
 	bin/kanade-agent --server nats://$(NATS_ADDR) --credentials $(RUN_DIR)/server/agent-credentials \
-	  --data $(RUN_DIR)/agent --groups dev --heartbeat 10s & agent=$$!; \
+	  --data $(RUN_DIR)/agent --groups dev,$(LOCAL_OS) --heartbeat 10s & agent=$$!; \
 	echo ""; echo "  kanade is running: open http://$(HTTP_ADDR)   (dev mode; Ctrl+C stops the server and the agent)"; echo ""; \
 	wait $$server
 
