@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/kanadehq/kanade/agent/enroll"
 	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/app/bus"
 	"github.com/kanadehq/kanade/app/dispatch"
@@ -238,4 +239,49 @@ func TestGroups_ChangeFollowsLive(t *testing.T) {
 	if _, err := os.Stat(marker); err == nil {
 		t.Error("the agent ran a command of a group it left")
 	}
+}
+
+// An agent cannot join groups by claiming them in its heartbeat: the
+// server lists the groups its credential carries.
+func TestGroups_HeartbeatCannotClaimGroups(t *testing.T) {
+	skipIfShort(t)
+	s := startServer(t, t.TempDir(), "")
+	data := t.TempDir()
+	a := startAgent(t, s, "pc1", []string{"lab"}, data)
+	s.waitOnline(t, "pc1")
+	a.stop() // only the forged heartbeats from here on
+	kp, err := enroll.LoadOrCreateKey(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, ok := enroll.LoadCredential(data, time.Now())
+	if !ok {
+		t.Fatal("no credential")
+	}
+	nc, err := nats.Connect(s.NATSURL, nats.UserJWT(func() (string, error) { return cred.JWT, nil }, kp.Sign),
+		nats.CustomInboxPrefix(wire.AgentInboxPrefix("pc1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	lie, _ := json.Marshal(wire.Heartbeat{Protocol: 1, PCID: "pc1", Hostname: "pc1", OS: "linux", Arch: "amd64", AgentVersion: "evil",
+		Groups: []string{"finance", "lab"}, Interval: wire.Duration(time.Second), At: time.Now()})
+	if err := nc.Publish(wire.HeartbeatSubject("pc1"), lie); err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.Flush()
+	checkFor(t, 10*time.Second, func() error {
+		var a struct {
+			AgentVersion string   `json:"agent_version"`
+			Groups       []string `json:"groups"`
+		}
+		s.get(t, "/api/agents/pc1", &a)
+		if a.AgentVersion != "evil" {
+			return fmt.Errorf("the forged heartbeat has not been projected yet")
+		}
+		if strings.Join(a.Groups, ",") != "lab" {
+			t.Fatalf("groups after a heartbeat claiming finance = %v, want [lab]", a.Groups)
+		}
+		return nil
+	})
 }

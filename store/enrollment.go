@@ -308,3 +308,20 @@ func (s *Store) SetGroups(ctx context.Context, pcID string, groups []string) err
 		return nil
 	})
 }
+
+// GrantedGroups returns, for the given PCs that are enrolled, the groups
+// their credentials carry: the server's word, not the agents'.
+func (s *Store) GrantedGroups(ctx context.Context, pcIDs []string) (map[string][]string, error) {
+	out := map[string][]string{}
+	for _, batch := range chunks(pcIDs) {
+		var rows []keyRow
+		if err := s.db.NewSelect().Model(&rows).Column("pc_id", "groups").
+			Where("k.pc_id IN (?)", bun.In(batch)).Where("k.status = ?", KeyApproved).Scan(ctx); err != nil {
+			return nil, fmt.Errorf("store: granted groups: %w", err)
+		}
+		for _, r := range rows {
+			out[r.PCID] = splitList(r.Groups)
+		}
+	}
+	return out, nil
+}

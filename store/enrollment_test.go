@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,6 +114,32 @@ func TestAuditEvents(t *testing.T) {
 			if err != nil || n != tc.want {
 				t.Errorf("AuditEvents(%+v) total = %d (%d rows), %v; want %d", tc.f, n, len(got), err, tc.want)
 			}
+		}
+	})
+}
+
+func TestGrantedGroups(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		now := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+		for _, k := range []store.AgentKey{
+			{PCID: "pc1", PublicKey: "K1", Status: store.KeyApproved, Groups: []string{"a", "b"}, RequestedAt: now},
+			{PCID: "pc2", PublicKey: "K2", Status: store.KeyPending, Groups: []string{"c"}, RequestedAt: now},
+			{PCID: "pc3", PublicKey: "K3", Status: store.KeyApproved, RequestedAt: now},
+		} {
+			if err := s.PutAgentKey(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.GrantedGroups(ctx, []string{"pc1", "pc2", "pc3", "pc4"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || strings.Join(got["pc1"], ",") != "a,b" || len(got["pc3"]) != 0 {
+			t.Errorf("GrantedGroups = %v, want pc1 [a b] and pc3 []", got)
+		}
+		if _, ok := got["pc3"]; !ok {
+			t.Error("an approved agent without groups is missing (it must be forced to none)")
 		}
 	})
 }

@@ -2,15 +2,14 @@ package views
 
 // AgentIdentity is the enrollment of one agent, shown on its page.
 type AgentIdentity struct {
-	Status     string // pending, approved, rejected, revoked
-	PublicKey  string
-	Expires    TimeText // when its credential expires
-	DecidedBy  string
-	Reason     string
-	RevokeURL  string // empty when it cannot be revoked
-	RevokeAsk  string // the confirmation question
-	CSRFToken  string
-	PendingURL string
+	Status    string // pending, approved, rejected, revoked
+	PublicKey string
+	Expires   TimeText // when its credential expires
+	DecidedBy string
+	Reason    string
+	RevokeURL string // empty when it cannot be revoked
+	RevokeAsk string // the confirmation question
+	CSRFToken string
 	// GroupsURL takes the form that changes the agent's groups; Groups is
 	// its current value ("canary, lab").
 	GroupsURL string

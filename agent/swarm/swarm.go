@@ -70,7 +70,7 @@ var Templates = []Template{
 
 // Stats counts what the swarm did.
 type Stats struct {
-	Enrolled, Started, Runs atomic.Int64
+	Enrolled, Started atomic.Int64
 }
 
 // Run starts the agents and runs until ctx is done. ready, if set, is

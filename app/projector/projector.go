@@ -203,8 +203,22 @@ func Heartbeats(ctx context.Context, nc *nats.Conn, st *store.Store, ev *events.
 		mu.Unlock()
 		now := time.Now().UTC()
 		agents := make([]store.Agent, 0, len(batch))
+		pcs := make([]string, 0, len(batch))
 		for _, hb := range batch {
 			agents = append(agents, agentFromHeartbeat(hb, now))
+			pcs = append(pcs, hb.PCID)
+		}
+		// An enrolled agent's groups are the ones its credential carries,
+		// whatever its heartbeat claims.
+		granted, err := st.GrantedGroups(ctx, pcs)
+		if err != nil {
+			log.Error("heartbeat: read granted groups", "err", err)
+			continue
+		}
+		for i := range agents {
+			if g, ok := granted[agents[i].PCID]; ok {
+				agents[i].Groups = g
+			}
 		}
 		if err := st.UpsertAgents(ctx, agents); err != nil {
 			if ctx.Err() != nil {

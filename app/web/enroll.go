@@ -200,7 +200,7 @@ func (s *server) agentIdentity(c echo.Context, pc string) (*views.AgentIdentity,
 		return nil, err
 	}
 	id := &views.AgentIdentity{Status: k.Status, PublicKey: k.PublicKey, Expires: timeText(k.JWTExpiresAt, s.Now()),
-		DecidedBy: k.DecidedBy, Reason: k.Reason, CSRFToken: csrfToken(c), PendingURL: "/enrollments"}
+		DecidedBy: k.DecidedBy, Reason: k.Reason, CSRFToken: csrfToken(c)}
 	if s.Enroller != nil && k.Status == store.KeyApproved {
 		id.GroupsURL, id.Groups = "/agents/"+url.PathEscape(pc)+"/groups", strings.Join(k.Groups, ", ")
 	}
