@@ -13,6 +13,7 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/oauth2-proxy/mockoidc"
 )
 
 // chromiumPath finds Debian's chromium (make test installs it).
@@ -172,4 +173,32 @@ func TestBrowser_RunAndKill(t *testing.T) {
 	click(t, ctx, `[data-testid=kill-button]`)
 	waitJS(t, ctx, "killed state", `document.querySelector('#exec-targets [data-state=killed]') !== null`)
 	screenshot(t, ctx, "killed")
+}
+
+// TestBrowser_SignIn signs in through the OIDC issuer (mockoidc) in
+// Chromium: a page load goes to the issuer and back, the nav shows the
+// user and their role and hides what the role cannot do, and Sign out ends
+// the session.
+func TestBrowser_SignIn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test (-short)")
+	}
+	s, m := startOIDCServer(t)
+	m.QueueUser(&mockoidc.MockUser{Subject: "u-ana", Email: "ana@example.com", PreferredUsername: "ana", Groups: []string{"helpdesk"}})
+	ctx := newBrowser(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate(s.URL+"/agents")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "signed in as ana on the agents page", `location.pathname === '/agents' && document.querySelector('[data-testid=user]')?.textContent === 'ana@example.com'`)
+	waitJS(t, ctx, "operator role, Run but no Settings or emergency stop",
+		`document.querySelector('[data-testid=role]').textContent === 'operator' && [...document.querySelectorAll('.nav a')].some(a => a.textContent === 'Run') && ![...document.querySelectorAll('.nav a')].some(a => a.textContent === 'Settings') && !document.querySelector('[data-testid=estop-link]')`)
+	screenshot(t, ctx, "signed-in")
+	click(t, ctx, "[data-testid=sign-out]")
+	waitJS(t, ctx, "signed out", `location.pathname === '/login' && document.body.textContent.includes('You are signed out') && !document.querySelector('[data-testid=user]')`)
+	// The session is over: the agents page sends the browser to sign in again.
+	m.QueueUser(&mockoidc.MockUser{Subject: "u-bo", Email: "bo@example.com", Groups: []string{"it-admins"}})
+	if err := chromedp.Do(ctx, chromedp.Navigate(s.URL+"/agents")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "signed in again as bo, an admin", `document.querySelector('[data-testid=user]')?.textContent === 'bo@example.com' && document.querySelector('[data-testid=role]').textContent === 'admin' && [...document.querySelectorAll('.nav a')].some(a => a.textContent === 'Settings')`)
 }

@@ -66,12 +66,21 @@ type testServer struct {
 // the broker's port so agents can reconnect after a restart.
 func startServer(t testing.TB, dataDir, natsListen string) *testServer {
 	t.Helper()
+	return startServerWith(t, dataDir, natsListen, nil)
+}
+
+// startServerWith is startServer with a chance to adjust the configuration.
+func startServerWith(t testing.TB, dataDir, natsListen string, adjust func(*config.Config)) *testServer {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Server.Data = dataDir
 	cfg.Server.HTTP = "127.0.0.1:0"
 	cfg.NATS.Listen = natsListen
 	if natsListen == "" {
 		cfg.NATS.Listen = "127.0.0.1:0"
+	}
+	if adjust != nil {
+		adjust(&cfg)
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

@@ -3,6 +3,8 @@
 //
 //	kanade [serve] [--config FILE] [--data DIR] [--http ADDR] [--nats-listen ADDR]
 //	kanade migrate [--config FILE] [--data DIR]
+//	kanade token create --role ROLE --name NAME [--expires 90d] [--config FILE] [--data DIR]
+//	kanade token list|revoke ID [--config FILE] [--data DIR]
 //	kanade version
 package main
 
@@ -69,6 +71,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintln(stdout, "database is up to date")
 		return nil
+	case "token":
+		return tokenCmd(args, stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return nil
@@ -82,6 +86,9 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   kanade [serve] [--config FILE] [--data DIR] [--http ADDR] [--nats-listen ADDR]
   kanade migrate [--config FILE] [--data DIR]
+  kanade token create --role viewer|operator|approver|admin --name NAME [--expires 90d] [--config FILE] [--data DIR]
+  kanade token list [--config FILE] [--data DIR]
+  kanade token revoke ID [--config FILE] [--data DIR]
   kanade version
 
 Configuration: kanade.toml (every key documented there), overridden by KANADE_* environment
@@ -91,7 +98,7 @@ overridden by flags.
 }
 
 // loadConfig reads the file, the environment and then the flags.
-func loadConfig(name string, args []string, stderr io.Writer, serveFlags bool) (config.Config, error) {
+func loadConfig(name string, args []string, stderr io.Writer, serveFlags bool, extra ...func(*flag.FlagSet)) (config.Config, error) {
 	fs := flag.NewFlagSet("kanade "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "config file (default ./kanade.toml when it exists)")
@@ -100,6 +107,9 @@ func loadConfig(name string, args []string, stderr io.Writer, serveFlags bool) (
 	if serveFlags {
 		httpAddr = fs.String("http", "", "web/API listener (default 127.0.0.1:8080)")
 		natsListen = fs.String("nats-listen", "", "embedded NATS client listener (default 127.0.0.1:4222)")
+	}
+	for _, f := range extra {
+		f(fs)
 	}
 	if err := fs.Parse(args); err != nil {
 		return config.Config{}, err

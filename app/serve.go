@@ -32,7 +32,7 @@ import (
 func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) error {
 	// Without sign-in configured the server runs in dev mode, which must
 	// not be reachable from other machines.
-	devMode := true
+	devMode := cfg.DevMode()
 	if devMode {
 		if !config.IsLoopback(cfg.Server.HTTP) {
 			return fmt.Errorf("server.http %s: no OIDC issuer is configured, so kanade runs in dev mode (no sign-in), which listens on loopback only; use 127.0.0.1:PORT", cfg.Server.HTTP)
@@ -71,6 +71,10 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	}
 	defer b.Close()
 
+	authSvc, err := newAuth(cfg, st, log)
+	if err != nil {
+		return err
+	}
 	keys, err := sign.Load(filepath.Join(cfg.Server.Data, bus.SecretsDir, "command-keys"))
 	if err != nil {
 		return err
@@ -111,6 +115,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	goWork("expiry", func(ctx context.Context) error { disp.ExpireLoop(ctx, 5*time.Second); return nil })
 	goWork("audit projector", func(ctx context.Context) error { return audit.Project(ctx, b.JS, st, ev, log) })
 	goWork("jobs catalog", jobCatalog.Run)
+	goWork("sign-in housekeeping", func(ctx context.Context) error { authHousekeeping(ctx, authSvc, st, recorder, log); return nil })
 	var enroller *enroll.Service
 	credsPath := ""
 	if b.Embedded() {
@@ -128,7 +133,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	host, _ := os.Hostname()
 	handler := web.New(web.Deps{
 		Store: st, Dispatcher: disp, Enroller: enroller, Keys: keys, NC: b.NC, Audit: recorder, Events: ev, JS: b.JS, Catalog: jobCatalog, NATSHealthy: b.Healthy, Log: log, Version: version,
-		DevMode: devMode, LocalPC: wire.PCIDFromHostname(host), OutputCap: int(cfg.Execution.OutputCap),
+		DevMode: devMode, Auth: authSvc, OIDCIssuer: cfg.OIDC.Issuer, RolesClaim: cfg.OIDC.RolesClaim, LocalPC: wire.PCIDFromHostname(host), OutputCap: int(cfg.Execution.OutputCap),
 		SSEMaxLifetime: cfg.Server.SSEMaxLifetime.D(), Metrics: mx,
 	})
 	ln, err := net.Listen("tcp", cfg.Server.HTTP)
@@ -150,7 +155,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	go func() { serveErr <- srv.Serve(ln) }()
 
 	url := "http://" + ln.Addr().String()
-	log.Info("kanade is running", "url", url, "nats", b.ClientURL(), "data", cfg.Server.Data, "db", cfg.DB.Driver, "dev_mode", devMode, "version", version)
+	log.Info("kanade is running", "url", url, "nats", b.ClientURL(), "data", cfg.Server.Data, "db", cfg.DB.Driver, "dev_mode", devMode, "oidc_issuer", cfg.OIDC.Issuer, "version", version)
 	fmt.Fprintf(stdout, "kanade is running: open %s\n", url)
 	if credsPath != "" {
 		fmt.Fprintf(stdout, "agents connect with: kanade-agent --server %s --credentials %s\n", b.ClientURL(), credsPath)

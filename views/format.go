@@ -16,16 +16,29 @@ import (
 // navItem is one section of the top bar.
 type navItem struct {
 	Key, Label, URL string
+	Role            string // least role that sees it
 }
 
 // nav lists the sections of the top bar, in order.
 var nav = []navItem{
-	{"dashboard", "Dashboard", "/"},
-	{"agents", "Agents", "/agents"},
-	{"run", "Run", "/run"},
-	{"jobs", "Jobs", "/jobs"},
-	{"executions", "Executions", "/executions"},
-	{"audit", "Audit", "/audit"},
+	{"dashboard", "Dashboard", "/", "viewer"},
+	{"agents", "Agents", "/agents", "viewer"},
+	{"run", "Run", "/run", "operator"},
+	{"jobs", "Jobs", "/jobs", "viewer"},
+	{"executions", "Executions", "/executions", "viewer"},
+	{"audit", "Audit", "/audit", "viewer"},
+	{"settings", "Settings", "/settings", "admin"},
+}
+
+// navItems are the sections the caller's role may open.
+func (l Layout) navItems() []navItem {
+	var out []navItem
+	for _, n := range nav {
+		if l.Can(n.Role) {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // asset returns the URL of an embedded static file.

@@ -12,12 +12,22 @@ type Layout struct {
 	Nav       string // active section: "dashboard", "agents", "run", "jobs", "executions"
 	DevMode   bool   // show the amber dev-mode banner
 	CSRFToken string // sent by htmx in X-CSRF-Token and by forms in _csrf
-	User      string
-	Role      string
+	User      string // the caller's display name
+	Role      string // viewer, operator, approver or admin
+	SignedIn  bool   // a signed-in user (shows Sign out)
 	Version   string
 	// Emergency, when not empty, shows the red emergency-stop banner with
 	// this text (e.g. "Emergency stop is on since 10:42 by alice: ransomware").
 	Emergency string
+}
+
+// roleRank orders the roles; the server enforces them, the views only
+// hide what the caller's role cannot do.
+var roleRank = map[string]int{"viewer": 1, "operator": 2, "approver": 3, "admin": 4}
+
+// Can reports whether the caller has at least role.
+func (l Layout) Can(role string) bool {
+	return roleRank[l.Role] >= roleRank[role] && roleRank[role] > 0
 }
 
 // TimeText is a point in time formatted by the handler.

@@ -625,9 +625,9 @@ func TestPage_Layout(t *testing.T) {
 		wantDev     int
 		wantStop    int
 	}{
-		{"agents dev", Layout{Nav: "agents", DevMode: true, CSRFToken: "t"}, "Agents", 1, 0},
-		{"run", Layout{Nav: "run", CSRFToken: "t"}, "Run", 0, 0},
-		{"emergency", Layout{Nav: "dashboard", Emergency: "since 10:42 by alice"}, "Dashboard", 0, 1},
+		{"agents dev", Layout{Nav: "agents", DevMode: true, CSRFToken: "t", Role: "admin"}, "Agents", 1, 0},
+		{"run", Layout{Nav: "run", CSRFToken: "t", Role: "operator"}, "Run", 0, 0},
+		{"emergency", Layout{Nav: "dashboard", Emergency: "since 10:42 by alice", Role: "viewer"}, "Dashboard", 0, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -647,6 +647,40 @@ func TestPage_Layout(t *testing.T) {
 				t.Errorf("banners dev=%d stop=%d, want %d %d", ids["dev-banner"], ids["emergency-banner"], tt.wantDev, tt.wantStop)
 			}
 		})
+	}
+}
+
+// TestPage_RoleHidesWhatItCannotDo: the nav, the emergency-stop button and
+// sign-out follow the caller's role (the server enforces; this only hides).
+func TestPage_RoleHidesWhatItCannotDo(t *testing.T) {
+	for _, tc := range []struct {
+		role     string
+		signedIn bool
+		nav      []string
+		estop    int
+		signOut  int
+	}{
+		{"viewer", true, []string{"Dashboard", "Agents", "Jobs", "Executions", "Audit"}, 0, 1},
+		{"operator", true, []string{"Dashboard", "Agents", "Run", "Jobs", "Executions", "Audit"}, 0, 1},
+		{"approver", false, []string{"Dashboard", "Agents", "Run", "Jobs", "Executions", "Audit"}, 0, 0},
+		{"admin", true, []string{"Dashboard", "Agents", "Run", "Jobs", "Executions", "Audit", "Settings"}, 1, 1},
+		{"", false, nil, 0, 0}, // the sign-in page: nobody yet
+	} {
+		l := Layout{Nav: "dashboard", Role: tc.role, User: "Jane", SignedIn: tc.signedIn}
+		_, doc := render(t, ErrorPage(l, ErrorModel{Title: "x"}))
+		var nav []string
+		for _, n := range find(doc, byAttr("class", "nav")) {
+			for _, a := range find(n, byTag("a")) {
+				nav = append(nav, text(a))
+			}
+		}
+		if diff := cmp.Diff(tc.nav, nav); diff != "" {
+			t.Errorf("%s: nav (-want +got):\n%s", tc.role, diff)
+		}
+		ids := testids(doc)
+		if ids["estop-link"] != tc.estop || ids["sign-out"] != tc.signOut {
+			t.Errorf("%s: estop link %d sign-out %d, want %d %d", tc.role, ids["estop-link"], ids["sign-out"], tc.estop, tc.signOut)
+		}
 	}
 }
 

@@ -34,6 +34,11 @@ const (
 	TokenCreate       = "enrollment_token.create"
 	TokenRevoke       = "enrollment_token.revoke"
 	CommandKeysRotate = "command_keys.rotate"
+	Login             = "login"
+	LoginFailed       = "login.failed"
+	Logout            = "logout"
+	APITokenCreate    = "api_token.create"
+	APITokenRevoke    = "api_token.revoke"
 )
 
 // Event is what is published on audit.<action>.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -26,6 +27,52 @@ type Config struct {
 	Execution Execution `toml:"execution"`
 	Streams   Streams   `toml:"streams"`
 	Log       Log       `toml:"log"`
+	OIDC      OIDC      `toml:"oidc"`
+	Session   Session   `toml:"session"`
+}
+
+// OIDC configures sign-in with an OpenID Connect issuer. Without an issuer
+// kanade runs in dev mode: nobody signs in, loopback listeners only.
+type OIDC struct {
+	Issuer       string `toml:"issuer"`
+	ClientID     string `toml:"client_id"`
+	ClientSecret string `toml:"client_secret"`
+	// RedirectURL is this server's callback as the issuer knows it:
+	// https://kanade.example.com/auth/callback.
+	RedirectURL string   `toml:"redirect_url"`
+	Scopes      []string `toml:"scopes"`
+	// RolesClaim carries the values mapped by Roles ("groups"; a dotted
+	// path reaches nested claims: "realm_access.roles").
+	RolesClaim string `toml:"roles_claim"`
+	// NameClaim is recorded as the user in the audit log (empty: email,
+	// then preferred_username, then sub).
+	NameClaim string `toml:"name_claim"`
+	// Roles maps claim values to viewer, operator, approver or admin.
+	Roles map[string]string `toml:"roles"`
+	// DefaultRole is given to users no value maps; empty refuses them.
+	DefaultRole string `toml:"default_role"`
+}
+
+// Session configures browser sessions.
+type Session struct {
+	Lifetime    Duration `toml:"lifetime"`
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// SecureCookies: "auto" (Secure when redirect_url is https), "true" or "false".
+	SecureCookies string `toml:"secure_cookies"`
+}
+
+// DevMode reports whether no OIDC issuer is configured.
+func (c *Config) DevMode() bool { return c.OIDC.Issuer == "" }
+
+// SecureCookies reports whether cookies get the Secure attribute.
+func (c *Config) SecureCookies() bool {
+	switch c.Session.SecureCookies {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	return strings.HasPrefix(c.OIDC.RedirectURL, "https://")
 }
 
 // Server holds the web listener and the data directory.
@@ -109,7 +156,9 @@ func Default() Config {
 			OutputMaxAge: Duration(24 * time.Hour), OutputMaxBytes: 512 << 20,
 			AuditMaxAge: Duration(2 * 365 * 24 * time.Hour), AuditMaxBytes: 4 << 30,
 		},
-		Log: Log{Level: "info", Format: "text"},
+		Log:     Log{Level: "info", Format: "text"},
+		OIDC:    OIDC{Scopes: []string{"openid", "profile", "email"}, RolesClaim: "groups"},
+		Session: Session{Lifetime: Duration(12 * time.Hour), IdleTimeout: Duration(time.Hour), SecureCookies: "auto"},
 	}
 }
 
@@ -229,6 +278,27 @@ func setText(f reflect.Value, s string) error {
 			return fmt.Errorf("%q is not true or false", s)
 		}
 		f.SetBool(b)
+	case reflect.Slice: // []string: comma-separated
+		var list []string
+		for _, v := range strings.Split(s, ",") {
+			if v = strings.TrimSpace(v); v != "" {
+				list = append(list, v)
+			}
+		}
+		f.Set(reflect.ValueOf(list))
+	case reflect.Map: // map[string]string: "key=value,key=value"
+		m := map[string]string{}
+		for _, kv := range strings.Split(s, ",") {
+			if strings.TrimSpace(kv) == "" {
+				continue
+			}
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || strings.TrimSpace(k) == "" {
+				return fmt.Errorf("%q is not a list of key=value pairs", s)
+			}
+			m[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+		f.Set(reflect.ValueOf(m))
 	default:
 		return fmt.Errorf("unsupported type %s", f.Type())
 	}
@@ -302,7 +372,63 @@ func (c *Config) Validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		add("log.format", "%q is not text or json", c.Log.Format)
 	}
+	c.validateAuth(add)
 	return errors.Join(errs...)
+}
+
+var roleNames = map[string]bool{"viewer": true, "operator": true, "approver": true, "admin": true}
+
+func (c *Config) validateAuth(add func(field, format string, a ...any)) {
+	if c.Session.Lifetime <= 0 {
+		add("session.lifetime", "must be a positive duration")
+	}
+	if c.Session.IdleTimeout <= 0 {
+		add("session.idle_timeout", "must be a positive duration")
+	} else if c.Session.IdleTimeout > c.Session.Lifetime {
+		add("session.idle_timeout", "is longer than session.lifetime")
+	}
+	switch c.Session.SecureCookies {
+	case "auto", "true", "false":
+	default:
+		add("session.secure_cookies", "%q is not auto, true or false", c.Session.SecureCookies)
+	}
+	o := c.OIDC
+	if o.Issuer == "" {
+		return
+	}
+	if u, err := url.Parse(o.Issuer); err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && IsLoopback(hostPort(u)))) {
+		add("oidc.issuer", "%q must be an https:// URL (http:// only on loopback, for testing)", o.Issuer)
+	}
+	if o.ClientID == "" {
+		add("oidc.client_id", "is required when oidc.issuer is set")
+	}
+	if u, err := url.Parse(o.RedirectURL); o.RedirectURL == "" || err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		add("oidc.redirect_url", "%q must be this server's callback URL, like https://kanade.example.com/auth/callback", o.RedirectURL)
+	} else if u.Path != "/auth/callback" {
+		add("oidc.redirect_url", "%q must end in /auth/callback", o.RedirectURL)
+	}
+	if len(o.Roles) > 0 && o.RolesClaim == "" {
+		add("oidc.roles_claim", "must name the claim that oidc.roles maps")
+	}
+	for _, k := range sortedKeys(o.Roles) {
+		if !roleNames[o.Roles[k]] {
+			add("oidc.roles."+k, "%q is not viewer, operator, approver or admin", o.Roles[k])
+		}
+	}
+	if o.DefaultRole != "" && !roleNames[o.DefaultRole] {
+		add("oidc.default_role", "%q is not viewer, operator, approver, admin or empty (refuse)", o.DefaultRole)
+	}
+	if len(o.Roles) == 0 && o.DefaultRole == "" {
+		add("oidc.roles", "map at least one claim value to a role (or set oidc.default_role), or nobody can sign in")
+	}
+}
+
+// hostPort returns u's host with a port, for IsLoopback.
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	return net.JoinHostPort(u.Hostname(), "80")
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -104,9 +104,71 @@ func TestByteSize(t *testing.T) {
 
 func TestEnvNames_CoverContract(t *testing.T) {
 	names := strings.Join(EnvNames(), " ")
-	for _, want := range []string{"KANADE_DATA", "KANADE_HTTP", "KANADE_NATS_LISTEN", "KANADE_NATS_URL", "KANADE_DB_DSN"} {
+	for _, want := range []string{"KANADE_DATA", "KANADE_HTTP", "KANADE_NATS_LISTEN", "KANADE_NATS_URL", "KANADE_DB_DSN",
+		"KANADE_OIDC_ISSUER", "KANADE_OIDC_CLIENT_ID", "KANADE_OIDC_CLIENT_SECRET", "KANADE_OIDC_REDIRECT_URL", "KANADE_OIDC_ROLES_CLAIM"} {
 		if !strings.Contains(names, want) {
 			t.Errorf("EnvNames lacks %s", want)
 		}
+	}
+}
+
+func TestOIDC_FileAndEnv(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kanade.toml")
+	err := os.WriteFile(path, []byte(`
+[oidc]
+issuer = "https://login.example.com/realms/corp"
+client_id = "kanade"
+redirect_url = "https://kanade.example.com/auth/callback"
+roles_claim = "realm_access.roles"
+[oidc.roles]
+"kanade-admins" = "admin"
+helpdesk = "operator"
+`), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path, []string{"KANADE_OIDC_CLIENT_SECRET=s3cret", "KANADE_OIDC_SCOPES=openid, email,groups"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	if c.DevMode() || c.OIDC.ClientSecret != "s3cret" || c.OIDC.Roles["kanade-admins"] != "admin" || strings.Join(c.OIDC.Scopes, " ") != "openid email groups" {
+		t.Errorf("oidc = %+v", c.OIDC)
+	}
+	if !c.SecureCookies() {
+		t.Error("an https redirect URL should make cookies Secure")
+	}
+	c, err = Load("", []string{"KANADE_OIDC_ISSUER=https://idp.example.com", "KANADE_OIDC_CLIENT_ID=k",
+		"KANADE_OIDC_REDIRECT_URL=http://10.0.0.5:8080/auth/callback", "KANADE_OIDC_ROLES=it=admin, desk=operator", "KANADE_OIDC_ROLES_CLAIM=roles"})
+	if err != nil || c.Validate() != nil {
+		t.Fatalf("env-only OIDC: %v / %v", err, c.Validate())
+	}
+	if c.OIDC.Roles["desk"] != "operator" || c.OIDC.RolesClaim != "roles" || c.SecureCookies() {
+		t.Errorf("env-only oidc = %+v, secure %v", c.OIDC, c.SecureCookies())
+	}
+	if _, err := Load("", []string{"KANADE_OIDC_ROLES=admin"}); err == nil || !strings.Contains(err.Error(), "KANADE_OIDC_ROLES") {
+		t.Errorf("bad roles env: %v", err)
+	}
+}
+
+func TestOIDC_ValidateReportsEverything(t *testing.T) {
+	c := Default()
+	c.OIDC = OIDC{Issuer: "http://idp.example.com", RedirectURL: "https://kanade.example.com/callback",
+		Roles: map[string]string{"it": "root"}, DefaultRole: "boss"}
+	c.Session.IdleTimeout = Duration(24 * time.Hour)
+	c.Session.SecureCookies = "maybe"
+	err := c.Validate()
+	for _, want := range []string{"oidc.issuer", "oidc.client_id", "oidc.redirect_url", "oidc.roles_claim", "oidc.roles.it", "oidc.default_role",
+		"session.idle_timeout", "session.secure_cookies"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %s:\n%v", want, err)
+		}
+	}
+	c = Default()
+	c.OIDC = OIDC{Issuer: "https://idp.example.com", ClientID: "k", RedirectURL: "https://k.example.com/auth/callback", RolesClaim: "groups"}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "nobody can sign in") {
+		t.Errorf("no roles and no default role: %v", err)
 	}
 }

@@ -4,6 +4,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func TestLoad_JobsDir(t *testing.T) {
@@ -46,7 +49,7 @@ func TestExampleConfig_Loads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c != Default() {
-		t.Errorf("kanade.toml differs from Default():\n%+v\n%+v", c, Default())
+	if diff := cmp.Diff(Default(), c, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("kanade.toml differs from Default() (-default +file):\n%s", diff)
 	}
 }

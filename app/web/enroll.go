@@ -13,6 +13,7 @@ import (
 
 	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/app/audit"
+	"github.com/kanadehq/kanade/app/auth"
 	"github.com/kanadehq/kanade/app/dispatch"
 	"github.com/kanadehq/kanade/app/enroll"
 	"github.com/kanadehq/kanade/store"
@@ -201,6 +202,9 @@ func (s *server) agentIdentity(c echo.Context, pc string) (*views.AgentIdentity,
 	}
 	id := &views.AgentIdentity{Status: k.Status, PublicKey: k.PublicKey, Expires: timeText(k.JWTExpiresAt, s.Now()),
 		DecidedBy: k.DecidedBy, Reason: k.Reason, CSRFToken: csrfToken(c)}
+	if !principal(c).Can(auth.Admin) {
+		return id, nil // only admins change identities
+	}
 	if s.Enroller != nil && k.Status == store.KeyApproved {
 		id.GroupsURL, id.Groups = "/agents/"+url.PathEscape(pc)+"/groups", strings.Join(k.Groups, ", ")
 	}

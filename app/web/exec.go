@@ -44,7 +44,7 @@ func (s *server) execShow(c echo.Context) error {
 		}
 	}
 	m := views.ExecModel{
-		Summary: s.summaryModel(e, csrfToken(c)), Script: e.Script, Targets: targets, Log: lm,
+		Summary: s.summaryModel(c, e), Script: e.Script, Targets: targets, Log: lm,
 		EventsURL: "/executions/" + id + "/events", SummaryURL: "/executions/" + id + "/summary",
 	}
 	return render(c, http.StatusOK, views.ExecPage(s.layout(c, "Execution "+id, "executions"), m))
@@ -55,7 +55,7 @@ func (s *server) execSummary(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return render(c, http.StatusOK, views.ExecSummary(s.summaryModel(e, csrfToken(c))))
+	return render(c, http.StatusOK, views.ExecSummary(s.summaryModel(c, e)))
 }
 
 func (s *server) execTargets(c echo.Context) error {
@@ -136,5 +136,5 @@ func (s *server) execKill(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return render(c, http.StatusOK, views.ExecSummary(s.summaryModel(e, csrfToken(c))))
+	return render(c, http.StatusOK, views.ExecSummary(s.summaryModel(c, e)))
 }

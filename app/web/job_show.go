@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/kanadehq/kanade/app/auth"
 	"github.com/kanadehq/kanade/app/catalog"
 	"github.com/kanadehq/kanade/jobs"
 	"github.com/kanadehq/kanade/views"
@@ -34,8 +35,10 @@ func (s *server) jobShow(c echo.Context) error {
 		return err
 	}
 	m := s.jobModel(e)
-	if m.Deploy, err = s.jobDeploy(c, e); err != nil {
-		return err
+	if principal(c).Can(auth.Operator) {
+		if m.Deploy, err = s.jobDeploy(c, e); err != nil {
+			return err
+		}
 	}
 	return render(c, http.StatusOK, views.JobPage(s.layout(c, e.ID, "jobs"), m))
 }

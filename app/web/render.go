@@ -13,6 +13,7 @@ import (
 	"github.com/a-h/templ"
 	"github.com/labstack/echo/v4"
 
+	"github.com/kanadehq/kanade/app/auth"
 	"github.com/kanadehq/kanade/views"
 )
 
@@ -40,10 +41,12 @@ func (s *server) page(c echo.Context, title, nav string, full, fragment templ.Co
 }
 
 func (s *server) layout(c echo.Context, title, nav string) views.Layout {
-	return views.Layout{
-		Title: title, Nav: nav, DevMode: s.DevMode, CSRFToken: csrfToken(c),
-		User: actor(c), Role: "admin", Version: s.Version, Emergency: s.emergencyBanner(c),
+	l := views.Layout{Title: title, Nav: nav, DevMode: s.DevMode, CSRFToken: csrfToken(c), Version: s.Version}
+	if p := principal(c); p != nil {
+		l.User, l.Role, l.SignedIn = p.Display, p.Role.String(), p.Kind == auth.KindUser
+		l.Emergency = s.emergencyBanner(c)
 	}
+	return l
 }
 
 func (s *server) renderError(c echo.Context, status int, msg string) error {

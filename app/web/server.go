@@ -5,6 +5,7 @@ package web
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/kanadehq/kanade/app/audit"
+	"github.com/kanadehq/kanade/app/auth"
 	"github.com/kanadehq/kanade/app/catalog"
 	"github.com/kanadehq/kanade/app/dispatch"
 	"github.com/kanadehq/kanade/app/enroll"
@@ -47,6 +49,10 @@ type Deps struct {
 	Version     string
 	// DevMode: no sign-in, every request acts as the admin "dev".
 	DevMode bool
+	// Auth identifies callers (nil: a dev-mode service is made, DevMode must be set).
+	Auth *auth.Service
+	// OIDCIssuer and RolesClaim are shown on the sign-in page.
+	OIDCIssuer, RolesClaim string
 	// LocalPC is this host's pc_id, offered as "this PC" on the Run page.
 	LocalPC string
 	// OutputCap is shown when output was truncated.
@@ -75,6 +81,18 @@ func New(d Deps) *echo.Echo {
 	if d.Metrics == nil {
 		d.Metrics = metrics.New()
 	}
+	if d.Auth == nil {
+		if !d.DevMode {
+			panic("web: Deps.Auth is required outside dev mode")
+		}
+		keys := make([]byte, auth.KeySize)
+		_, _ = rand.Read(keys)
+		a, err := auth.New(d.Store, auth.Config{Lifetime: time.Hour, IdleTimeout: time.Hour, Keys: keys, Now: d.Now, Log: d.Log})
+		if err != nil {
+			panic(err)
+		}
+		d.Auth = a
+	}
 	s := &server{Deps: d}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -92,9 +110,7 @@ func New(d Deps) *echo.Echo {
 		CookieHTTPOnly: true,
 		CookieSameSite: http.SameSiteStrictMode,
 		ContextKey:     csrfKey,
-		// The JSON API is protected by requiring a JSON body (no simple
-		// cross-site form can send one) and, later, bearer tokens.
-		Skipper: func(c echo.Context) bool { return isAPI(c) },
+		Skipper:        csrfExempt,
 		ErrorHandler: func(err error, c echo.Context) error {
 			return echo.NewHTTPError(http.StatusForbidden, "the form expired or came from another site; reload the page and try again")
 		},
@@ -103,29 +119,9 @@ func New(d Deps) *echo.Echo {
 	return e
 }
 
-const (
-	csrfKey  = "csrf"
-	actorKey = "actor"
-)
+const csrfKey = "csrf"
 
 func isAPI(c echo.Context) bool { return strings.HasPrefix(c.Request().URL.Path, "/api/") }
-
-// authenticate identifies the caller. Until sign-in exists the server only
-// runs in dev mode (loopback only), where everyone is the admin "dev".
-func (s *server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		if s.DevMode {
-			c.Set(actorKey, "dev")
-			return next(c)
-		}
-		return echo.NewHTTPError(http.StatusUnauthorized, "sign-in is not configured")
-	}
-}
-
-func actor(c echo.Context) string {
-	a, _ := c.Get(actorKey).(string)
-	return a
-}
 
 func csrfToken(c echo.Context) string {
 	t, _ := c.Get(csrfKey).(string)

@@ -6,7 +6,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/labstack/echo/v4"
+
 	"github.com/kanadehq/kanade/agent/wire"
+	"github.com/kanadehq/kanade/app/auth"
 	"github.com/kanadehq/kanade/store"
 	"github.com/kanadehq/kanade/views"
 )
@@ -70,16 +73,17 @@ func execRow(e store.Execution, now time.Time) views.ExecRow {
 
 func killable(e store.Execution) bool { return e.Status == "running" }
 
-func (s *server) summaryModel(e store.Execution, csrf string) views.ExecSummaryModel {
+// summaryModel offers the Kill button to operators and above.
+func (s *server) summaryModel(c echo.Context, e store.Execution) views.ExecSummaryModel {
 	now := s.Now()
 	n := e.Counts.Total()
 	return views.ExecSummaryModel{
 		Exec: execRow(e, now), Shell: e.Shell, Timeout: e.Timeout.String(),
 		Deadline: timeText(e.DeadlineAt, now), Finished: timeText(e.FinishedAt, now),
-		Killable: killable(e), KillURL: "/executions/" + e.ExecID + "/kill",
+		Killable: killable(e) && principal(c).Can(auth.Operator), KillURL: "/executions/" + e.ExecID + "/kill",
 		KillConfirm: fmt.Sprintf("Kill execution %s on %s PC%s? Running scripts are killed and targets that have not started are cancelled.",
 			e.ExecID, thousands(n), plural(n)),
-		CSRFToken: csrf,
+		CSRFToken: csrfToken(c),
 	}
 }
 

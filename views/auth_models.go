@@ -1,0 +1,30 @@
+package views
+
+// LoginModel is the sign-in page.
+type LoginModel struct {
+	StartURL string // starts the sign-in at the identity provider
+	Issuer   string
+	Notice   string // e.g. "You are signed out."
+	Error    string // why the last sign-in failed
+}
+
+// SettingsModel is the Settings page: API tokens and the create form
+// (with what was typed when it had problems).
+type SettingsModel struct {
+	Tokens                []APITokenRow
+	Roles                 []string
+	Name, Role, ExpiresIn string
+	Problems              []string
+}
+
+// APITokenRow is one API token (never its secret).
+type APITokenRow struct {
+	ID, Name, Role, CreatedBy, State string
+	Created, Expires, LastUsed       TimeText
+	RevokeURL                        string // empty once revoked
+}
+
+// APITokenCreatedModel shows a new API token, once.
+type APITokenCreatedModel struct {
+	Name, Role, Secret string
+}
