@@ -35,10 +35,10 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	devMode := cfg.DevMode()
 	if devMode {
 		if !config.IsLoopback(cfg.Server.HTTP) {
-			return fmt.Errorf("server.http %s: no OIDC issuer is configured, so kanade runs in dev mode (no sign-in), which listens on loopback only; use 127.0.0.1:PORT", cfg.Server.HTTP)
+			return fmt.Errorf("server.http %s: no OIDC issuer is configured, so kanade runs in dev mode (no sign-in), which listens on loopback only; use 127.0.0.1:PORT, or configure sign-in: [oidc] issuer, client_id, redirect_url and roles in kanade.toml or KANADE_OIDC_* (README: Sign-in)", cfg.Server.HTTP)
 		}
 		if cfg.NATS.URL == "" && !config.IsLoopback(cfg.NATS.Listen) {
-			return fmt.Errorf("nats.listen %s: dev mode (no OIDC issuer configured) listens on loopback only; use 127.0.0.1:PORT", cfg.NATS.Listen)
+			return fmt.Errorf("nats.listen %s: dev mode (no OIDC issuer configured) listens on loopback only; use 127.0.0.1:PORT, or configure sign-in ([oidc] in kanade.toml, README: Sign-in)", cfg.NATS.Listen)
 		}
 	}
 	if err := cfg.PrepareData(); err != nil {
