@@ -4,7 +4,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -201,4 +203,78 @@ func TestBrowser_SignIn(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitJS(t, ctx, "signed in again as bo, an admin", `document.querySelector('[data-testid=user]')?.textContent === 'bo@example.com' && document.querySelector('[data-testid=role]').textContent === 'admin' && [...document.querySelectorAll('.nav a')].some(a => a.textContent === 'Settings')`)
+}
+
+// approveAgents approves every pending enrollment with an admin token until
+// the test ends (a server with sign-in holds agents for approval).
+func approveAgents(t *testing.T, s *testServer, admin string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() {
+		for ctx.Err() == nil {
+			var list struct {
+				Enrollments []struct {
+					PCID string `json:"pc_id"`
+				} `json:"enrollments"`
+			}
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/api/enrollments?status=pending", nil)
+			req.Header.Set("Authorization", "Bearer "+admin)
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				_ = json.NewDecoder(resp.Body).Decode(&list)
+				resp.Body.Close()
+			}
+			for _, e := range list.Enrollments {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+"/api/enrollments/"+e.PCID+"/approve", nil)
+				req.Header.Set("Authorization", "Bearer "+admin)
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					resp.Body.Close()
+				}
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+}
+
+// TestBrowser_ApproveWave: a help-desk operator's rollout waits for a
+// manager; the manager signs in, approves wave 2 on the rollout page and
+// watches it run.
+func TestBrowser_ApproveWave(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test (-short)")
+	}
+	s, m := startOIDCServer(t)
+	s.token = cliToken(t, s, "admin", "ops")
+	approveAgents(t, s, s.token)
+	startAgent(t, s, "c1", []string{"canary"}, "")
+	startAgent(t, s, "f1", []string{"fleet"}, "")
+	startAgent(t, s, "f2", []string{"fleet"}, "")
+	s.waitOnline(t, "c1", "f1", "f2")
+	alice := cliToken(t, s, "operator", "alice-helpdesk")
+	var e execution
+	if code := s.deployAs(t, alice, waveManifest("browser-gated", "echo hello from $KANADE_PC_ID",
+		"    - name: canary\n      group: canary\n    - name: fleet\n      group: fleet\n      approval: true\n"), &e); code != http.StatusAccepted {
+		t.Fatalf("deploy: %d", code)
+	}
+	s.waitRollout(t, e.ExecID, "wave 2 to await approval", func(r rolloutExec) bool { return r.Status == "awaiting_approval" })
+
+	m.QueueUser(&mockoidc.MockUser{Subject: "u-carol", Email: "carol@example.com", Groups: []string{"managers"}})
+	ctx := newBrowser(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate(s.URL+"/")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the approvals link for the manager", `document.querySelector('[data-testid=approvals-link]')?.textContent.includes('1 wave awaits approval')`)
+	if err := chromedp.Do(ctx, chromedp.Navigate(s.URL+"/executions/"+e.ExecID)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "wave 2 awaiting approval with an Approve button", `document.querySelector('[data-testid=wave][data-wave="1"]')?.dataset.state === 'awaiting_approval' && !!document.querySelector('[data-testid=approve-button]')`)
+	screenshot(t, ctx, "rollout-awaiting")
+	click(t, ctx, "[data-testid=approve-button]")
+	waitJS(t, ctx, "wave 2 succeeded live, approved by carol", `document.querySelector('[data-testid=wave][data-wave="1"]')?.dataset.state === 'succeeded' && document.querySelector('[data-testid=wave][data-wave="1"] [data-testid=approved-by]')?.textContent.includes('carol@example.com')`)
+	screenshot(t, ctx, "rollout-done")
+	if r := s.rollout(t, e.ExecID); r.Status != "completed" || r.Waves[1].Counts["succeeded"] != 2 {
+		t.Errorf("rollout = %s %+v", r.Status, r.Waves)
+	}
 }

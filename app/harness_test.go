@@ -60,6 +60,8 @@ type testServer struct {
 	Creds   string
 	cancel  context.CancelFunc
 	done    chan error
+	// token, when set, is sent by get and post (a server with sign-in).
+	token string
 }
 
 // startServer runs a server with its data in dataDir. natsListen may pin
@@ -207,7 +209,11 @@ func (s *testServer) waitOnline(t testing.TB, pcs ...string) {
 // get decodes a JSON response into v and returns the status.
 func (s *testServer) get(t testing.TB, path string, v any) int {
 	t.Helper()
-	resp, err := http.Get(s.URL + path)
+	req, _ := http.NewRequest(http.MethodGet, s.URL+path, nil)
+	if s.token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +230,12 @@ func (s *testServer) get(t testing.TB, path string, v any) int {
 func (s *testServer) post(t testing.TB, path string, body, v any) int {
 	t.Helper()
 	b, _ := json.Marshal(body)
-	resp, err := http.Post(s.URL+path, "application/json", bytes.NewReader(b))
+	req, _ := http.NewRequest(http.MethodPost, s.URL+path, bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	if s.token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/kanadehq/kanade/app/events"
 	"github.com/kanadehq/kanade/app/metrics"
 	"github.com/kanadehq/kanade/app/projector"
+	"github.com/kanadehq/kanade/app/rollout"
 	"github.com/kanadehq/kanade/app/sign"
 	"github.com/kanadehq/kanade/app/web"
 	"github.com/kanadehq/kanade/store"
@@ -87,9 +88,12 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	disp := dispatch.New(st, b.NC, b.JS, keys, ev, dispatch.Limits{
 		DefaultTimeout: cfg.Execution.DefaultTimeout.D(), MaxTimeout: cfg.Execution.MaxTimeout.D(),
 		DefaultDeadline: cfg.Execution.DefaultDeadline.D(), OutputCap: int(cfg.Execution.OutputCap),
+		FourEyes: cfg.Rollout.FourEyes, MaxFailures: cfg.Rollout.MaxFailures,
 	}, log)
 	recorder := audit.New(b.JS, log)
 	disp.Audit = recorder
+	rollouts := rollout.NewEngine(st, disp, ev, recorder, log)
+	disp.Rollouts = rollouts
 
 	workCtx, stopWork := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -115,6 +119,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	goWork("expiry", func(ctx context.Context) error { disp.ExpireLoop(ctx, 5*time.Second); return nil })
 	goWork("audit projector", func(ctx context.Context) error { return audit.Project(ctx, b.JS, st, ev, log) })
 	goWork("jobs catalog", jobCatalog.Run)
+	goWork("rollouts", rollouts.Run)
 	goWork("sign-in housekeeping", func(ctx context.Context) error { authHousekeeping(ctx, authSvc, st, recorder, log); return nil })
 	var enroller *enroll.Service
 	credsPath := ""
@@ -133,7 +138,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	host, _ := os.Hostname()
 	handler := web.New(web.Deps{
 		Store: st, Dispatcher: disp, Enroller: enroller, Keys: keys, NC: b.NC, Audit: recorder, Events: ev, JS: b.JS, Catalog: jobCatalog, NATSHealthy: b.Healthy, Log: log, Version: version,
-		DevMode: devMode, Auth: authSvc, OIDCIssuer: cfg.OIDC.Issuer, RolesClaim: cfg.OIDC.RolesClaim, LocalPC: wire.PCIDFromHostname(host), OutputCap: int(cfg.Execution.OutputCap),
+		DevMode: devMode, Auth: authSvc, Rollouts: rollouts, FourEyes: cfg.Rollout.FourEyes, OIDCIssuer: cfg.OIDC.Issuer, RolesClaim: cfg.OIDC.RolesClaim, LocalPC: wire.PCIDFromHostname(host), OutputCap: int(cfg.Execution.OutputCap),
 		SSEMaxLifetime: cfg.Server.SSEMaxLifetime.D(), Metrics: mx,
 	})
 	ln, err := net.Listen("tcp", cfg.Server.HTTP)

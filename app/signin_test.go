@@ -283,7 +283,7 @@ func TestSignIn_OIDCRolesSessionsTokens(t *testing.T) {
 func TestRoleMatrix(t *testing.T) {
 	skipIfShort(t)
 	const public = auth.RoleNone
-	V, O, A := auth.Viewer, auth.Operator, auth.Admin
+	V, O, P, A := auth.Viewer, auth.Operator, auth.Approver, auth.Admin
 	matrix := map[string]auth.Role{
 		"GET /healthz": public, "GET /metrics": public, "GET /static/*": public, "GET /login": public,
 		"GET /auth/start": public, "GET /auth/callback": public, "POST /logout": public,
@@ -292,7 +292,8 @@ func TestRoleMatrix(t *testing.T) {
 		"GET /executions": V, "GET /executions/:id": V, "GET /executions/:id/summary": V,
 		"GET /executions/:id/targets": V, "GET /executions/:id/events": V, "GET /executions/:id/log/:pc": V,
 		"GET /executions/:id/log/:pc/stream": V, "GET /emergency-stop": V, "GET /audit": V, "GET /audit/export.csv": V,
-		"GET /run": O, "GET /run/preview": O, "POST /run": O, "POST /executions/:id/kill": O, "POST /jobs/:id/deploy": O,
+		"GET /run": O, "GET /run/preview": O, "POST /run": O, "POST /executions/:id/kill": O,
+		"POST /executions/:id/halt": O, "POST /executions/:id/resume": O, "POST /executions/:id/waves/:n/approve": P, "POST /jobs/:id/deploy": O,
 		"POST /jobs/:id/revoke": O, "POST /jobs/:id/unrevoke": O,
 		"POST /emergency-stop": A, "POST /agents/:pc/revoke": A, "POST /agents/:pc/groups": A, "POST /agents/groups/add": A,
 		"GET /enrollments": A, "POST /enrollments/:pc/approve": A, "POST /enrollments/:pc/reject": A,
@@ -303,8 +304,9 @@ func TestRoleMatrix(t *testing.T) {
 		"GET /api/schemas/manifest.json": V, "GET /api/executions": V, "GET /api/executions/:id": V, "GET /api/results": V,
 		"GET /api/audit": V, "GET /api/emergency-stop": V, "GET /api/command-keys": V,
 		"POST /api/run": O, "POST /api/deploy": O, "POST /api/jobs/:id/revoke": O, "POST /api/jobs/:id/unrevoke": O,
-		"POST /api/executions/:id/kill": O,
-		"POST /api/emergency-stop":      A, "DELETE /api/emergency-stop": A, "POST /api/agents/:pc/revoke": A,
+		"POST /api/executions/:id/kill": O, "POST /api/executions/:id/halt": O, "POST /api/executions/:id/resume": O,
+		"POST /api/executions/:id/waves/:n/approve": P,
+		"POST /api/emergency-stop":                  A, "DELETE /api/emergency-stop": A, "POST /api/agents/:pc/revoke": A,
 		"PUT /api/agents/:pc/groups": A, "GET /api/enrollments": A, "POST /api/enrollments/:pc/approve": A,
 		"POST /api/enrollments/:pc/reject": A, "GET /api/enrollment-tokens": A, "POST /api/enrollment-tokens": A,
 		"POST /api/enrollment-tokens/:id/revoke": A, "POST /api/command-keys/rotate": A,
@@ -332,7 +334,7 @@ func TestRoleMatrix(t *testing.T) {
 		tokens[r] = cliToken(t, s, r.String(), "matrix-"+r.String())
 	}
 	client := &http.Client{Timeout: 20 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	fill := strings.NewReplacer(":id", "nope", ":pc", "nope-pc", "*", "kanade.css")
+	fill := strings.NewReplacer(":id", "nope", ":pc", "nope-pc", ":n", "1", "*", "kanade.css")
 	keys := make([]string, 0, len(matrix))
 	for k := range matrix {
 		keys = append(keys, k)

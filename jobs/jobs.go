@@ -94,8 +94,8 @@ type Manifest struct {
 	// Rollout, when set, releases the job in waves.
 	Rollout *Rollout `json:"rollout,omitempty"`
 	// FourEyes forbids the person who started a rollout to approve its
-	// waves.
-	FourEyes bool `json:"four_eyes,omitempty"`
+	// waves (nil: the server's default, [rollout] four_eyes).
+	FourEyes *bool `json:"four_eyes,omitempty"`
 }
 
 // Target selects PCs: every agent, members of groups, or listed PCs (the
@@ -168,6 +168,28 @@ type Wave struct {
 type Threshold struct {
 	N       int
 	Percent bool
+}
+
+// ParseThreshold reads "3" or "10%".
+func ParseThreshold(s string) (Threshold, error) {
+	s = strings.TrimSpace(s)
+	if n, ok := parsePercent(s); ok {
+		return Threshold{N: n, Percent: true}, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return Threshold{}, fmt.Errorf("%q is not a count or a percentage like \"10%%\"", s)
+	}
+	return Threshold{N: n}, nil
+}
+
+// Of returns the threshold as a number of targets out of total (a
+// percentage rounds down).
+func (t Threshold) Of(total int) int {
+	if t.Percent {
+		return t.N * total / 100
+	}
+	return t.N
 }
 
 // String formats t as "3" or "10%".

@@ -133,7 +133,10 @@ func (d *decoder) manifest(root *yaml.Node) Manifest {
 		m.Rollout = &r
 	}
 	if v := f.get("four_eyes"); v != nil {
-		m.FourEyes = d.boolean("four_eyes", v)
+		before := len(d.problems)
+		if b := d.boolean("four_eyes", v); len(d.problems) == before && !skipped(v) {
+			m.FourEyes = &b
+		}
 	}
 	return m
 }

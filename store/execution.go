@@ -91,6 +91,12 @@ type Execution struct {
 	Status                                             string
 	CreatedAt, DeadlineAt, FinishedAt, KillRequestedAt time.Time
 	KillRequestedBy                                    string
+	// Rollouts: FourEyes forbids the initiator to approve waves,
+	// HaltReason says why it halted, WaveDeadline is how long each wave's
+	// targets may stay offline.
+	FourEyes     bool
+	HaltReason   string
+	WaveDeadline time.Duration
 	// Counts is filled by the read methods from the targets' states.
 	Counts Counts
 }
@@ -113,6 +119,9 @@ type executionRow struct {
 	FinishedAt      *int64 `bun:"finished_at"`
 	KillRequestedAt *int64 `bun:"kill_requested_at"`
 	KillRequestedBy string `bun:"kill_requested_by"`
+	FourEyes        bool   `bun:"four_eyes"`
+	HaltReason      string `bun:"halt_reason"`
+	WaveDeadlineMS  int64  `bun:"wave_deadline_ms"`
 }
 
 func (r *executionRow) execution() (Execution, error) {
@@ -131,6 +140,9 @@ func (r *executionRow) execution() (Execution, error) {
 		FinishedAt:      fromMillis(r.FinishedAt),
 		KillRequestedAt: fromMillis(r.KillRequestedAt),
 		KillRequestedBy: r.KillRequestedBy,
+		FourEyes:        r.FourEyes,
+		HaltReason:      r.HaltReason,
+		WaveDeadline:    time.Duration(r.WaveDeadlineMS) * time.Millisecond,
 	}
 	if err := json.Unmarshal([]byte(r.Target), &e.Target); err != nil {
 		return Execution{}, fmt.Errorf("store: execution %s: target: %w", r.ExecID, err)
@@ -177,6 +189,9 @@ func (s *Store) CreateExecution(ctx context.Context, e Execution, pcIDs []string
 		FinishedAt:      millis(e.FinishedAt),
 		KillRequestedAt: millis(e.KillRequestedAt),
 		KillRequestedBy: e.KillRequestedBy,
+		FourEyes:        e.FourEyes,
+		HaltReason:      e.HaltReason,
+		WaveDeadlineMS:  e.WaveDeadline.Milliseconds(),
 	}
 	pcs := uniq(pcIDs)
 	if len(pcs) > 0 && pcs[0] == "" {
@@ -375,6 +390,25 @@ WHERE exec_id IN (?) AND state = ?`,
 				string(wire.StateExpired), ReasonExpired, ms, bun.In(batch), string(wire.StatePending)); err != nil {
 				return fmt.Errorf("store: expire targets: %w", err)
 			}
+		}
+		// Rollouts have no execution deadline: each started wave has its own.
+		var waveIDs []string
+		if err := tx.db.NewSelect().TableExpr("waves AS w").ColumnExpr("DISTINCT w.exec_id").
+			Where("w.deadline_at < ?", ms).
+			Where("EXISTS (SELECT 1 FROM results AS r WHERE r.exec_id = w.exec_id AND r.wave = w.idx AND r.state = ?)", string(wire.StatePending)).
+			Scan(ctx, &waveIDs); err != nil {
+			return fmt.Errorf("store: find overdue waves: %w", err)
+		}
+		if len(waveIDs) > 0 {
+			if _, err := tx.db.ExecContext(ctx, `UPDATE results
+SET state = ?, reason = ?, by_server = TRUE, updated_at = ?
+WHERE state = ? AND exec_id IN (?) AND wave IN (SELECT w.idx FROM waves AS w WHERE w.exec_id = results.exec_id AND w.deadline_at < ?)`,
+				string(wire.StateExpired), ReasonExpired, ms, string(wire.StatePending), bun.In(waveIDs), ms); err != nil {
+				return fmt.Errorf("store: expire wave targets: %w", err)
+			}
+			ids = append(ids, waveIDs...)
+			slices.Sort(ids)
+			ids = slices.Compact(ids)
 		}
 		return tx.refreshStatus(ctx, ids, now)
 	})

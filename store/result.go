@@ -27,6 +27,8 @@ type Result struct {
 	// before it started) rather than the agent.
 	ByServer                         bool
 	StartedAt, FinishedAt, UpdatedAt time.Time
+	// Wave is the index of the target's wave in a rollout (nil otherwise).
+	Wave *int
 }
 
 type resultRow struct {
@@ -44,6 +46,7 @@ type resultRow struct {
 	FinishedAt *int64 `bun:"finished_at"`
 	UpdatedAt  int64  `bun:"updated_at"`
 	ByServer   bool   `bun:"by_server"`
+	Wave       *int   `bun:"wave"`
 }
 
 func (r *resultRow) result() Result {
@@ -59,6 +62,7 @@ func (r *resultRow) result() Result {
 		StartedAt:  fromMillis(r.StartedAt),
 		FinishedAt: fromMillis(r.FinishedAt),
 		UpdatedAt:  time.UnixMilli(r.UpdatedAt).UTC(),
+		Wave:       r.Wave,
 	}
 	if r.ExitCode != nil {
 		c := int(*r.ExitCode)

@@ -15,6 +15,7 @@ type Layout struct {
 	User      string // the caller's display name
 	Role      string // viewer, operator, approver or admin
 	SignedIn  bool   // a signed-in user (shows Sign out)
+	Approvals int    // rollout waves awaiting approval (shown to approvers)
 	Version   string
 	// Emergency, when not empty, shows the red emergency-stop banner with
 	// this text (e.g. "Emergency stop is on since 10:42 by alice: ransomware").
@@ -130,6 +131,31 @@ type ExecSummaryModel struct {
 	KillURL            string
 	KillConfirm        string // e.g. "Kill execution 7f3a on 1,240 PCs?"
 	CSRFToken          string
+	// Rollouts: why it halted, four-eyes, the wave cards, and the Halt or
+	// Resume button (empty URL: not offered).
+	HaltReason         string
+	FourEyes           bool
+	Waves              []WaveCard
+	HaltURL, ResumeURL string
+}
+
+// WaveCard is one wave of a rollout.
+type WaveCard struct {
+	Index                   int
+	Name, State             string
+	Targets                 int
+	Counts                  Counts
+	Approval                bool
+	Delay                   string // "" when none
+	MaxFailures, MinSuccess string
+	StartsAt                TimeText // when the delay ends
+	Started, Finished       TimeText
+	ApprovedBy              string
+	ApprovedAt              TimeText
+	// ApproveURL is set when the caller may approve it now; ApproveNote
+	// says why they cannot.
+	ApproveURL, ApproveNote string
+	Reason                  string
 }
 
 // TargetRow is one target (PC) of an execution.

@@ -39,6 +39,10 @@ const (
 	Logout            = "logout"
 	APITokenCreate    = "api_token.create"
 	APITokenRevoke    = "api_token.revoke"
+	WaveApprove       = "wave.approve"
+	RolloutHalt       = "rollout.halt"
+	RolloutResume     = "rollout.resume"
+	RolloutAutoHalt   = "rollout.auto_halt"
 )
 
 // Event is what is published on audit.<action>.

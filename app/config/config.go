@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/kanadehq/kanade/jobs"
 )
 
 // Config is the whole server configuration.
@@ -27,8 +29,18 @@ type Config struct {
 	Execution Execution `toml:"execution"`
 	Streams   Streams   `toml:"streams"`
 	Log       Log       `toml:"log"`
+	Rollout   Rollout   `toml:"rollout"`
 	OIDC      OIDC      `toml:"oidc"`
 	Session   Session   `toml:"session"`
+}
+
+// Rollout holds the defaults of wave rollouts.
+type Rollout struct {
+	// FourEyes forbids whoever started a rollout to approve its waves
+	// (a manifest's four_eyes overrides it).
+	FourEyes bool `toml:"four_eyes"`
+	// MaxFailures of a wave without its own: a count ("0") or a percentage ("10%").
+	MaxFailures string `toml:"max_failures"`
 }
 
 // OIDC configures sign-in with an OpenID Connect issuer. Without an issuer
@@ -158,6 +170,7 @@ func Default() Config {
 		},
 		Log:     Log{Level: "info", Format: "text"},
 		OIDC:    OIDC{Scopes: []string{"openid", "profile", "email"}, RolesClaim: "groups"},
+		Rollout: Rollout{MaxFailures: "0"},
 		Session: Session{Lifetime: Duration(12 * time.Hour), IdleTimeout: Duration(time.Hour), SecureCookies: "auto"},
 	}
 }
@@ -371,6 +384,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		add("log.format", "%q is not text or json", c.Log.Format)
+	}
+	if _, err := jobs.ParseThreshold(c.Rollout.MaxFailures); err != nil {
+		add("rollout.max_failures", "%v", err)
 	}
 	c.validateAuth(add)
 	return errors.Join(errs...)

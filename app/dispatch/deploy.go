@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/app/audit"
 	"github.com/kanadehq/kanade/app/events"
+	"github.com/kanadehq/kanade/app/rollout"
 	"github.com/kanadehq/kanade/jobs"
 	"github.com/kanadehq/kanade/store"
 )
@@ -35,8 +38,8 @@ func (d *Dispatcher) Deploy(ctx context.Context, r DeployRequest) (store.Executi
 	if ps := m.Validate(); len(ps) > 0 {
 		return store.Execution{}, &ValidationError{Problems: fromJobProblems(ps)}
 	}
-	if m.Rollout != nil && len(m.Rollout.Waves) > 0 {
-		return store.Execution{}, fmt.Errorf("%w: job %s rolls out in waves, which this server cannot run yet; deploy it without rollout.waves", ErrConflict, m.ID)
+	if m.Rollout != nil && len(m.Rollout.Waves) > 0 && d.Rollouts == nil {
+		return store.Execution{}, fmt.Errorf("%w: job %s rolls out in waves, which this server does not run", ErrConflict, m.ID)
 	}
 	version := m.Version
 	if r.Version != "" {
@@ -77,6 +80,9 @@ func (d *Dispatcher) Deploy(ctx context.Context, r DeployRequest) (store.Executi
 	if timeout <= 0 {
 		timeout = d.lim.DefaultTimeout
 	}
+	if m.Rollout != nil && len(m.Rollout.Waves) > 0 {
+		return d.deployRollout(ctx, r, version, target, pcs, timeout, deadline)
+	}
 	e := store.Execution{
 		ExecID: NewExecID(now), JobID: m.ID, Version: version, Shell: m.Execute.Shell, Script: m.Execute.Script,
 		Timeout: timeout, Jitter: m.Execute.Jitter.D(), Target: target, InitiatedBy: r.Actor, Status: "running",
@@ -104,6 +110,82 @@ func (d *Dispatcher) Deploy(ctx context.Context, r DeployRequest) (store.Executi
 	d.ev.Publish(events.Executions)
 	return d.st.Execution(ctx, e.ExecID)
 }
+
+// deployRollout records a rollout: the target split into disjoint waves
+// (rollout.Assign), pinned first like every deploy. The engine starts the
+// first wave when its gate opens.
+func (d *Dispatcher) deployRollout(ctx context.Context, r DeployRequest, version string, target store.Target, pcs []string, timeout, deadline time.Duration) (store.Execution, error) {
+	m, now := r.Manifest, d.now()
+	groupPCs := map[string][]string{}
+	for _, w := range m.Rollout.Waves {
+		if g := strings.ToLower(w.Group); g != "" {
+			if _, ok := groupPCs[g]; !ok {
+				members, _, err := d.st.ResolveTarget(ctx, false, []string{g}, nil, now)
+				if err != nil {
+					return store.Execution{}, fmt.Errorf("resolve wave group %s: %w", g, err)
+				}
+				groupPCs[g] = members
+			}
+		}
+	}
+	e := store.Execution{
+		ExecID: NewExecID(now), JobID: m.ID, Version: version, Shell: m.Execute.Shell, Script: m.Execute.Script,
+		Timeout: timeout, Jitter: m.Execute.Jitter.D(), Target: target, InitiatedBy: r.Actor, Status: store.StatusRunning,
+		CreatedAt: now, FourEyes: d.lim.FourEyes, WaveDeadline: deadline,
+	}
+	if m.FourEyes != nil {
+		e.FourEyes = *m.FourEyes
+	}
+	split, rest := rollout.Assign(e.ExecID, pcs, m.Rollout.Waves, groupPCs)
+	waves := make([]store.Wave, 0, len(split))
+	anyApproval := false
+	for _, w := range m.Rollout.Waves {
+		sw := store.Wave{Name: w.Name, Approval: w.Approval, Delay: w.Delay.D(), MaxFailures: d.lim.MaxFailures}
+		if w.MaxFailures != nil {
+			sw.MaxFailures = w.MaxFailures.String()
+		}
+		if w.MinSuccess != nil {
+			sw.MinSuccess = w.MinSuccess.String()
+		}
+		anyApproval = anyApproval || w.Approval
+		waves = append(waves, sw)
+	}
+	if rest {
+		waves = append(waves, store.Wave{Name: rollout.RestWave, Approval: anyApproval, MaxFailures: d.lim.MaxFailures})
+	}
+	if err := d.kvPut(ctx, wire.KVScriptCurrent, m.ID, version); err != nil {
+		return store.Execution{}, err
+	}
+	if err := d.st.CreateRollout(ctx, e, waves, split); err != nil {
+		return store.Execution{}, fmt.Errorf("record rollout: %w", err)
+	}
+	sizes := make([]int, len(split))
+	for i, p := range split {
+		sizes[i] = len(p)
+	}
+	d.log.Info("rollout started", "exec_id", e.ExecID, "job_id", m.ID, "version", version, "targets", len(pcs), "waves", sizes, "by", r.Actor)
+	_ = d.Audit.Record(ctx, r.Actor, audit.Deploy, e.ExecID, map[string]any{"job_id": m.ID, "version": version, "target": target,
+		"targets": len(pcs), "waves": sizes, "four_eyes": e.FourEyes})
+	if d.Rollouts != nil {
+		d.Rollouts.Kick()
+	}
+	d.ev.Publish(events.Executions)
+	return d.st.Execution(ctx, e.ExecID)
+}
+
+// PublishWave sends a rollout's command to one wave's PCs on their own
+// subjects; each command's deadline is the wave's.
+func (d *Dispatcher) PublishWave(ctx context.Context, e store.Execution, pcs []string, deadline time.Time) error {
+	now := d.now()
+	cmd := wire.Command{
+		Protocol: wire.ProtocolVersion, ExecID: e.ExecID, JobID: e.JobID, Version: e.Version, Shell: e.Shell, Script: e.Script,
+		Timeout: wire.Duration(e.Timeout), Jitter: wire.Duration(e.Jitter), IssuedAt: now, DeadlineAt: deadline, OutputCap: d.lim.OutputCap,
+	}
+	return d.publish(ctx, cmd, store.Target{PCs: pcs}, e.JobID)
+}
+
+// Stopped returns ErrLocked while the emergency stop is on.
+func (d *Dispatcher) Stopped(ctx context.Context) error { return d.checkNotStopped(ctx) }
 
 // versionToken maps a version to the characters a subject token allows,
 // for validation only ("1.2.0" is fine).
@@ -187,11 +269,29 @@ func (d *Dispatcher) purgeIfLatest(ctx context.Context, e store.Execution) error
 	if e.JobID == AdhocJob {
 		token = adhocToken(e.ExecID)
 	}
+	subjects := subjectsOf(e.Target, token)
+	waves, err := d.st.Waves(ctx, e.ExecID)
+	if err != nil {
+		return fmt.Errorf("purge: %w", err)
+	}
+	if len(waves) > 0 { // a rollout's commands went to its started waves' PCs
+		var pcs []string
+		for _, w := range waves {
+			if !w.StartedAt.IsZero() {
+				p, err := d.st.WavePCs(ctx, e.ExecID, w.Index)
+				if err != nil {
+					return fmt.Errorf("purge: %w", err)
+				}
+				pcs = append(pcs, p...)
+			}
+		}
+		subjects = subjectsOf(store.Target{PCs: pcs}, token)
+	}
 	st, err := d.js.Stream(ctx, wire.StreamExec)
 	if err != nil {
 		return fmt.Errorf("purge: %w", err)
 	}
-	for _, subj := range subjectsOf(e.Target, token) {
+	for _, subj := range subjects {
 		m, err := st.GetLastMsgForSubject(ctx, subj)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue

@@ -21,6 +21,7 @@ import (
 	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/app/audit"
 	"github.com/kanadehq/kanade/app/events"
+	"github.com/kanadehq/kanade/app/rollout"
 	"github.com/kanadehq/kanade/app/sign"
 	"github.com/kanadehq/kanade/store"
 )
@@ -29,6 +30,9 @@ import (
 type Limits struct {
 	DefaultTimeout, MaxTimeout, DefaultDeadline time.Duration
 	OutputCap                                   int
+	// Rollout defaults: four-eyes, and a wave's max_failures ("0", "10%").
+	FourEyes    bool
+	MaxFailures string
 }
 
 // MaxScriptBytes bounds a script's size.
@@ -46,9 +50,11 @@ type Dispatcher struct {
 	ev   *events.Broker
 	// Audit records runs and kills (nil records nothing).
 	Audit *audit.Recorder
-	lim   Limits
-	log   *slog.Logger
-	now   func() time.Time
+	// Rollouts drives executions with waves (nil: deploys with waves are refused).
+	Rollouts *rollout.Engine
+	lim      Limits
+	log      *slog.Logger
+	now      func() time.Time
 }
 
 // New returns a dispatcher; every command and kill it publishes is signed
@@ -248,6 +254,11 @@ func (d *Dispatcher) Kill(ctx context.Context, execID, actor string) error {
 	}
 	if err := d.purgeIfLatest(ctx, e); err != nil {
 		return err
+	}
+	if d.Rollouts != nil {
+		if err := d.Rollouts.Killed(ctx, execID, actor); err != nil {
+			d.log.Error("kill: ending the rollout's waves", "exec_id", execID, "err", err)
+		}
 	}
 	data, _ := json.Marshal(wire.Kill{ExecID: execID, By: actor})
 	if err := d.nc.PublishMsg(d.keys.Msg(wire.KillSubject(execID), data, now)); err != nil {

@@ -87,6 +87,13 @@ func (d *Dispatcher) SetEmergencyStop(ctx context.Context, active bool, reason, 
 	}
 	d.log.Warn("emergency stop", "active", active, "by", actor, "reason", reason)
 	_ = d.Audit.Record(ctx, actor, action, "fleet", map[string]any{"reason": reason})
+	if active && d.Rollouts != nil {
+		// Rollouts halt (and can resume once the stop is lifted); the
+		// agents kill their running wave's processes.
+		if err := d.Rollouts.HaltAll(ctx, fmt.Sprintf("emergency stop by %s: %s", actor, reason)); err != nil {
+			return es, err
+		}
+	}
 	if active {
 		// Executions first, so that they end as killed (and their
 		// pending targets cancelled) before the agents hear of the stop.

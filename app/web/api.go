@@ -87,6 +87,49 @@ type executionJSON struct {
 	Timeout     string       `json:"timeout,omitempty"`
 	Targets     []resultJSON `json:"targets,omitempty"`
 	KillRequest *killReqJSON `json:"kill_requested,omitempty"`
+	HaltReason  string       `json:"halt_reason,omitempty"`
+	FourEyes    bool         `json:"four_eyes,omitempty"`
+	Waves       []waveJSON   `json:"waves,omitempty"`
+}
+
+// waveJSON is API.md's Wave.
+type waveJSON struct {
+	Index       int        `json:"index"`
+	Name        string     `json:"name"`
+	State       string     `json:"state"`
+	TargetCount int        `json:"target_count"`
+	Counts      countsJSON `json:"counts"`
+	Approval    bool       `json:"approval"`
+	Delay       string     `json:"delay,omitempty"`
+	MaxFailures string     `json:"max_failures,omitempty"`
+	MinSuccess  string     `json:"min_success,omitempty"`
+	ApprovedBy  string     `json:"approved_by,omitempty"`
+	ApprovedAt  *time.Time `json:"approved_at,omitempty"`
+	StartsAt    *time.Time `json:"starts_at,omitempty"`
+	StartedAt   *time.Time `json:"started_at,omitempty"`
+	FinishedAt  *time.Time `json:"finished_at,omitempty"`
+	DeadlineAt  *time.Time `json:"deadline_at,omitempty"`
+	Reason      string     `json:"reason,omitempty"`
+}
+
+func toWavesJSON(ws []store.Wave) []waveJSON {
+	out := make([]waveJSON, 0, len(ws))
+	for _, w := range ws {
+		c := w.Counts
+		j := waveJSON{Index: w.Index, Name: w.Name, State: w.State, TargetCount: w.TargetCount,
+			Counts:   countsJSON{c.Pending, c.Running, c.Succeeded, c.Failed, c.TimedOut, c.Killed, c.Skipped, c.Expired},
+			Approval: w.Approval, MaxFailures: w.MaxFailures, MinSuccess: w.MinSuccess, ApprovedBy: w.ApprovedBy,
+			ApprovedAt: timePtr(w.ApprovedAt), StartedAt: timePtr(w.StartedAt), FinishedAt: timePtr(w.FinishedAt),
+			DeadlineAt: timePtr(w.DeadlineAt), Reason: w.Reason}
+		if w.Delay > 0 {
+			j.Delay = w.Delay.String()
+		}
+		if w.StartedAt.IsZero() {
+			j.StartsAt = timePtr(w.ReadyAt)
+		}
+		out = append(out, j)
+	}
+	return out
 }
 
 type killReqJSON struct {
@@ -103,6 +146,7 @@ func toExecutionJSON(e store.Execution) executionJSON {
 	if !e.KillRequestedAt.IsZero() {
 		j.KillRequest = &killReqJSON{By: e.KillRequestedBy, At: e.KillRequestedAt.UTC()}
 	}
+	j.HaltReason, j.FourEyes = e.HaltReason, e.FourEyes
 	return j
 }
 
@@ -118,11 +162,12 @@ type resultJSON struct {
 	Truncated  bool       `json:"truncated"`
 	StartedAt  *time.Time `json:"started_at,omitempty"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	Wave       *int       `json:"wave,omitempty"`
 }
 
 func toResultJSON(r store.Result) resultJSON {
 	return resultJSON{ExecID: r.ExecID, PCID: r.PCID, State: r.State, Reason: r.Reason, ExitCode: r.ExitCode,
-		Stdout: r.Stdout, Stderr: r.Stderr, Truncated: r.Truncated, StartedAt: timePtr(r.StartedAt), FinishedAt: timePtr(r.FinishedAt)}
+		Stdout: r.Stdout, Stderr: r.Stderr, Truncated: r.Truncated, StartedAt: timePtr(r.StartedAt), FinishedAt: timePtr(r.FinishedAt), Wave: r.Wave}
 }
 
 func (s *server) apiAgents(c echo.Context) error {
@@ -292,6 +337,13 @@ func (s *server) apiExecution(c echo.Context) error {
 	}
 	id := e.ExecID
 	j := toExecutionJSON(e)
+	ws, err := s.Store.Waves(ctx, id)
+	if err != nil {
+		return err
+	}
+	if len(ws) > 0 {
+		j.Waves = toWavesJSON(ws)
+	}
 	j.Targets = []resultJSON{}
 	for offset := 0; ; {
 		rs, total, err := s.Store.Results(ctx, store.ResultFilter{ExecID: id, Limit: 1000, Offset: offset})

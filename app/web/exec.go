@@ -43,8 +43,12 @@ func (s *server) execShow(c echo.Context) error {
 			return err
 		}
 	}
+	summary, err := s.summaryModel(c, e)
+	if err != nil {
+		return err
+	}
 	m := views.ExecModel{
-		Summary: s.summaryModel(c, e), Script: e.Script, Targets: targets, Log: lm,
+		Summary: summary, Script: e.Script, Targets: targets, Log: lm,
 		EventsURL: "/executions/" + id + "/events", SummaryURL: "/executions/" + id + "/summary",
 	}
 	return render(c, http.StatusOK, views.ExecPage(s.layout(c, "Execution "+id, "executions"), m))
@@ -55,7 +59,11 @@ func (s *server) execSummary(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return render(c, http.StatusOK, views.ExecSummary(s.summaryModel(c, e)))
+	m, err := s.summaryModel(c, e)
+	if err != nil {
+		return err
+	}
+	return render(c, http.StatusOK, views.ExecSummary(m))
 }
 
 func (s *server) execTargets(c echo.Context) error {
@@ -136,5 +144,9 @@ func (s *server) execKill(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return render(c, http.StatusOK, views.ExecSummary(s.summaryModel(c, e)))
+	m, err := s.summaryModel(c, e)
+	if err != nil {
+		return err
+	}
+	return render(c, http.StatusOK, views.ExecSummary(m))
 }

@@ -55,7 +55,10 @@ func (s *server) jobModel(e catalog.Entry) views.JobModel {
 		if m.Deadline == "" {
 			m.Deadline = "server default"
 		}
-		m.FourEyes = mf.FourEyes
+		m.FourEyes = s.FourEyes
+		if mf.FourEyes != nil {
+			m.FourEyes = *mf.FourEyes
+		}
 		if mf.Rollout != nil {
 			for i, w := range mf.Rollout.Waves {
 				m.Waves = append(m.Waves, waveRow(i, w))

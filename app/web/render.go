@@ -45,6 +45,9 @@ func (s *server) layout(c echo.Context, title, nav string) views.Layout {
 	if p := principal(c); p != nil {
 		l.User, l.Role, l.SignedIn = p.Display, p.Role.String(), p.Kind == auth.KindUser
 		l.Emergency = s.emergencyBanner(c)
+		if p.Can(auth.Approver) && s.Store != nil {
+			l.Approvals, _ = s.Store.CountWavesAwaitingApproval(c.Request().Context())
+		}
 	}
 	return l
 }

@@ -15,7 +15,7 @@ import (
 // viewer reads, operator runs/deploys/kills/revokes jobs, approver approves
 // waves, admin does the rest. Routes without a role are public.
 func (s *server) routes(e *echo.Echo) {
-	viewer, operator, admin := s.need(auth.Viewer), s.need(auth.Operator), s.need(auth.Admin)
+	viewer, operator, approver, admin := s.need(auth.Viewer), s.need(auth.Operator), s.need(auth.Approver), s.need(auth.Admin)
 
 	// Public
 	e.GET("/healthz", s.health)
@@ -43,6 +43,9 @@ func (s *server) routes(e *echo.Echo) {
 	e.GET("/executions/:id/log/:pc", s.logPanel, viewer)
 	e.GET("/executions/:id/log/:pc/stream", s.logStream, viewer)
 	e.POST("/executions/:id/kill", s.execKill, operator)
+	e.POST("/executions/:id/waves/:n/approve", s.formRollout(s.approveWave), approver)
+	e.POST("/executions/:id/halt", s.formRollout(s.haltRollout), operator)
+	e.POST("/executions/:id/resume", s.formRollout(s.resumeRollout), operator)
 	e.POST("/jobs/:id/deploy", s.formDeploy, operator)
 	e.POST("/jobs/:id/revoke", s.formJobStatus(wire.StatusRevoked), operator)
 	e.POST("/jobs/:id/unrevoke", s.formJobStatus(wire.StatusActive), operator)
@@ -76,6 +79,9 @@ func (s *server) routes(e *echo.Echo) {
 	e.GET("/api/executions", s.apiExecutions, viewer)
 	e.GET("/api/executions/:id", s.apiExecution, viewer)
 	e.POST("/api/executions/:id/kill", s.apiKill, operator)
+	e.POST("/api/executions/:id/waves/:n/approve", s.apiRollout(s.approveWave), approver)
+	e.POST("/api/executions/:id/halt", s.apiRollout(s.haltRollout), operator)
+	e.POST("/api/executions/:id/resume", s.apiRollout(s.resumeRollout), operator)
 	e.GET("/api/results", s.apiResults, viewer)
 	e.GET("/api/audit", s.apiAudit, viewer)
 	e.GET("/api/emergency-stop", s.apiEstop, viewer)

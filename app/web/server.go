@@ -24,6 +24,7 @@ import (
 	"github.com/kanadehq/kanade/app/enroll"
 	"github.com/kanadehq/kanade/app/events"
 	"github.com/kanadehq/kanade/app/metrics"
+	"github.com/kanadehq/kanade/app/rollout"
 	"github.com/kanadehq/kanade/app/sign"
 	"github.com/kanadehq/kanade/store"
 )
@@ -51,6 +52,10 @@ type Deps struct {
 	DevMode bool
 	// Auth identifies callers (nil: a dev-mode service is made, DevMode must be set).
 	Auth *auth.Service
+	// Rollouts approves, halts and resumes waves (nil: no rollouts).
+	Rollouts *rollout.Engine
+	// FourEyes is the rollout default shown on job pages.
+	FourEyes bool
 	// OIDCIssuer and RolesClaim are shown on the sign-in page.
 	OIDCIssuer, RolesClaim string
 	// LocalPC is this host's pc_id, offered as "this PC" on the Run page.
@@ -191,6 +196,10 @@ func (s *server) handleError(err error, c echo.Context) {
 		status, code, msg = http.StatusBadRequest, "validation_failed", err.Error()
 	case errors.Is(err, store.ErrNotFound):
 		status, code, msg = http.StatusNotFound, "not_found", err.Error()
+	case errors.Is(err, rollout.ErrFourEyes):
+		status, code, msg = http.StatusForbidden, "four_eyes", err.Error()
+	case errors.Is(err, rollout.ErrState):
+		status, code, msg = http.StatusConflict, "conflict", err.Error()
 	case errors.Is(err, dispatch.ErrLocked):
 		status, code, msg = http.StatusLocked, "emergency_stop", err.Error()
 	case errors.Is(err, dispatch.ErrConflict):

@@ -71,20 +71,65 @@ func execRow(e store.Execution, now time.Time) views.ExecRow {
 		Created: timeText(e.CreatedAt, now), Counts: countsView(e.Counts), URL: "/executions/" + e.ExecID}
 }
 
-func killable(e store.Execution) bool { return e.Status == "running" }
+func killable(e store.Execution) bool {
+	switch e.Status {
+	case store.StatusRunning, store.StatusAwaitingApproval, store.StatusHalted:
+		return true
+	}
+	return false
+}
 
-// summaryModel offers the Kill button to operators and above.
-func (s *server) summaryModel(c echo.Context, e store.Execution) views.ExecSummaryModel {
+// summaryModel offers the Kill button to operators and above and, for a
+// rollout, its wave cards with the buttons the caller's role allows.
+func (s *server) summaryModel(c echo.Context, e store.Execution) (views.ExecSummaryModel, error) {
 	now := s.Now()
 	n := e.Counts.Total()
-	return views.ExecSummaryModel{
+	p := principal(c)
+	m := views.ExecSummaryModel{
 		Exec: execRow(e, now), Shell: e.Shell, Timeout: e.Timeout.String(),
 		Deadline: timeText(e.DeadlineAt, now), Finished: timeText(e.FinishedAt, now),
-		Killable: killable(e) && principal(c).Can(auth.Operator), KillURL: "/executions/" + e.ExecID + "/kill",
+		Killable: killable(e) && p.Can(auth.Operator), KillURL: "/executions/" + e.ExecID + "/kill",
 		KillConfirm: fmt.Sprintf("Kill execution %s on %s PC%s? Running scripts are killed and targets that have not started are cancelled.",
 			e.ExecID, thousands(n), plural(n)),
-		CSRFToken: csrfToken(c),
+		CSRFToken: csrfToken(c), HaltReason: e.HaltReason, FourEyes: e.FourEyes,
 	}
+	ws, err := s.Store.Waves(c.Request().Context(), e.ExecID)
+	if err != nil || len(ws) == 0 {
+		return m, err
+	}
+	base := "/executions/" + url.PathEscape(e.ExecID)
+	m.KillConfirm = fmt.Sprintf("Kill rollout %s? The running wave's scripts are killed and the waves that have not started never will.", e.ExecID)
+	if p.Can(auth.Operator) && s.Rollouts != nil {
+		switch e.Status {
+		case store.StatusRunning, store.StatusAwaitingApproval:
+			m.HaltURL = base + "/halt"
+		case store.StatusHalted:
+			m.ResumeURL = base + "/resume"
+		}
+	}
+	for _, w := range ws {
+		card := views.WaveCard{Index: w.Index, Name: w.Name, State: w.State, Counts: countsView(w.Counts), Targets: w.TargetCount,
+			Reason: w.Reason, MaxFailures: w.MaxFailures, MinSuccess: w.MinSuccess, Approval: w.Approval,
+			StartsAt: timeText(w.ReadyAt, now), Started: timeText(w.StartedAt, now), Finished: timeText(w.FinishedAt, now)}
+		if w.Delay > 0 {
+			card.Delay = durationText(w.Delay)
+		}
+		if w.ApprovedBy != "" {
+			card.ApprovedBy, card.ApprovedAt = w.ApprovedBy, timeText(w.ApprovedAt, now)
+		}
+		if w.State == store.WaveAwaitingApproval && e.Status == store.StatusAwaitingApproval {
+			switch {
+			case !p.Can(auth.Approver):
+				card.ApproveNote = "waiting for an approver"
+			case e.FourEyes && p.Name == e.InitiatedBy:
+				card.ApproveNote = "four-eyes: someone other than " + e.InitiatedBy + " approves this wave"
+			case s.Rollouts != nil:
+				card.ApproveURL = fmt.Sprintf("%s/waves/%d/approve", base, w.Index)
+			}
+		}
+		m.Waves = append(m.Waves, card)
+	}
+	return m, nil
 }
 
 func targetRow(r store.Result, now time.Time, selected string) views.TargetRow {

@@ -1,0 +1,228 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/kanadehq/kanade/app/audit"
+	"github.com/kanadehq/kanade/app/events"
+	"github.com/kanadehq/kanade/store"
+)
+
+// Publisher sends a wave's command to its PCs (the dispatcher). It must be
+// idempotent: a wave published twice runs once per PC.
+type Publisher interface {
+	PublishWave(ctx context.Context, e store.Execution, pcs []string, deadline time.Time) error
+	// Stopped returns an error while the emergency stop is on.
+	Stopped(ctx context.Context) error
+}
+
+// Actor of the engine's own audit events (auto-halts).
+const Actor = "kanade"
+
+// Engine drives every open rollout: once a second, when results are
+// projected, and right after an operator acts. All of a rollout's state
+// is in the database, so a restarted server resumes where it was.
+type Engine struct {
+	st    *store.Store
+	pub   Publisher
+	ev    *events.Broker
+	audit *audit.Recorder
+	log   *slog.Logger
+	now   func() time.Time
+
+	mu    sync.Mutex // one decision at a time
+	nudge chan struct{}
+}
+
+// NewEngine returns an engine; rec may be nil.
+func NewEngine(st *store.Store, pub Publisher, ev *events.Broker, rec *audit.Recorder, log *slog.Logger) *Engine {
+	return &Engine{st: st, pub: pub, ev: ev, audit: rec, log: log, now: func() time.Time { return time.Now().UTC() }, nudge: make(chan struct{}, 1)}
+}
+
+// Kick makes the engine look at the rollouts now.
+func (e *Engine) Kick() {
+	select {
+	case e.nudge <- struct{}{}:
+	default:
+	}
+}
+
+// Run steps the open rollouts until ctx is done.
+func (e *Engine) Run(ctx context.Context) error {
+	results, unsub := e.ev.Subscribe(events.Executions)
+	defer unsub()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		ids, err := e.st.OpenRollouts(ctx)
+		if err != nil && ctx.Err() == nil {
+			e.log.Error("rollouts: list open", "err", err)
+		}
+		for _, id := range ids {
+			if err := e.act(ctx, id, "", nil); err != nil && ctx.Err() == nil {
+				e.log.Error("rollout step", "exec_id", id, "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-results:
+		case <-e.nudge:
+		}
+	}
+}
+
+func (e *Engine) load(ctx context.Context, id string) (*State, error) {
+	ex, err := e.st.Execution(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	ws, err := e.st.Waves(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(ws) == 0 {
+		return nil, fmt.Errorf("%w: execution %s has no waves", ErrState, id)
+	}
+	return &State{Exec: ex, Waves: ws}, nil
+}
+
+// act loads a rollout, applies fn (an operator action, or nil), steps it,
+// publishes the waves that start, and saves what changed.
+func (e *Engine) act(ctx context.Context, id, action string, fn func(*State, time.Time) error) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st, err := e.load(ctx, id)
+	if err != nil {
+		return err
+	}
+	before := snapshot(st)
+	now := e.now()
+	if fn != nil {
+		if err := fn(st, now); err != nil {
+			return err
+		}
+	}
+	starts, _ := Step(st, now)
+	if len(starts) > 0 {
+		if err := e.pub.Stopped(ctx); err != nil {
+			// No wave starts during an emergency stop: the rollout halts.
+			st, _ = e.load(ctx, id)
+			if Halt(st, "emergency stop") != nil {
+				return nil
+			}
+			starts = nil
+		}
+	}
+	for _, i := range starts {
+		w := st.Waves[i]
+		pcs, err := e.st.WavePCs(ctx, id, i)
+		if err != nil {
+			return err
+		}
+		if len(pcs) > 0 {
+			// Published before it is saved as running: a crash in between
+			// publishes it again, which agents run once.
+			if err := e.pub.PublishWave(ctx, st.Exec, pcs, w.DeadlineAt); err != nil {
+				return fmt.Errorf("start wave %d: %w", i, err)
+			}
+		}
+		e.log.Info("rollout wave started", "exec_id", id, "wave", w.Name, "targets", len(pcs))
+	}
+	if snapshot(st) == before {
+		return nil
+	}
+	if err := e.st.SaveRollout(ctx, id, st.Exec.Status, st.Exec.HaltReason, st.Waves, now); err != nil {
+		return err
+	}
+	if st.Exec.Status == store.StatusHalted && action == "" && before.status != store.StatusHalted {
+		e.log.Warn("rollout halted", "exec_id", id, "reason", st.Exec.HaltReason)
+		_ = e.audit.Record(ctx, Actor, audit.RolloutAutoHalt, id, map[string]any{"reason": st.Exec.HaltReason})
+	}
+	e.ev.Publish(events.Execution(id))
+	e.ev.Publish(events.Executions)
+	return nil
+}
+
+type snap struct {
+	status, reason, waves string
+}
+
+func snapshot(st *State) snap {
+	s := snap{status: st.Exec.Status, reason: st.Exec.HaltReason}
+	for _, w := range st.Waves {
+		s.waves += fmt.Sprintf("%s|%d|%s|%d|%d|%d|%s;", w.State, w.ReadyAt.UnixMilli(), w.ApprovedBy, w.StartedAt.UnixMilli(), w.FinishedAt.UnixMilli(), w.DeadlineAt.UnixMilli(), w.Reason)
+	}
+	return s
+}
+
+// Approve releases wave idx of a rollout.
+func (e *Engine) Approve(ctx context.Context, id string, idx int, actor string) error {
+	err := e.act(ctx, id, audit.WaveApprove, func(st *State, now time.Time) error { return Approve(st, idx, actor, now) })
+	if err == nil {
+		_ = e.audit.Record(ctx, actor, audit.WaveApprove, id, map[string]any{"wave": idx})
+	}
+	return err
+}
+
+// Halt stops a rollout from starting new waves.
+func (e *Engine) Halt(ctx context.Context, id, actor string) error {
+	err := e.act(ctx, id, audit.RolloutHalt, func(st *State, _ time.Time) error { return Halt(st, "halted by "+actor) })
+	if err == nil {
+		_ = e.audit.Record(ctx, actor, audit.RolloutHalt, id, nil)
+	}
+	return err
+}
+
+// Resume continues a halted rollout (refused during an emergency stop).
+func (e *Engine) Resume(ctx context.Context, id, actor string) error {
+	if err := e.pub.Stopped(ctx); err != nil {
+		return err
+	}
+	err := e.act(ctx, id, audit.RolloutResume, func(st *State, now time.Time) error { return Resume(st, now) })
+	if err == nil {
+		_ = e.audit.Record(ctx, actor, audit.RolloutResume, id, nil)
+	}
+	return err
+}
+
+// Killed records that a rollout was killed: its waves end.
+func (e *Engine) Killed(ctx context.Context, id, actor string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st, err := e.load(ctx, id)
+	if errors.Is(err, ErrState) {
+		return nil // not a rollout
+	}
+	if err != nil {
+		return err
+	}
+	now := e.now()
+	Killed(st, actor, now)
+	if err := e.st.SaveRollout(ctx, id, st.Exec.Status, st.Exec.HaltReason, st.Waves, now); err != nil {
+		return err
+	}
+	e.ev.Publish(events.Execution(id))
+	return nil
+}
+
+// HaltAll halts every running rollout (the emergency stop).
+func (e *Engine) HaltAll(ctx context.Context, reason string) error {
+	ids, err := e.st.OpenRollouts(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		err := e.act(ctx, id, audit.RolloutHalt, func(st *State, _ time.Time) error { return Halt(st, reason) })
+		if err != nil && !errors.Is(err, ErrState) {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,238 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+type rolloutExec struct {
+	execution
+	HaltReason string `json:"halt_reason"`
+	Waves      []struct {
+		Index       int            `json:"index"`
+		Name        string         `json:"name"`
+		State       string         `json:"state"`
+		TargetCount int            `json:"target_count"`
+		Counts      map[string]int `json:"counts"`
+		ApprovedBy  string         `json:"approved_by"`
+	} `json:"waves"`
+}
+
+func (s *testServer) rollout(t *testing.T, id string) rolloutExec {
+	t.Helper()
+	var r rolloutExec
+	if code := s.get(t, "/api/executions/"+id, &r); code != 200 {
+		t.Fatalf("GET execution %s: %d", id, code)
+	}
+	return r
+}
+
+func (s *testServer) waitRollout(t *testing.T, id string, what string, cond func(r rolloutExec) bool) rolloutExec {
+	t.Helper()
+	var r rolloutExec
+	checkFor(t, 60*time.Second, func() error {
+		r = s.rollout(t, id)
+		if !cond(r) {
+			return fmt.Errorf("waiting for %s: status %s, waves %+v", what, r.Status, r.Waves)
+		}
+		return nil
+	})
+	return r
+}
+
+// call sends a JSON request with a bearer token ("" for none).
+func (s *testServer) call(t *testing.T, method, path, token string, body any, v any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, s.URL+path, rd)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if v != nil {
+		_ = json.NewDecoder(resp.Body).Decode(v)
+	}
+	return resp.StatusCode
+}
+
+func (s *testServer) deployAs(t *testing.T, token, yaml string, v any) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, s.URL+"/api/deploy", strings.NewReader(yaml))
+	req.Header.Set("Content-Type", "application/yaml")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if v != nil {
+		_ = json.NewDecoder(resp.Body).Decode(v)
+	}
+	return resp.StatusCode
+}
+
+func waveManifest(id, script, waves string) string {
+	return fmt.Sprintf("id: %s\nversion: \"1\"\ntarget:\n  groups: [canary, fleet]\nexecute:\n  shell: sh\n  script: %s\n  timeout: 30s\nrollout:\n  waves:\n%s", id, shQuote(script), waves)
+}
+
+// The canary's failures halt the rollout on their own, and wave 2 never
+// runs; the auto-halt is audited.
+func TestRollout_CanaryFailureHalts(t *testing.T) {
+	skipIfShort(t)
+	s := startServer(t, t.TempDir(), "")
+	marker := filepath.Join(t.TempDir(), "ran")
+	for _, a := range []struct{ pc, group string }{{"c1", "canary"}, {"c2", "canary"}, {"f1", "fleet"}, {"f2", "fleet"}} {
+		startAgent(t, s, a.pc, []string{a.group}, "")
+	}
+	s.waitOnline(t, "c1", "c2", "f1", "f2")
+	// c1 fails; the default max_failures is 0.
+	script := `echo "$KANADE_PC_ID" >> ` + marker + `; [ "$KANADE_PC_ID" != c1 ]`
+	var e execution
+	if code := s.deploy(t, waveManifest("canary-fail", script, "    - name: canary\n      group: canary\n    - name: fleet\n      group: fleet\n"), &e); code != http.StatusAccepted {
+		t.Fatalf("deploy: %d %+v", code, e)
+	}
+	r := s.waitRollout(t, e.ExecID, "the canary to halt the rollout", func(r rolloutExec) bool {
+		return r.Status == "halted" && len(r.Waves) == 2 && r.Waves[0].State == "failed" && r.Waves[0].Counts["running"]+r.Waves[0].Counts["pending"] == 0
+	})
+	if !strings.Contains(r.HaltReason, "1 of 2 targets failed") || r.Waves[1].State != "waiting" || r.Waves[1].Counts["pending"] != 2 {
+		t.Errorf("halted rollout: reason %q, waves %+v", r.HaltReason, r.Waves)
+	}
+	if r.TargetCount != 4 {
+		t.Errorf("target_count %d, want 4", r.TargetCount)
+	}
+	time.Sleep(2 * time.Second) // give a wrong engine the chance to start wave 2
+	ran := lines(t, marker)
+	sort.Strings(ran)
+	if strings.Join(ran, " ") != "c1 c2" {
+		t.Errorf("ran on %v, want the canaries only", ran)
+	}
+	if r := s.rollout(t, e.ExecID); r.Waves[1].State != "waiting" || r.Status != "halted" {
+		t.Errorf("wave 2 moved: %+v", r.Waves[1])
+	}
+	var audit struct {
+		Events []struct{ Actor, Action, Target string } `json:"events"`
+	}
+	s.get(t, "/api/audit?action=rollout.auto_halt", &audit)
+	if len(audit.Events) != 1 || audit.Events[0].Target != e.ExecID {
+		t.Errorf("auto-halt audit = %+v", audit.Events)
+	}
+	// Resume (operator decision): the failed canary counts as done, wave 2 runs.
+	if code := s.call(t, http.MethodPost, "/api/executions/"+e.ExecID+"/resume", "", nil, nil); code != 200 {
+		t.Fatalf("resume: %d", code)
+	}
+	s.waitRollout(t, e.ExecID, "wave 2 to finish after resume", func(r rolloutExec) bool {
+		return r.Waves[1].State == "succeeded" && r.Status == "completed"
+	})
+	if code := s.call(t, http.MethodPost, "/api/executions/"+e.ExecID+"/resume", "", nil, nil); code != 409 {
+		t.Errorf("resume a completed rollout: %d, want 409", code)
+	}
+}
+
+// Approval gates under four-eyes: the initiator gets 403, another approver
+// releases the wave, an operator cannot approve, and a wave that is not
+// awaiting approval answers 409.
+func TestRollout_ApprovalFourEyes(t *testing.T) {
+	skipIfShort(t)
+	s := startServer(t, t.TempDir(), "")
+	for _, a := range []struct{ pc, group string }{{"c1", "canary"}, {"f1", "fleet"}, {"f2", "fleet"}} {
+		startAgent(t, s, a.pc, []string{a.group}, "")
+	}
+	s.waitOnline(t, "c1", "f1", "f2")
+	alice, carol, op := cliToken(t, s, "approver", "alice"), cliToken(t, s, "approver", "carol"), cliToken(t, s, "operator", "olga")
+	var e execution
+	m := waveManifest("gated", "echo ok", "    - name: canary\n      group: canary\n    - name: fleet\n      group: fleet\n      approval: true\nfour_eyes: true\n")
+	if code := s.deployAs(t, alice, m, &e); code != http.StatusAccepted {
+		t.Fatalf("deploy: %d", code)
+	}
+	s.waitRollout(t, e.ExecID, "wave 2 to await approval", func(r rolloutExec) bool {
+		return r.Status == "awaiting_approval" && r.Waves[0].State == "succeeded" && r.Waves[1].State == "awaiting_approval"
+	})
+	path := "/api/executions/" + e.ExecID + "/waves/1/approve"
+	var errBody struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	if code := s.call(t, http.MethodPost, path, alice, nil, &errBody); code != 403 || errBody.Error.Code != "four_eyes" {
+		t.Errorf("initiator approves: %d %+v, want 403 four_eyes", code, errBody)
+	}
+	if code := s.call(t, http.MethodPost, path, op, nil, nil); code != 403 {
+		t.Errorf("operator approves: %d, want 403", code)
+	}
+	if code := s.call(t, http.MethodPost, "/api/executions/"+e.ExecID+"/waves/0/approve", carol, nil, nil); code != 409 {
+		t.Errorf("approve a finished wave: %d, want 409", code)
+	}
+	if code := s.call(t, http.MethodPost, path, carol, nil, nil); code != 200 {
+		t.Fatalf("carol approves: %d", code)
+	}
+	r := s.waitRollout(t, e.ExecID, "wave 2 to run", func(r rolloutExec) bool { return r.Status == "completed" })
+	if r.Waves[1].ApprovedBy != "carol" || r.Waves[1].Counts["succeeded"] != 2 {
+		t.Errorf("wave 2 = %+v", r.Waves[1])
+	}
+	if code := s.call(t, http.MethodPost, path, carol, nil, nil); code != 409 {
+		t.Errorf("approve twice: %d, want 409", code)
+	}
+	var audit struct {
+		Events []struct{ Actor, Target string } `json:"events"`
+	}
+	checkFor(t, 10*time.Second, func() error {
+		s.get(t, "/api/audit?action=wave.approve", &audit)
+		if len(audit.Events) != 1 || audit.Events[0].Actor != "carol" {
+			return fmt.Errorf("approval audit = %+v", audit.Events)
+		}
+		return nil
+	})
+}
+
+// A server restart while a wave's delay runs resumes it: the next wave
+// starts when the delay ends, and no wave runs twice.
+func TestRollout_RestartDuringDelay(t *testing.T) {
+	skipIfShort(t)
+	data, natsAddr := t.TempDir(), freeAddr(t)
+	s := startServer(t, data, natsAddr)
+	marker := filepath.Join(t.TempDir(), "ran")
+	var agents []*testAgent
+	for _, a := range []struct{ pc, group string }{{"c1", "canary"}, {"f1", "fleet"}} {
+		agents = append(agents, startAgent(t, s, a.pc, []string{a.group}, ""))
+	}
+	s.waitOnline(t, "c1", "f1")
+	var e execution
+	m := waveManifest("delayed", `echo "$KANADE_PC_ID" >> `+marker, "    - name: canary\n      group: canary\n    - name: fleet\n      group: fleet\n      delay: 6s\n")
+	if code := s.deploy(t, m, &e); code != http.StatusAccepted {
+		t.Fatalf("deploy: %d", code)
+	}
+	s.waitRollout(t, e.ExecID, "the canary to finish", func(r rolloutExec) bool { return r.Waves[0].State == "succeeded" })
+	s.stop()
+	time.Sleep(2 * time.Second) // part of the delay passes while the server is down
+	s2 := startServer(t, data, natsAddr)
+	r := s2.rollout(t, e.ExecID)
+	if r.Waves[1].State != "waiting" {
+		t.Fatalf("after restart wave 2 is %s", r.Waves[1].State)
+	}
+	s2.waitRollout(t, e.ExecID, "wave 2 after the delay", func(r rolloutExec) bool { return r.Status == "completed" })
+	ran := lines(t, marker)
+	sort.Strings(ran)
+	if strings.Join(ran, " ") != "c1 f1" {
+		t.Errorf("ran %v, want each PC once", ran)
+	}
+	_ = agents
+}
