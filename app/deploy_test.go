@@ -278,15 +278,12 @@ func TestStopTheBleed_DeadlineExpires(t *testing.T) {
 		return nil
 	})
 	startAgent(t, s, "pc1", nil, data)
-	got := s.waitExec(t, e.ExecID, func(e execution) error {
-		if tr := e.Targets[0]; tr.State != "expired" || !strings.Contains(tr.Reason, "after its deadline") {
-			return fmt.Errorf("target %s %q", tr.State, tr.Reason)
+	s.waitExec(t, e.ExecID, func(e execution) error {
+		if tr := e.Targets[0]; tr.State != "expired" || !strings.Contains(tr.Reason, "after its deadline") || e.Status != "completed" {
+			return fmt.Errorf("execution %s, target %s %q", e.Status, tr.State, tr.Reason)
 		}
 		return nil
 	})
-	if got.Status != "completed" {
-		t.Errorf("status = %s", got.Status)
-	}
 	if _, err := os.Stat(marker); err == nil {
 		t.Error("a command past its deadline ran")
 	}

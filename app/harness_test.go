@@ -100,6 +100,10 @@ func startServerWith(t testing.TB, dataDir, natsListen string, adjust func(*conf
 		line := sc.Text()
 		if u, ok := strings.CutPrefix(line, "kanade is running: open "); ok {
 			s.URL = u
+			if cfg.NATS.URL != "" { // an external broker: no agent credentials line
+				s.NATSURL = cfg.NATS.URL
+				break
+			}
 		}
 		if rest, ok := strings.CutPrefix(line, "agents connect with: kanade-agent --server "); ok {
 			f := strings.Fields(rest)

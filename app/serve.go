@@ -24,6 +24,7 @@ import (
 	"github.com/kanadehq/kanade/app/metrics"
 	"github.com/kanadehq/kanade/app/projector"
 	"github.com/kanadehq/kanade/app/rollout"
+	"github.com/kanadehq/kanade/app/schedule"
 	"github.com/kanadehq/kanade/app/sign"
 	"github.com/kanadehq/kanade/app/web"
 	"github.com/kanadehq/kanade/store"
@@ -120,6 +121,8 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	goWork("audit projector", func(ctx context.Context) error { return audit.Project(ctx, b.JS, st, ev, log) })
 	goWork("jobs catalog", jobCatalog.Run)
 	goWork("rollouts", rollouts.Run)
+	sched := schedule.New(st, jobCatalog, disp, cfg.Scheduler.MisfireGrace.D(), log)
+	goWork("scheduler", sched.Run)
 	goWork("sign-in housekeeping", func(ctx context.Context) error { authHousekeeping(ctx, authSvc, st, recorder, log); return nil })
 	var enroller *enroll.Service
 	credsPath := ""
@@ -138,7 +141,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	host, _ := os.Hostname()
 	handler := web.New(web.Deps{
 		Store: st, Dispatcher: disp, Enroller: enroller, Keys: keys, NC: b.NC, Audit: recorder, Events: ev, JS: b.JS, Catalog: jobCatalog, NATSHealthy: b.Healthy, Log: log, Version: version,
-		DevMode: devMode, Auth: authSvc, Rollouts: rollouts, FourEyes: cfg.Rollout.FourEyes, OIDCIssuer: cfg.OIDC.Issuer, RolesClaim: cfg.OIDC.RolesClaim, LocalPC: wire.PCIDFromHostname(host), OutputCap: int(cfg.Execution.OutputCap),
+		DevMode: devMode, Auth: authSvc, Rollouts: rollouts, Scheduler: sched, FourEyes: cfg.Rollout.FourEyes, OIDCIssuer: cfg.OIDC.Issuer, RolesClaim: cfg.OIDC.RolesClaim, LocalPC: wire.PCIDFromHostname(host), OutputCap: int(cfg.Execution.OutputCap),
 		SSEMaxLifetime: cfg.Server.SSEMaxLifetime.D(), Metrics: mx,
 	})
 	ln, err := net.Listen("tcp", cfg.Server.HTTP)

@@ -298,6 +298,8 @@ func TestRoleMatrix(t *testing.T) {
 		"POST /emergency-stop": A, "POST /agents/:pc/revoke": A, "POST /agents/:pc/groups": A, "POST /agents/groups/add": A,
 		"GET /enrollments": A, "POST /enrollments/:pc/approve": A, "POST /enrollments/:pc/reject": A,
 		"POST /enrollments/tokens": A, "POST /enrollments/tokens/:id/revoke": A,
+		"GET /schedules": V, "POST /schedules": O, "POST /schedules/:id/toggle": O, "POST /schedules/:id/delete": O,
+		"GET /api/schedules": V, "GET /api/schedules/:id/fires": V, "POST /api/schedules": O, "PUT /api/schedules/:id": O, "DELETE /api/schedules/:id": O,
 		"GET /settings": A, "POST /settings/tokens": A, "POST /settings/tokens/:id/revoke": A,
 
 		"GET /api/me": V, "GET /api/agents": V, "GET /api/agents/:pc": V, "GET /api/jobs": V, "GET /api/jobs/:id": V,

@@ -241,6 +241,8 @@ type Schedule struct {
 	Target *Target `json:"target,omitempty"`
 	// Enabled defaults to true.
 	Enabled bool `json:"enabled"`
+	// Timezone is the IANA zone the cron is read in ("" = UTC).
+	Timezone string `json:"timezone,omitempty"`
 }
 
 // File is a parsed file of either kind.

@@ -3,6 +3,7 @@ package jobs
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -12,7 +13,7 @@ import (
 // Keys of each mapping, in the order the documentation lists them.
 var (
 	manifestKeys = []string{"kind", "id", "version", "description", "target", "execute", "deadline", "rollout", "four_eyes"}
-	scheduleKeys = []string{"kind", "id", "description", "cron", "job_id", "target", "enabled"}
+	scheduleKeys = []string{"kind", "id", "description", "cron", "job_id", "target", "enabled", "timezone"}
 	targetKeys   = []string{"all", "groups", "pcs"}
 	executeKeys  = []string{"shell", "script", "timeout", "jitter"}
 	rolloutKeys  = []string{"strategy", "waves"}
@@ -364,6 +365,15 @@ func (d *decoder) schedule(root *yaml.Node) Schedule {
 	}
 	if v := f.get("enabled"); v != nil {
 		s.Enabled = d.boolean("enabled", v)
+	}
+	if v := f.get("timezone"); v != nil {
+		if tz, ok := d.text("timezone", v); ok {
+			if _, err := time.LoadLocation(tz); err != nil || tz == "Local" {
+				d.add("timezone", v.Line, "%q is not an IANA time zone such as \"Europe/Berlin\" or \"UTC\"", tz)
+			} else {
+				s.Timezone = tz
+			}
+		}
 	}
 	return s
 }

@@ -26,6 +26,7 @@ var nav = []navItem{
 	{"run", "Run", "/run", "operator"},
 	{"jobs", "Jobs", "/jobs", "viewer"},
 	{"executions", "Executions", "/executions", "viewer"},
+	{"schedules", "Schedules", "/schedules", "viewer"},
 	{"audit", "Audit", "/audit", "viewer"},
 	{"settings", "Settings", "/settings", "admin"},
 }
@@ -118,4 +119,12 @@ func scriptShell(shell string) string {
 		return ""
 	}
 	return " (" + shell + ")"
+}
+
+// tzText is " (Asia/Tokyo)" for a schedule's time zone, "" for UTC.
+func tzText(tz string) string {
+	if tz == "" || tz == "UTC" {
+		return ""
+	}
+	return " (" + tz + ")"
 }

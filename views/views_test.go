@@ -660,10 +660,10 @@ func TestPage_RoleHidesWhatItCannotDo(t *testing.T) {
 		estop    int
 		signOut  int
 	}{
-		{"viewer", true, []string{"Dashboard", "Agents", "Jobs", "Executions", "Audit"}, 0, 1},
-		{"operator", true, []string{"Dashboard", "Agents", "Run", "Jobs", "Executions", "Audit"}, 0, 1},
-		{"approver", false, []string{"Dashboard", "Agents", "Run", "Jobs", "Executions", "Audit"}, 0, 0},
-		{"admin", true, []string{"Dashboard", "Agents", "Run", "Jobs", "Executions", "Audit", "Settings"}, 1, 1},
+		{"viewer", true, []string{"Dashboard", "Agents", "Jobs", "Executions", "Schedules", "Audit"}, 0, 1},
+		{"operator", true, []string{"Dashboard", "Agents", "Run", "Jobs", "Executions", "Schedules", "Audit"}, 0, 1},
+		{"approver", false, []string{"Dashboard", "Agents", "Run", "Jobs", "Executions", "Schedules", "Audit"}, 0, 0},
+		{"admin", true, []string{"Dashboard", "Agents", "Run", "Jobs", "Executions", "Schedules", "Audit", "Settings"}, 1, 1},
 		{"", false, nil, 0, 0}, // the sign-in page: nobody yet
 	} {
 		l := Layout{Nav: "dashboard", Role: tc.role, User: "Jane", SignedIn: tc.signedIn}

@@ -43,6 +43,9 @@ const (
 	RolloutHalt       = "rollout.halt"
 	RolloutResume     = "rollout.resume"
 	RolloutAutoHalt   = "rollout.auto_halt"
+	ScheduleCreate    = "schedule.create"
+	ScheduleUpdate    = "schedule.update"
+	ScheduleDelete    = "schedule.delete"
 )
 
 // Event is what is published on audit.<action>.

@@ -30,6 +30,7 @@ type Config struct {
 	Streams   Streams   `toml:"streams"`
 	Log       Log       `toml:"log"`
 	Rollout   Rollout   `toml:"rollout"`
+	Scheduler Scheduler `toml:"scheduler"`
 	OIDC      OIDC      `toml:"oidc"`
 	Session   Session   `toml:"session"`
 }
@@ -41,6 +42,13 @@ type Rollout struct {
 	FourEyes bool `toml:"four_eyes"`
 	// MaxFailures of a wave without its own: a count ("0") or a percentage ("10%").
 	MaxFailures string `toml:"max_failures"`
+}
+
+// Scheduler configures schedules.
+type Scheduler struct {
+	// MisfireGrace: a fire missed while no server ran is made up once at
+	// start when it is at most this old; older ones are skipped.
+	MisfireGrace Duration `toml:"misfire_grace"`
 }
 
 // OIDC configures sign-in with an OpenID Connect issuer. Without an issuer
@@ -168,10 +176,11 @@ func Default() Config {
 			OutputMaxAge: Duration(24 * time.Hour), OutputMaxBytes: 512 << 20,
 			AuditMaxAge: Duration(2 * 365 * 24 * time.Hour), AuditMaxBytes: 4 << 30,
 		},
-		Log:     Log{Level: "info", Format: "text"},
-		OIDC:    OIDC{Scopes: []string{"openid", "profile", "email"}, RolesClaim: "groups"},
-		Rollout: Rollout{MaxFailures: "0"},
-		Session: Session{Lifetime: Duration(12 * time.Hour), IdleTimeout: Duration(time.Hour), SecureCookies: "auto"},
+		Log:       Log{Level: "info", Format: "text"},
+		OIDC:      OIDC{Scopes: []string{"openid", "profile", "email"}, RolesClaim: "groups"},
+		Rollout:   Rollout{MaxFailures: "0"},
+		Scheduler: Scheduler{MisfireGrace: Duration(10 * time.Minute)},
+		Session:   Session{Lifetime: Duration(12 * time.Hour), IdleTimeout: Duration(time.Hour), SecureCookies: "auto"},
 	}
 }
 
@@ -384,6 +393,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		add("log.format", "%q is not text or json", c.Log.Format)
+	}
+	if c.Scheduler.MisfireGrace < 0 {
+		add("scheduler.misfire_grace", "must not be negative (0 skips every missed fire)")
 	}
 	if _, err := jobs.ParseThreshold(c.Rollout.MaxFailures); err != nil {
 		add("rollout.max_failures", "%v", err)

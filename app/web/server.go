@@ -25,6 +25,7 @@ import (
 	"github.com/kanadehq/kanade/app/events"
 	"github.com/kanadehq/kanade/app/metrics"
 	"github.com/kanadehq/kanade/app/rollout"
+	"github.com/kanadehq/kanade/app/schedule"
 	"github.com/kanadehq/kanade/app/sign"
 	"github.com/kanadehq/kanade/store"
 )
@@ -54,6 +55,8 @@ type Deps struct {
 	Auth *auth.Service
 	// Rollouts approves, halts and resumes waves (nil: no rollouts).
 	Rollouts *rollout.Engine
+	// Scheduler lists, fires and picks up schedules (nil: none).
+	Scheduler *schedule.Scheduler
 	// FourEyes is the rollout default shown on job pages.
 	FourEyes bool
 	// OIDCIssuer and RolesClaim are shown on the sign-in page.

@@ -1,0 +1,3 @@
+DROP TABLE schedule_fires;
+--bun:split
+DROP TABLE schedules;
