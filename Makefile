@@ -1,6 +1,7 @@
 # kanade — build, run and test. See README.md.
 #   make run     server (dev mode, embedded NATS, SQLite) + one local agent
 #   make test    the whole suite (installs Chromium for the browser tests when missing)
+#   make bench   kanade vs a bare NATS + SQLite program at N simulated agents (N=1000; N=1000,5000,10000)
 
 SHELL      := /bin/bash
 GO         ?= go
@@ -13,7 +14,11 @@ HTTP_ADDR  ?= 127.0.0.1:8080
 NATS_ADDR  ?= 127.0.0.1:4222
 LOCAL_OS   := $(shell uname -s | tr A-Z a-z)
 
-.PHONY: all build run test test-short lint generate check-generated tidy clean deps-browser
+N          ?= 1000
+BENCH_N    ?= $(N)
+BENCH_FLAGS ?=
+
+.PHONY: all build run test test-short bench lint generate check-generated tidy clean deps-browser
 
 all: build
 
@@ -58,6 +63,14 @@ deps-browser:
 	  else \
 	    echo "browser tests need Chromium: run 'sudo apt-get install -y chromium' (or set KANADE_CHROMIUM=/path/to/chrome)"; exit 1; \
 	  fi; }
+
+## bench: kanade (server + swarm of N simulated agents) next to a bare NATS + SQLite baseline; markdown table on stdout.
+##        make bench N=10000, make bench BENCH_N=1000,5000,10000, BENCH_FLAGS='-rounds 5 -keep' (kanade-bench -h)
+bench:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kanade ./app
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kanade-agent ./agent
+	$(GO) build -trimpath -ldflags '-s -w' -o bin/kanade-bench ./app/bench
+	bin/kanade-bench -n $(BENCH_N) -bin bin $(BENCH_FLAGS)
 
 ## lint: formatting, vet (also for Windows), generated templ code in sync
 lint: check-generated

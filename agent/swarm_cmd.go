@@ -28,7 +28,7 @@ func runSwarm(args []string, stdout, stderr io.Writer) error {
 	data := fs.String("data", filepath.Join(os.TempDir(), "kanade-swarm"), "keys and credentials of the simulated agents")
 	hb := fs.Duration("heartbeat", 30*time.Second, "heartbeat interval")
 	parallel := fs.Int("parallel", 32, "concurrent enrollments")
-	latency := fs.Duration("latency", 100*time.Millisecond, "modelled script run time")
+	latency := fs.Duration("latency", 100*time.Millisecond, "modelled script run time (a script whose first line is \"# swarm: latency=5s jitter=5s\" sets its own)")
 	jitter := fs.Duration("latency-jitter", 50*time.Millisecond, "± around the run time")
 	failRate := fs.Float64("fail-rate", 0.01, "probability that a script exits 1")
 	outBytes := fs.Int("output-bytes", 256, "stdout bytes per run")

@@ -174,12 +174,45 @@ func (cfg Config) agent(ctx context.Context, i int, quiet *slog.Logger) (*worker
 	return w, id.Option, err
 }
 
+// DirectivePrefix starts a script's first line that overrides the modelled
+// run time for that one run, so that one swarm answers both quick runs and
+// runs that stay in flight for a while (make bench uses both):
+//
+//	# swarm: latency=5s jitter=5s
+const DirectivePrefix = "# swarm:"
+
+// forScript returns m with the latency and jitter a DirectivePrefix first
+// line of script asks for. Unknown keys and unparsable or negative
+// durations are ignored: a model never fails a run.
+func (m Model) forScript(script string) Model {
+	line, _, _ := strings.Cut(script, "\n")
+	rest, ok := strings.CutPrefix(strings.TrimSpace(line), DirectivePrefix)
+	if !ok {
+		return m
+	}
+	for _, kv := range strings.Fields(rest) {
+		k, v, _ := strings.Cut(kv, "=")
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			continue
+		}
+		switch k {
+		case "latency":
+			m.Latency = d
+		case "jitter":
+			m.Jitter = d
+		}
+	}
+	return m
+}
+
 // exec answers a script from the model: it "runs" for the modelled time
 // (killable and subject to the timeout like a real run), prints
 // OutputBytes and fails with FailRate, the same way for the same seed,
-// agent and script.
+// agent and script. A DirectivePrefix first line changes the run time.
 func (m Model) exec(seed uint64, pc string) func(ctx context.Context, s runner.Spec) runner.Outcome {
 	return func(ctx context.Context, s runner.Spec) runner.Outcome {
+		m := m.forScript(s.Script)
 		h := fnv.New64a()
 		h.Write([]byte(pc))
 		h.Write([]byte(s.Script))

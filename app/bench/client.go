@@ -1,0 +1,244 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// client talks to a kanade server in dev mode, where requests without a
+// token act as the admin.
+type client struct {
+	base string
+	hc   *http.Client
+}
+
+func newClient(base string) *client {
+	tr := &http.Transport{MaxIdleConnsPerHost: 16, IdleConnTimeout: time.Minute, DisableCompression: true}
+	return &client{base: base, hc: &http.Client{Transport: tr}}
+}
+
+// get fetches path, reads the whole body and returns it with how long
+// that took; any status but 200 is an error.
+func (c *client) get(ctx context.Context, path string, header ...string) ([]byte, time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	start := time.Now()
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, 0, fmt.Errorf("GET %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	took := time.Since(start)
+	if err != nil {
+		return nil, took, fmt.Errorf("GET %s: %w", path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return body, took, fmt.Errorf("GET %s: status %d: %s", path, resp.StatusCode, snippet(body))
+	}
+	return body, took, nil
+}
+
+func (c *client) getJSON(ctx context.Context, path string, v any) error {
+	body, _, err := c.get(ctx, path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("GET %s: %w", path, err)
+	}
+	return nil
+}
+
+// timeGets fetches path n times in a row and summarises the latencies.
+func (c *client) timeGets(ctx context.Context, n int, path string, header ...string) (spread, error) {
+	ds := make([]time.Duration, 0, n)
+	for range n {
+		_, d, err := c.get(ctx, path, header...)
+		if err != nil {
+			return spread{}, err
+		}
+		ds = append(ds, d)
+	}
+	return summarize(ds), nil
+}
+
+// online returns how many agents the server lists as online.
+func (c *client) online(ctx context.Context) (int, error) {
+	var list struct {
+		Total int `json:"total"`
+	}
+	err := c.getJSON(ctx, "/api/agents?status=online&limit=1", &list)
+	return list.Total, err
+}
+
+// execution is the part of an Execution (API.md) the bench reads.
+type execution struct {
+	ExecID      string         `json:"exec_id"`
+	Status      string         `json:"status"`
+	TargetCount int            `json:"target_count"`
+	Counts      map[string]int `json:"counts"`
+}
+
+// final is how many targets are in a final state.
+func (e execution) final() int {
+	return e.TargetCount - e.Counts["pending"] - e.Counts["running"]
+}
+
+// done reports whether every target is final.
+func (e execution) done() bool { return e.TargetCount > 0 && e.final() >= e.TargetCount }
+
+// run starts a run of script on every agent.
+func (c *client) run(ctx context.Context, script string) (execution, error) {
+	body, err := json.Marshal(map[string]any{
+		"target": map[string]any{"all": true}, "shell": "sh", "script": script, "timeout": "60s",
+	})
+	if err != nil {
+		return execution{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/api/run", bytes.NewReader(body))
+	if err != nil {
+		return execution{}, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return execution{}, fmt.Errorf("POST /api/run: %w", err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return execution{}, fmt.Errorf("POST /api/run: %w", err)
+	}
+	if resp.StatusCode != http.StatusAccepted {
+		return execution{}, fmt.Errorf("POST /api/run: status %d: %s", resp.StatusCode, snippet(out))
+	}
+	var e execution
+	if err := json.Unmarshal(out, &e); err != nil {
+		return execution{}, fmt.Errorf("POST /api/run: %w", err)
+	}
+	if e.ExecID == "" {
+		return execution{}, errors.New("POST /api/run: no exec_id in the answer")
+	}
+	return e, nil
+}
+
+// execution returns the counts of execution id. It reads the executions
+// list, which carries the counts without every target's output (GET
+// /api/executions/{id} returns all N outputs, which at 10,000 targets is
+// megabytes per poll and would load the server more than what is
+// measured); only when id is not among the newest does it read id itself.
+func (c *client) execution(ctx context.Context, id string) (execution, error) {
+	var list struct {
+		Executions []execution `json:"executions"`
+	}
+	if err := c.getJSON(ctx, "/api/executions?limit=3", &list); err != nil {
+		return execution{}, err
+	}
+	for _, e := range list.Executions {
+		if e.ExecID == id {
+			return e, nil
+		}
+	}
+	var e execution
+	err := c.getJSON(ctx, "/api/executions/"+id, &e)
+	return e, err
+}
+
+// waitDone polls execution id every poll until every target is final and
+// returns when that was first seen, and how long each poll took.
+func (c *client) waitDone(ctx context.Context, id string, poll, timeout time.Duration) (time.Time, []time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var took []time.Duration
+	for {
+		start := time.Now()
+		e, err := c.execution(ctx, id)
+		took = append(took, time.Since(start))
+		if err == nil && e.done() {
+			return time.Now(), took, nil
+		}
+		if sleep(ctx, poll) != nil {
+			if err == nil {
+				err = fmt.Errorf("execution %s: %d of %d targets final after %s", id, e.final(), e.TargetCount, timeout)
+			}
+			return time.Time{}, took, err
+		}
+	}
+}
+
+// sseFollower records the events of one event stream.
+type sseFollower struct {
+	start     time.Time
+	firstByte time.Duration
+	mu        sync.Mutex
+	events    []sseEvent
+	done      chan struct{}
+	err       error
+}
+
+// followSSE opens path as an event stream and records its events until ctx
+// is done. It returns once the response headers arrived.
+func (c *client) followSSE(ctx context.Context, path string) (*sseFollower, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	f := &sseFollower{start: time.Now(), done: make(chan struct{})}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", path, err)
+	}
+	f.firstByte = time.Since(f.start)
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET %s: status %d: %s", path, resp.StatusCode, snippet(b))
+	}
+	go func() {
+		defer close(f.done)
+		defer resp.Body.Close()
+		err := readSSE(resp.Body, time.Now, func(e sseEvent) {
+			f.mu.Lock()
+			f.events = append(f.events, e)
+			f.mu.Unlock()
+		})
+		if ctx.Err() == nil {
+			f.err = err
+		}
+	}()
+	return f, nil
+}
+
+// snapshot returns the events so far.
+func (f *sseFollower) snapshot() []sseEvent {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]sseEvent(nil), f.events...)
+}
+
+func snippet(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}

@@ -1,0 +1,240 @@
+// Command kanade-bench is `make bench`: it measures kanade at fleet scale
+// and, in the same run, a bare NATS + SQLite program doing the same work
+// (DESIGN.md §9, reference/limits.md).
+//
+// For each N it starts the real server (bin/kanade serve, dev mode, a
+// fresh data directory, random loopback ports) and, as a second process,
+// a swarm of N simulated agents (bin/kanade-agent swarm). It measures the
+// time until every agent is online, the idle server's CPU and RSS, the
+// deploy round trip (POST /api/run to every target final through the
+// API), the agents page, and the execution page following a run that
+// stays in flight. Then it runs the baseline with N agents, and prints a
+// markdown table (stdout; progress goes to stderr).
+//
+//	kanade-bench [-n 1000,5000,10000] [-bin bin] [-rounds 3] [-settle 30s] [-idle 30s] …
+//	kanade-bench baseline-agents -url URL -count N   (the baseline's agent process; started by the bench)
+//
+// CPU and memory come from /proc, so those figures need Linux.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// config is what the flags set.
+type config struct {
+	counts         []int
+	binDir         string
+	rounds, warmup int
+	settle, idle   time.Duration
+	heartbeat      time.Duration
+	poll           time.Duration
+	samples        int
+	inflight       time.Duration
+	outputBytes    int
+	failRate       float64
+	baseline, keep bool
+	connectTimeout time.Duration
+	roundTimeout   time.Duration
+	skipKanade     bool
+}
+
+var started = time.Now()
+
+// progress writes a progress line to stderr.
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(started).Seconds(), fmt.Sprintf(format, args...))
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "baseline-agents" {
+		if err := runBaselineAgents(os.Args[2:], os.Stdout, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, "kanade-bench baseline-agents:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "kanade-bench:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("kanade-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	defN := os.Getenv("BENCH_N")
+	if defN == "" {
+		defN = "1000"
+	}
+	counts := fs.String("n", defN, "agent counts, comma-separated: 1000,5000,10000 or 1k,5k,10k (default $BENCH_N, else 1000)")
+	var cfg config
+	fs.StringVar(&cfg.binDir, "bin", "bin", "directory with kanade and kanade-agent (make bench builds them)")
+	fs.IntVar(&cfg.rounds, "rounds", 3, "measured deploy round trips per N (kanade and baseline)")
+	fs.IntVar(&cfg.warmup, "warmup", 1, "unmeasured round trips before them")
+	fs.DurationVar(&cfg.settle, "settle", 30*time.Second, "wait after every agent is online before measuring idle")
+	fs.DurationVar(&cfg.idle, "idle", 30*time.Second, "idle measurement window (a multiple of -heartbeat is fairest)")
+	fs.DurationVar(&cfg.heartbeat, "heartbeat", 30*time.Second, "the swarm's heartbeat interval")
+	fs.DurationVar(&cfg.poll, "poll", 10*time.Millisecond, "how often a round trip polls the execution's counts")
+	fs.IntVar(&cfg.samples, "samples", 20, "requests per page-latency figure")
+	fs.DurationVar(&cfg.inflight, "inflight", 5*time.Second, "modelled run time (± the same) of the run the execution page follows")
+	fs.IntVar(&cfg.outputBytes, "output-bytes", 256, "stdout bytes per result (swarm and baseline)")
+	fs.Float64Var(&cfg.failRate, "fail-rate", 0.01, "the swarm's probability that a script exits 1")
+	fs.BoolVar(&cfg.baseline, "baseline", true, "also measure the bare NATS + SQLite baseline")
+	fs.BoolVar(&cfg.skipKanade, "baseline-only", false, "measure only the baseline")
+	fs.BoolVar(&cfg.keep, "keep", false, "keep the temp directories (data, logs)")
+	fs.DurationVar(&cfg.connectTimeout, "connect-timeout", 10*time.Minute, "longest wait for every agent to come online")
+	fs.DurationVar(&cfg.roundTimeout, "round-timeout", 2*time.Minute, "longest wait for one round trip")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	var err error
+	if cfg.counts, err = parseCounts(*counts); err != nil {
+		return err
+	}
+	if cfg.rounds < 1 || cfg.warmup < 0 || cfg.samples < 1 {
+		return errors.New("-rounds and -samples must be at least 1, -warmup at least 0")
+	}
+	// The children run in their temp directories: resolve bin now.
+	if cfg.binDir, err = filepath.Abs(cfg.binDir); err != nil {
+		return fmt.Errorf("-bin: %w", err)
+	}
+	if !cfg.skipKanade {
+		for _, b := range []string{"kanade", "kanade-agent"} {
+			if _, err := os.Stat(filepath.Join(cfg.binDir, b)); err != nil {
+				return fmt.Errorf("%w (run make bench, or build bin/kanade and bin/kanade-agent)", err)
+			}
+		}
+	}
+	if lim, err := raiseFDLimit(); err == nil {
+		progress("open files limit %d", lim)
+	} else if !errors.Is(err, errors.ErrUnsupported) {
+		progress("cannot raise the open files limit: %v", err)
+	}
+	if _, err := readProc(os.Getpid()); err != nil {
+		progress("no CPU or memory figures on this system: %v", err)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep := report{cfg: cfg, machine: machine(), date: time.Now(), version: kanadeVersion(cfg.binDir)}
+	var failed []error
+	for _, n := range cfg.counts {
+		res := nResult{N: n}
+		if !cfg.skipKanade {
+			k, err := benchKanade(ctx, cfg, n)
+			res.Kanade = &k
+			if err != nil {
+				res.Err = append(res.Err, fmt.Errorf("kanade: %w", err))
+			}
+		}
+		if cfg.baseline && ctx.Err() == nil {
+			b, err := benchBaseline(ctx, cfg, n)
+			res.Baseline = &b
+			if err != nil {
+				res.Err = append(res.Err, fmt.Errorf("baseline: %w", err))
+			}
+		}
+		for _, err := range res.Err {
+			progress("N=%d: %v", n, err)
+		}
+		failed = append(failed, res.Err...)
+		rep.results = append(rep.results, res)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	fmt.Fprint(stdout, rep.String())
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted: %w", ctx.Err())
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d measurement(s) failed (see above)", len(failed))
+	}
+	return nil
+}
+
+// fatalError stops waitFor at once.
+type fatalError struct{ error }
+
+func (e fatalError) Unwrap() error { return e.error }
+
+func fatal(err error) error { return fatalError{err} }
+
+// waitFor calls fn every step until it returns nil, returns a fatal error,
+// or timeout passes (then fn's last error is returned).
+func waitFor(ctx context.Context, timeout, step time.Duration, fn func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		var f fatalError
+		if errors.As(err, &f) {
+			return f.error
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("after %s: %w", timeout, err)
+		}
+		if err := sleep(ctx, step); err != nil {
+			return err
+		}
+	}
+}
+
+// machine describes this computer in one line.
+func machine() string {
+	cpu := runtime.GOARCH
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				cpu = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	s := fmt.Sprintf("%d vCPU (%s)", runtime.NumCPU(), cpu)
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+				var kb int64
+				if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kb); err == nil {
+					s += fmt.Sprintf(", %.0f GiB RAM", float64(kb)/(1<<20))
+				}
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		s += ", Linux " + strings.TrimSpace(string(b))
+	} else {
+		s += ", " + runtime.GOOS
+	}
+	return s
+}
+
+// kanadeVersion asks bin/kanade for its version.
+func kanadeVersion(binDir string) string {
+	out, err := exec.Command(filepath.Join(binDir, "kanade"), "version").Output()
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(out)), "kanade"))
+}

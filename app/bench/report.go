@@ -1,0 +1,195 @@
+package main
+
+import (
+	"fmt"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// nResult is everything measured for one N.
+type nResult struct {
+	N        int
+	Kanade   *kanadeResult
+	Baseline *baselineResult
+	Err      []error
+}
+
+// report is the bench's output: a header, the table, and notes.
+type report struct {
+	cfg     config
+	machine string
+	date    time.Time
+	version string
+	results []nResult
+}
+
+// String renders the report as markdown.
+func (r report) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n## kanade bench, %s\n\n", r.date.UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(&b, "Machine: %s. %s, kanade %s. Server and swarm are separate processes on the same cores.\n", r.machine, runtime.Version(), r.version)
+	fmt.Fprintf(&b, "Swarm: heartbeat %s, model run time 0 for round trips, fail rate %g, %d B of output per target. "+
+		"Round trips: %d warm-up + %d measured, median (min–max). Idle: %s window after %s settling. "+
+		"Page latencies: %d sequential requests from the bench, wall time to the last byte.\n\n",
+		r.cfg.heartbeat, r.cfg.failRate, r.cfg.outputBytes, r.cfg.warmup, r.cfg.rounds, r.cfg.idle, r.cfg.settle, r.cfg.samples)
+	b.WriteString(r.table().String())
+	if notes := r.notes(); notes != "" {
+		b.WriteString("\n" + notes)
+	}
+	return b.String()
+}
+
+// table has one row per figure and one column per N.
+func (r report) table() *table {
+	t := &table{header: []string{"N"}}
+	for _, res := range r.results {
+		t.header = append(t.header, group(int64(res.N)))
+	}
+	row := func(name string, cell func(k *kanadeResult, b *baselineResult) string) {
+		cells := []string{name}
+		for _, res := range r.results {
+			cells = append(cells, cell(res.Kanade, res.Baseline))
+		}
+		t.add(cells...)
+	}
+	kan := func(f func(k *kanadeResult) string) func(*kanadeResult, *baselineResult) string {
+		return func(k *kanadeResult, _ *baselineResult) string {
+			if k == nil {
+				return "–"
+			}
+			return f(k)
+		}
+	}
+	base := func(f func(b *baselineResult) string) func(*kanadeResult, *baselineResult) string {
+		return func(_ *kanadeResult, b *baselineResult) string {
+			if b == nil {
+				return "–"
+			}
+			return f(b)
+		}
+	}
+	row("kanade: all agents online after the swarm starts (all enrolled)", kan(func(k *kanadeResult) string {
+		if k.Connect == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%s (%s)", fmtDur(k.Connect), fmtDur(k.Enrolled))
+	}))
+	row("kanade: idle server CPU / RSS", kan(func(k *kanadeResult) string { return cpuRSS(k.IdleServerCPU, k.IdleServerRSS) }))
+	row("kanade: idle swarm CPU / RSS (context)", kan(func(k *kanadeResult) string { return cpuRSS(k.IdleSwarmCPU, k.IdleSwarmRSS) }))
+	row("**kanade: deploy round trip** (POST /api/run → every target final in the API)", kan(func(k *kanadeResult) string { return fmtSpread(k.RoundTrip) }))
+	row("kanade: results ingested/s (N / round trip)", kan(func(k *kanadeResult) string { return fmtRate(k.N, k.RoundTrip.Median) }))
+	row("kanade: CPU-s per round, server / swarm", kan(func(k *kanadeResult) string { return cpuPair(k.RoundServerCPU, k.RoundSwarmCPU) }))
+	row("**baseline: round trip** (bare NATS + SQLite: publish → every row committed)", base(func(b *baselineResult) string { return fmtSpread(b.RoundTrip) }))
+	row("baseline: CPU-s per round, server / agents", base(func(b *baselineResult) string { return cpuPair(b.RoundServerCPU, b.AgentCPU) }))
+	row("**ratio kanade / baseline** (target ≤ 1.5×)", func(k *kanadeResult, b *baselineResult) string {
+		if k == nil || b == nil {
+			return "–"
+		}
+		return fmtRatio(k.RoundTrip.Median, b.RoundTrip.Median)
+	})
+	row("kanade: GET /agents (HTML), median (p95)", kan(func(k *kanadeResult) string { return fmtLatency(k.AgentsPage) }))
+	row("kanade: GET /agents?q=swarm-0009 (search), median (p95)", kan(func(k *kanadeResult) string { return fmtLatency(k.AgentsSearch) }))
+	row("kanade: GET /api/agents?limit=1000, median (p95)", kan(func(k *kanadeResult) string { return fmtLatency(k.AgentsAPI) }))
+	row("kanade: execution page during a run, GET /executions/{id}, median (p95)", kan(func(k *kanadeResult) string { return fmtLatency(k.InFlight.Page) }))
+	row("kanade: its live regions on each update, summary / targets, median", kan(func(k *kanadeResult) string {
+		if k.InFlight.Summary.N == 0 {
+			return "–"
+		}
+		return fmtDur(k.InFlight.Summary.Median) + " / " + fmtDur(k.InFlight.Table.Median)
+	}))
+	row("kanade: its event stream, headers / first event", kan(func(k *kanadeResult) string {
+		if k.InFlight.SSEEvents == 0 {
+			return "–"
+		}
+		return fmtDur(k.InFlight.SSEHeaders) + " / " + fmtDur(k.InFlight.SSEFirst)
+	}))
+	row("kanade: updates during the run (longest gap; final update after completion)", kan(func(k *kanadeResult) string {
+		f := k.InFlight
+		if f.SSEEvents == 0 {
+			return "–"
+		}
+		last := "none"
+		if f.SSELastLag >= 0 {
+			last = "+" + fmtDur(f.SSELastLag)
+		}
+		return fmt.Sprintf("%d in %s (%s; %s)", f.SSEEvents, fmtDur(f.Wall), fmtDur(f.SSEMaxGap), last)
+	}))
+	return t
+}
+
+// notes explain the table: where the time went, and what failed.
+func (r report) notes() string {
+	var b strings.Builder
+	for _, res := range r.results {
+		var lines []string
+		if k := res.Kanade; k != nil {
+			if k.Connect > 0 {
+				lines = append(lines, fmt.Sprintf("connecting cost the server %s CPU-s and the swarm %s CPU-s (enrollment included)",
+					secs(k.ConnectServerCPU), secs(k.ConnectSwarm)))
+			}
+			if k.Accepted.N > 0 {
+				lines = append(lines, fmt.Sprintf("POST /api/run answered after %s (median): the execution and its %s target rows are recorded and the command published before the 202",
+					fmtDur(k.Accepted.Median), group(int64(k.N))))
+				lines = append(lines, fmt.Sprintf("the bench polled the counts (GET /api/executions?limit=3) %s times in the measured rounds, every %s, %s per poll (median); the round trip ends at the first poll that sees every target final",
+					group(int64(k.Polls)), r.cfg.poll, fmtDur(k.Poll)))
+			}
+			if d := k.Diag; d.Wall > 0 {
+				lines = append(lines, fmt.Sprintf("diagnostic round (/metrics scraped every 50 ms, not in the table): %s; results ingested from %s to %s after the POST, %.0f results (%.1f per target); results-projector backlog peaked at %.0f messages",
+					fmtDur(d.Wall), fmtDur(d.FirstIngest), fmtDur(d.AllIngest), d.Ingested, d.Ingested/float64(k.N), d.PeakPending))
+			}
+			if f := k.InFlight; f.Wall > 0 {
+				lines = append(lines, fmt.Sprintf("execution page run: %s±%s per target, every target final after %s; page fetched %d times, each live region %d times",
+					r.cfg.inflight, r.cfg.inflight, fmtDur(f.Wall), f.Page.N, f.Summary.N))
+			}
+			for _, err := range k.Errs {
+				lines = append(lines, "kanade error: "+oneLine(err))
+			}
+		}
+		if bl := res.Baseline; bl != nil {
+			if bl.Connect > 0 {
+				lines = append(lines, fmt.Sprintf("baseline: %s connections subscribed after %s; %s rows in %s batches (%.0f rows per batch)",
+					group(int64(bl.N)), fmtDur(bl.Connect), group(bl.Rows), group(bl.Batches), float64(bl.Rows)/float64(max(bl.Batches, 1))))
+			}
+			for _, err := range bl.Errs {
+				lines = append(lines, "baseline error: "+oneLine(err))
+			}
+		}
+		for _, err := range res.Err {
+			lines = append(lines, "error: "+oneLine(err))
+		}
+		if len(lines) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "N = %s:\n", group(int64(res.N)))
+		for _, l := range lines {
+			b.WriteString("- " + l + "\n")
+		}
+	}
+	return b.String()
+}
+
+func cpuRSS(cpu float64, rss int64) string {
+	if rss == 0 {
+		return "–"
+	}
+	return strconv.FormatFloat(cpu, 'f', 1, 64) + " % / " + fmtMiB(rss)
+}
+
+func cpuPair(a, b time.Duration) string {
+	if a <= 0 && b <= 0 {
+		return "–"
+	}
+	return secs(a) + " / " + secs(b)
+}
+
+func secs(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 2, 64) }
+
+func oneLine(err error) string {
+	s := strings.Join(strings.Fields(err.Error()), " ")
+	if len(s) > 400 {
+		s = s[:400] + "…"
+	}
+	return s
+}
