@@ -23,6 +23,9 @@ type config struct {
 	Groups            []string `toml:"groups"`
 	Data              string   `toml:"data"`
 	HeartbeatInterval duration `toml:"heartbeat_interval"`
+	// InventoryInterval is how often the inventory is collected and sent
+	// (also at start, and when the server asks); 0 turns it off.
+	InventoryInterval duration `toml:"inventory_interval"`
 	OutputCap         byteSize `toml:"output_cap"`
 	LogLevel          string   `toml:"log_level"`
 }
@@ -32,6 +35,7 @@ func defaultConfig() config {
 		Server:            "nats://127.0.0.1:4222",
 		Data:              defaultDataDir(),
 		HeartbeatInterval: duration(30 * time.Second),
+		InventoryInterval: duration(24 * time.Hour),
 		OutputCap:         1 << 20,
 		LogLevel:          "info",
 	}
@@ -44,7 +48,8 @@ func loadConfig(args, environ []string, stderr io.Writer) (config, error) {
 		fmt.Fprintln(stderr, "usage: kanade-agent [flags]   |   kanade-agent version")
 		fs.PrintDefaults()
 		fmt.Fprintln(stderr, "\nEnvironment: KANADE_AGENT_SERVER, KANADE_AGENT_CREDENTIALS, KANADE_AGENT_PC_ID, KANADE_AGENT_GROUPS,\n"+
-			"KANADE_AGENT_DATA, KANADE_AGENT_HEARTBEAT_INTERVAL, KANADE_AGENT_OUTPUT_CAP, KANADE_AGENT_LOG_LEVEL (flags win).")
+			"KANADE_AGENT_DATA, KANADE_AGENT_HEARTBEAT_INTERVAL, KANADE_AGENT_INVENTORY_INTERVAL, KANADE_AGENT_OUTPUT_CAP,\n"+
+			"KANADE_AGENT_LOG_LEVEL (flags win).")
 	}
 	def := defaultConfig()
 	configPath := fs.String("config", "", "TOML config file")
@@ -103,6 +108,13 @@ func loadConfig(args, environ []string, stderr io.Writer) (config, error) {
 			errs = append(errs, fmt.Errorf("heartbeat_interval: %w", err))
 		}
 	}
+	var invText string
+	set(&invText, "KANADE_AGENT_INVENTORY_INTERVAL", "")
+	if invText != "" {
+		if err := c.InventoryInterval.UnmarshalText([]byte(invText)); err != nil {
+			errs = append(errs, fmt.Errorf("inventory_interval: %w", err))
+		}
+	}
 	set(&capText, "KANADE_AGENT_OUTPUT_CAP", "")
 	if capText != "" {
 		if err := c.OutputCap.UnmarshalText([]byte(capText)); err != nil {
@@ -132,6 +144,9 @@ func loadConfig(args, environ []string, stderr io.Writer) (config, error) {
 	}
 	if c.HeartbeatInterval.D() < time.Second {
 		errs = append(errs, errors.New("heartbeat_interval: must be at least 1s"))
+	}
+	if d := c.InventoryInterval.D(); d != 0 && d < time.Minute {
+		errs = append(errs, errors.New("inventory_interval: must be at least 1m (or 0 to turn inventory off)"))
 	}
 	if c.OutputCap < 1024 {
 		errs = append(errs, errors.New("output_cap: must be at least 1KiB"))

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/kanadehq/kanade/agent/enroll"
+	"github.com/kanadehq/kanade/agent/inventory"
 	"github.com/kanadehq/kanade/agent/worker"
 )
 
@@ -69,11 +70,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		groups, tasks = id.Groups, append(tasks, id.Renew)
 	}
-	w, err := worker.New(worker.Config{
+	wc := worker.Config{
 		PCID: cfg.PCID, Hostname: host, Groups: groups, DataDir: cfg.Data,
 		HeartbeatInterval: cfg.HeartbeatInterval.D(), OutputCap: int(cfg.OutputCap),
 		AgentVersion: version, OSVersion: osVersion(), Tasks: tasks, Trust: trust, Logger: log,
-	})
+	}
+	if cfg.InventoryInterval.D() > 0 {
+		wc.Inventory, wc.InventoryInterval = inventory.Collect, cfg.InventoryInterval.D()
+	}
+	w, err := worker.New(wc)
 	if err != nil {
 		return err
 	}

@@ -110,6 +110,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	mx := metrics.New()
 	mx.Watch(metrics.Sources{Store: st, NC: b.NC, JS: b.JS, Log: log, Consumers: []metrics.Consumer{
 		{Stream: wire.StreamResults, Durable: projector.ResultsConsumer}, {Stream: wire.StreamAudit, Durable: "audit-projector"},
+		{Stream: wire.StreamInventory, Durable: projector.InventoryConsumer},
 	}})
 	goWork("results projector", func(ctx context.Context) error {
 		return projector.Results(ctx, b.JS, st, ev, log, mx.ResultsIngested)
@@ -118,6 +119,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		return projector.Heartbeats(ctx, b.NC, st, ev, log, time.Second)
 	})
 	goWork("expiry", func(ctx context.Context) error { disp.ExpireLoop(ctx, 5*time.Second); return nil })
+	goWork("inventory projector", func(ctx context.Context) error { return projector.Inventory(ctx, b.JS, st, ev, log) })
 	goWork("audit projector", func(ctx context.Context) error { return audit.Project(ctx, b.JS, st, ev, log) })
 	goWork("jobs catalog", jobCatalog.Run)
 	goWork("rollouts", rollouts.Run)

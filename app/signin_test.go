@@ -295,7 +295,7 @@ func TestRoleMatrix(t *testing.T) {
 		"GET /run": O, "GET /run/preview": O, "POST /run": O, "POST /executions/:id/kill": O,
 		"POST /executions/:id/halt": O, "POST /executions/:id/resume": O, "POST /executions/:id/waves/:n/approve": P, "POST /jobs/:id/deploy": O,
 		"POST /jobs/:id/revoke": O, "POST /jobs/:id/unrevoke": O,
-		"POST /emergency-stop": A, "POST /agents/:pc/revoke": A, "POST /agents/:pc/groups": A, "POST /agents/groups/add": A,
+		"POST /emergency-stop": A, "POST /agents/:pc/revoke": A, "POST /agents/:pc/inventory": O, "POST /api/agents/:pc/inventory": O, "POST /agents/:pc/groups": A, "POST /agents/groups/add": A,
 		"GET /enrollments": A, "POST /enrollments/:pc/approve": A, "POST /enrollments/:pc/reject": A,
 		"POST /enrollments/tokens": A, "POST /enrollments/tokens/:id/revoke": A,
 		"GET /schedules": V, "POST /schedules": O, "POST /schedules/:id/toggle": O, "POST /schedules/:id/delete": O,

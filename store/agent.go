@@ -49,8 +49,15 @@ type AgentFilter struct {
 	// Status is "", "online" or "offline" at Now (time.Now() when zero).
 	Status string
 	// OS matches the os field exactly.
-	OS  string
-	Now time.Time
+	OS string
+	// Version matches the agent version exactly.
+	Version string
+	// Software matches agents with an installed package whose name
+	// contains it, case-insensitively.
+	Software string
+	// Sort is one of AgentSorts, "-" first for descending ("" = pc_id).
+	Sort string
+	Now  time.Time
 	// Limit defaults to DefaultLimit and is clamped to MaxLimit.
 	Limit, Offset int
 }
@@ -257,41 +264,89 @@ func (s *Store) Agent(ctx context.Context, pcID string) (Agent, error) {
 	return as[0], nil
 }
 
-// Agents returns one page of the agents f selects, ordered by pc_id, and
-// the number of agents it selects in all.
+// AgentSorts are the columns the agents list sorts by.
+var AgentSorts = map[string]string{"pc": "a.pc_id", "hostname": "LOWER(a.hostname)", "os": "a.os",
+	"version": "a.agent_version", "last_seen": "a.last_seen"}
+
+// Agents returns one page of the agents f selects, ordered by f.Sort
+// (then pc_id), and the number of agents it selects in all.
 func (s *Store) Agents(ctx context.Context, f AgentFilter) ([]Agent, int, error) {
 	limit, offset := page(f.Limit, f.Offset)
 	now := f.Now
 	if now.IsZero() {
 		now = time.Now()
 	}
+	// filter applies f to a query on agents (alias a).
+	filter := func(q *bun.SelectQuery) (*bun.SelectQuery, error) {
+		if f.Q != "" {
+			// pc_id or hostname containing it, or an IP address starting with it.
+			p := likePattern(f.Q)
+			ip := strings.TrimPrefix(likePattern(strings.TrimSpace(f.Q)), "%") // a prefix
+			q = q.Where("(LOWER(a.pc_id) LIKE ? ESCAPE '!' OR LOWER(a.hostname) LIKE ? ESCAPE '!' OR a.pc_id IN (SELECT i.pc_id FROM agent_ips AS i WHERE i.ip LIKE ? ESCAPE '!'))",
+				p, p, ip)
+		}
+		if f.Version != "" {
+			q = q.Where("a.agent_version = ?", f.Version)
+		}
+		if f.Software != "" {
+			// Through the few matching names and the name_id index, not every agent's list.
+			q = q.Where("a.pc_id IN (SELECT sw.pc_id FROM agent_software AS sw WHERE sw.name_id IN (SELECT n.id FROM software_names AS n WHERE n.name_lower LIKE ? ESCAPE '!'))",
+				likePattern(f.Software))
+		}
+		if f.Group != "" {
+			q = q.Where("a.pc_id IN (SELECT g.pc_id FROM agent_groups AS g WHERE g.group_name = ?)", f.Group)
+		}
+		switch f.Status {
+		case "":
+		case AgentOnline:
+			q = q.Where("a.offline_after > ?", now.UnixMilli())
+		case AgentOffline:
+			q = q.Where("a.offline_after <= ?", now.UnixMilli())
+		default:
+			return nil, fmt.Errorf("store: agent status %q is not %q or %q", f.Status, AgentOnline, AgentOffline)
+		}
+		if f.OS != "" {
+			q = q.Where("a.os = ?", f.OS)
+		}
+		return q, nil
+	}
 	var rows []agentRow
-	q := s.db.NewSelect().Model(&rows)
-	if f.Q != "" {
-		p := likePattern(f.Q)
-		q = q.Where("(LOWER(a.pc_id) LIKE ? ESCAPE '!' OR LOWER(a.hostname) LIKE ? ESCAPE '!')", p, p)
-	}
-	if f.Group != "" {
-		q = q.Where("EXISTS (SELECT 1 FROM agent_groups AS g WHERE g.pc_id = a.pc_id AND g.group_name = ?)", f.Group)
-	}
-	switch f.Status {
-	case "":
-	case AgentOnline:
-		q = q.Where("a.offline_after > ?", now.UnixMilli())
-	case AgentOffline:
-		q = q.Where("a.offline_after <= ?", now.UnixMilli())
-	default:
-		return nil, 0, fmt.Errorf("store: agent status %q is not %q or %q", f.Status, AgentOnline, AgentOffline)
-	}
-	if f.OS != "" {
-		q = q.Where("a.os = ?", f.OS)
-	}
-	total, err := q.Count(ctx)
+	pageQ, err := filter(s.db.NewSelect().Model(&rows))
 	if err != nil {
-		return nil, 0, fmt.Errorf("store: count agents: %w", err)
+		return nil, 0, err
 	}
-	if err := q.OrderExpr(s.orderText("a.pc_id")).Limit(int64(limit)).Offset(int64(offset)).Scan(ctx); err != nil {
+	countQ, _ := filter(s.db.NewSelect().TableExpr("agents AS a"))
+	// The count and the page run side by side (two connections) unless
+	// this is a transaction.
+	var total int
+	countErr := make(chan error, 1)
+	count := func() {
+		n, err := countQ.Count(ctx)
+		total = int(n)
+		countErr <- err
+	}
+	if s.root != nil {
+		go count()
+	} else {
+		count()
+	}
+	if col, desc := strings.CutPrefix(f.Sort, "-"); f.Sort != "" {
+		expr, ok := AgentSorts[col]
+		if !ok {
+			<-countErr
+			return nil, 0, fmt.Errorf("store: cannot sort agents by %q", f.Sort)
+		}
+		if desc {
+			expr += " DESC"
+		}
+		pageQ = pageQ.OrderExpr(expr)
+	}
+	if err := pageQ.OrderExpr(s.orderText("a.pc_id")).Limit(int64(limit)).Offset(int64(offset)).Scan(ctx); err != nil {
+		<-countErr
 		return nil, 0, fmt.Errorf("store: list agents: %w", err)
+	}
+	if err := <-countErr; err != nil {
+		return nil, 0, fmt.Errorf("store: count agents: %w", err)
 	}
 	as := make([]Agent, len(rows))
 	for i := range rows {
@@ -300,7 +355,7 @@ func (s *Store) Agents(ctx context.Context, f AgentFilter) ([]Agent, int, error)
 	if err := s.fillGroups(ctx, as); err != nil {
 		return nil, 0, err
 	}
-	return as, int(total), nil
+	return as, total, nil
 }
 
 // fillGroups sets the Groups of as in one query per batch.

@@ -128,3 +128,14 @@ func tzText(tz string) string {
 	}
 	return " (" + tz + ")"
 }
+
+// usageLevel colours a disk usage bar: ok, warn (≥ 80 %), danger (≥ 95 %).
+func usageLevel(pct int) string {
+	switch {
+	case pct >= 95:
+		return "danger"
+	case pct >= 80:
+		return "warn"
+	}
+	return "ok"
+}

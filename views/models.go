@@ -60,13 +60,18 @@ type AgentRow struct {
 
 // AgentListModel is the agents page and its table partial.
 type AgentListModel struct {
-	Q, Status, Group string   // current filters; Status is "", "online" or "offline"
-	Groups           []string // every group, for the group filter
-	Rows             []AgentRow
-	Pager            Pager
-	Online, Total    int
-	Pending          int // agents waiting for enrollment approval
-	CSRFToken        string
+	Q, Status, Group  string // current filters; Status is "", "online" or "offline"
+	Software, Version string // installed-software and agent-version filters
+	Sort              string // "pc", "-last_seen", …
+	// SortURLs maps a column to the URL sorting by it (the current column
+	// toggles its direction).
+	SortURLs      map[string]string
+	Groups        []string // every group, for the group filter
+	Rows          []AgentRow
+	Pager         Pager
+	Online, Total int
+	Pending       int // agents waiting for enrollment approval
+	CSRFToken     string
 }
 
 // AgentModel is one agent's page.
@@ -80,12 +85,27 @@ type AgentModel struct {
 	// Identity is the agent's enrollment (nil when it has none, e.g. with a
 	// static credential on an external broker).
 	Identity *AgentIdentity
+	// Inventory is nil until the agent reported one.
+	Inventory *InventoryView
+	// RefreshURL asks the agent for a new inventory (empty: not allowed).
+	RefreshURL string
+	CSRFToken  string
 }
 
 // DashboardModel is the dashboard.
 type DashboardModel struct {
 	Online, Offline, Total int
 	Recent                 []ExecRow
+	// ByOS and ByVersion break the fleet down, most common first.
+	ByOS, ByVersion []Breakdown
+}
+
+// Breakdown is a value, how many agents have it, and the agents list
+// filtered to them ("" when there is no such filter).
+type Breakdown struct {
+	Value string
+	N     int
+	URL   string
 }
 
 // ExecRow is one execution in a list.

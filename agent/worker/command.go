@@ -314,6 +314,8 @@ func (w *Worker) handleControl(m *nats.Msg) {
 			return
 		}
 		go w.followCredentialGroups()
+	case wire.ControlInventory:
+		w.RequestInventory()
 	default:
 		w.log.Debug("ignoring an unknown control message", "kind", c.Kind)
 	}

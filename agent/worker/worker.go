@@ -46,8 +46,9 @@ type Config struct {
 	// Exec runs one script; nil means runner.Run. The swarm simulator
 	// replaces it with a scripted model.
 	Exec func(ctx context.Context, s runner.Spec) runner.Outcome
-	// Jitter picks the wait before a command with a jitter starts, in
-	// [0, max); nil picks uniformly at random (tests pin it).
+	// Jitter picks the wait before a command with a jitter starts (and
+	// the inventory's random delays), in [0, max); nil picks uniformly at
+	// random (tests pin it).
 	Jitter func(max time.Duration) time.Duration
 	// Trust holds the server keys commands, kills and control messages
 	// must be signed with; nil accepts unsigned messages (a static
@@ -61,6 +62,14 @@ type Config struct {
 	// renewal), until it stops.
 	Tasks  []func(ctx context.Context, nc *nats.Conn)
 	Logger *slog.Logger
+
+	// Inventory collects this PC's inventory (inventory.Collect); nil
+	// means the agent sends none. The worker publishes it on
+	// wire.InventorySubject shortly after the start, every
+	// InventoryInterval (default DefaultInventoryInterval, plus jitter)
+	// and when the server asks (see inventory.go).
+	Inventory         func(ctx context.Context) (wire.Inventory, error)
+	InventoryInterval time.Duration
 }
 
 // Trust is where the worker gets the keys it verifies signed messages with.
@@ -126,6 +135,8 @@ type Worker struct {
 	runs     sync.WaitGroup
 	caughtUp atomic.Int64
 	cpu      cpuMeter // CPU use between heartbeats
+
+	inventoryNow chan struct{} // the server asked for the inventory
 }
 
 // New validates cfg and opens the agent's on-disk state.
@@ -180,13 +191,20 @@ func New(cfg Config) (*Worker, error) {
 		}
 		ob = do
 	}
-	return &Worker{
+	w := &Worker{
 		cfg: cfg, log: cfg.Logger.With("pc_id", cfg.PCID), ledger: l, outbox: ob,
 		running: map[string]context.CancelCauseFunc{}, killed: map[string]time.Time{},
 		groups: cfg.Groups, groupSubs: map[string]*nats.Subscription{},
 		catchup: make(chan struct{}, 1), reconnect: make(chan struct{}, 1), drainNow: make(chan struct{}, 1),
-		inbox: make(chan *nats.Msg, 4096),
-	}, nil
+		inbox: make(chan *nats.Msg, 4096), inventoryNow: make(chan struct{}, 1),
+	}
+	if cfg.Inventory != nil {
+		if w.cfg.InventoryInterval <= 0 {
+			w.cfg.InventoryInterval = DefaultInventoryInterval
+		}
+		w.cfg.Tasks = append(slices.Clone(cfg.Tasks), w.inventoryTask)
+	}
+	return w, nil
 }
 
 // ErrStopping is the cause given to runs cancelled because the agent stops.

@@ -48,6 +48,16 @@ func StreamConfigs(l StreamLimits) []jetstream.StreamConfig {
 			MaxConsumers: maxConsumers,
 		},
 		{
+			Name:              wire.StreamInventory,
+			Description:       "each PC's newest inventory; projected into the inventory tables",
+			Subjects:          []string{wire.StreamInventorySubjects},
+			MaxMsgsPerSubject: 1,
+			MaxMsgSize:        wire.MaxInventoryBytes,
+			MaxBytes:          8 << 30,
+			Discard:           jetstream.DiscardOld,
+			Storage:           jetstream.FileStorage,
+		},
+		{
 			Name:        wire.StreamAudit,
 			Description: "who did what; projected into the audit log",
 			Subjects:    []string{wire.StreamAuditSubjects},

@@ -137,12 +137,12 @@ func TestRun_FollowsEdits(t *testing.T) {
 	write(t, dir, "a.yaml", job("a", "1.0.1"))
 	eventually(t, "a is at 1.0.1", func() bool { e, _ := c.Get("a"); return e.Version() == "1.0.1" })
 	write(t, dir, "a.yaml", strings.Replace(job("a", "1.0.2"), "1m", "1 minute", 1))
-	eventually(t, "a is invalid", func() bool { e, _ := c.Get("a"); return !e.Valid })
-	e, _ := c.Get("a")
+	// The file may be read half-written once; wait for the whole edit.
 	want := []jobs.Problem{{Field: "execute.timeout", Line: 8, Message: `"1 minute" is not a duration: write one such as "30s", "10m" or "1h30m"`}}
-	if diff := cmp.Diff(want, e.Problems); diff != "" {
-		t.Errorf("problems (-want +got):\n%s", diff)
-	}
+	eventually(t, "a is invalid with the timeout problem", func() bool {
+		e, _ := c.Get("a")
+		return !e.Valid && cmp.Diff(want, e.Problems) == ""
+	})
 
 	// New file.
 	write(t, dir, "sub/b.yaml", job("b", "1"))

@@ -34,9 +34,9 @@ type agentJSON struct {
 	Running           int        `json:"running"`
 	// AgentRSSBytes and AgentCPUPercent are the agent process's own
 	// resident memory and CPU use (100 = one core); absent until reported.
-	AgentRSSBytes   int64     `json:"agent_rss_bytes,omitempty"`
-	AgentCPUPercent float64   `json:"agent_cpu_percent,omitempty"`
-	Inventory       *struct{} `json:"inventory,omitempty"`
+	AgentRSSBytes   int64          `json:"agent_rss_bytes,omitempty"`
+	AgentCPUPercent float64        `json:"agent_cpu_percent,omitempty"`
+	Inventory       *inventoryJSON `json:"inventory,omitempty"`
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -195,7 +195,52 @@ func (s *server) apiAgent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, toAgentJSON(a, s.Now()))
+	j := toAgentJSON(a, s.Now())
+	inv, err := s.Store.AgentInventory(c.Request().Context(), pc)
+	switch {
+	case err == nil:
+		j.Inventory = toInventoryJSON(inv)
+	case !errors.Is(err, store.ErrNotFound):
+		return err
+	}
+	return c.JSON(http.StatusOK, j)
+}
+
+// inventoryJSON is API.md's inventory: the flat facts it names plus every
+// section the agent reported.
+type inventoryJSON struct {
+	CPUModel    string         `json:"cpu_model,omitempty"`
+	CPUCores    int            `json:"cpu_cores,omitempty"`
+	RAMBytes    int64          `json:"ram_bytes,omitempty"`
+	Disks       []wire.Disk    `json:"disks"`
+	CollectedAt time.Time      `json:"collected_at"`
+	ReceivedAt  time.Time      `json:"received_at"`
+	OS          wire.OSInfo    `json:"os"`
+	Hardware    wire.Hardware  `json:"hardware"`
+	Network     []wire.NIC     `json:"network"`
+	Software    []wire.Package `json:"software"`
+	Hotfixes    []wire.Hotfix  `json:"hotfixes"`
+	Errors      []string       `json:"errors,omitempty"`
+	Truncated   bool           `json:"truncated,omitempty"`
+}
+
+func toInventoryJSON(inv store.Inventory) *inventoryJSON {
+	j := &inventoryJSON{CPUModel: inv.Hardware.CPUModel, CPUCores: inv.Hardware.CPUCores, RAMBytes: inv.Hardware.RAMBytes,
+		Disks: inv.Disks, CollectedAt: inv.CollectedAt, ReceivedAt: inv.ReceivedAt, OS: inv.OS, Hardware: inv.Hardware,
+		Network: inv.Network, Software: inv.Software, Hotfixes: inv.Hotfixes, Errors: inv.Errors, Truncated: inv.Truncated}
+	if j.Disks == nil {
+		j.Disks = []wire.Disk{}
+	}
+	if j.Network == nil {
+		j.Network = []wire.NIC{}
+	}
+	if j.Software == nil {
+		j.Software = []wire.Package{}
+	}
+	if j.Hotfixes == nil {
+		j.Hotfixes = []wire.Hotfix{}
+	}
+	return j
 }
 
 // runRequestJSON is the body of POST /api/run.

@@ -3,6 +3,7 @@ package web
 import (
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -23,6 +24,16 @@ func (s *server) dashboard(c echo.Context) error {
 	m := views.DashboardModel{Online: online, Offline: total - online, Total: total}
 	for _, e := range execs {
 		m.Recent = append(m.Recent, execRow(e, now))
+	}
+	byOS, byVersion, err := s.Store.FleetBreakdown(ctx)
+	if err != nil {
+		return err
+	}
+	for _, b := range byOS {
+		m.ByOS = append(m.ByOS, views.Breakdown{Value: b.Value, N: b.N})
+	}
+	for _, b := range byVersion {
+		m.ByVersion = append(m.ByVersion, views.Breakdown{Value: b.Value, N: b.N, URL: "/agents?version=" + url.QueryEscape(b.Value)})
 	}
 	return render(c, http.StatusOK, views.DashboardPage(s.layout(c, "Dashboard", "dashboard"), m))
 }
@@ -50,7 +61,8 @@ func (s *server) agentList(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	m := views.AgentListModel{Q: f.Q, Status: f.Status, Group: f.Group, Groups: groups, Online: online, Total: all, Pending: pending, CSRFToken: csrfToken(c)}
+	m := views.AgentListModel{Q: f.Q, Status: f.Status, Group: f.Group, Software: f.Software, Version: f.Version, Sort: f.Sort,
+		SortURLs: sortURLs(*c.Request().URL, f.Sort), Groups: groups, Online: online, Total: all, Pending: pending, CSRFToken: csrfToken(c)}
 	for _, a := range agents {
 		m.Rows = append(m.Rows, agentRow(a, now))
 	}
@@ -80,6 +92,13 @@ func (s *server) agentShow(c echo.Context) error {
 	for _, r := range results {
 		m.Recent = append(m.Recent, targetRow(r, now, ""))
 	}
+	if m.Inventory, err = s.inventoryView(c, pc, strings.TrimSpace(c.QueryParam("software"))); err != nil {
+		return err
+	}
+	m.CSRFToken = csrfToken(c)
+	if canRefresh(c) {
+		m.RefreshURL = "/agents/" + url.PathEscape(pc) + "/inventory"
+	}
 	return render(c, http.StatusOK, views.AgentPage(s.layout(c, pc, "agents"), m))
 }
 
@@ -99,4 +118,22 @@ func (s *server) execList(c echo.Context) error {
 	}
 	m.Pager = pager(*c.Request().URL, total, f.Offset, f.Limit, len(execs))
 	return s.page(c, "Executions", "executions", views.ExecListPage(s.layout(c, "Executions", "executions"), m), views.ExecTable(m))
+}
+
+// sortURLs returns, per sortable column, the agents list URL sorted by it:
+// ascending, or descending when it is the current ascending sort.
+func sortURLs(u url.URL, current string) map[string]string {
+	out := map[string]string{}
+	for col := range store.AgentSorts {
+		q := u.Query()
+		q.Del("offset")
+		next := col
+		if current == col {
+			next = "-" + col
+		}
+		q.Set("sort", next)
+		u.RawQuery = q.Encode()
+		out[col] = "/agents?" + u.RawQuery
+	}
+	return out
 }

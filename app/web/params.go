@@ -94,7 +94,12 @@ func (s *server) agentFilter(c echo.Context) (store.AgentFilter, error) {
 	if err != nil {
 		return store.AgentFilter{}, err
 	}
-	return store.AgentFilter{Q: c.QueryParam("q"), Group: group, Status: status, OS: c.QueryParam("os"),
+	sort := c.QueryParam("sort")
+	if _, ok := store.AgentSorts[strings.TrimPrefix(sort, "-")]; sort != "" && !ok {
+		return store.AgentFilter{}, validation("sort", "must be one of pc, hostname, os, version, last_seen, with - first for descending")
+	}
+	return store.AgentFilter{Q: strings.TrimSpace(c.QueryParam("q")), Group: group, Status: status, OS: c.QueryParam("os"), Sort: sort,
+		Version: strings.TrimSpace(c.QueryParam("version")), Software: strings.TrimSpace(c.QueryParam("software")),
 		Now: s.Now(), Limit: limit, Offset: offset}, nil
 }
 

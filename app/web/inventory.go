@@ -1,0 +1,107 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/kanadehq/kanade/agent/wire"
+	"github.com/kanadehq/kanade/app/auth"
+	"github.com/kanadehq/kanade/store"
+	"github.com/kanadehq/kanade/views"
+)
+
+// bytesText formats a size in binary units: "16 GiB", "512 MiB".
+func bytesText(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	v := float64(n) / float64(div)
+	suffix := "KMGTP"[exp : exp+1]
+	if v >= 100 || v == float64(int64(v)) {
+		return fmt.Sprintf("%.0f %siB", v, suffix)
+	}
+	return fmt.Sprintf("%.1f %siB", v, suffix)
+}
+
+// inventoryView formats an agent's inventory for its page; swQ filters
+// the software list.
+func (s *server) inventoryView(c echo.Context, pc, swQ string) (*views.InventoryView, error) {
+	ctx := c.Request().Context()
+	inv, err := s.Store.AgentInventory(ctx, pc)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	now := s.Now()
+	o, h := inv.OS, inv.Hardware
+	v := &views.InventoryView{Collected: timeText(inv.CollectedAt, now), Received: timeText(inv.ReceivedAt, now),
+		OSName: o.Name, OSVersion: o.Version, OSRelease: o.Release, OSBuild: o.Build, OSKind: o.Kind,
+		LastBoot: timeText(o.LastBoot, now), Installed: timeText(o.InstallDate, now),
+		Manufacturer: h.Manufacturer, Model: h.Model, Serial: h.SerialNumber, BIOS: h.BIOSVersion, CPU: h.CPUModel,
+		Cores: h.CPUCores, Logical: h.CPULogical, Errors: inv.Errors, Truncated: inv.Truncated, SoftwareQ: swQ,
+		SoftwareTotal: len(inv.Software)}
+	if h.RAMBytes > 0 {
+		v.RAM = bytesText(h.RAMBytes)
+	}
+	for _, d := range inv.Disks {
+		dv := views.DiskView{Mount: d.Mount, Device: d.Device, FS: d.FS, Size: bytesText(d.SizeBytes), Free: bytesText(d.FreeBytes)}
+		if d.SizeBytes > 0 {
+			dv.UsedPercent = int((d.SizeBytes - d.FreeBytes) * 100 / d.SizeBytes)
+		}
+		v.Disks = append(v.Disks, dv)
+	}
+	for _, n := range inv.Network {
+		v.NICs = append(v.NICs, views.NICView{Name: n.Name, MAC: n.MAC, IPs: strings.Join(append(append([]string(nil), n.IPv4...), n.IPv6...), ", ")})
+	}
+	sw := inv.Software
+	if swQ != "" {
+		if sw, err = s.Store.AgentSoftware(ctx, pc, swQ); err != nil {
+			return nil, err
+		}
+	}
+	for _, p := range sw {
+		v.Software = append(v.Software, views.SoftwareRow{Name: p.Name, Version: p.Version, Publisher: p.Publisher, Installed: p.InstallDate})
+	}
+	for _, hf := range inv.Hotfixes {
+		v.Hotfixes = append(v.Hotfixes, views.HotfixRow{ID: hf.ID, Installed: hf.InstalledOn})
+	}
+	return v, nil
+}
+
+// refreshInventory asks one agent (a signed control message) to collect
+// and report its inventory now.
+func (s *server) refreshInventory(c echo.Context) error {
+	pc, err := idParam(c, "pc", "agent")
+	if err != nil {
+		return err
+	}
+	if _, err := s.Store.Agent(c.Request().Context(), pc); err != nil {
+		return err
+	}
+	msg, _ := json.Marshal(wire.Control{Kind: wire.ControlInventory})
+	if err := s.NC.PublishMsg(s.Keys.Msg(wire.ControlPCSubject(pc), msg, s.Now())); err != nil {
+		return fmt.Errorf("ask %s for its inventory: %w", pc, err)
+	}
+	s.Log.Info("inventory requested", "pc", pc, "by", actor(c))
+	if isAPI(c) || isPartial(c) {
+		return c.JSON(http.StatusAccepted, map[string]any{"pc_id": pc, "requested": true})
+	}
+	return c.Redirect(http.StatusSeeOther, "/agents/"+url.PathEscape(pc))
+}
+
+// canRefresh: operators may ask an agent for its inventory.
+func canRefresh(c echo.Context) bool { return principal(c).Can(auth.Operator) }

@@ -1,0 +1,109 @@
+package store_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/kanadehq/kanade/agent/wire"
+	"github.com/kanadehq/kanade/store"
+	"github.com/kanadehq/kanade/store/storetest"
+)
+
+func inventory(pc string, software ...string) wire.Inventory {
+	inv := wire.Inventory{Protocol: wire.ProtocolVersion, PCID: pc, CollectedAt: t0,
+		OS:       wire.OSInfo{Name: "Microsoft Windows 11 Pro", Version: "10.0.22631", Build: "22631.2715", Kind: wire.KindWorkstation, LastBoot: t0.Add(-time.Hour)},
+		Hardware: wire.Hardware{Manufacturer: "LENOVO", Model: "20XW", CPUModel: "Intel Core i7", CPUCores: 8, CPULogical: 16, RAMBytes: 16 << 30},
+		Disks:    []wire.Disk{{Mount: "C:", FS: "NTFS", SizeBytes: 500 << 30, FreeBytes: 100 << 30}},
+		Network:  []wire.NIC{{Name: "Ethernet", MAC: "00:15:5d:01:02:03", IPv4: []string{"10.1.2.3"}, IPv6: []string{"fe80::1"}}},
+		Hotfixes: []wire.Hotfix{{ID: "KB5031356", InstalledOn: "2026-11-01"}},
+	}
+	for _, s := range software {
+		inv.Software = append(inv.Software, wire.Package{Name: s, Version: "1.0", Publisher: "ACME"})
+	}
+	return inv
+}
+
+func TestInventory(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		mustUpsert(t, s, agent("pc1", t0), agent("pc2", t0))
+		inv := inventory("pc1", "Google Chrome", "7-Zip 23.01", "Mozilla Firefox")
+		if err := s.PutInventories(ctx, []wire.Inventory{inv, inventory("pc2", "7-Zip 23.01")}, t0); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.AgentInventory(ctx, "pc1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := inv
+		want.Protocol = 0                                                                 // not stored
+		want.Software = []wire.Package{inv.Software[1], inv.Software[0], inv.Software[2]} // by name
+		if diff := cmp.Diff(want, got.Inventory); diff != "" {
+			t.Errorf("inventory (-want +got):\n%s", diff)
+		}
+		for _, tc := range []struct {
+			f    store.AgentFilter
+			want []string
+		}{
+			{store.AgentFilter{Software: "zip"}, []string{"pc1", "pc2"}},
+			{store.AgentFilter{Software: "CHROME"}, []string{"pc1"}},
+			{store.AgentFilter{Q: "10.1.2"}, []string{"pc1", "pc2"}},
+			{store.AgentFilter{Q: "10.1.2.30"}, nil},
+			{store.AgentFilter{Version: "1.0.0"}, []string{"pc1", "pc2"}},
+			{store.AgentFilter{Version: "2.0"}, nil},
+		} {
+			as, _, err := s.Agents(ctx, tc.f)
+			var ids []string
+			for _, a := range as {
+				ids = append(ids, a.PCID)
+			}
+			if err != nil || fmt.Sprint(ids) != fmt.Sprint(tc.want) {
+				t.Errorf("Agents(%+v) = %v, %v; want %v", tc.f, ids, err, tc.want)
+			}
+		}
+		// A failed software collector keeps the old list; others are replaced.
+		next := inventory("pc1")
+		next.Errors = []string{"software: registry: access denied"}
+		next.Disks = nil
+		if err := s.PutInventories(ctx, []wire.Inventory{next}, t0.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		got, _ = s.AgentInventory(ctx, "pc1")
+		if len(got.Software) != 3 || len(got.Disks) != 0 || len(got.Errors) != 1 || !got.ReceivedAt.Equal(t0.Add(time.Hour)) {
+			t.Errorf("after a failed software collector: software %d, disks %d, errors %v", len(got.Software), len(got.Disks), got.Errors)
+		}
+		if sw, _ := s.AgentSoftware(ctx, "pc1", "fire"); len(sw) != 1 || sw[0].Name != "Mozilla Firefox" {
+			t.Errorf("software search = %+v", sw)
+		}
+		byOS, byVersion, err := s.FleetBreakdown(ctx)
+		if err != nil || len(byOS) != 1 || byOS[0] != (store.Count{Value: "Microsoft Windows 11 Pro", N: 2}) || byVersion[0].N != 2 {
+			t.Errorf("breakdown = %v %v, %v", byOS, byVersion, err)
+		}
+	})
+}
+
+func TestAgents_Sort(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		a, b, c := agent("pc-a", t0.Add(2*time.Minute)), agent("pc-b", t0), agent("pc-c", t0.Add(time.Minute))
+		a.Hostname, b.Hostname, c.Hostname = "Zeta", "alpha", "Mid"
+		mustUpsert(t, s, a, b, c)
+		for sort, want := range map[string]string{"": "[pc-a pc-b pc-c]", "-pc": "[pc-c pc-b pc-a]", "hostname": "[pc-b pc-c pc-a]",
+			"-last_seen": "[pc-a pc-c pc-b]", "last_seen": "[pc-b pc-c pc-a]"} {
+			as, _, err := s.Agents(ctx, store.AgentFilter{Sort: sort})
+			var ids []string
+			for _, x := range as {
+				ids = append(ids, x.PCID)
+			}
+			if err != nil || fmt.Sprint(ids) != want {
+				t.Errorf("sort %q = %v, %v; want %s", sort, ids, err, want)
+			}
+		}
+		if _, _, err := s.Agents(ctx, store.AgentFilter{Sort: "secret"}); err == nil {
+			t.Error("an unknown sort column was accepted")
+		}
+	})
+}
