@@ -3,12 +3,14 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/kanadehq/kanade/agent/outbox"
 	"github.com/kanadehq/kanade/agent/wire"
 )
 
@@ -43,7 +45,16 @@ func (w *Worker) drainOnce(ctx context.Context) bool {
 		w.log.Error("outbox", "err", err)
 		return false
 	}
-	for _, it := range items {
+	skip := superseded(items)
+	for i, it := range items {
+		if skip[i] {
+			// A later report of the same target is queued: this "running"
+			// report would be replaced at once, so it is not sent.
+			if err := w.outbox.Remove(it); err != nil {
+				w.log.Error("outbox", "err", err)
+			}
+			continue
+		}
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, err := w.js.Publish(pctx, it.Subject, it.Data)
 		cancel()
@@ -56,6 +67,36 @@ func (w *Worker) drainOnce(ctx context.Context) bool {
 		}
 	}
 	return true
+}
+
+// superseded returns the indexes of queued results that a later queued
+// result of the same target (same subject) replaces. Only reports that are
+// not final are superseded: the server keeps the newest state of a target
+// anyway, so a "running" report queued behind its final one (a script that
+// ended within a few milliseconds, or results queued while offline) is
+// only load on the broker and the database.
+func superseded(items []outbox.Item) map[int]bool {
+	last := map[string]int{}
+	for i, it := range items {
+		if strings.HasPrefix(it.Subject, "results.") {
+			last[it.Subject] = i
+		}
+	}
+	var out map[int]bool
+	for i, it := range items {
+		if j, ok := last[it.Subject]; ok && j > i {
+			var r struct {
+				State wire.State `json:"state"`
+			}
+			if json.Unmarshal(it.Data, &r) == nil && !r.State.Final() {
+				if out == nil {
+					out = map[int]bool{}
+				}
+				out[i] = true
+			}
+		}
+	}
+	return out
 }
 
 // catchupLoop replays, after every (re)connect, the newest command of
