@@ -73,3 +73,26 @@ func TestInventory_AgentToPages(t *testing.T) {
 		}
 	}
 }
+
+// Ping measures the round trip to an agent; an agent that is gone does
+// not answer.
+func TestPing(t *testing.T) {
+	skipIfShort(t)
+	s := startServer(t, t.TempDir(), "")
+	a := startAgent(t, s, "ping1", nil, "")
+	s.waitOnline(t, "ping1")
+	var ok struct {
+		PCID  string  `json:"pc_id"`
+		RTTMS float64 `json:"rtt_ms"`
+	}
+	if code := s.post(t, "/api/agents/ping1/ping", map[string]any{}, &ok); code != 200 || ok.PCID != "ping1" || ok.RTTMS <= 0 {
+		t.Errorf("ping: %d %+v", code, ok)
+	}
+	a.stop()
+	var bad struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	if code := s.post(t, "/api/agents/ping1/ping", map[string]any{}, &bad); code != http.StatusGatewayTimeout || bad.Error.Code != "no_answer" {
+		t.Errorf("ping a stopped agent: %d %+v", code, bad)
+	}
+}

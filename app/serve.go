@@ -107,6 +107,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 			}
 		}()
 	}
+	pongs := projector.NewPongs()
 	mx := metrics.New()
 	mx.Watch(metrics.Sources{Store: st, NC: b.NC, JS: b.JS, Log: log, Consumers: []metrics.Consumer{
 		{Stream: wire.StreamResults, Durable: projector.ResultsConsumer}, {Stream: wire.StreamAudit, Durable: "audit-projector"},
@@ -116,7 +117,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		return projector.Results(ctx, b.JS, st, ev, log, mx.ResultsIngested)
 	})
 	goWork("heartbeat projector", func(ctx context.Context) error {
-		return projector.Heartbeats(ctx, b.NC, st, ev, log, time.Second)
+		return projector.Heartbeats(ctx, b.NC, st, ev, log, time.Second, pongs)
 	})
 	goWork("expiry", func(ctx context.Context) error { disp.ExpireLoop(ctx, 5*time.Second); return nil })
 	goWork("inventory projector", func(ctx context.Context) error { return projector.Inventory(ctx, b.JS, st, ev, log) })
@@ -143,7 +144,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	host, _ := os.Hostname()
 	handler := web.New(web.Deps{
 		Store: st, Dispatcher: disp, Enroller: enroller, Keys: keys, NC: b.NC, Audit: recorder, Events: ev, JS: b.JS, Catalog: jobCatalog, NATSHealthy: b.Healthy, Log: log, Version: version,
-		DevMode: devMode, Auth: authSvc, Rollouts: rollouts, Scheduler: sched, FourEyes: cfg.Rollout.FourEyes, OIDCIssuer: cfg.OIDC.Issuer, RolesClaim: cfg.OIDC.RolesClaim, LocalPC: wire.PCIDFromHostname(host), OutputCap: int(cfg.Execution.OutputCap),
+		DevMode: devMode, Auth: authSvc, Pongs: pongs, Rollouts: rollouts, Scheduler: sched, FourEyes: cfg.Rollout.FourEyes, OIDCIssuer: cfg.OIDC.Issuer, RolesClaim: cfg.OIDC.RolesClaim, LocalPC: wire.PCIDFromHostname(host), OutputCap: int(cfg.Execution.OutputCap),
 		SSEMaxLifetime: cfg.Server.SSEMaxLifetime.D(), Metrics: mx,
 	})
 	ln, err := net.Listen("tcp", cfg.Server.HTTP)

@@ -87,9 +87,10 @@ type AgentModel struct {
 	Identity *AgentIdentity
 	// Inventory is nil until the agent reported one.
 	Inventory *InventoryView
-	// RefreshURL asks the agent for a new inventory (empty: not allowed).
-	RefreshURL string
-	CSRFToken  string
+	// RefreshURL asks the agent for a new inventory and PingURL measures
+	// the round trip to it (empty: not allowed).
+	RefreshURL, PingURL string
+	CSRFToken           string
 }
 
 // DashboardModel is the dashboard.

@@ -210,6 +210,8 @@ type Heartbeat struct {
 	// CPUPercent is the agent process's CPU use since its previous
 	// heartbeat, 100 being one core busy (0: idle or unknown).
 	CPUPercent float64 `json:"cpu_percent,omitempty"`
+	// Pong answers a ControlPing: its nonce, sent at once.
+	Pong string `json:"pong,omitempty"`
 }
 
 // Validate checks a heartbeat.
@@ -225,6 +227,9 @@ func (h *Heartbeat) Validate() error {
 	}
 	if h.Interval <= 0 {
 		errs = append(errs, errors.New("interval must be positive"))
+	}
+	if len(h.Pong) > 64 {
+		errs = append(errs, errors.New("pong is longer than 64 bytes"))
 	}
 	return errors.Join(errs...)
 }

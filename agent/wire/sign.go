@@ -135,7 +135,13 @@ type Control struct {
 	CommandKeys []CommandKey   `json:"command_keys,omitempty"`
 	Credential  *EnrollReply   `json:"credential,omitempty"`
 	Emergency   *EmergencyStop `json:"emergency,omitempty"`
+	// Nonce of a ControlPing, returned in the agent's next heartbeat.
+	Nonce string `json:"nonce,omitempty"`
 }
+
+// ControlPing asks one agent to answer with a heartbeat carrying the
+// nonce at once (the agent page's Ping).
+const ControlPing = "ping"
 
 // MaxControlAge bounds how old a signed kill or control message may be.
 const MaxControlAge = 5 * time.Minute

@@ -316,6 +316,10 @@ func (w *Worker) handleControl(m *nats.Msg) {
 		go w.followCredentialGroups()
 	case wire.ControlInventory:
 		w.RequestInventory()
+	case wire.ControlPing:
+		if len(c.Nonce) <= 64 {
+			w.heartbeat(false, c.Nonce)
+		}
 	default:
 		w.log.Debug("ignoring an unknown control message", "kind", c.Kind)
 	}

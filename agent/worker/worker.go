@@ -458,14 +458,17 @@ func (w *Worker) heartbeatLoop(ctx context.Context) {
 	}
 }
 
-func (w *Worker) sendHeartbeat(stopping bool) {
+func (w *Worker) sendHeartbeat(stopping bool) { w.heartbeat(stopping, "") }
+
+// heartbeat publishes a heartbeat; pong answers a ping.
+func (w *Worker) heartbeat(stopping bool, pong string) {
 	now := time.Now()
 	hb := wire.Heartbeat{
 		Protocol: wire.ProtocolVersion, PCID: w.cfg.PCID, Hostname: w.cfg.Hostname,
 		OS: w.cfg.OS, OSVersion: w.cfg.OSVersion, Arch: w.cfg.Arch, AgentVersion: w.cfg.AgentVersion,
 		Groups: w.Groups(), Interval: wire.Duration(w.cfg.HeartbeatInterval), At: now.UTC(),
 		Running: w.runningCount(), Stopping: stopping,
-		RSSBytes: rssBytes(), CPUPercent: w.cpu.percent(now),
+		RSSBytes: rssBytes(), CPUPercent: w.cpu.percent(now), Pong: pong,
 	}
 	if err := w.publishJSON(wire.HeartbeatSubject(w.cfg.PCID), hb); err != nil {
 		w.log.Debug("heartbeat", "err", err)

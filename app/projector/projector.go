@@ -158,8 +158,9 @@ func decodeResult(subject string, data []byte) (wire.Result, error) {
 }
 
 // Heartbeats subscribes to heartbeats and writes the newest per agent
-// every flushEvery until ctx is done.
-func Heartbeats(ctx context.Context, nc *nats.Conn, st *store.Store, ev *events.Broker, log *slog.Logger, flushEvery time.Duration) error {
+// every flushEvery until ctx is done; a heartbeat answering a ping wakes
+// its waiter in pongs (which may be nil).
+func Heartbeats(ctx context.Context, nc *nats.Conn, st *store.Store, ev *events.Broker, log *slog.Logger, flushEvery time.Duration, pongs *Pongs) error {
 	var mu sync.Mutex
 	pending := map[string]wire.Heartbeat{}
 	sub, err := nc.Subscribe(wire.HeartbeatWildcard, func(m *nats.Msg) {
@@ -176,6 +177,7 @@ func Heartbeats(ctx context.Context, nc *nats.Conn, st *store.Store, ev *events.
 			log.Warn("heartbeat: invalid", "subject", m.Subject, "err", err)
 			return
 		}
+		pongs.deliver(hb.PCID + "/" + hb.Pong)
 		mu.Lock()
 		pending[hb.PCID] = hb
 		mu.Unlock()

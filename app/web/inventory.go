@@ -1,12 +1,15 @@
 package web
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -105,3 +108,48 @@ func (s *server) refreshInventory(c echo.Context) error {
 
 // canRefresh: operators may ask an agent for its inventory.
 func canRefresh(c echo.Context) bool { return principal(c).Can(auth.Operator) }
+
+// pingTimeout is how long Ping waits for the agent's answer.
+const pingTimeout = 5 * time.Second
+
+// pingAgent sends a signed ping to one agent and waits for its answer (a
+// heartbeat carrying the nonce): the round trip through the broker.
+func (s *server) pingAgent(c echo.Context) error {
+	pc, err := idParam(c, "pc", "agent")
+	if err != nil {
+		return err
+	}
+	if _, err := s.Store.Agent(c.Request().Context(), pc); err != nil {
+		return err
+	}
+	if s.Pongs == nil {
+		return echo.NewHTTPError(http.StatusConflict, "this server cannot ping agents")
+	}
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	nonce := hex.EncodeToString(b)
+	answered, cancel := s.Pongs.Wait(pc + "/" + nonce)
+	defer cancel()
+	msg, _ := json.Marshal(wire.Control{Kind: wire.ControlPing, Nonce: nonce})
+	start := time.Now()
+	if err := s.NC.PublishMsg(s.Keys.Msg(wire.ControlPCSubject(pc), msg, s.Now())); err != nil {
+		return fmt.Errorf("ping %s: %w", pc, err)
+	}
+	t := time.NewTimer(pingTimeout)
+	defer t.Stop()
+	select {
+	case <-answered:
+	case <-t.C:
+		if isAPI(c) {
+			return apiErr(http.StatusGatewayTimeout, "no_answer", fmt.Sprintf("%s did not answer within %s", pc, pingTimeout), nil)
+		}
+		return c.HTML(http.StatusOK, `<span class="field-error" data-testid="ping-result">no answer within 5s</span>`)
+	case <-c.Request().Context().Done():
+		return c.Request().Context().Err()
+	}
+	rtt := time.Since(start)
+	if isAPI(c) {
+		return c.JSON(http.StatusOK, map[string]any{"pc_id": pc, "rtt_ms": float64(rtt.Microseconds()) / 1000})
+	}
+	return c.HTML(http.StatusOK, fmt.Sprintf(`<span class="muted" data-testid="ping-result">answered in %.1f ms</span>`, float64(rtt.Microseconds())/1000))
+}

@@ -98,6 +98,7 @@ func (s *server) agentShow(c echo.Context) error {
 	m.CSRFToken = csrfToken(c)
 	if canRefresh(c) {
 		m.RefreshURL = "/agents/" + url.PathEscape(pc) + "/inventory"
+		m.PingURL = "/agents/" + url.PathEscape(pc) + "/ping"
 	}
 	return render(c, http.StatusOK, views.AgentPage(s.layout(c, pc, "agents"), m))
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/kanadehq/kanade/app/enroll"
 	"github.com/kanadehq/kanade/app/events"
 	"github.com/kanadehq/kanade/app/metrics"
+	"github.com/kanadehq/kanade/app/projector"
 	"github.com/kanadehq/kanade/app/rollout"
 	"github.com/kanadehq/kanade/app/schedule"
 	"github.com/kanadehq/kanade/app/sign"
@@ -53,6 +54,8 @@ type Deps struct {
 	DevMode bool
 	// Auth identifies callers (nil: a dev-mode service is made, DevMode must be set).
 	Auth *auth.Service
+	// Pongs receives agents' answers to Ping (nil: no ping).
+	Pongs *projector.Pongs
 	// Rollouts approves, halts and resumes waves (nil: no rollouts).
 	Rollouts *rollout.Engine
 	// Scheduler lists, fires and picks up schedules (nil: none).
