@@ -107,3 +107,29 @@ func TestAgents_Sort(t *testing.T) {
 		}
 	})
 }
+
+func TestRecentFailures(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		if err := s.CreateExecution(ctx, execution("e1", t0), []string{"pc1", "pc2", "pc3", "pc4"}); err != nil {
+			t.Fatal(err)
+		}
+		rs := []wire.Result{
+			{Protocol: wire.ProtocolVersion, ExecID: "e1", PCID: "pc1", State: wire.StateFailed, ExitCode: exit(1), StartedAt: t0, FinishedAt: t0.Add(time.Minute)},
+			{Protocol: wire.ProtocolVersion, ExecID: "e1", PCID: "pc2", State: wire.StateTimedOut, StartedAt: t0, FinishedAt: t0.Add(2 * time.Minute)},
+			{Protocol: wire.ProtocolVersion, ExecID: "e1", PCID: "pc3", State: wire.StateSucceeded, ExitCode: exit(0), StartedAt: t0, FinishedAt: t0.Add(time.Minute)},
+			{Protocol: wire.ProtocolVersion, ExecID: "e1", PCID: "pc4", State: wire.StateFailed, ExitCode: exit(2), StartedAt: t0.Add(-48 * time.Hour), FinishedAt: t0.Add(-47 * time.Hour)},
+		}
+		if _, err := s.ApplyResults(ctx, rs, t0.Add(3*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		got, total, err := s.RecentFailures(ctx, t0.Add(-24*time.Hour), 10)
+		var pcs []string
+		for _, r := range got {
+			pcs = append(pcs, r.PCID)
+		}
+		if err != nil || total != 2 || fmt.Sprint(pcs) != "[pc2 pc1]" {
+			t.Errorf("recent failures = %v (total %d), %v; want pc2 then pc1", pcs, total, err)
+		}
+	})
+}

@@ -254,3 +254,25 @@ func (s *Store) Result(ctx context.Context, execID, pcID string) (Result, error)
 	}
 	return r.result(), nil
 }
+
+// RecentFailures returns the newest targets that failed or timed out
+// since since (at most limit) and how many there are in all.
+func (s *Store) RecentFailures(ctx context.Context, since time.Time, limit int) ([]Result, int, error) {
+	limit, _ = page(limit, 0)
+	var rows []resultRow
+	q := s.db.NewSelect().Model(&rows).
+		Where("r.state IN (?)", bun.In([]string{string(wire.StateFailed), string(wire.StateTimedOut)})).
+		Where("r.finished_at >= ?", since.UnixMilli())
+	total, err := q.Count(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("store: count failures: %w", err)
+	}
+	if err := q.OrderExpr("r.finished_at DESC").OrderExpr(s.orderText("r.pc_id")).Limit(int64(limit)).Scan(ctx); err != nil {
+		return nil, 0, fmt.Errorf("store: list failures: %w", err)
+	}
+	out := make([]Result, len(rows))
+	for i := range rows {
+		out[i] = rows[i].result()
+	}
+	return out, int(total), nil
+}

@@ -62,6 +62,7 @@ type AgentRow struct {
 type AgentListModel struct {
 	Q, Status, Group  string // current filters; Status is "", "online" or "offline"
 	Software, Version string // installed-software and agent-version filters
+	OS                string // "", "windows", "linux" or "darwin"
 	Sort              string // "pc", "-last_seen", …
 	// SortURLs maps a column to the URL sorting by it (the current column
 	// toggles its direction).
@@ -90,7 +91,10 @@ type AgentModel struct {
 	// RefreshURL asks the agent for a new inventory and PingURL measures
 	// the round trip to it (empty: not allowed).
 	RefreshURL, PingURL string
-	CSRFToken           string
+	// Shells and Shell fill the inline Run form (shown with RunURL).
+	Shells    []string
+	Shell     string
+	CSRFToken string
 }
 
 // DashboardModel is the dashboard.
@@ -99,6 +103,10 @@ type DashboardModel struct {
 	Recent                 []ExecRow
 	// ByOS and ByVersion break the fleet down, most common first.
 	ByOS, ByVersion []Breakdown
+	// Failures are the newest targets that failed or timed out in the
+	// last 24 hours; FailureTotal counts them all.
+	Failures     []TargetRow
+	FailureTotal int
 }
 
 // Breakdown is a value, how many agents have it, and the agents list

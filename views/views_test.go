@@ -589,7 +589,7 @@ func TestRunPage_Form(t *testing.T) {
 
 func TestAgentListPage_Search(t *testing.T) {
 	m := sampleAgentList()
-	m.Q, m.Status, m.Group = "tokyo", "online", "finance"
+	m.Q, m.Status, m.Group, m.OS = "tokyo", "online", "finance", "linux"
 	_, doc := render(t, AgentListPage(sampleLayout("agents"), m))
 	boxes := find(doc, byAttr("data-search", ""))
 	if len(boxes) != 1 {
@@ -610,7 +610,7 @@ func TestAgentListPage_Search(t *testing.T) {
 	want := map[string]string{
 		"name": "q", "value": "tokyo", "hx-get": "/agents", "hx-trigger": "keyup changed delay:300ms, search",
 		"hx-target": "#agent-table", "hx-push-url": "true", "hx-include": "closest form",
-		"status": "online", "group": "finance",
+		"status": "online", "group": "finance", "os": "linux",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("agent filters (-want +got):\n%s", diff)

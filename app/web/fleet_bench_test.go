@@ -136,8 +136,11 @@ func TestFleetPages_Inventory(t *testing.T) {
 		{"/agents?q=10.0.0.7", "pc-00007", "pc-00008"},
 		{"/agents?software=zzz-no-such", "No agents match", "pc-00001"},
 		{"/agents/pc-00005", "Microsoft Windows 10 Enterprise", ""},
+		{"/agents/pc-00005", `<option value="powershell" selected>`, ""}, // the inline Run form, PowerShell on Windows
+		{"/agents/pc-00003", `<option value="sh" selected>`, ""},         // sh on Linux
 		{"/agents/pc-00005?software=product", "Product", ""},
 		{"/", "Ubuntu 24.04.1 LTS", ""},
+		{"/agents?os=linux", "pc-00003", "pc-00005"},
 		{"/api/agents/pc-00003", `"cpu_model":"Intel(R) Core(TM) i7-1185G7"`, ""},
 	} {
 		code, _, body := get(t, srv.URL+tc.path)

@@ -4,9 +4,11 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/store"
 	"github.com/kanadehq/kanade/views"
 )
@@ -25,6 +27,14 @@ func (s *server) dashboard(c echo.Context) error {
 	for _, e := range execs {
 		m.Recent = append(m.Recent, execRow(e, now))
 	}
+	fails, nFails, err := s.Store.RecentFailures(ctx, now.Add(-24*time.Hour), 10)
+	if err != nil {
+		return err
+	}
+	for _, r := range fails {
+		m.Failures = append(m.Failures, targetRow(r, now, ""))
+	}
+	m.FailureTotal = nFails
 	byOS, byVersion, err := s.Store.FleetBreakdown(ctx)
 	if err != nil {
 		return err
@@ -61,7 +71,7 @@ func (s *server) agentList(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	m := views.AgentListModel{Q: f.Q, Status: f.Status, Group: f.Group, Software: f.Software, Version: f.Version, Sort: f.Sort,
+	m := views.AgentListModel{Q: f.Q, Status: f.Status, Group: f.Group, Software: f.Software, Version: f.Version, OS: f.OS, Sort: f.Sort,
 		SortURLs: sortURLs(*c.Request().URL, f.Sort), Groups: groups, Online: online, Total: all, Pending: pending, CSRFToken: csrfToken(c)}
 	for _, a := range agents {
 		m.Rows = append(m.Rows, agentRow(a, now))
@@ -85,7 +95,7 @@ func (s *server) agentShow(c echo.Context) error {
 		return err
 	}
 	m := views.AgentModel{Agent: agentRow(a, now), Interval: a.Interval.String(), Running: a.Running,
-		FirstSeen: timeText(a.FirstSeen, now), RunURL: "/run?pcs=" + url.QueryEscape(pc)}
+		FirstSeen: timeText(a.FirstSeen, now)}
 	if m.Identity, err = s.agentIdentity(c, pc); err != nil {
 		return err
 	}
@@ -99,6 +109,10 @@ func (s *server) agentShow(c echo.Context) error {
 	if canRefresh(c) {
 		m.RefreshURL = "/agents/" + url.PathEscape(pc) + "/inventory"
 		m.PingURL = "/agents/" + url.PathEscape(pc) + "/ping"
+		m.RunURL, m.Shells, m.Shell = "/run?pcs="+url.QueryEscape(pc), wire.Shells, wire.ShellSh
+		if a.OS == "windows" {
+			m.Shell = wire.ShellPowerShell
+		}
 	}
 	return render(c, http.StatusOK, views.AgentPage(s.layout(c, pc, "agents"), m))
 }

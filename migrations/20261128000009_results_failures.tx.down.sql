@@ -1,0 +1,1 @@
+DROP INDEX results_state_finished_at_idx;
