@@ -141,6 +141,7 @@ func TestFleetPages_Inventory(t *testing.T) {
 		{"/agents/pc-00005?software=product", "Product", ""},
 		{"/", "Ubuntu 24.04.1 LTS", ""},
 		{"/agents?os=linux", "pc-00003", "pc-00005"},
+		{"/schedules", "No schedules yet", ""}, // a server without a scheduler still shows the page
 		{"/api/agents/pc-00003", `"cpu_model":"Intel(R) Core(TM) i7-1185G7"`, ""},
 	} {
 		code, _, body := get(t, srv.URL+tc.path)

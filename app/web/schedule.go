@@ -216,6 +216,9 @@ func (s *server) deleteSchedule(c echo.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if s.Scheduler == nil {
+		return "", echo.NewHTTPError(http.StatusConflict, "this server runs no scheduler")
+	}
 	if err := s.Store.DeleteSchedule(c.Request().Context(), id); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			if defs, derr := s.Scheduler.Defs(c.Request().Context()); derr == nil {
@@ -308,8 +311,10 @@ func (s *server) renderSchedules(c echo.Context, status int, m views.SchedulesMo
 		}
 		m.Rows = append(m.Rows, r)
 	}
-	if es, err := s.Dispatcher.EmergencyStop(ctx); err == nil && es.Active {
-		m.Suppressed = true
+	if s.Dispatcher != nil {
+		if es, err := s.Dispatcher.EmergencyStop(ctx); err == nil && es.Active {
+			m.Suppressed = true
+		}
 	}
 	for _, e := range s.jobEntries() {
 		if e.Kind == jobs.KindJob && e.Valid && e.ID != "" {
@@ -349,6 +354,9 @@ func (s *server) formToggleSchedule(c echo.Context) error {
 	id, err := idParam(c, "id", "schedule")
 	if err != nil {
 		return err
+	}
+	if s.Scheduler == nil {
+		return echo.NewHTTPError(http.StatusConflict, "this server runs no scheduler")
 	}
 	sc, err := s.Store.Schedule(c.Request().Context(), id)
 	if err != nil {
