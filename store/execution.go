@@ -28,6 +28,10 @@ const (
 // targets.
 var openStatuses = []string{StatusRunning, StatusHalted, StatusAwaitingApproval}
 
+// IsOpen reports whether an execution with this status is not over (it
+// can still be killed).
+func IsOpen(status string) bool { return slices.Contains(openStatuses, status) }
+
 // ReasonKilledBeforeStart is the reason of a target killed while pending.
 const ReasonKilledBeforeStart = "killed before it started"
 

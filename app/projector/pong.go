@@ -28,7 +28,7 @@ func (p *Pongs) Wait(nonce string) (<-chan struct{}, func()) {
 
 // deliver wakes the request waiting for nonce, if any.
 func (p *Pongs) deliver(nonce string) {
-	if p == nil || nonce == "" {
+	if p == nil {
 		return
 	}
 	p.mu.Lock()

@@ -177,7 +177,9 @@ func Heartbeats(ctx context.Context, nc *nats.Conn, st *store.Store, ev *events.
 			log.Warn("heartbeat: invalid", "subject", m.Subject, "err", err)
 			return
 		}
-		pongs.deliver(hb.PCID + "/" + hb.Pong)
+		if hb.Pong != "" {
+			pongs.deliver(hb.PCID + "/" + hb.Pong)
+		}
 		mu.Lock()
 		pending[hb.PCID] = hb
 		mu.Unlock()

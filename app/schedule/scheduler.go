@@ -112,6 +112,20 @@ func (s *Scheduler) Defs(ctx context.Context) ([]Def, error) {
 	return out, nil
 }
 
+// FileSource returns the jobs-directory file that defines schedule id
+// ("" when none): a file's schedule cannot be changed through the API.
+func (s *Scheduler) FileSource(id string) string {
+	if s.cat == nil {
+		return ""
+	}
+	for _, e := range s.cat.List() {
+		if e.Kind == jobs.KindSchedule && e.Schedule != nil && e.Schedule.ID == id {
+			return e.Source
+		}
+	}
+	return ""
+}
+
 // Live reports whether d fires.
 func (d Def) Live() bool { return d.Enabled && d.Problem == "" && !d.Shadowed }
 

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -110,6 +111,19 @@ type waveJSON struct {
 	FinishedAt  *time.Time `json:"finished_at,omitempty"`
 	DeadlineAt  *time.Time `json:"deadline_at,omitempty"`
 	Reason      string     `json:"reason,omitempty"`
+}
+
+// executionJSON is an execution with its waves (a rollout's).
+func (s *server) executionJSON(ctx context.Context, e store.Execution) (executionJSON, error) {
+	j := toExecutionJSON(e)
+	ws, err := s.Store.Waves(ctx, e.ExecID)
+	if err != nil {
+		return j, err
+	}
+	if len(ws) > 0 {
+		j.Waves = toWavesJSON(ws)
+	}
+	return j, nil
 }
 
 func toWavesJSON(ws []store.Wave) []waveJSON {
@@ -381,13 +395,9 @@ func (s *server) apiExecution(c echo.Context) error {
 		return err
 	}
 	id := e.ExecID
-	j := toExecutionJSON(e)
-	ws, err := s.Store.Waves(ctx, id)
+	j, err := s.executionJSON(ctx, e)
 	if err != nil {
 		return err
-	}
-	if len(ws) > 0 {
-		j.Waves = toWavesJSON(ws)
 	}
 	j.Targets = []resultJSON{}
 	for offset := 0; ; {

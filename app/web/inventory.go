@@ -14,7 +14,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/kanadehq/kanade/agent/wire"
-	"github.com/kanadehq/kanade/app/auth"
 	"github.com/kanadehq/kanade/store"
 	"github.com/kanadehq/kanade/views"
 )
@@ -105,9 +104,6 @@ func (s *server) refreshInventory(c echo.Context) error {
 	}
 	return c.Redirect(http.StatusSeeOther, "/agents/"+url.PathEscape(pc))
 }
-
-// canRefresh: operators may ask an agent for its inventory.
-func canRefresh(c echo.Context) bool { return principal(c).Can(auth.Operator) }
 
 // pingTimeout is how long Ping waits for the agent's answer.
 const pingTimeout = 5 * time.Second

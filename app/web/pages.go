@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/kanadehq/kanade/agent/wire"
+	"github.com/kanadehq/kanade/app/auth"
 	"github.com/kanadehq/kanade/store"
 	"github.com/kanadehq/kanade/views"
 )
@@ -106,7 +107,7 @@ func (s *server) agentShow(c echo.Context) error {
 		return err
 	}
 	m.CSRFToken = csrfToken(c)
-	if canRefresh(c) {
+	if principal(c).Can(auth.Operator) { // operators may refresh, ping and run
 		m.RefreshURL = "/agents/" + url.PathEscape(pc) + "/inventory"
 		m.PingURL = "/agents/" + url.PathEscape(pc) + "/ping"
 		m.RunURL, m.Shells, m.Shell = "/run?pcs="+url.QueryEscape(pc), wire.Shells, wire.ShellSh

@@ -57,12 +57,10 @@ func (s *server) apiRollout(fn rolloutAction) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		j := toExecutionJSON(e)
-		ws, err := s.Store.Waves(c.Request().Context(), id)
+		j, err := s.executionJSON(c.Request().Context(), e)
 		if err != nil {
 			return err
 		}
-		j.Waves = toWavesJSON(ws)
 		return c.JSON(http.StatusOK, j)
 	}
 }

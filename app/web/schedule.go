@@ -124,12 +124,8 @@ func (s *server) checkSchedule(ctx context.Context, r scheduleRequestJSON) (stor
 	sc := store.Schedule{ID: r.ID, Description: strings.TrimSpace(r.Description), Cron: strings.Join(strings.Fields(r.Cron), " "),
 		Timezone: r.Timezone, JobID: r.JobID, Target: r.Target, Enabled: r.Enabled == nil || *r.Enabled}
 	// The jobs directory wins: its ids cannot be taken here.
-	if defs, err := s.Scheduler.Defs(ctx); err == nil {
-		for _, d := range defs {
-			if d.ID == sc.ID && d.Source != "" {
-				return sc, fmt.Errorf("%w: schedule %s is defined by %s in the jobs directory; edit that file", dispatch.ErrConflict, sc.ID, d.Source)
-			}
-		}
+	if src := s.Scheduler.FileSource(sc.ID); src != "" {
+		return sc, fmt.Errorf("%w: schedule %s is defined by %s in the jobs directory; edit that file", dispatch.ErrConflict, sc.ID, src)
 	}
 	return sc, nil
 }
@@ -220,14 +216,8 @@ func (s *server) deleteSchedule(c echo.Context) (string, error) {
 		return "", echo.NewHTTPError(http.StatusConflict, "this server runs no scheduler")
 	}
 	if err := s.Store.DeleteSchedule(c.Request().Context(), id); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			if defs, derr := s.Scheduler.Defs(c.Request().Context()); derr == nil {
-				for _, d := range defs {
-					if d.ID == id && d.Source != "" {
-						return "", fmt.Errorf("%w: schedule %s is defined by %s in the jobs directory; delete or disable it there", dispatch.ErrConflict, id, d.Source)
-					}
-				}
-			}
+		if src := s.Scheduler.FileSource(id); src != "" && errors.Is(err, store.ErrNotFound) {
+			return "", fmt.Errorf("%w: schedule %s is defined by %s in the jobs directory; delete or disable it there", dispatch.ErrConflict, id, src)
 		}
 		return "", err
 	}

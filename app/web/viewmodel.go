@@ -71,14 +71,6 @@ func execRow(e store.Execution, now time.Time) views.ExecRow {
 		Created: timeText(e.CreatedAt, now), Counts: countsView(e.Counts), URL: "/executions/" + e.ExecID}
 }
 
-func killable(e store.Execution) bool {
-	switch e.Status {
-	case store.StatusRunning, store.StatusAwaitingApproval, store.StatusHalted:
-		return true
-	}
-	return false
-}
-
 // summaryModel offers the Kill button to operators and above and, for a
 // rollout, its wave cards with the buttons the caller's role allows.
 func (s *server) summaryModel(c echo.Context, e store.Execution) (views.ExecSummaryModel, error) {
@@ -88,7 +80,7 @@ func (s *server) summaryModel(c echo.Context, e store.Execution) (views.ExecSumm
 	m := views.ExecSummaryModel{
 		Exec: execRow(e, now), Shell: e.Shell, Timeout: e.Timeout.String(),
 		Deadline: timeText(e.DeadlineAt, now), Finished: timeText(e.FinishedAt, now),
-		Killable: killable(e) && p.Can(auth.Operator), KillURL: "/executions/" + e.ExecID + "/kill",
+		Killable: store.IsOpen(e.Status) && p.Can(auth.Operator), KillURL: "/executions/" + e.ExecID + "/kill",
 		KillConfirm: fmt.Sprintf("Kill execution %s on %s PC%s? Running scripts are killed and targets that have not started are cancelled.",
 			e.ExecID, thousands(n), plural(n)),
 		CSRFToken: csrfToken(c), HaltReason: e.HaltReason, FourEyes: e.FourEyes,
