@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kanadehq/kanade/agent/profiling"
 	"github.com/kanadehq/kanade/agent/swarm"
 )
 
@@ -45,6 +46,9 @@ func runSwarm(args []string, stdout, stderr io.Writer) error {
 	log := newLogger(stderr, *logLevel)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if err := profiling.FromEnv(ctx, log); err != nil {
+		return err
+	}
 	var stats swarm.Stats
 	start := time.Now()
 	cfg := swarm.Config{

@@ -26,6 +26,12 @@ func TestIntegration_RunReachesResultRow(t *testing.T) {
 	if e.TargetCount != 1 || e.JobID != "adhoc" {
 		t.Fatalf("execution = %+v, want 1 target of job adhoc", e)
 	}
+	// /wait answers once the execution is over, with its counts.
+	var waited execution
+	if code := s.get(t, "/api/executions/"+e.ExecID+"/wait?timeout=60s", &waited); code != http.StatusOK ||
+		waited.Status != "completed" || waited.Counts["failed"] != 1 || waited.Targets != nil {
+		t.Errorf("GET …/wait = %d %+v, want 200, completed with 1 failed and no targets", code, waited)
+	}
 	got := s.waitExec(t, e.ExecID, completed)
 	tr := got.Targets[0]
 	if tr.State != "failed" || tr.ExitCode == nil || *tr.ExitCode != 3 || tr.Stdout != "hello\n" || tr.Stderr != "oops\n" {
@@ -140,6 +146,27 @@ func TestIntegration_KillKillsTree(t *testing.T) {
 		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
 		return err
 	})
+
+	// While it runs, /wait gives up after its timeout and says so by the status.
+	var still execution
+	if code := s.get(t, "/api/executions/"+e.ExecID+"/wait?timeout=200ms", &still); code != http.StatusOK || still.Status != "running" {
+		t.Errorf("GET …/wait?timeout=200ms = %d %+v, want 200 running", code, still)
+	}
+	var bad struct {
+		Error struct {
+			Code    string `json:"code"`
+			Details []struct {
+				Field string `json:"field"`
+			} `json:"details"`
+		} `json:"error"`
+	}
+	if code := s.get(t, "/api/executions/"+e.ExecID+"/wait?timeout=1h", &bad); code != http.StatusBadRequest ||
+		len(bad.Error.Details) != 1 || bad.Error.Details[0].Field != "timeout" {
+		t.Errorf("GET …/wait?timeout=1h = %d %+v, want 400 naming timeout", code, bad)
+	}
+	if code := s.get(t, "/api/executions/nope-nope/wait", nil); code != http.StatusNotFound {
+		t.Errorf("GET /api/executions/nope-nope/wait = %d, want 404", code)
+	}
 
 	var resp map[string]any
 	if code := s.post(t, "/api/executions/"+e.ExecID+"/kill", nil, &resp); code != http.StatusAccepted || resp["killed_requested"] != true {

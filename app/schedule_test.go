@@ -45,13 +45,21 @@ func (s *testServer) fires(t *testing.T, id string) []fire {
 	return out.Fires
 }
 
+// waitFires waits for n settled fires of schedule id (a fire is "firing"
+// from its claim until its execution is recorded) and returns the settled
+// ones.
 func (s *testServer) waitFires(t *testing.T, id string, n int) []fire {
 	t.Helper()
 	var fs []fire
 	checkFor(t, 30*time.Second, func() error {
-		fs = s.fires(t, id)
+		fs = fs[:0]
+		for _, f := range s.fires(t, id) {
+			if f.Status != "firing" {
+				fs = append(fs, f)
+			}
+		}
 		if len(fs) < n {
-			return fmt.Errorf("%d fires of %s, want %d", len(fs), id, n)
+			return fmt.Errorf("%d settled fires of %s, want %d", len(fs), id, n)
 		}
 		return nil
 	})

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kanadehq/kanade/agent/profiling"
 	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/app/audit"
 	"github.com/kanadehq/kanade/app/bus"
@@ -44,6 +45,9 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		}
 	}
 	if err := cfg.PrepareData(); err != nil {
+		return err
+	}
+	if err := profiling.FromEnv(ctx, log); err != nil {
 		return err
 	}
 	st, err := store.Open(ctx, cfg.DB.Driver, cfg.DBDSN())
@@ -86,7 +90,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		return fmt.Errorf("server.jobs_dir: %w", err)
 	}
 	ev := events.New()
-	disp := dispatch.New(st, b.NC, b.JS, keys, ev, dispatch.Limits{
+	disp := dispatch.New(st, b.CmdNC, b.CmdJS, keys, ev, dispatch.Limits{
 		DefaultTimeout: cfg.Execution.DefaultTimeout.D(), MaxTimeout: cfg.Execution.MaxTimeout.D(),
 		DefaultDeadline: cfg.Execution.DefaultDeadline.D(), OutputCap: int(cfg.Execution.OutputCap),
 		FourEyes: cfg.Rollout.FourEyes, MaxFailures: cfg.Rollout.MaxFailures,
@@ -109,7 +113,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	}
 	pongs := projector.NewPongs()
 	mx := metrics.New()
-	mx.Watch(metrics.Sources{Store: st, NC: b.NC, JS: b.JS, Log: log, Consumers: []metrics.Consumer{
+	mx.Watch(metrics.Sources{Store: st, NC: b.NC, JS: b.JS, Broker: b.Stats, Log: log, Consumers: []metrics.Consumer{
 		{Stream: wire.StreamResults, Durable: projector.ResultsConsumer}, {Stream: wire.StreamAudit, Durable: "audit-projector"},
 		{Stream: wire.StreamInventory, Durable: projector.InventoryConsumer},
 	}})

@@ -304,7 +304,7 @@ func TestRoleMatrix(t *testing.T) {
 		"GET /settings": A, "POST /settings/tokens": A, "POST /settings/tokens/:id/revoke": A,
 
 		"GET /api/me": V, "GET /api/agents": V, "GET /api/agents/:pc": V, "GET /api/jobs": V, "GET /api/jobs/:id": V,
-		"GET /api/schemas/manifest.json": V, "GET /api/executions": V, "GET /api/executions/:id": V, "GET /api/results": V,
+		"GET /api/schemas/manifest.json": V, "GET /api/executions": V, "GET /api/executions/:id": V, "GET /api/executions/:id/wait": V, "GET /api/results": V,
 		"GET /api/audit": V, "GET /api/emergency-stop": V, "GET /api/command-keys": V,
 		"POST /api/run": O, "POST /api/deploy": O, "POST /api/jobs/:id/revoke": O, "POST /api/jobs/:id/unrevoke": O,
 		"POST /api/executions/:id/kill": O, "POST /api/executions/:id/halt": O, "POST /api/executions/:id/resume": O,

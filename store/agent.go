@@ -199,6 +199,73 @@ RETURNING pc_id`
 	})
 }
 
+// Seen is what a heartbeat changes when nothing else about an agent has:
+// when it was last seen, until when it counts as online, and its load.
+type Seen struct {
+	PCID                   string
+	LastSeen, OfflineAfter time.Time
+	Running                int
+	RSSBytes               int64
+	CPUPercent             float64
+}
+
+// touchAgent is the statement TouchAgents runs per agent.
+const touchAgent = `UPDATE agents SET last_seen = ?, offline_after = ?, running = ?, rss_bytes = ?, cpu_percent = ?
+WHERE pc_id = ? AND last_seen <= ?`
+
+// TouchAgents records heartbeats of agents whose other facts (host, OS,
+// version, groups, interval) are unchanged: only the columns of Seen are
+// written, which is what almost every heartbeat is. A report older than
+// the stored one is ignored. It returns the pc_ids it did not write
+// because they are not in the agents table (or the stored report is
+// newer); a caller with a whole report for those uses UpsertAgents.
+func (s *Store) TouchAgents(ctx context.Context, seen []Seen) (missed []string, err error) {
+	if len(seen) == 0 {
+		return nil, nil
+	}
+	// One row per agent, its newest report; sorted, so that concurrent
+	// writers lock rows in the same order on PostgreSQL.
+	seen = slices.Clone(seen)
+	slices.SortFunc(seen, func(a, b Seen) int {
+		if c := strings.Compare(a.PCID, b.PCID); c != 0 {
+			return c
+		}
+		return b.LastSeen.Compare(a.LastSeen)
+	})
+	seen = slices.CompactFunc(seen, func(a, b Seen) bool { return a.PCID == b.PCID })
+	written := make(map[string]bool, len(seen))
+	err = s.inTx(ctx, func(tx *Store) error {
+		clear(written)
+		// One prepared statement run per agent: about 4× cheaper on
+		// SQLite than one multi-row UPDATE … FROM (VALUES …), which is
+		// parsed anew for every batch.
+		return tx.prepared(ctx, touchAgent, func(st *sql.Stmt) error {
+			for _, a := range seen {
+				res, err := st.ExecContext(ctx, a.LastSeen.UnixMilli(), a.OfflineAfter.UnixMilli(), a.Running,
+					a.RSSBytes, a.CPUPercent, a.PCID, a.LastSeen.UnixMilli())
+				if err != nil {
+					return fmt.Errorf("store: touch agent %s: %w", a.PCID, err)
+				}
+				if n, err := res.RowsAffected(); err != nil {
+					return fmt.Errorf("store: touch agent %s: %w", a.PCID, err)
+				} else if n > 0 {
+					written[a.PCID] = true
+				}
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range seen {
+		if !written[a.PCID] {
+			missed = append(missed, a.PCID)
+		}
+	}
+	return missed, nil
+}
+
 // replaceGroups makes the groups of the agents ids those in want, writing
 // only for the agents whose groups changed (most heartbeats change none).
 func (s *Store) replaceGroups(ctx context.Context, ids []string, want map[string][]string) error {

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -319,4 +320,63 @@ func forEachBench(b *testing.B, fn func(b *testing.B, s *store.Store)) {
 	if dsn := os.Getenv(storetest.PostgresEnv); dsn != "" {
 		b.Run("postgres", func(b *testing.B) { fn(b, storetest.NewPostgres(b, dsn)) })
 	}
+}
+
+func TestTouchAgents(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		a := agent("pc1", t0, "canary")
+		a.RSSBytes, a.CPUPercent = 10<<20, 1.5
+		mustUpsert(t, s, a, agent("pc2", t0, "wave1"))
+
+		t1 := t0.Add(30 * time.Second)
+		missed, err := s.TouchAgents(ctx, []store.Seen{
+			{PCID: "pc1", LastSeen: t1, OfflineAfter: t1.Add(90 * time.Second), Running: 2, RSSBytes: 12 << 20, CPUPercent: 0.25},
+			{PCID: "pc1", LastSeen: t0.Add(10 * time.Second), OfflineAfter: t0}, // older, same call: the newest counts
+			{PCID: "ghost", LastSeen: t1, OfflineAfter: t1},                     // not in the table
+			{PCID: "pc2", LastSeen: t0.Add(-time.Minute), OfflineAfter: t0},     // older than stored
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]string{"ghost", "pc2"}, missed); diff != "" {
+			t.Errorf("missed (-want +got):\n%s", diff)
+		}
+		got, err := s.Agent(ctx, "pc1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := a
+		want.FirstSeen = t0
+		want.Groups = []string{"canary"}
+		want.LastSeen, want.OfflineAfter, want.Running, want.RSSBytes, want.CPUPercent = t1, t1.Add(90*time.Second), 2, 12<<20, 0.25
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("pc1 after touch (-want +got):\n%s", diff)
+		}
+		if got, err := s.Agent(ctx, "pc2"); err != nil || !got.LastSeen.Equal(t0) {
+			t.Errorf("pc2 after a stale touch = last seen %v, %v; want %v", got.LastSeen, err, t0)
+		}
+		if _, err := s.Agent(ctx, "ghost"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("ghost after touch: %v, want ErrNotFound (touch never inserts)", err)
+		}
+
+		// More than one statement's worth.
+		var many []store.Agent
+		var seen []store.Seen
+		for i := range 1203 {
+			pc := fmt.Sprintf("m%04d", i)
+			many = append(many, agent(pc, t0))
+			seen = append(seen, store.Seen{PCID: pc, LastSeen: t1, OfflineAfter: t1.Add(time.Minute)})
+		}
+		mustUpsert(t, s, many...)
+		if missed, err := s.TouchAgents(ctx, seen); err != nil || len(missed) != 0 {
+			t.Fatalf("touch 1203 = missed %v, %v", missed, err)
+		}
+		if got, err := s.Agent(ctx, "m1202"); err != nil || !got.LastSeen.Equal(t1) {
+			t.Errorf("m1202 = last seen %v, %v; want %v", got.LastSeen, err, t1)
+		}
+		if missed, err := s.TouchAgents(ctx, nil); err != nil || missed != nil {
+			t.Errorf("TouchAgents(nil) = %v, %v", missed, err)
+		}
+	})
 }

@@ -55,6 +55,17 @@ func (c Counts) Total() int {
 	return c.Pending + c.Running + c.Succeeded + c.Failed + c.TimedOut + c.Killed + c.Skipped + c.Expired
 }
 
+// CountResults counts targets by state.
+func CountResults(rs []Result) Counts {
+	var c Counts
+	for _, r := range rs {
+		if p := c.field(r.State); p != nil {
+			*p++
+		}
+	}
+	return c
+}
+
 // Of returns the number of targets in state st.
 func (c Counts) Of(st wire.State) int {
 	if p := c.field(st); p != nil {
@@ -265,6 +276,20 @@ func (s *Store) Execution(ctx context.Context, execID string) (Execution, error)
 	}
 	e.Counts = counts[execID]
 	return e, nil
+}
+
+// ExecutionStatus returns the status of one execution, without its
+// counts: a cheap check for whoever waits for it to end.
+func (s *Store) ExecutionStatus(ctx context.Context, execID string) (string, error) {
+	var status string
+	err := s.db.NewSelect().TableExpr("executions").Column("status").Where("exec_id = ?", execID).Scan(ctx, &status)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("store: execution %s: %w", execID, ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: execution %s: %w", execID, err)
+	}
+	return status, nil
 }
 
 // ExecFilter selects executions. Empty fields match everything.

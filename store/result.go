@@ -71,8 +71,8 @@ func (r *resultRow) result() Result {
 	return res
 }
 
-// upsertResults is the statement ApplyResults runs per batch, without its
-// VALUES rows. A report replaces a row only while the row is pending or
+// upsertResults is the statement ApplyResults runs, without its VALUES
+// rows. A report replaces a row only while the row is pending or
 // running or was written by the server; it never replaces a final state an
 // agent reported.
 const upsertResults = `INSERT INTO results
@@ -83,8 +83,7 @@ ON CONFLICT (exec_id, pc_id) DO UPDATE SET
 	stdout = excluded.stdout, stderr = excluded.stderr, truncated = excluded.truncated,
 	started_at = COALESCE(excluded.started_at, results.started_at),
 	finished_at = excluded.finished_at, updated_at = excluded.updated_at, by_server = FALSE
-WHERE results.state IN ('pending', 'running') OR results.by_server = TRUE
-RETURNING exec_id`
+WHERE results.state IN ('pending', 'running') OR results.by_server = TRUE`
 
 // ApplyResults stores agent reports in one transaction, upserting each by
 // (exec_id, pc_id) with multi-row statements, and then updates the status
@@ -150,35 +149,14 @@ func (s *Store) ApplyResults(ctx context.Context, rs []wire.Result, now time.Tim
 	var touched []string
 	err := s.inTx(ctx, func(tx *Store) error {
 		touched = touched[:0]
-		seen := make(map[string]bool)
-		rest := rows
-		for len(rest) > 0 {
-			n, size := 0, 0
-			for n < len(rest) && n < batchRows && (n == 0 || size < batchBytes) {
-				size += len(rest[n].Stdout) + len(rest[n].Stderr) + len(rest[n].Reason)
-				n++
-			}
-			batch := rest[:n]
-			args := make([]any, 0, n*12)
-			for _, r := range batch {
-				var exit any
-				if r.ExitCode != nil {
-					exit = *r.ExitCode
-				}
-				args = append(args, r.ExecID, r.PCID, r.State, r.Reason, exit, r.Stdout, r.Stderr,
-					r.Truncated, nullable(r.StartedAt), nullable(r.FinishedAt), r.UpdatedAt, false)
-			}
-			ids, err := queryStrings(ctx, tx.db, fmt.Sprintf(upsertResults, valuesList(n, 12)), args...)
-			if err != nil {
-				return fmt.Errorf("store: apply results: %w", err)
-			}
-			for _, id := range ids {
-				if !seen[id] {
-					seen[id] = true
-					touched = append(touched, id)
-				}
-			}
-			rest = rest[n:]
+		var err error
+		if tx.driver == DriverSQLite {
+			touched, err = tx.upsertResultsEach(ctx, rows)
+		} else {
+			touched, err = tx.upsertResultsBatched(ctx, rows)
+		}
+		if err != nil {
+			return err
 		}
 		slices.Sort(touched)
 		return tx.refreshStatus(ctx, touched, now)
@@ -187,6 +165,72 @@ func (s *Store) ApplyResults(ctx context.Context, rs []wire.Result, now time.Tim
 		return nil, err
 	}
 	return touched, nil
+}
+
+// upsertResultsEach runs one prepared upsert per row: on SQLite, which
+// runs in-process, that is cheaper than a multi-row statement that is
+// formatted and parsed anew for every batch. It returns the distinct
+// exec_ids of the rows it wrote.
+func (s *Store) upsertResultsEach(ctx context.Context, rows []resultRow) ([]string, error) {
+	var touched []string
+	seen := make(map[string]bool)
+	err := s.prepared(ctx, fmt.Sprintf(upsertResults, "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"), func(st *sql.Stmt) error {
+		for _, r := range rows {
+			res, err := st.ExecContext(ctx, resultArgs(r)...)
+			if err != nil {
+				return fmt.Errorf("store: apply result %s/%s: %w", r.ExecID, r.PCID, err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("store: apply result %s/%s: %w", r.ExecID, r.PCID, err)
+			} else if n > 0 && !seen[r.ExecID] {
+				seen[r.ExecID] = true
+				touched = append(touched, r.ExecID)
+			}
+		}
+		return nil
+	})
+	return touched, err
+}
+
+// upsertResultsBatched runs multi-row upserts: on PostgreSQL one round
+// trip per batch beats one per row. It returns the distinct exec_ids of
+// the rows it wrote.
+func (s *Store) upsertResultsBatched(ctx context.Context, rows []resultRow) ([]string, error) {
+	var touched []string
+	seen := make(map[string]bool)
+	for rest := rows; len(rest) > 0; {
+		n, size := 0, 0
+		for n < len(rest) && n < batchRows && (n == 0 || size < batchBytes) {
+			size += len(rest[n].Stdout) + len(rest[n].Stderr) + len(rest[n].Reason)
+			n++
+		}
+		args := make([]any, 0, n*12)
+		for _, r := range rest[:n] {
+			args = append(args, resultArgs(r)...)
+		}
+		ids, err := queryStrings(ctx, s.db, fmt.Sprintf(upsertResults, valuesList(n, 12))+" RETURNING exec_id", args...)
+		if err != nil {
+			return nil, fmt.Errorf("store: apply results: %w", err)
+		}
+		for _, id := range ids {
+			if !seen[id] {
+				seen[id] = true
+				touched = append(touched, id)
+			}
+		}
+		rest = rest[n:]
+	}
+	return touched, nil
+}
+
+// resultArgs are the 12 values of one row of upsertResults.
+func resultArgs(r resultRow) []any {
+	var exit any
+	if r.ExitCode != nil {
+		exit = *r.ExitCode
+	}
+	return []any{r.ExecID, r.PCID, r.State, r.Reason, exit, r.Stdout, r.Stderr,
+		r.Truncated, nullable(r.StartedAt), nullable(r.FinishedAt), r.UpdatedAt, false}
 }
 
 // nullable turns a nil *int64 into an untyped nil (NULL).
@@ -255,14 +299,21 @@ func (s *Store) Result(ctx context.Context, execID, pcID string) (Result, error)
 	return r.result(), nil
 }
 
+// failedStates is the predicate of the partial index results_failures_idx,
+// written the same way so that both databases use the index for it.
+const failedStates = "r.state IN ('failed', 'timed_out')"
+
+// failuresQuery selects the targets that failed or timed out since since.
+func (s *Store) failuresQuery(rows *[]resultRow, since time.Time) *bun.SelectQuery {
+	return s.db.NewSelect().Model(rows).Where(failedStates).Where("r.finished_at >= ?", since.UnixMilli())
+}
+
 // RecentFailures returns the newest targets that failed or timed out
 // since since (at most limit) and how many there are in all.
 func (s *Store) RecentFailures(ctx context.Context, since time.Time, limit int) ([]Result, int, error) {
 	limit, _ = page(limit, 0)
 	var rows []resultRow
-	q := s.db.NewSelect().Model(&rows).
-		Where("r.state IN (?)", bun.In([]string{string(wire.StateFailed), string(wire.StateTimedOut)})).
-		Where("r.finished_at >= ?", since.UnixMilli())
+	q := s.failuresQuery(&rows, since)
 	total, err := q.Count(ctx)
 	if err != nil {
 		return nil, 0, fmt.Errorf("store: count failures: %w", err)

@@ -67,9 +67,11 @@ const batchRows = 500
 const batchBytes = 8 << 20
 
 // sqliteParams are the connection settings of every SQLite connection:
-// WAL, NORMAL sync, a 10 s busy timeout, foreign keys, and BEGIN IMMEDIATE
-// for every read-write transaction.
-const sqliteParams = "_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_txlock=immediate"
+// WAL, NORMAL sync, a 10 s busy timeout, foreign keys, temporary data
+// (such as the statement journal of a multi-row upsert) in memory rather
+// than in temporary files, and BEGIN IMMEDIATE for every read-write
+// transaction.
+const sqliteParams = "_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)&_txlock=immediate"
 
 // sqliteMaxConns is the most SQLite connections one Store opens.
 const sqliteMaxConns = 16
@@ -284,6 +286,36 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *Store) error) error {
 		}
 	}
 	return err
+}
+
+// prepared prepares query (with ? placeholders, turned into $1, $2, … on
+// PostgreSQL) on the transaction tx is bound to and runs fn with it.
+// Unlike bun's queries, whose arguments are formatted into the text, a
+// prepared statement is parsed once however often fn runs it.
+func (s *Store) prepared(ctx context.Context, query string, fn func(*sql.Stmt) error) error {
+	tx, ok := s.db.(bun.Tx)
+	if !ok {
+		return errors.New("store: prepared statements need a transaction")
+	}
+	if s.driver == DriverPostgres {
+		var b strings.Builder
+		n := 0
+		for _, r := range query {
+			if r == '?' {
+				n++
+				fmt.Fprintf(&b, "$%d", n)
+				continue
+			}
+			b.WriteRune(r)
+		}
+		query = b.String()
+	}
+	st, err := tx.PrepareContext(ctx, query)
+	if err != nil {
+		return fmt.Errorf("store: prepare: %w", err)
+	}
+	defer st.Close()
+	return fn(st)
 }
 
 // retryable reports whether err is a PostgreSQL deadlock or serialization

@@ -1,6 +1,9 @@
 package swarm
 
 import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"sort"
 	"sync"
@@ -94,3 +97,44 @@ func (o *memOutbox) Remove(it outbox.Item) error {
 }
 
 func (o *memOutbox) Notify() <-chan struct{} { return o.notify }
+
+// sigMemo is a signature check shared by the simulated agents of a swarm:
+// all of them receive the same signed broadcast, and checking it once per
+// agent would spend the CPU that a real fleet spends on its own machines
+// on the machine the swarm shares with the server. The answer for the
+// same key, message and signature is the same, so it is remembered (up to
+// sigMemoMax answers; then it starts over).
+type sigMemo struct {
+	mu   sync.Mutex
+	seen map[[sha256.Size]byte]bool
+}
+
+const sigMemoMax = 4096
+
+func newSigMemo() *sigMemo { return &sigMemo{seen: map[[sha256.Size]byte]bool{}} }
+
+func (m *sigMemo) check(pub ed25519.PublicKey, msg, sig []byte) bool {
+	h := sha256.New()
+	for _, b := range [][]byte{pub, sig, msg} {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	var k [sha256.Size]byte
+	h.Sum(k[:0])
+	m.mu.Lock()
+	ok, hit := m.seen[k]
+	m.mu.Unlock()
+	if hit {
+		return ok
+	}
+	ok = ed25519.Verify(pub, msg, sig)
+	m.mu.Lock()
+	if len(m.seen) >= sigMemoMax {
+		clear(m.seen)
+	}
+	m.seen[k] = ok
+	m.mu.Unlock()
+	return ok
+}

@@ -99,6 +99,7 @@ func Run(ctx context.Context, cfg Config, stats *Stats, ready func()) error {
 	}
 	cfg.Groups = wire.NormalizeGroups(cfg.Groups)
 	quiet := slog.New(slog.DiscardHandler)
+	sigs := newSigMemo()
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, cfg.Parallel)
 	errs := make(chan error, cfg.Count)
@@ -122,7 +123,7 @@ func Run(ctx context.Context, cfg Config, stats *Stats, ready func()) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w, opt, err := cfg.agent(ctx, i, quiet)
+			w, opt, err := cfg.agent(ctx, i, quiet, sigs)
 			<-sem
 			if err != nil {
 				if ctx.Err() == nil {
@@ -147,7 +148,7 @@ func Run(ctx context.Context, cfg Config, stats *Stats, ready func()) error {
 }
 
 // agent enrolls (or reloads) simulated agent i and builds its worker.
-func (cfg Config) agent(ctx context.Context, i int, quiet *slog.Logger) (*worker.Worker, nats.Option, error) {
+func (cfg Config) agent(ctx context.Context, i int, quiet *slog.Logger, sigs *sigMemo) (*worker.Worker, nats.Option, error) {
 	pc := fmt.Sprintf("%s-%05d", cfg.Prefix, i)
 	rng := rand.New(rand.NewPCG(cfg.Seed, uint64(i)))
 	tpl := Templates[rng.IntN(len(Templates))]
@@ -169,7 +170,7 @@ func (cfg Config) agent(ctx context.Context, i int, quiet *slog.Logger) (*worker
 		PCID: pc, Hostname: strings.ToUpper(pc), Groups: groups, HeartbeatInterval: cfg.HeartbeatInterval,
 		AgentVersion: cfg.AgentVersion, OS: tpl.OS, OSVersion: tpl.OSVersion, Arch: tpl.Arch,
 		Exec: cfg.Model.exec(cfg.Seed, pc), Ledger: newMemLedger(), Outbox: newMemOutbox(),
-		Trust: trust, Tasks: tasks, Logger: quiet,
+		Trust: trust, SigCheck: sigs.check, Tasks: tasks, Logger: quiet,
 	})
 	return w, id.Option, err
 }

@@ -1,6 +1,7 @@
 package swarm
 
 import (
+	"crypto/ed25519"
 	"testing"
 	"time"
 )
@@ -26,5 +27,37 @@ func TestModelForScript(t *testing.T) {
 		if got.FailRate != base.FailRate || got.OutputBytes != base.OutputBytes {
 			t.Errorf("%s: forScript(%q) changed the fail rate or output size", tt.name, tt.script)
 		}
+	}
+}
+
+func TestSigMemo(t *testing.T) {
+	pub, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := []byte("commands.all\n1\n{}")
+	sig := ed25519.Sign(priv, msg)
+	forged := append([]byte(nil), sig...)
+	forged[0] ^= 1
+	m := newSigMemo()
+	for range 2 { // the second time from the memo
+		if !m.check(pub, msg, sig) {
+			t.Fatal("a good signature was refused")
+		}
+		if m.check(pub, msg, forged) {
+			t.Fatal("a forged signature was accepted")
+		}
+		if m.check(pub, append(msg, '!'), sig) {
+			t.Fatal("an altered message was accepted")
+		}
+	}
+	for i := range sigMemoMax + 10 { // the memo is bounded
+		m.check(pub, []byte{byte(i), byte(i >> 8)}, sig)
+	}
+	if len(m.seen) > sigMemoMax {
+		t.Fatalf("memo holds %d answers, more than %d", len(m.seen), sigMemoMax)
+	}
+	if !m.check(pub, msg, sig) || m.check(pub, msg, forged) {
+		t.Fatal("wrong answer after the memo started over")
 	}
 }

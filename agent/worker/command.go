@@ -264,7 +264,7 @@ func (w *Worker) verify(ctx context.Context, subject string, hdr nats.Header, da
 	if w.cfg.Trust == nil {
 		return nil
 	}
-	_, err := wire.Verify(w.cfg.Trust.Keys(), subject, hdr.Get, data, time.Now(), maxAge)
+	_, err := wire.VerifyWith(w.cfg.SigCheck, w.cfg.Trust.Keys(), subject, hdr.Get, data, time.Now(), maxAge)
 	if errors.Is(err, wire.ErrUnknownKey) {
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		rerr := w.cfg.Trust.Refresh(rctx, w.nc)
@@ -272,7 +272,7 @@ func (w *Worker) verify(ctx context.Context, subject string, hdr nats.Header, da
 		if rerr != nil {
 			w.log.Warn("cannot refresh the trusted keys", "err", rerr)
 		}
-		_, err = wire.Verify(w.cfg.Trust.Keys(), subject, hdr.Get, data, time.Now(), maxAge)
+		_, err = wire.VerifyWith(w.cfg.SigCheck, w.cfg.Trust.Keys(), subject, hdr.Get, data, time.Now(), maxAge)
 	}
 	return err
 }
@@ -282,7 +282,7 @@ func (w *Worker) handleControl(m *nats.Msg) {
 	if w.cfg.Trust == nil {
 		return
 	}
-	if _, err := wire.Verify(w.cfg.Trust.Keys(), m.Subject, m.Header.Get, m.Data, time.Now(), wire.MaxControlAge); err != nil {
+	if _, err := wire.VerifyWith(w.cfg.SigCheck, w.cfg.Trust.Keys(), m.Subject, m.Header.Get, m.Data, time.Now(), wire.MaxControlAge); err != nil {
 		w.log.Warn("refusing a control message", "subject", m.Subject, "err", err)
 		return
 	}

@@ -231,10 +231,16 @@ func (c *chunker) flush() { c.flushFinal(false) }
 
 // flushFinal publishes what is buffered. Unless final, an incomplete
 // UTF-8 sequence at the end is held back so that a character is never
-// split across two chunks.
+// split across two chunks. A run that ends before its first chunk went
+// out sends none: its result carries the output, and a live view shows
+// the stored output once the result is in. (At fleet scale that is one
+// stored message less per target for the many scripts that end at once.)
 func (c *chunker) flushFinal(final bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if final && c.off[wire.Stdout] == 0 && c.off[wire.Stderr] == 0 {
+		return
+	}
 	for _, s := range []string{wire.Stdout, wire.Stderr} {
 		b, tail := c.buf[s], 0
 		if !final {

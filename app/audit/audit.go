@@ -15,6 +15,7 @@ import (
 
 	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/app/events"
+	"github.com/kanadehq/kanade/app/projector"
 	"github.com/kanadehq/kanade/store"
 )
 
@@ -115,7 +116,7 @@ func Project(ctx context.Context, js jetstream.JetStream, st *store.Store, ev *e
 		}
 		var msgs []jetstream.Msg
 		var evs []store.AuditEvent
-		for m := range batch.Messages() {
+		for m := range projector.BatchMessages(ctx, batch) {
 			md, err := m.Metadata()
 			var e Event
 			if err != nil || json.Unmarshal(m.Data(), &e) != nil {

@@ -140,46 +140,37 @@ func (c *client) run(ctx context.Context, script string) (execution, error) {
 	return e, nil
 }
 
-// execution returns the counts of execution id. It reads the executions
-// list, which carries the counts without every target's output (GET
-// /api/executions/{id} returns all N outputs, which at 10,000 targets is
-// megabytes per poll and would load the server more than what is
-// measured); only when id is not among the newest does it read id itself.
-func (c *client) execution(ctx context.Context, id string) (execution, error) {
-	var list struct {
-		Executions []execution `json:"executions"`
-	}
-	if err := c.getJSON(ctx, "/api/executions?limit=3", &list); err != nil {
-		return execution{}, err
-	}
-	for _, e := range list.Executions {
-		if e.ExecID == id {
-			return e, nil
-		}
-	}
-	var e execution
-	err := c.getJSON(ctx, "/api/executions/"+id, &e)
-	return e, err
-}
-
-// waitDone polls execution id every poll until every target is final and
-// returns when that was first seen, and how long each poll took.
-func (c *client) waitDone(ctx context.Context, id string, poll, timeout time.Duration) (time.Time, []time.Duration, error) {
+// waitDone waits until every target of execution id is final, with GET
+// /api/executions/{id}/wait, which answers as soon as the server has
+// committed the execution's last result (or after its timeout, when the
+// bench asks again). It returns when the answer arrived and how many
+// requests it took.
+func (c *client) waitDone(ctx context.Context, id string, timeout time.Duration) (time.Time, int, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var took []time.Duration
+	requests := 0
 	for {
-		start := time.Now()
-		e, err := c.execution(ctx, id)
-		took = append(took, time.Since(start))
-		if err == nil && e.done() {
-			return time.Now(), took, nil
+		wait := 5 * time.Minute
+		if dl, ok := ctx.Deadline(); ok {
+			wait = min(wait, time.Until(dl).Truncate(time.Second))
 		}
-		if sleep(ctx, poll) != nil {
-			if err == nil {
-				err = fmt.Errorf("execution %s: %d of %d targets final after %s", id, e.final(), e.TargetCount, timeout)
-			}
-			return time.Time{}, took, err
+		if wait < time.Second {
+			return time.Time{}, requests, fmt.Errorf("execution %s: not every target final after %s", id, timeout)
+		}
+		var e execution
+		requests++
+		err := c.getJSON(ctx, fmt.Sprintf("/api/executions/%s/wait?timeout=%s", id, wait), &e)
+		if err == nil && e.done() {
+			return time.Now(), requests, nil
+		}
+		if err != nil && ctx.Err() != nil {
+			return time.Time{}, requests, fmt.Errorf("execution %s: %w", id, err)
+		}
+		if err == nil && e.Status != "running" {
+			return time.Time{}, requests, fmt.Errorf("execution %s is %s with %d of %d targets final", id, e.Status, e.final(), e.TargetCount)
+		}
+		if err != nil && sleep(ctx, 100*time.Millisecond) != nil {
+			return time.Time{}, requests, err
 		}
 	}
 }

@@ -28,8 +28,7 @@ type kanadeResult struct {
 
 	RoundTrip, Accepted            spread // POST sent → every target final; POST sent → 202
 	RoundServerCPU, RoundSwarmCPU  time.Duration
-	Poll                           time.Duration // median time of one poll of the counts
-	Polls                          int           // polls in all measured rounds
+	Waits                          int // GET …/wait requests in all measured rounds
 	Diag                           diag
 	InFlight                       inFlight
 	IngestedTotal, ResultsPerAgent float64
@@ -80,10 +79,25 @@ func benchKanade(ctx context.Context, cfg config, n int) (r kanadeResult, err er
 		return r, err
 	}
 	data := filepath.Join(dir, "server")
+	var prof *profiler
+	srvProf, srvPC, err := pprofEnv(cfg.profileDir != "")
+	if err != nil {
+		return r, err
+	}
+	swarmProf, swarmPC, err := pprofEnv(cfg.profileDir != "")
+	if err != nil {
+		return r, err
+	}
+	if cfg.profileDir != "" {
+		if err := os.MkdirAll(cfg.profileDir, 0o755); err != nil {
+			return r, err
+		}
+		prof = &profiler{dir: cfg.profileDir, n: n, clients: map[string]*client{"server": srvPC, "swarm": swarmPC}}
+	}
 
 	// 1. The server.
 	progress("N=%d: starting the server (logs in %s)", n, filepath.Join(dir, "server.log"))
-	srv, err := startChild("server", dir, filepath.Join(dir, "server.log"), nil, childEnv(),
+	srv, err := startChild("server", dir, filepath.Join(dir, "server.log"), nil, childEnv(srvProf...),
 		filepath.Join(cfg.binDir, "kanade"), "serve", "--data", data,
 		"--http", fmt.Sprintf("127.0.0.1:%d", httpPort), "--nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort))
 	if err != nil {
@@ -120,7 +134,7 @@ func benchKanade(ctx context.Context, cfg config, n int) (r kanadeResult, err er
 	}}
 	srv0 := snap(srv.pid())
 	swarmStart := time.Now()
-	swarm, err := startChild("swarm", dir, filepath.Join(dir, "swarm.log"), out, childEnv(),
+	swarm, err := startChild("swarm", dir, filepath.Join(dir, "swarm.log"), out, childEnv(swarmProf...),
 		filepath.Join(cfg.binDir, "kanade-agent"), "swarm",
 		"--server", fmt.Sprintf("nats://127.0.0.1:%d", natsPort), "--credentials", creds,
 		"--count", strconv.Itoa(n), "--seed", "1", "--data", filepath.Join(dir, "swarm"),
@@ -171,10 +185,13 @@ func benchKanade(ctx context.Context, cfg config, n int) (r kanadeResult, err er
 		return r, err
 	}
 	a, as := snap(srv.pid()), snap(swarm.pid())
+	profWait := prof.cpu(ctx, "idle", cfg.idle)
 	if err := sleep(ctx, cfg.idle); err != nil {
 		return r, err
 	}
 	b, bs := snap(srv.pid()), snap(swarm.pid())
+	profWait()
+	prof.heap(ctx, "idle")
 	if a.CPU > 0 || b.CPU > 0 {
 		r.IdleServerCPU, r.IdleSwarmCPU = cpuPercent(a, b), cpuPercent(as, bs)
 	}
@@ -197,8 +214,8 @@ func benchKanade(ctx context.Context, cfg config, n int) (r kanadeResult, err er
 	}
 
 	// 5. Deploy round trips.
-	var walls, accepted, srvCPU, swCPU, polls []time.Duration
-	var pollCount int
+	var walls, accepted, srvCPU, swCPU []time.Duration
+	var waits int
 	for i := range cfg.warmup + cfg.rounds {
 		if err := sleep(ctx, 2*time.Second); err != nil {
 			return r, err
@@ -214,13 +231,13 @@ func benchKanade(ctx context.Context, cfg config, n int) (r kanadeResult, err er
 		if i >= cfg.warmup {
 			kind, num = "round", i+1-cfg.warmup
 			walls, accepted = append(walls, rt.wall), append(accepted, rt.accepted)
-			polls, pollCount = append(polls, rt.polls.Median), pollCount+rt.polls.N
+			waits += rt.waits
 			srvCPU, swCPU = append(srvCPU, b.CPU-a.CPU), append(swCPU, bs.CPU-as.CPU)
 		}
 		progress("N=%d: %s %d: every target final after %s (POST answered after %s)", n, kind, num, fmtDur(rt.wall), fmtDur(rt.accepted))
 	}
 	r.RoundTrip, r.Accepted = summarize(walls), summarize(accepted)
-	r.Poll, r.Polls = summarize(polls).Median, pollCount
+	r.Waits = waits
 	r.RoundServerCPU, r.RoundSwarmCPU = summarize(srvCPU).Median, summarize(swCPU).Median
 
 	// 6. One more round with /metrics scraped alongside: where the time goes.
@@ -233,6 +250,18 @@ func benchKanade(ctx context.Context, cfg config, n int) (r kanadeResult, err er
 		r.Diag = d
 		progress("N=%d: diagnostic round: %s; first result ingested after %s, all %.0f after %s; projector backlog peak %.0f",
 			n, fmtDur(d.Wall), fmtDur(d.FirstIngest), d.Ingested, fmtDur(d.AllIngest), d.PeakPending)
+	}
+
+	// With -profile, one more round under the CPU profiler.
+	if prof != nil && len(walls) > 0 {
+		if err := sleep(ctx, 2*time.Second); err != nil {
+			return r, err
+		}
+		wait := prof.cpu(ctx, "round", r.RoundTrip.Median+time.Second)
+		if _, err := roundTrip(ctx, c, cfg, n, "echo profiled round", nil); err != nil {
+			r.Errs = append(r.Errs, fmt.Errorf("profiled round: %w", err))
+		}
+		wait()
 	}
 
 	// 7. The execution page following a run that stays in flight.
@@ -267,7 +296,7 @@ func benchKanade(ctx context.Context, cfg config, n int) (r kanadeResult, err er
 type roundResult struct {
 	t0, doneAt     time.Time
 	wall, accepted time.Duration
-	polls          spread // GET /api/executions?limit=3, while waiting
+	waits          int // GET /api/executions/{id}/wait requests
 }
 
 // roundTrip runs script on every agent and waits until every target's
@@ -288,8 +317,8 @@ func roundTrip(ctx context.Context, c *client, cfg config, n int, script string,
 	if during != nil {
 		wg.Go(func() { during(dctx, t0, e.ExecID) })
 	}
-	at, polls, err := c.waitDone(ctx, e.ExecID, cfg.poll, cfg.roundTimeout)
-	rr.polls = summarize(polls)
+	at, waits, err := c.waitDone(ctx, e.ExecID, cfg.roundTimeout)
+	rr.waits = waits
 	stop()
 	wg.Wait()
 	if err != nil {
@@ -419,11 +448,12 @@ func followRun(ctx context.Context, c *client, cfg config, n int) (inFlight, err
 	for i := 1; i < len(evs); i++ {
 		f.SSEMaxGap = max(f.SSEMaxGap, evs[i].At.Sub(evs[i-1].At))
 	}
-	// The first event once every target is final (allowing for the poll
-	// interval) is the one that makes the page show the final state.
+	// The first event once every target is final (allowing for the time
+	// the wait request's answer took to arrive) is the one that makes the
+	// page show the final state.
 	f.SSELastLag = -1
 	for _, e := range evs {
-		if !e.At.Before(rt.doneAt.Add(-cfg.poll)) {
+		if !e.At.Before(rt.doneAt.Add(-10 * time.Millisecond)) {
 			f.SSELastLag = e.At.Sub(rt.doneAt)
 			break
 		}

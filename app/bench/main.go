@@ -40,7 +40,6 @@ type config struct {
 	rounds, warmup int
 	settle, idle   time.Duration
 	heartbeat      time.Duration
-	poll           time.Duration
 	samples        int
 	inflight       time.Duration
 	outputBytes    int
@@ -49,6 +48,7 @@ type config struct {
 	connectTimeout time.Duration
 	roundTimeout   time.Duration
 	skipKanade     bool
+	profileDir     string
 }
 
 var started = time.Now()
@@ -89,7 +89,6 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.settle, "settle", 30*time.Second, "wait after every agent is online before measuring idle")
 	fs.DurationVar(&cfg.idle, "idle", 30*time.Second, "idle measurement window (a multiple of -heartbeat is fairest)")
 	fs.DurationVar(&cfg.heartbeat, "heartbeat", 30*time.Second, "the swarm's heartbeat interval")
-	fs.DurationVar(&cfg.poll, "poll", 10*time.Millisecond, "how often a round trip polls the execution's counts")
 	fs.IntVar(&cfg.samples, "samples", 20, "requests per page-latency figure")
 	fs.DurationVar(&cfg.inflight, "inflight", 5*time.Second, "modelled run time (± the same) of the run the execution page follows")
 	fs.IntVar(&cfg.outputBytes, "output-bytes", 256, "stdout bytes per result (swarm and baseline)")
@@ -97,6 +96,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&cfg.baseline, "baseline", true, "also measure the bare NATS + SQLite baseline")
 	fs.BoolVar(&cfg.skipKanade, "baseline-only", false, "measure only the baseline")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the temp directories (data, logs)")
+	fs.StringVar(&cfg.profileDir, "profile", "", "write CPU profiles of the server and the swarm (idle window, one extra round) and heap profiles (idle) to this directory")
 	fs.DurationVar(&cfg.connectTimeout, "connect-timeout", 10*time.Minute, "longest wait for every agent to come online")
 	fs.DurationVar(&cfg.roundTimeout, "round-timeout", 2*time.Minute, "longest wait for one round trip")
 	if err := fs.Parse(args); err != nil {

@@ -132,8 +132,8 @@ func (r report) notes() string {
 			if k.Accepted.N > 0 {
 				lines = append(lines, fmt.Sprintf("POST /api/run answered after %s (median): the execution and its %s target rows are recorded and the command published before the 202",
 					fmtDur(k.Accepted.Median), group(int64(k.N))))
-				lines = append(lines, fmt.Sprintf("the bench polled the counts (GET /api/executions?limit=3) %s times in the measured rounds, every %s, %s per poll (median); the round trip ends at the first poll that sees every target final",
-					group(int64(k.Polls)), r.cfg.poll, fmtDur(k.Poll)))
+				lines = append(lines, fmt.Sprintf("the round trip ends when GET /api/executions/{id}/wait, which answers once the server has committed the last result, returns every target final (%s requests in the measured rounds)",
+					group(int64(k.Waits))))
 			}
 			if d := k.Diag; d.Wall > 0 {
 				lines = append(lines, fmt.Sprintf("diagnostic round (/metrics scraped every 50 ms, not in the table): %s; results ingested from %s to %s after the POST, %.0f results (%.1f per target); results-projector backlog peaked at %.0f messages",

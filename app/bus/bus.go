@@ -51,10 +51,18 @@ type StreamLimits struct {
 
 // Bus is the server's NATS connection.
 type Bus struct {
-	NC  *nats.Conn
-	JS  jetstream.JetStream
-	srv *server.Server
-	log *slog.Logger
+	NC *nats.Conn
+	JS jetstream.JetStream
+	// CmdNC and CmdJS are a second connection for what goes to agents
+	// (commands, kills, control). The broker delivers a fleet-wide
+	// message to every subscriber on the publishing connection before it
+	// reads that connection's next message: at 10,000 agents that takes
+	// most of a second, which the server's other traffic (projector
+	// acknowledgements, audit events, API reads) must not queue behind.
+	CmdNC *nats.Conn
+	CmdJS jetstream.JetStream
+	srv   *server.Server
+	log   *slog.Logger
 	// ID is the operator-mode identity (embedded broker only; nil otherwise).
 	ID *Identity
 	// sys is a system-account connection that pushes account updates.
@@ -161,23 +169,23 @@ func (b *Bus) startEmbedded(o Options) error {
 	if err != nil {
 		return err
 	}
-	nc, err := nats.Connect(ns.ClientURL(), nats.InProcessServer(ns), nats.Name("kanade-server"),
-		userAuth(serverJWT, id.ServerUser), nats.MaxReconnects(-1))
-	if err != nil {
-		return fmt.Errorf("connect embedded nats: %w", err)
-	}
 	sysJWTUser, err := id.SysUserJWT()
 	if err != nil {
-		nc.Close()
 		return err
 	}
 	b.sys, err = nats.Connect(ns.ClientURL(), nats.InProcessServer(ns), nats.Name("kanade-system"),
 		userAuth(sysJWTUser, id.SysUser), nats.MaxReconnects(-1))
 	if err != nil {
-		nc.Close()
 		return fmt.Errorf("connect embedded nats (system): %w", err)
 	}
-	return b.setConn(nc)
+	return b.setConns(func(name string) (*nats.Conn, error) {
+		nc, err := nats.Connect(ns.ClientURL(), nats.InProcessServer(ns), nats.Name(name),
+			userAuth(serverJWT, id.ServerUser), nats.MaxReconnects(-1))
+		if err != nil {
+			return nil, fmt.Errorf("connect embedded nats: %w", err)
+		}
+		return nc, nil
+	})
 }
 
 // userAuth authenticates with a user JWT and the matching key.
@@ -213,7 +221,7 @@ func (b *Bus) UpdateAccount(ctx context.Context, revoked []Revocation) error {
 }
 
 func (b *Bus) dialExternal(o Options) error {
-	opts := []nats.Option{nats.Name("kanade-server"), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second),
+	opts := []nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { b.log.Warn("nats disconnected", "err", err) }),
 		nats.ReconnectHandler(func(nc *nats.Conn) { b.log.Info("nats reconnected", "url", nc.ConnectedUrl()) })}
 	if o.Credentials != "" {
@@ -223,20 +231,36 @@ func (b *Bus) dialExternal(o Options) error {
 		}
 		opts = append(opts, opt)
 	}
-	nc, err := nats.Connect(o.URL, opts...)
-	if err != nil {
-		return fmt.Errorf("connect %s: %w", o.URL, err)
-	}
-	return b.setConn(nc)
+	return b.setConns(func(name string) (*nats.Conn, error) {
+		nc, err := nats.Connect(o.URL, append(opts, nats.Name(name))...)
+		if err != nil {
+			return nil, fmt.Errorf("connect %s: %w", o.URL, err)
+		}
+		return nc, nil
+	})
 }
 
-func (b *Bus) setConn(nc *nats.Conn) error {
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(65536))
-	if err != nil {
-		nc.Close()
-		return fmt.Errorf("jetstream: %w", err)
+// setConns opens the server's two connections with dial.
+func (b *Bus) setConns(dial func(name string) (*nats.Conn, error)) error {
+	var conns []*nats.Conn
+	var streams []jetstream.JetStream
+	for _, name := range []string{"kanade-server", "kanade-server-commands"} {
+		nc, err := dial(name)
+		if err == nil {
+			var js jetstream.JetStream
+			if js, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(65536)); err == nil {
+				conns, streams = append(conns, nc), append(streams, js)
+				continue
+			}
+			nc.Close()
+			err = fmt.Errorf("jetstream: %w", err)
+		}
+		for _, c := range conns {
+			c.Close()
+		}
+		return err
 	}
-	b.NC, b.JS = nc, js
+	b.NC, b.JS, b.CmdNC, b.CmdJS = conns[0], streams[0], conns[1], streams[1]
 	return nil
 }
 
@@ -246,6 +270,28 @@ func (b *Bus) ClientURL() string {
 		return b.srv.ClientURL()
 	}
 	return b.NC.ConnectedUrl()
+}
+
+// BrokerStats are the embedded broker's totals since it started.
+type BrokerStats struct {
+	Connections, Subscriptions                  int64
+	InMsgs, OutMsgs, InBytes, OutBytes, SlowOut int64
+}
+
+// Stats reads the embedded broker's totals; ok is false with an external
+// broker (whose own monitoring has them).
+func (b *Bus) Stats() (st BrokerStats, ok bool, err error) {
+	if b.srv == nil {
+		return st, false, nil
+	}
+	v, err := b.srv.Varz(nil)
+	if err != nil {
+		return st, false, fmt.Errorf("broker stats: %w", err)
+	}
+	return BrokerStats{
+		Connections: int64(v.Connections), Subscriptions: int64(v.Subscriptions),
+		InMsgs: v.InMsgs, OutMsgs: v.OutMsgs, InBytes: v.InBytes, OutBytes: v.OutBytes, SlowOut: v.SlowConsumers,
+	}, true, nil
 }
 
 // Embedded reports whether the broker runs in this process.
@@ -269,9 +315,11 @@ func (b *Bus) Close() {
 	if b.sys != nil {
 		b.sys.Close()
 	}
-	if b.NC != nil {
-		_ = b.NC.Drain()
-		b.NC.Close()
+	for _, nc := range []*nats.Conn{b.CmdNC, b.NC} {
+		if nc != nil {
+			_ = nc.Drain()
+			nc.Close()
+		}
 	}
 	if b.srv != nil {
 		b.srv.Shutdown()

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kanadehq/kanade/app/bus"
 	"github.com/kanadehq/kanade/store"
 )
 
@@ -40,6 +41,9 @@ type Sources struct {
 	Store *store.Store
 	// NC gives kanade_nats_connected.
 	NC *nats.Conn
+	// Broker gives the embedded broker's kanade_nats_* totals (nil, or
+	// ok false, with an external broker).
+	Broker func() (st bus.BrokerStats, ok bool, err error)
 	// JS and Consumers give kanade_projector_pending_messages.
 	JS        jetstream.JetStream
 	Consumers []Consumer
@@ -171,6 +175,16 @@ var (
 		[]string{"consumer"}, nil)
 	descNATSConnected = prometheus.NewDesc("kanade_nats_connected",
 		"1 when the server's NATS connection is connected, else 0.", nil, nil)
+	descNATSConns = prometheus.NewDesc("kanade_nats_connections",
+		"Client connections to the embedded broker (agents and the server's own).", nil, nil)
+	descNATSSubs = prometheus.NewDesc("kanade_nats_subscriptions",
+		"Subscriptions in the embedded broker.", nil, nil)
+	descNATSMsgs = prometheus.NewDesc("kanade_nats_messages_total",
+		"Messages the embedded broker received (in) and delivered (out).", []string{"direction"}, nil)
+	descNATSBytes = prometheus.NewDesc("kanade_nats_bytes_total",
+		"Payload bytes the embedded broker received (in) and delivered (out).", []string{"direction"}, nil)
+	descNATSSlow = prometheus.NewDesc("kanade_nats_slow_consumers_total",
+		"Times the embedded broker found a client too slow to keep up.", nil, nil)
 )
 
 // collector reads its sources on each scrape. A source that fails leaves
@@ -182,7 +196,8 @@ type collector struct {
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descAgentsOnline, descAgentsTotal, descExecutions, descPending, descNATSConnected} {
+	for _, d := range []*prometheus.Desc{descAgentsOnline, descAgentsTotal, descExecutions, descPending, descNATSConnected,
+		descNATSConns, descNATSSubs, descNATSMsgs, descNATSBytes, descNATSSlow} {
 		ch <- d
 	}
 }
@@ -234,6 +249,22 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			v = 1
 		}
 		ch <- prometheus.MustNewConstMetric(descNATSConnected, prometheus.GaugeValue, v)
+	}
+	if c.src.Broker != nil {
+		st, ok, err := c.src.Broker()
+		switch {
+		case err != nil:
+			c.src.Log.Warn("metrics: broker stats", "err", err)
+		case ok:
+			gauge, counter := prometheus.GaugeValue, prometheus.CounterValue
+			ch <- prometheus.MustNewConstMetric(descNATSConns, gauge, float64(st.Connections))
+			ch <- prometheus.MustNewConstMetric(descNATSSubs, gauge, float64(st.Subscriptions))
+			ch <- prometheus.MustNewConstMetric(descNATSMsgs, counter, float64(st.InMsgs), "in")
+			ch <- prometheus.MustNewConstMetric(descNATSMsgs, counter, float64(st.OutMsgs), "out")
+			ch <- prometheus.MustNewConstMetric(descNATSBytes, counter, float64(st.InBytes), "in")
+			ch <- prometheus.MustNewConstMetric(descNATSBytes, counter, float64(st.OutBytes), "out")
+			ch <- prometheus.MustNewConstMetric(descNATSSlow, counter, float64(st.SlowOut))
+		}
 	}
 	wg.Wait()
 }

@@ -124,7 +124,7 @@ func TestScrape(t *testing.T) {
 	}
 
 	m := metrics.New()
-	m.Watch(metrics.Sources{Store: st, NC: b.NC, JS: b.JS, Now: func() time.Time { return t0 }, Log: quietLog(),
+	m.Watch(metrics.Sources{Store: st, NC: b.NC, JS: b.JS, Broker: b.Stats, Now: func() time.Time { return t0 }, Log: quietLog(),
 		Consumers: []metrics.Consumer{
 			{Stream: wire.StreamResults, Durable: projector.ResultsConsumer},
 			{Stream: wire.StreamAudit, Durable: "audit-projector"},
@@ -151,6 +151,23 @@ func TestScrape(t *testing.T) {
 		if diff := cmp.Diff(tt.want, values(fams, tt.name)); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", tt.name, diff)
 		}
+	}
+	// The embedded broker's totals: this test's own connections, and the
+	// three results it published (at least) in.
+	if got := values(fams, "kanade_nats_connections")[""]; got < 1 {
+		t.Errorf("kanade_nats_connections = %v, want ≥ 1", got)
+	}
+	if got := values(fams, "kanade_nats_subscriptions")[""]; got < 1 {
+		t.Errorf("kanade_nats_subscriptions = %v, want ≥ 1", got)
+	}
+	if got := values(fams, "kanade_nats_messages_total"); got["direction=in"] < 3 || got["direction=out"] < 1 {
+		t.Errorf("kanade_nats_messages_total = %v, want in ≥ 3 and out ≥ 1", got)
+	}
+	if got := values(fams, "kanade_nats_bytes_total"); got["direction=in"] < 6 {
+		t.Errorf("kanade_nats_bytes_total = %v, want in ≥ 6", got)
+	}
+	if _, ok := values(fams, "kanade_nats_slow_consumers_total")[""]; !ok {
+		t.Error("kanade_nats_slow_consumers_total is missing")
 	}
 	for _, name := range []string{"go_goroutines", "go_memstats_heap_alloc_bytes", "process_start_time_seconds"} {
 		if _, ok := fams[name]; !ok && (name != "process_start_time_seconds" || processMetricsSupported()) {

@@ -42,7 +42,7 @@ func Inventory(ctx context.Context, js jetstream.JetStream, st *store.Store, ev 
 		}
 		var msgs []jetstream.Msg
 		var invs []wire.Inventory
-		for m := range batch.Messages() {
+		for m := range BatchMessages(ctx, batch) {
 			inv, err := decodeInventory(m.Subject(), m.Data())
 			if err != nil {
 				log.Warn("inventory projector: dropping a bad report", "subject", m.Subject(), "err", err)

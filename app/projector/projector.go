@@ -8,6 +8,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"iter"
 	"log/slog"
 	"strings"
 	"sync"
@@ -189,6 +191,7 @@ func Heartbeats(ctx context.Context, nc *nats.Conn, st *store.Store, ev *events.
 	}
 	defer sub.Unsubscribe()
 	_ = sub.SetPendingLimits(1<<20, 256<<20)
+	known := map[string]facts{}
 	t := time.NewTicker(flushEvery)
 	defer t.Stop()
 	for {
@@ -205,30 +208,11 @@ func Heartbeats(ctx context.Context, nc *nats.Conn, st *store.Store, ev *events.
 		batch := pending
 		pending = map[string]wire.Heartbeat{}
 		mu.Unlock()
-		now := time.Now().UTC()
-		agents := make([]store.Agent, 0, len(batch))
-		pcs := make([]string, 0, len(batch))
-		for _, hb := range batch {
-			agents = append(agents, agentFromHeartbeat(hb, now))
-			pcs = append(pcs, hb.PCID)
-		}
-		// An enrolled agent's groups are the ones its credential carries,
-		// whatever its heartbeat claims.
-		granted, err := st.GrantedGroups(ctx, pcs)
-		if err != nil {
-			log.Error("heartbeat: read granted groups", "err", err)
-			continue
-		}
-		for i := range agents {
-			if g, ok := granted[agents[i].PCID]; ok {
-				agents[i].Groups = g
-			}
-		}
-		if err := st.UpsertAgents(ctx, agents); err != nil {
+		if err := flushHeartbeats(ctx, st, known, batch, time.Now().UTC()); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			log.Error("heartbeat: database write failed", "agents", len(agents), "err", err)
+			log.Error("heartbeat: database write failed", "agents", len(batch), "err", err)
 			mu.Lock()
 			for pc, hb := range batch { // keep them unless a newer one came
 				if _, ok := pending[pc]; !ok {
@@ -240,6 +224,70 @@ func Heartbeats(ctx context.Context, nc *nats.Conn, st *store.Store, ev *events.
 		}
 		ev.Publish(events.Agents)
 	}
+}
+
+// facts are what a heartbeat says about an agent besides when it was seen
+// and its load; they rarely change.
+type facts struct {
+	hostname, os, osVersion, arch, version, groups string
+	protocol                                       int
+	interval                                       time.Duration
+}
+
+func factsOf(hb wire.Heartbeat) facts {
+	return facts{hostname: hb.Hostname, os: hb.OS, osVersion: hb.OSVersion, arch: hb.Arch, version: hb.AgentVersion,
+		groups: strings.Join(hb.Groups, ","), protocol: hb.Protocol, interval: hb.Interval.D()}
+}
+
+// flushHeartbeats writes a batch of heartbeats. An agent whose facts are
+// those this process last wrote for it only has its last-seen time and
+// load updated (store.TouchAgents): most heartbeats. The others, and any
+// agent the touch did not find, are written whole (store.UpsertAgents),
+// with the groups its credential grants. known remembers the facts
+// written; an agent's groups changed by an admin are written by the store
+// directly, and the agent's next heartbeat reports them.
+func flushHeartbeats(ctx context.Context, st *store.Store, known map[string]facts, batch map[string]wire.Heartbeat, now time.Time) error {
+	var seen []store.Seen
+	var whole []string
+	for pc, hb := range batch {
+		if f, ok := known[pc]; ok && f == factsOf(hb) {
+			a := agentFromHeartbeat(hb, now)
+			seen = append(seen, store.Seen{PCID: pc, LastSeen: a.LastSeen, OfflineAfter: a.OfflineAfter,
+				Running: a.Running, RSSBytes: a.RSSBytes, CPUPercent: a.CPUPercent})
+		} else {
+			whole = append(whole, pc)
+		}
+	}
+	missed, err := st.TouchAgents(ctx, seen)
+	if err != nil {
+		return err
+	}
+	whole = append(whole, missed...)
+	if len(whole) == 0 {
+		return nil
+	}
+	// An enrolled agent's groups are the ones its credential carries,
+	// whatever its heartbeat claims.
+	granted, err := st.GrantedGroups(ctx, whole)
+	if err != nil {
+		return fmt.Errorf("read granted groups: %w", err)
+	}
+	agents := make([]store.Agent, 0, len(whole))
+	for _, pc := range whole {
+		a := agentFromHeartbeat(batch[pc], now)
+		if g, ok := granted[pc]; ok {
+			a.Groups = g
+		}
+		agents = append(agents, a)
+		delete(known, pc)
+	}
+	if err := st.UpsertAgents(ctx, agents); err != nil {
+		return err
+	}
+	for _, pc := range whole {
+		known[pc] = factsOf(batch[pc])
+	}
+	return nil
 }
 
 // agentFromHeartbeat uses the server's clock for last-seen times: agent
@@ -255,4 +303,24 @@ func agentFromHeartbeat(hb wire.Heartbeat, now time.Time) store.Agent {
 		a.OfflineAfter = now
 	}
 	return a
+}
+
+// BatchMessages yields the messages of a fetched batch until it ends or
+// ctx is done, whichever comes first: a fetch whose end never comes (the
+// broker shutting down under it) must not keep a projector from stopping.
+// Messages not yielded are not acknowledged and come again.
+func BatchMessages(ctx context.Context, batch jetstream.MessageBatch) iter.Seq[jetstream.Msg] {
+	return func(yield func(jetstream.Msg) bool) {
+		msgs := batch.Messages()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case m, ok := <-msgs:
+				if !ok || !yield(m) {
+					return
+				}
+			}
+		}
+	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/app/dispatch"
+	"github.com/kanadehq/kanade/app/events"
 	"github.com/kanadehq/kanade/store"
 )
 
@@ -390,28 +391,96 @@ func (s *server) apiExecutions(c echo.Context) error {
 
 func (s *server) apiExecution(c echo.Context) error {
 	ctx := c.Request().Context()
-	e, err := s.execParam(c)
+	id, err := idParam(c, "id", "execution")
 	if err != nil {
 		return err
 	}
-	id := e.ExecID
-	j, err := s.executionJSON(ctx, e)
-	if err != nil {
-		return err
-	}
-	j.Targets = []resultJSON{}
+	// Targets first, then the execution, and the counts from the very
+	// targets returned: a response never has counts that disagree with its
+	// targets, nor a status older than them.
+	var targets []store.Result
 	for offset := 0; ; {
 		rs, total, err := s.Store.Results(ctx, store.ResultFilter{ExecID: id, Limit: 1000, Offset: offset})
 		if err != nil {
 			return err
 		}
-		for _, r := range rs {
-			j.Targets = append(j.Targets, toResultJSON(r))
-		}
+		targets = append(targets, rs...)
 		offset += len(rs)
 		if len(rs) == 0 || offset >= total {
 			break
 		}
+	}
+	e, err := s.Store.Execution(ctx, id)
+	if err != nil {
+		return err
+	}
+	e.Counts = store.CountResults(targets)
+	j, err := s.executionJSON(ctx, e)
+	if err != nil {
+		return err
+	}
+	j.Targets = make([]resultJSON, 0, len(targets))
+	for _, r := range targets {
+		j.Targets = append(j.Targets, toResultJSON(r))
+	}
+	return c.JSON(http.StatusOK, j)
+}
+
+// maxWait is the longest GET /api/executions/{id}/wait holds a request.
+const maxWait = 5 * time.Minute
+
+// apiExecutionWait answers with the execution (counts, no targets) once
+// it is no longer running — completed, killed, halted or awaiting an
+// approval — or when timeout (default 30s, at most 5m) is over, whichever
+// comes first; the caller tells by its status. It wakes on the
+// execution's events and checks once a second besides (another server
+// process may have written it).
+func (s *server) apiExecutionWait(c echo.Context) error {
+	ctx := c.Request().Context()
+	id, err := idParam(c, "id", "execution")
+	if err != nil {
+		return err
+	}
+	timeout := 30 * time.Second
+	if v := c.QueryParam("timeout"); v != "" {
+		if timeout, err = time.ParseDuration(v); err != nil || timeout < 0 || timeout > maxWait {
+			return validation("timeout", "must be a duration from 0s to 5m, such as 30s")
+		}
+	}
+	// The server's write timeout (2 minutes) would cut a longer wait.
+	_ = http.NewResponseController(c.Response().Writer).SetWriteDeadline(time.Now().Add(timeout + time.Minute))
+	changed, unsubscribe := s.Events.Subscribe(events.Execution(id))
+	defer unsubscribe()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		status, err := s.Store.ExecutionStatus(ctx, id)
+		if err != nil {
+			return err
+		}
+		if status != store.StatusRunning {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline.C:
+		case <-changed:
+			continue
+		case <-tick.C:
+			continue
+		}
+		break
+	}
+	e, err := s.Store.Execution(ctx, id)
+	if err != nil {
+		return err
+	}
+	j, err := s.executionJSON(ctx, e)
+	if err != nil {
+		return err
 	}
 	return c.JSON(http.StatusOK, j)
 }

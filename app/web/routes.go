@@ -84,6 +84,7 @@ func (s *server) routes(e *echo.Echo) {
 	e.GET("/api/schemas/manifest.json", s.apiManifestSchema, viewer)
 	e.GET("/api/executions", s.apiExecutions, viewer)
 	e.GET("/api/executions/:id", s.apiExecution, viewer)
+	e.GET("/api/executions/:id/wait", s.apiExecutionWait, viewer)
 	e.POST("/api/executions/:id/kill", s.apiKill, operator)
 	e.POST("/api/executions/:id/waves/:n/approve", s.apiRollout(s.approveWave), approver)
 	e.POST("/api/executions/:id/halt", s.apiRollout(s.haltRollout), operator)

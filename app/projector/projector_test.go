@@ -1,0 +1,67 @@
+package projector
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/kanadehq/kanade/agent/wire"
+	"github.com/kanadehq/kanade/store/storetest"
+)
+
+func TestFlushHeartbeats(t *testing.T) {
+	ctx := t.Context()
+	st := storetest.New(t)
+	known := map[string]facts{}
+	t0 := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	hb := func(pc, version string, groups ...string) wire.Heartbeat {
+		return wire.Heartbeat{Protocol: wire.ProtocolVersion, PCID: pc, Hostname: "H-" + pc, OS: "linux", AgentVersion: version,
+			Groups: groups, Interval: wire.Duration(30 * time.Second), RSSBytes: 1 << 20}
+	}
+	check := func(when string, pc string, version string, groups []string, seen time.Time) {
+		t.Helper()
+		a, err := st.Agent(ctx, pc)
+		if err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+		if a.AgentVersion != version || !slices.Equal(a.Groups, groups) || !a.LastSeen.Equal(seen) || !a.OfflineAfter.Equal(seen.Add(90*time.Second)) {
+			t.Errorf("%s: %s = version %q, groups %v, last seen %v, offline after %v; want %q, %v, %v, +90s",
+				when, pc, a.AgentVersion, a.Groups, a.LastSeen, a.OfflineAfter, version, groups, seen)
+		}
+	}
+
+	// First heartbeat: written whole.
+	if err := flushHeartbeats(ctx, st, known, map[string]wire.Heartbeat{"pc1": hb("pc1", "1.0", "lab")}, t0); err != nil {
+		t.Fatal(err)
+	}
+	check("first", "pc1", "1.0", []string{"lab"}, t0)
+
+	// An admin moves it; the agent has not followed yet: its unchanged
+	// heartbeat only touches last-seen and keeps the admin's groups.
+	if err := st.SetGroups(ctx, "pc1", []string{"finance"}); err != nil {
+		t.Fatal(err)
+	}
+	t1 := t0.Add(30 * time.Second)
+	if err := flushHeartbeats(ctx, st, known, map[string]wire.Heartbeat{"pc1": hb("pc1", "1.0", "lab")}, t1); err != nil {
+		t.Fatal(err)
+	}
+	check("unchanged facts", "pc1", "1.0", []string{"finance"}, t1)
+
+	// New facts (an upgrade): written whole.
+	t2 := t1.Add(30 * time.Second)
+	if err := flushHeartbeats(ctx, st, known, map[string]wire.Heartbeat{"pc1": hb("pc1", "1.1", "finance")}, t2); err != nil {
+		t.Fatal(err)
+	}
+	check("upgrade", "pc1", "1.1", []string{"finance"}, t2)
+
+	// A row that went away behind this process's back is written whole
+	// again from the heartbeat.
+	known["pc9"] = factsOf(hb("pc9", "1.0"))
+	if err := flushHeartbeats(ctx, st, known, map[string]wire.Heartbeat{"pc9": hb("pc9", "1.0")}, t2); err != nil {
+		t.Fatal(err)
+	}
+	check("missing row", "pc9", "1.0", nil, t2)
+	if _, ok := known["pc9"]; !ok {
+		t.Error("pc9 is not remembered after its whole write")
+	}
+}
