@@ -30,3 +30,22 @@ func (m *cpuMeter) percent(now time.Time) float64 {
 	}
 	return 100 * float64(used-prevUsed) / float64(wall)
 }
+
+// rssCache holds the process's RSS for a second: the simulated agents of
+// a swarm share one process, and 10,000 of them would otherwise read
+// /proc 333 times a second for the same number.
+var rssCache struct {
+	mu sync.Mutex
+	at time.Time
+	v  int64
+}
+
+// processRSS is rssBytes, read at most once a second.
+func processRSS(now time.Time) int64 {
+	rssCache.mu.Lock()
+	defer rssCache.mu.Unlock()
+	if rssCache.at.IsZero() || now.Sub(rssCache.at) >= time.Second || now.Before(rssCache.at) {
+		rssCache.v, rssCache.at = rssBytes(), now
+	}
+	return rssCache.v
+}

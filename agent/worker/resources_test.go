@@ -13,6 +13,23 @@ func TestRSSBytes(t *testing.T) {
 	}
 }
 
+func TestProcessRSS(t *testing.T) {
+	t0 := time.Now()
+	first := processRSS(t0)
+	if first < 1<<20 {
+		t.Fatalf("processRSS = %d, want a plausible size", first)
+	}
+	rssCache.mu.Lock()
+	rssCache.v = 42 // what a read within the second returns
+	rssCache.mu.Unlock()
+	if got := processRSS(t0.Add(500 * time.Millisecond)); got != 42 {
+		t.Errorf("within the second: %d, want the cached 42", got)
+	}
+	if got := processRSS(t0.Add(1100 * time.Millisecond)); got == 42 || got < 1<<20 {
+		t.Errorf("after a second: %d, want a fresh read", got)
+	}
+}
+
 func TestCPUMeter(t *testing.T) {
 	var m cpuMeter
 	start := time.Now()

@@ -483,7 +483,7 @@ func (w *Worker) heartbeat(stopping bool, pong string) {
 		OS: w.cfg.OS, OSVersion: w.cfg.OSVersion, Arch: w.cfg.Arch, AgentVersion: w.cfg.AgentVersion,
 		Groups: w.Groups(), Interval: wire.Duration(w.cfg.HeartbeatInterval), At: now.UTC(),
 		Running: w.runningCount(), Stopping: stopping,
-		RSSBytes: rssBytes(), CPUPercent: w.cpu.percent(now), Pong: pong,
+		RSSBytes: processRSS(now), CPUPercent: w.cpu.percent(now), Pong: pong,
 	}
 	if err := w.publishJSON(wire.HeartbeatSubject(w.cfg.PCID), hb); err != nil {
 		w.log.Debug("heartbeat", "err", err)

@@ -257,11 +257,13 @@ func benchKanade(ctx context.Context, cfg config, n int) (r kanadeResult, err er
 		if err := sleep(ctx, 2*time.Second); err != nil {
 			return r, err
 		}
+		prof.heap(ctx, "round-before")
 		wait := prof.cpu(ctx, "round", r.RoundTrip.Median+time.Second)
 		if _, err := roundTrip(ctx, c, cfg, n, "echo profiled round", nil); err != nil {
 			r.Errs = append(r.Errs, fmt.Errorf("profiled round: %w", err))
 		}
 		wait()
+		prof.heap(ctx, "round-after")
 	}
 
 	// 7. The execution page following a run that stays in flight.

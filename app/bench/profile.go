@@ -19,9 +19,8 @@ type profiler struct {
 	clients map[string]*client // "server", "swarm" → their pprof listeners
 }
 
-// cpu starts a CPU profile and an allocation profile (what was allocated
-// meanwhile) of every process lasting d (rounded up to whole seconds) and
-// returns a function that waits for them to be written.
+// cpu starts a CPU profile of every process lasting d (rounded up to whole
+// seconds) and returns a function that waits for them to be written.
 func (p *profiler) cpu(ctx context.Context, phase string, d time.Duration) (wait func()) {
 	if p == nil {
 		return func() {}
@@ -32,14 +31,14 @@ func (p *profiler) cpu(ctx context.Context, phase string, d time.Duration) (wait
 		wg.Go(func() {
 			p.fetch(ctx, c, name, phase, "cpu", fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs))
 		})
-		wg.Go(func() {
-			p.fetch(ctx, c, name, phase, "allocs", fmt.Sprintf("/debug/pprof/allocs?seconds=%d", secs))
-		})
 	}
 	return wg.Wait
 }
 
-// heap writes every process's heap profile (in-use and allocated).
+// heap writes every process's heap profile (in use, and allocated since
+// the start) after a garbage collection: the runtime updates the profile
+// at collections only. Two of them around a phase give what it allocated
+// (go tool pprof -sample_index=alloc_space -diff_base before after).
 func (p *profiler) heap(ctx context.Context, phase string) {
 	if p == nil {
 		return
