@@ -88,6 +88,7 @@ func TestPing(t *testing.T) {
 	if code := s.post(t, "/api/agents/ping1/ping", map[string]any{}, &ok); code != 200 || ok.PCID != "ping1" || ok.RTTMS <= 0 {
 		t.Errorf("ping: %d %+v", code, ok)
 	}
+	t.Logf("ping round trip %.1f ms", ok.RTTMS)
 	a.stop()
 	var bad struct {
 		Error struct{ Code string } `json:"error"`

@@ -22,6 +22,7 @@ type kanadeResult struct {
 	ConnectServerCPU, ConnectSwarm time.Duration // CPU-s spent until Connect
 
 	IdleServerCPU, IdleSwarmCPU float64 // % of one core
+	IdleServerGCs               int     // garbage collections in the server during the window (-1: unknown)
 	IdleServerRSS, IdleSwarmRSS int64
 
 	AgentsPage, AgentsSearch, AgentsAPI spread
@@ -184,19 +185,35 @@ func benchKanade(ctx context.Context, cfg config, n int) (r kanadeResult, err er
 	if err := sleep(ctx, cfg.settle); err != nil {
 		return r, err
 	}
+	gcs := func() float64 {
+		text, _, err := c.get(ctx, "/metrics")
+		if err != nil {
+			return -1
+		}
+		v, ok := promValue(string(text), "go_gc_duration_seconds_count")
+		if !ok {
+			return -1
+		}
+		return v
+	}
+	gc0 := gcs()
 	a, as := snap(srv.pid()), snap(swarm.pid())
 	profWait := prof.cpu(ctx, "idle", cfg.idle)
 	if err := sleep(ctx, cfg.idle); err != nil {
 		return r, err
 	}
 	b, bs := snap(srv.pid()), snap(swarm.pid())
+	r.IdleServerGCs = -1
+	if gc1 := gcs(); gc0 >= 0 && gc1 >= 0 {
+		r.IdleServerGCs = int(gc1 - gc0)
+	}
 	profWait()
 	prof.heap(ctx, "idle")
 	if a.CPU > 0 || b.CPU > 0 {
 		r.IdleServerCPU, r.IdleSwarmCPU = cpuPercent(a, b), cpuPercent(as, bs)
 	}
 	r.IdleServerRSS, r.IdleSwarmRSS = b.RSS, bs.RSS
-	progress("N=%d: idle server %.1f%% of a core, %s; swarm %.1f%%, %s", n, r.IdleServerCPU, fmtMiB(r.IdleServerRSS), r.IdleSwarmCPU, fmtMiB(r.IdleSwarmRSS))
+	progress("N=%d: idle server %.1f%% of a core, %s, %d garbage collections; swarm %.1f%%, %s", n, r.IdleServerCPU, fmtMiB(r.IdleServerRSS), r.IdleServerGCs, r.IdleSwarmCPU, fmtMiB(r.IdleSwarmRSS))
 	if err := swarm.exited(); err != nil {
 		return r, err
 	}

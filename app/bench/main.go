@@ -87,7 +87,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.rounds, "rounds", 3, "measured deploy round trips per N (kanade and baseline)")
 	fs.IntVar(&cfg.warmup, "warmup", 1, "unmeasured round trips before them")
 	fs.DurationVar(&cfg.settle, "settle", 30*time.Second, "wait after every agent is online before measuring idle")
-	fs.DurationVar(&cfg.idle, "idle", 30*time.Second, "idle measurement window (a multiple of -heartbeat is fairest)")
+	fs.DurationVar(&cfg.idle, "idle", time.Minute, "idle measurement window (a multiple of -heartbeat is fairest)")
 	fs.DurationVar(&cfg.heartbeat, "heartbeat", 30*time.Second, "the swarm's heartbeat interval")
 	fs.IntVar(&cfg.samples, "samples", 20, "requests per page-latency figure")
 	fs.DurationVar(&cfg.inflight, "inflight", 5*time.Second, "modelled run time (± the same) of the run the execution page follows")

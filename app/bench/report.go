@@ -76,7 +76,13 @@ func (r report) table() *table {
 		}
 		return fmt.Sprintf("%s (%s)", fmtDur(k.Connect), fmtDur(k.Enrolled))
 	}))
-	row("kanade: idle server CPU / RSS", kan(func(k *kanadeResult) string { return cpuRSS(k.IdleServerCPU, k.IdleServerRSS) }))
+	row("kanade: idle server CPU / RSS (garbage collections in the window)", kan(func(k *kanadeResult) string {
+		v := cpuRSS(k.IdleServerCPU, k.IdleServerRSS)
+		if k.IdleServerGCs >= 0 && v != "–" {
+			v += fmt.Sprintf(" (%d)", k.IdleServerGCs)
+		}
+		return v
+	}))
 	row("kanade: idle swarm CPU / RSS (context)", kan(func(k *kanadeResult) string { return cpuRSS(k.IdleSwarmCPU, k.IdleSwarmRSS) }))
 	row("**kanade: deploy round trip** (POST /api/run → every target final in the API)", kan(func(k *kanadeResult) string { return fmtSpread(k.RoundTrip) }))
 	row("kanade: results ingested/s (N / round trip)", kan(func(k *kanadeResult) string { return fmtRate(k.N, k.RoundTrip.Median) }))
