@@ -147,6 +147,10 @@ func (b *Bus) startEmbedded(o Options) error {
 		SystemAccount:    pub(id.SysAccount),
 		AccountResolver:  resolver,
 		JetStreamLimits:  server.JSLimitOpts{DefaultMaxConsumers: -1},
+		// Records of closed connections only serve the broker's monitoring
+		// endpoint, which kanade does not open; the default 10,000 would
+		// hold one for each agent's short enrollment connection.
+		MaxClosedClients: 100,
 	}
 	if opts.MaxPayload == 0 {
 		opts.MaxPayload = 8 << 20
