@@ -150,7 +150,7 @@ func (c *client) waitDone(ctx context.Context, id string, timeout time.Duration)
 	defer cancel()
 	requests := 0
 	for {
-		wait := 5 * time.Minute
+		wait := 50 * time.Second // under the client's one-minute request timeout
 		if dl, ok := ctx.Deadline(); ok {
 			wait = min(wait, time.Until(dl).Truncate(time.Second))
 		}
