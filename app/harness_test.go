@@ -250,6 +250,17 @@ func (s *testServer) post(t testing.TB, path string, body, v any) int {
 	return resp.StatusCode
 }
 
+// apiErrorBody is the API's error response: a code and, for validation
+// errors, the fields at fault.
+type apiErrorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Details []struct {
+			Field string `json:"field"`
+		} `json:"details"`
+	} `json:"error"`
+}
+
 type execution struct {
 	ExecID      string         `json:"exec_id"`
 	JobID       string         `json:"job_id"`

@@ -152,14 +152,7 @@ func TestIntegration_KillKillsTree(t *testing.T) {
 	if code := s.get(t, "/api/executions/"+e.ExecID+"/wait?timeout=200ms", &still); code != http.StatusOK || still.Status != "running" {
 		t.Errorf("GET …/wait?timeout=200ms = %d %+v, want 200 running", code, still)
 	}
-	var bad struct {
-		Error struct {
-			Code    string `json:"code"`
-			Details []struct {
-				Field string `json:"field"`
-			} `json:"details"`
-		} `json:"error"`
-	}
+	var bad apiErrorBody
 	if code := s.get(t, "/api/executions/"+e.ExecID+"/wait?timeout=1h", &bad); code != http.StatusBadRequest ||
 		len(bad.Error.Details) != 1 || bad.Error.Details[0].Field != "timeout" {
 		t.Errorf("GET …/wait?timeout=1h = %d %+v, want 400 naming timeout", code, bad)
@@ -242,14 +235,7 @@ func TestIntegration_BrokerRestartLosesNoResult(t *testing.T) {
 func TestIntegration_APIValidation(t *testing.T) {
 	skipIfShort(t)
 	s := startServer(t, t.TempDir(), "")
-	var body struct {
-		Error struct {
-			Code    string `json:"code"`
-			Details []struct {
-				Field string `json:"field"`
-			} `json:"details"`
-		} `json:"error"`
-	}
+	var body apiErrorBody
 	code := s.post(t, "/api/run", map[string]any{"target": map[string]any{"pcs": []string{"bad.pc"}}, "shell": "bash", "script": " ", "timeout": "0s"}, &body)
 	var fields []string
 	for _, d := range body.Error.Details {

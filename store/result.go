@@ -148,7 +148,6 @@ func (s *Store) ApplyResults(ctx context.Context, rs []wire.Result, now time.Tim
 
 	var touched []string
 	err := s.inTx(ctx, func(tx *Store) error {
-		touched = touched[:0]
 		var err error
 		if tx.driver == DriverSQLite {
 			touched, err = tx.upsertResultsEach(ctx, rows)
@@ -159,6 +158,7 @@ func (s *Store) ApplyResults(ctx context.Context, rs []wire.Result, now time.Tim
 			return err
 		}
 		slices.Sort(touched)
+		touched = slices.Compact(touched)
 		return tx.refreshStatus(ctx, touched, now)
 	})
 	if err != nil {
@@ -169,11 +169,10 @@ func (s *Store) ApplyResults(ctx context.Context, rs []wire.Result, now time.Tim
 
 // upsertResultsEach runs one prepared upsert per row: on SQLite, which
 // runs in-process, that is cheaper than a multi-row statement that is
-// formatted and parsed anew for every batch. It returns the distinct
-// exec_ids of the rows it wrote.
+// formatted and parsed anew for every batch. It returns the exec_ids of
+// the rows it wrote (with repeats).
 func (s *Store) upsertResultsEach(ctx context.Context, rows []resultRow) ([]string, error) {
 	var touched []string
-	seen := make(map[string]bool)
 	err := s.prepared(ctx, fmt.Sprintf(upsertResults, "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"), func(st *sql.Stmt) error {
 		for _, r := range rows {
 			res, err := st.ExecContext(ctx, resultArgs(r)...)
@@ -182,8 +181,7 @@ func (s *Store) upsertResultsEach(ctx context.Context, rows []resultRow) ([]stri
 			}
 			if n, err := res.RowsAffected(); err != nil {
 				return fmt.Errorf("store: apply result %s/%s: %w", r.ExecID, r.PCID, err)
-			} else if n > 0 && !seen[r.ExecID] {
-				seen[r.ExecID] = true
+			} else if n > 0 {
 				touched = append(touched, r.ExecID)
 			}
 		}
@@ -193,11 +191,10 @@ func (s *Store) upsertResultsEach(ctx context.Context, rows []resultRow) ([]stri
 }
 
 // upsertResultsBatched runs multi-row upserts: on PostgreSQL one round
-// trip per batch beats one per row. It returns the distinct exec_ids of
-// the rows it wrote.
+// trip per batch beats one per row. It returns the exec_ids of the rows it
+// wrote (with repeats).
 func (s *Store) upsertResultsBatched(ctx context.Context, rows []resultRow) ([]string, error) {
 	var touched []string
-	seen := make(map[string]bool)
 	for rest := rows; len(rest) > 0; {
 		n, size := 0, 0
 		for n < len(rest) && n < batchRows && (n == 0 || size < batchBytes) {
@@ -212,12 +209,7 @@ func (s *Store) upsertResultsBatched(ctx context.Context, rows []resultRow) ([]s
 		if err != nil {
 			return nil, fmt.Errorf("store: apply results: %w", err)
 		}
-		for _, id := range ids {
-			if !seen[id] {
-				seen[id] = true
-				touched = append(touched, id)
-			}
-		}
+		touched = append(touched, ids...)
 		rest = rest[n:]
 	}
 	return touched, nil
