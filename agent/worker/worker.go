@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/kanadehq/kanade/agent/dialer"
 	"github.com/kanadehq/kanade/agent/ledger"
 	"github.com/kanadehq/kanade/agent/outbox"
 	"github.com/kanadehq/kanade/agent/runner"
@@ -217,14 +218,6 @@ func New(cfg Config) (*Worker, error) {
 // ErrStopping is the cause given to runs cancelled because the agent stops.
 var ErrStopping = errors.New("the agent was shut down")
 
-// agentPingInterval is how often an agent pings the broker: a dead
-// connection (a laptop that slept, a half-open TCP path) is found after
-// two unanswered pings, within about 6 minutes; the broker notices a dead
-// agent sooner by its missing heartbeats. Each ping costs the broker a
-// wake-up and a write for its answer: at 20 s, 10,000 agents sent 500
-// pings a second, more messages than their heartbeats.
-const agentPingInterval = 2 * time.Minute
-
 // Run connects to url and serves until ctx is done. opts carry the
 // credentials. It returns after running scripts were stopped, queued
 // results were given a moment to drain and the connection was closed.
@@ -238,7 +231,11 @@ func (w *Worker) Run(ctx context.Context, url string, opts ...nats.Option) error
 		nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true),
 		nats.CustomReconnectDelay(reconnectDelay),
-		nats.PingInterval(agentPingInterval),
+		// The kernel finds a dead path (dialer.UserTimeout, with a heartbeat
+		// always in flight); pings only catch a hung broker, so they are rare:
+		// each costs the broker a wake-up and a write for every agent.
+		nats.SetCustomDialer(dialer.New(dialer.UserTimeout, w.log)),
+		nats.PingInterval(dialer.PingInterval(dialer.Supported)),
 		nats.ConnectHandler(func(*nats.Conn) { w.log.Info("connected to NATS"); w.signalConnected() }),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			w.log.Info("reconnected to NATS", "url", nc.ConnectedUrl())
