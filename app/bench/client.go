@@ -26,9 +26,15 @@ func newClient(base string) *client {
 }
 
 // get fetches path, reads the whole body and returns it with how long
-// that took; any status but 200 is an error.
+// that took; any status but 200 is an error. It gives up after a minute.
 func (c *client) get(ctx context.Context, path string, header ...string) ([]byte, time.Duration, error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	return c.getWithin(ctx, time.Minute, path, header...)
+}
+
+// getWithin is get with its own time limit (a CPU profile takes as long
+// as it profiles).
+func (c *client) getWithin(ctx context.Context, limit time.Duration, path string, header ...string) ([]byte, time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
 	if err != nil {

@@ -21,9 +21,11 @@ type kanadeResult struct {
 	Enrolled, Connect              time.Duration
 	ConnectServerCPU, ConnectSwarm time.Duration // CPU-s spent until Connect
 
-	IdleServerCPU, IdleSwarmCPU float64 // % of one core
-	IdleServerGCs               int     // garbage collections in the server during the window (-1: unknown)
-	IdleServerRSS, IdleSwarmRSS int64
+	// Idle is the steady state after connecting; Soak the same after
+	// SoakRuns more executions (-soak), when the broker's per-connection
+	// caches have seen many result subjects.
+	Idle, Soak idle
+	SoakRuns   int
 
 	AgentsPage, AgentsSearch, AgentsAPI spread
 
@@ -35,6 +37,79 @@ type kanadeResult struct {
 	IngestedTotal, ResultsPerAgent float64
 
 	Errs []error
+}
+
+// idle is one idle window: CPU over it, memory at its end.
+type idle struct {
+	ServerCPU, SwarmCPU float64 // % of one core
+	ServerGCs           int     // garbage collections in the server during the window (-1: unknown)
+	ServerRSS, SwarmRSS int64
+	Mem                 serverMem
+}
+
+// serverMem is where the server's memory was at the end of an idle
+// window, from the Go runtime's figures on its /metrics.
+type serverMem struct {
+	HeapInuse, NextGC, Stacks, Retained, Goroutines float64
+	OK                                              bool
+}
+
+// readServerMem parses the runtime's memory figures from a /metrics scrape.
+func readServerMem(text string) serverMem {
+	var m serverMem
+	var idle, released float64
+	ok := true
+	for _, f := range []struct {
+		name string
+		v    *float64
+	}{
+		{"go_memstats_heap_inuse_bytes", &m.HeapInuse}, {"go_memstats_next_gc_bytes", &m.NextGC},
+		{"go_memstats_stack_inuse_bytes", &m.Stacks}, {"go_memstats_heap_idle_bytes", &idle},
+		{"go_memstats_heap_released_bytes", &released}, {"go_goroutines", &m.Goroutines},
+	} {
+		v, found := promValue(text, f.name)
+		*f.v, ok = v, ok && found
+	}
+	m.Retained, m.OK = idle-released, ok
+	return m
+}
+
+// measureIdle measures the server and the swarm over cfg.idle (with
+// -profile, under the CPU profiler, and writes heap profiles after it).
+func measureIdle(ctx context.Context, c *client, cfg config, prof *profiler, phase string, srv, swarm *child) (idle, error) {
+	var w idle
+	gcs := func() float64 {
+		text, _, err := c.get(ctx, "/metrics")
+		if err != nil {
+			return -1
+		}
+		v, ok := promValue(string(text), "go_gc_duration_seconds_count")
+		if !ok {
+			return -1
+		}
+		return v
+	}
+	gc0 := gcs()
+	a, as := snap(srv.pid()), snap(swarm.pid())
+	profWait := prof.cpu(ctx, phase, cfg.idle)
+	if err := sleep(ctx, cfg.idle); err != nil {
+		return w, err
+	}
+	b, bs := snap(srv.pid()), snap(swarm.pid())
+	w.ServerGCs = -1
+	if gc1 := gcs(); gc0 >= 0 && gc1 >= 0 {
+		w.ServerGCs = int(gc1 - gc0)
+	}
+	if text, _, err := c.get(ctx, "/metrics"); err == nil {
+		w.Mem = readServerMem(string(text))
+	}
+	profWait()
+	prof.heap(ctx, phase)
+	if a.CPU > 0 || b.CPU > 0 {
+		w.ServerCPU, w.SwarmCPU = cpuPercent(a, b), cpuPercent(as, bs)
+	}
+	w.ServerRSS, w.SwarmRSS = b.RSS, bs.RSS
+	return w, swarm.exited()
 }
 
 // diag is one extra round with /metrics scraped alongside.
@@ -185,38 +260,11 @@ func benchKanade(ctx context.Context, cfg config, n int) (r kanadeResult, err er
 	if err := sleep(ctx, cfg.settle); err != nil {
 		return r, err
 	}
-	gcs := func() float64 {
-		text, _, err := c.get(ctx, "/metrics")
-		if err != nil {
-			return -1
-		}
-		v, ok := promValue(string(text), "go_gc_duration_seconds_count")
-		if !ok {
-			return -1
-		}
-		return v
-	}
-	gc0 := gcs()
-	a, as := snap(srv.pid()), snap(swarm.pid())
-	profWait := prof.cpu(ctx, "idle", cfg.idle)
-	if err := sleep(ctx, cfg.idle); err != nil {
+	if r.Idle, err = measureIdle(ctx, c, cfg, prof, "idle", srv, swarm); err != nil {
 		return r, err
 	}
-	b, bs := snap(srv.pid()), snap(swarm.pid())
-	r.IdleServerGCs = -1
-	if gc1 := gcs(); gc0 >= 0 && gc1 >= 0 {
-		r.IdleServerGCs = int(gc1 - gc0)
-	}
-	profWait()
-	prof.heap(ctx, "idle")
-	if a.CPU > 0 || b.CPU > 0 {
-		r.IdleServerCPU, r.IdleSwarmCPU = cpuPercent(a, b), cpuPercent(as, bs)
-	}
-	r.IdleServerRSS, r.IdleSwarmRSS = b.RSS, bs.RSS
-	progress("N=%d: idle server %.1f%% of a core, %s, %d garbage collections; swarm %.1f%%, %s", n, r.IdleServerCPU, fmtMiB(r.IdleServerRSS), r.IdleServerGCs, r.IdleSwarmCPU, fmtMiB(r.IdleSwarmRSS))
-	if err := swarm.exited(); err != nil {
-		return r, err
-	}
+	progress("N=%d: idle server %.1f%% of a core, %s, %d garbage collections; swarm %.1f%%, %s", n,
+		r.Idle.ServerCPU, fmtMiB(r.Idle.ServerRSS), r.Idle.ServerGCs, r.Idle.SwarmCPU, fmtMiB(r.Idle.SwarmRSS))
 
 	// 4. Agents page.
 	progress("N=%d: agents page (%d requests each)", n, cfg.samples)
@@ -298,6 +346,27 @@ func benchKanade(ctx context.Context, cfg config, n int) (r kanadeResult, err er
 		r.IngestedTotal, _ = promValue(string(text), "kanade_results_ingested_total")
 		runs := float64(cfg.warmup + len(walls) + 2)
 		r.ResultsPerAgent = r.IngestedTotal / runs / float64(n)
+	}
+
+	// 8. With -soak, many more executions back to back, then idle again.
+	if cfg.soak > 0 {
+		progress("N=%d: soak: %d executions back to back", n, cfg.soak)
+		for i := range cfg.soak {
+			if _, err := roundTrip(ctx, c, cfg, n, fmt.Sprintf("echo bench soak %d", i+1), nil); err != nil {
+				r.Errs = append(r.Errs, fmt.Errorf("soak execution %d: %w", i+1, err))
+				break
+			}
+			r.SoakRuns++
+		}
+		progress("N=%d: soak: %d executions done; settling %s, then measuring %s of idle", n, r.SoakRuns, cfg.settle, cfg.idle)
+		if err := sleep(ctx, cfg.settle); err != nil {
+			return r, err
+		}
+		if r.Soak, err = measureIdle(ctx, c, cfg, prof, "soak", srv, swarm); err != nil {
+			return r, err
+		}
+		progress("N=%d: idle after the soak: server %.1f%% of a core, %s, %d garbage collections", n,
+			r.Soak.ServerCPU, fmtMiB(r.Soak.ServerRSS), r.Soak.ServerGCs)
 	}
 	for _, ch := range []*child{srv, swarm} {
 		if err := ch.exited(); err != nil {

@@ -49,6 +49,7 @@ type config struct {
 	roundTimeout   time.Duration
 	skipKanade     bool
 	profileDir     string
+	soak           int
 }
 
 var started = time.Now()
@@ -97,6 +98,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&cfg.skipKanade, "baseline-only", false, "measure only the baseline")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the temp directories (data, logs)")
 	fs.StringVar(&cfg.profileDir, "profile", "", "write CPU profiles of the server and the swarm (idle window, one extra round) and heap profiles (idle) to this directory")
+	fs.IntVar(&cfg.soak, "soak", 0, "after the rest, this many more executions back to back, then a second idle window (the broker's per-connection caches fill with one entry per execution, up to 128)")
 	fs.DurationVar(&cfg.connectTimeout, "connect-timeout", 10*time.Minute, "longest wait for every agent to come online")
 	fs.DurationVar(&cfg.roundTimeout, "round-timeout", 2*time.Minute, "longest wait for one round trip")
 	if err := fs.Parse(args); err != nil {
@@ -109,8 +111,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if cfg.counts, err = parseCounts(*counts); err != nil {
 		return err
 	}
-	if cfg.rounds < 1 || cfg.warmup < 0 || cfg.samples < 1 {
-		return errors.New("-rounds and -samples must be at least 1, -warmup at least 0")
+	if cfg.rounds < 1 || cfg.warmup < 0 || cfg.samples < 1 || cfg.soak < 0 {
+		return errors.New("-rounds and -samples must be at least 1, -warmup and -soak at least 0")
 	}
 	// The children run in their temp directories: resolve bin now.
 	if cfg.binDir, err = filepath.Abs(cfg.binDir); err != nil {

@@ -67,6 +67,23 @@ kanade_projector_pending_messages{consumer="results-projector"} 1.5e+03
 	}
 }
 
+func TestReadServerMem(t *testing.T) {
+	text := `go_goroutines 20031
+go_memstats_heap_idle_bytes 3e+08
+go_memstats_heap_inuse_bytes 4.5e+08
+go_memstats_heap_released_bytes 2e+08
+go_memstats_next_gc_bytes 8.8e+08
+go_memstats_stack_inuse_bytes 4.2e+08
+`
+	want := serverMem{HeapInuse: 4.5e8, NextGC: 8.8e8, Stacks: 4.2e8, Retained: 1e8, Goroutines: 20031, OK: true}
+	if got := readServerMem(text); got != want {
+		t.Errorf("readServerMem = %+v, want %+v", got, want)
+	}
+	if got := readServerMem("go_goroutines 3\n"); got.OK {
+		t.Errorf("readServerMem of a scrape without memory figures = %+v, want OK false", got)
+	}
+}
+
 func TestReadSSE(t *testing.T) {
 	stream := ": ping\n\nevent: changed\ndata: 1\n\nevent: chunk\r\ndata: <p>x</p>\r\n\r\ndata: bare\n\n: only a comment\n\n"
 	var names []string

@@ -29,7 +29,7 @@ func (p *profiler) cpu(ctx context.Context, phase string, d time.Duration) (wait
 	var wg sync.WaitGroup
 	for name, c := range p.clients {
 		wg.Go(func() {
-			p.fetch(ctx, c, name, phase, "cpu", fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs))
+			p.fetch(ctx, c, name, phase, "cpu", time.Duration(secs)*time.Second+30*time.Second, fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs))
 		})
 	}
 	return wg.Wait
@@ -44,12 +44,12 @@ func (p *profiler) heap(ctx context.Context, phase string) {
 		return
 	}
 	for name, c := range p.clients {
-		p.fetch(ctx, c, name, phase, "heap", "/debug/pprof/heap?gc=1")
+		p.fetch(ctx, c, name, phase, "heap", time.Minute, "/debug/pprof/heap?gc=1")
 	}
 }
 
-func (p *profiler) fetch(ctx context.Context, c *client, name, phase, kind, path string) {
-	body, _, err := c.get(ctx, path)
+func (p *profiler) fetch(ctx context.Context, c *client, name, phase, kind string, limit time.Duration, path string) {
+	body, _, err := c.getWithin(ctx, limit, path)
 	if err != nil {
 		progress("N=%d: %s %s profile (%s): %v", p.n, name, kind, phase, err)
 		return

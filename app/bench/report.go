@@ -76,14 +76,19 @@ func (r report) table() *table {
 		}
 		return fmt.Sprintf("%s (%s)", fmtDur(k.Connect), fmtDur(k.Enrolled))
 	}))
-	row("kanade: idle server CPU / RSS (garbage collections in the window)", kan(func(k *kanadeResult) string {
-		v := cpuRSS(k.IdleServerCPU, k.IdleServerRSS)
-		if k.IdleServerGCs >= 0 && v != "–" {
-			v += fmt.Sprintf(" (%d)", k.IdleServerGCs)
+	idleServer := func(w idle) string {
+		v := cpuRSS(w.ServerCPU, w.ServerRSS)
+		if w.ServerGCs >= 0 && v != "–" {
+			v += fmt.Sprintf(" (%d)", w.ServerGCs)
 		}
 		return v
-	}))
-	row("kanade: idle swarm CPU / RSS (context)", kan(func(k *kanadeResult) string { return cpuRSS(k.IdleSwarmCPU, k.IdleSwarmRSS) }))
+	}
+	row("kanade: idle server CPU / RSS (garbage collections in the window)", kan(func(k *kanadeResult) string { return idleServer(k.Idle) }))
+	row("kanade: idle swarm CPU / RSS (context)", kan(func(k *kanadeResult) string { return cpuRSS(k.Idle.SwarmCPU, k.Idle.SwarmRSS) }))
+	if r.cfg.soak > 0 {
+		row(fmt.Sprintf("kanade: idle server after %d more executions (-soak), CPU / RSS (collections)", r.cfg.soak),
+			kan(func(k *kanadeResult) string { return idleServer(k.Soak) }))
+	}
 	row("**kanade: deploy round trip** (POST /api/run → every target final in the API)", kan(func(k *kanadeResult) string { return fmtSpread(k.RoundTrip) }))
 	row("kanade: results ingested/s (N / round trip)", kan(func(k *kanadeResult) string { return fmtRate(k.N, k.RoundTrip.Median) }))
 	row("kanade: CPU-s per round, server / swarm", kan(func(k *kanadeResult) string { return cpuPair(k.RoundServerCPU, k.RoundSwarmCPU) }))
@@ -134,6 +139,15 @@ func (r report) notes() string {
 			if k.Connect > 0 {
 				lines = append(lines, fmt.Sprintf("connecting cost the server %s CPU-s and the swarm %s CPU-s (enrollment included)",
 					secs(k.ConnectServerCPU), secs(k.ConnectSwarm)))
+			}
+			for _, w := range []struct {
+				when string
+				m    serverMem
+			}{{"the idle window", k.Idle.Mem}, {fmt.Sprintf("the idle window after %d more executions", k.SoakRuns), k.Soak.Mem}} {
+				if w.m.OK {
+					lines = append(lines, fmt.Sprintf("server memory at the end of %s (Go runtime): heap in use %s (next collection at %s), goroutine stacks %s, free heap not yet returned %s; %s goroutines",
+						w.when, fmtMiB(int64(w.m.HeapInuse)), fmtMiB(int64(w.m.NextGC)), fmtMiB(int64(w.m.Stacks)), fmtMiB(int64(w.m.Retained)), group(int64(w.m.Goroutines))))
+				}
 			}
 			if k.Accepted.N > 0 {
 				lines = append(lines, fmt.Sprintf("POST /api/run answered after %s (median): the execution and its %s target rows are recorded and the command published before the 202",
