@@ -151,6 +151,13 @@ func (b *Bus) startEmbedded(o Options) error {
 		// endpoint, which kanade does not open; the default 10,000 would
 		// hold one for each agent's short enrollment connection.
 		MaxClosedClients: 100,
+		// Every result goes to a subject of its own (results.<exec>.<pc>),
+		// so the subject caches only fill: each agent connection's publish
+		// permission list would keep up to 1,024 of its past subjects and
+		// the account's routing table churns through 10,000 heartbeat
+		// subjects. Matching without a cache is cheap for kanade's
+		// subjects (a few literal tokens and one wildcard).
+		NoSublistCache: true,
 	}
 	if opts.MaxPayload == 0 {
 		opts.MaxPayload = 8 << 20

@@ -13,6 +13,12 @@ import (
 // the streams agents create (short-lived catch-up) consumers on.
 const maxConsumers = 1_000_000
 
+// How the RESULTS stream stores what agents publish (see StreamConfigs).
+const (
+	ResultsPublished = "results.*.*"
+	ResultsStored    = "results.{{wildcard(2)}}"
+)
+
 // StreamConfigs returns every stream kanade uses.
 func StreamConfigs(l StreamLimits) []jetstream.StreamConfig {
 	return []jetstream.StreamConfig{
@@ -30,12 +36,19 @@ func StreamConfigs(l StreamLimits) []jetstream.StreamConfig {
 		},
 		{
 			Name:        wire.StreamResults,
-			Description: "per-target results from agents",
+			Description: "per-target results from agents, stored under their PC",
 			Subjects:    []string{wire.StreamResultsSubjects},
-			MaxAge:      l.ResultsMaxAge,
-			MaxBytes:    l.ResultsMaxBytes,
-			Discard:     jetstream.DiscardOld,
-			Storage:     jetstream.FileStorage,
+			// Agents publish on results.<exec>.<pc>; the stream stores each
+			// result under results.<pc> (its body names the execution, and
+			// the projector checks both). The broker keeps an index entry in
+			// memory for every distinct subject a stream holds: one per
+			// result was about 120 bytes of server memory for each result
+			// of the retention period (10,000 agents × 100 executions: 120 MB).
+			SubjectTransform: &jetstream.SubjectTransformConfig{Source: ResultsPublished, Destination: ResultsStored},
+			MaxAge:           l.ResultsMaxAge,
+			MaxBytes:         l.ResultsMaxBytes,
+			Discard:          jetstream.DiscardOld,
+			Storage:          jetstream.FileStorage,
 		},
 		{
 			Name:         wire.StreamOutput,

@@ -146,14 +146,22 @@ func applyBatch(ctx context.Context, st *store.Store, ev *events.Broker, log *sl
 // decodeResult trusts the subject over the body for who reports what.
 func decodeResult(subject string, data []byte) (wire.Result, error) {
 	var r wire.Result
+	// results.<pc> as the stream stores it; results.<exec>.<pc> as agents
+	// publish it (and as streams provisioned before the transform hold it).
 	t := strings.Split(subject, ".")
-	if len(t) != 3 || t[0] != "results" {
+	var exec, pc string
+	switch {
+	case len(t) == 2 && t[0] == "results":
+		pc = t[1]
+	case len(t) == 3 && t[0] == "results":
+		exec, pc = t[1], t[2]
+	default:
 		return r, errors.New("not a result subject")
 	}
 	if err := json.Unmarshal(data, &r); err != nil {
 		return r, err
 	}
-	if r.ExecID != t[1] || r.PCID != t[2] {
+	if r.PCID != pc || (exec != "" && r.ExecID != exec) {
 		return r, errors.New("the body names another execution or PC than the subject")
 	}
 	return r, r.Validate()

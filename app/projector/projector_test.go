@@ -65,3 +65,31 @@ func TestFlushHeartbeats(t *testing.T) {
 		t.Error("pc9 is not remembered after its whole write")
 	}
 }
+
+func TestDecodeResult(t *testing.T) {
+	body := `{"protocol":1,"exec_id":"e1","pc_id":"pc1","state":"succeeded","exit_code":0}`
+	tests := []struct {
+		subject, body string
+		ok            bool
+	}{
+		{"results.pc1", body, true},    // as the stream stores it
+		{"results.e1.pc1", body, true}, // as published (streams from before the transform)
+		{"results.pc2", body, false},   // another PC
+		{"results.e2.pc1", body, false},
+		{"results.e1.pc2", body, false},
+		{"results", body, false},
+		{"results.e1.pc1.x", body, false},
+		{"output.e1.pc1", body, false},
+		{"results.pc1", `{"protocol":1,"exec_id":"e1","pc_id":"pc1","state":"pending"}`, false},
+		{"results.pc1", `not json`, false},
+	}
+	for _, tt := range tests {
+		r, err := decodeResult(tt.subject, []byte(tt.body))
+		if (err == nil) != tt.ok {
+			t.Errorf("decodeResult(%q, %s) error = %v, want ok %v", tt.subject, tt.body, err, tt.ok)
+		}
+		if err == nil && (r.ExecID != "e1" || r.PCID != "pc1" || r.State != wire.StateSucceeded) {
+			t.Errorf("decodeResult(%q) = %+v", tt.subject, r)
+		}
+	}
+}
