@@ -40,6 +40,17 @@ const (
 	KeyEmergencyStop = "emergency_stop"
 )
 
+// KVDirectGetSubject asks the broker for the newest value of key in a
+// KV bucket (JetStream direct get by subject; the bucket's stream is
+// KV_<bucket> and its subjects $KV.<bucket>.<key>).
+func KVDirectGetSubject(bucket, key string) string {
+	return KVDirectGetPrefix(bucket) + ".$KV." + bucket + "." + key
+}
+
+// KVDirectGetPrefix is what every direct get of a bucket's keys starts
+// with (agents may read the buckets above with it, and nothing else).
+func KVDirectGetPrefix(bucket string) string { return "$JS.API.DIRECT.GET.KV_" + bucket }
+
 // AuditSubject is where an audit event of action is recorded.
 func AuditSubject(action string) string { return "audit." + action }
 

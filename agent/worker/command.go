@@ -11,7 +11,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/kanadehq/kanade/agent/runner"
 	"github.com/kanadehq/kanade/agent/wire"
@@ -344,19 +343,51 @@ func (w *Worker) stale(ctx context.Context, cmd wire.Command) string {
 }
 
 func (w *Worker) kvGet(ctx context.Context, bucket, key string) (string, bool) {
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	kv, err := w.js.KeyValue(ctx, bucket)
+	v, err := w.kvRead(ctx, bucket, key)
 	if err == nil {
-		var e jetstream.KeyValueEntry
-		if e, err = kv.Get(ctx, key); err == nil {
-			return string(e.Value()), true
-		}
+		return string(v), true
 	}
-	if !errors.Is(err, jetstream.ErrKeyNotFound) {
+	if !errors.Is(err, errKeyNotFound) {
 		w.log.Warn("cannot read the pinned state; running anyway", "bucket", bucket, "key", key, "err", err)
 	}
 	return "", false
+}
+
+// errKeyNotFound is a key that was never set, or was deleted.
+var errKeyNotFound = errors.New("key not found")
+
+// kvRead reads the newest value of key in bucket with one direct get by
+// subject: no bucket binding (a stream info request) first, so the agent's
+// credential needs no stream-info permission and a reconnect wave costs the
+// broker one request per read.
+func (w *Worker) kvRead(ctx context.Context, bucket, key string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	m, err := w.nc.RequestWithContext(ctx, wire.KVDirectGetSubject(bucket, key), nil)
+	if err != nil {
+		return nil, err
+	}
+	return kvValue(m.Header, m.Data)
+}
+
+// kvValue interprets a direct get's answer: a status header (404: no such
+// message) or the stored message, whose KV-Operation marks a delete.
+func kvValue(h nats.Header, data []byte) ([]byte, error) {
+	switch status := h.Get("Status"); status {
+	case "":
+	case "404":
+		return nil, errKeyNotFound
+	default:
+		return nil, fmt.Errorf("direct get: status %s %s", status, h.Get("Description"))
+	}
+	switch op := h.Get("KV-Operation"); op {
+	case "":
+	case "DEL", "PURGE":
+		return nil, errKeyNotFound
+	default:
+		return nil, fmt.Errorf("direct get: unknown KV-Operation %q", op)
+	}
+	return data, nil
 }
 
 // stopped says why a command must not run because of the emergency stop:
@@ -400,22 +431,15 @@ func (w *Worker) applyEmergencyStop(es wire.EmergencyStop) {
 // readEmergencyStop reads the switch from the broker (on every connect,
 // so an agent that was away when it changed still follows it).
 func (w *Worker) readEmergencyStop(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	kv, err := w.js.KeyValue(ctx, wire.KVFleet)
+	v, err := w.kvRead(ctx, wire.KVFleet, wire.KeyEmergencyStop)
 	if err != nil {
-		w.log.Warn("cannot read the emergency stop", "err", err)
-		return
-	}
-	e, err := kv.Get(ctx, wire.KeyEmergencyStop)
-	if err != nil {
-		if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		if !errors.Is(err, errKeyNotFound) {
 			w.log.Warn("cannot read the emergency stop", "err", err)
 		}
 		return
 	}
 	var es wire.EmergencyStop
-	if err := json.Unmarshal(e.Value(), &es); err != nil {
+	if err := json.Unmarshal(v, &es); err != nil {
 		w.log.Warn("undecodable emergency stop", "err", err)
 		return
 	}

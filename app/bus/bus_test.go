@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
@@ -138,6 +139,7 @@ func TestAgentCredential_Permissions(t *testing.T) {
 		wire.ControlPCSubject("pc2"), wire.ResultSubject("e1", "pc2"), wire.OutputSubject("e1", "pc2"),
 		wire.HeartbeatSubject("pc2"), "inventory.pc2", wire.RenewSubject("pc2"), wire.EnrollSubject,
 		"$JS.API.STREAM.PURGE." + wire.StreamExec, "$JS.API.DIRECT.GET." + wire.StreamExec,
+		"$JS.API.STREAM.INFO." + wire.StreamExec, "$JS.API.STREAM.INFO.KV_" + wire.KVFleet, "$JS.API.DIRECT.GET.KV_other.$KV.other.k",
 	} {
 		expectPubDenied(t, nc, v, subj)
 	}
@@ -208,6 +210,24 @@ func TestAgentCredential_Permissions(t *testing.T) {
 		}
 		if n := cons.CachedInfo().NumPending; n != 1 {
 			t.Errorf("catch-up %s pending = %d, want 1", f, n)
+		}
+	}
+	// Allowed: reading its KV buckets by direct get (the value, and a
+	// missing key answered as such).
+	kv, err := b.JS.KeyValue(ctx, wire.KVFleet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]string{"k": "v", "missing": ""} {
+		m, err := nc.Request(wire.KVDirectGetSubject(wire.KVFleet, key), nil, 5*time.Second)
+		if err != nil {
+			t.Fatalf("direct get %s: %v", key, err)
+		}
+		if status := m.Header.Get("Status"); string(m.Data) != want || (want == "") != (status == "404") {
+			t.Errorf("direct get %s = %q (status %q), want %q", key, m.Data, status, want)
 		}
 	}
 	// Denied: a consumer on another PC's or group's commands, or on all of them (bypass attempts).
@@ -304,5 +324,45 @@ func TestProvision_Idempotent(t *testing.T) {
 	}
 	if err := b.Healthy(ctx); err != nil {
 		t.Errorf("Healthy: %v", err)
+	}
+}
+
+// TestResults_StoredPerPC: results are stored under their PC, so the
+// broker's per-subject index holds one entry per PC instead of one per
+// result; a stream provisioned before that keeps its old messages.
+func TestResults_StoredPerPC(t *testing.T) {
+	b := openTestBus(t)
+	ctx := context.Background()
+	limits := StreamLimits{ExecMaxAge: time.Hour, ResultsMaxAge: time.Hour, OutputMaxAge: time.Hour,
+		ExecMaxBytes: 64 << 20, ResultsMaxBytes: 64 << 20, OutputMaxBytes: 64 << 20}
+	st, err := b.JS.Stream(ctx, wire.StreamResults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := st.CachedInfo().Config
+	old.SubjectTransform = nil
+	if _, err := b.JS.UpdateStream(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.JS.Publish(ctx, "results.e0.pc1", []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.provision(ctx, limits); err != nil {
+		t.Fatal(err)
+	}
+	for _, exec := range []string{"e1", "e2", "e3"} {
+		for _, pc := range []string{"pc1", "pc2"} {
+			if _, err := b.JS.Publish(ctx, "results."+exec+"."+pc, []byte("{}")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(">"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]uint64{"results.e0.pc1": 1, "results.pc1": 3, "results.pc2": 3}
+	if diff := cmp.Diff(want, info.State.Subjects); diff != "" {
+		t.Errorf("RESULTS subjects (-want +got):\n%s", diff)
 	}
 }

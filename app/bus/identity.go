@@ -131,16 +131,15 @@ func AgentTemplate() jwt.UserPermissionLimits {
 	p.Pub.Allow.Add(
 		"results.*.{{name()}}", "output.*.{{name()}}", "heartbeat.{{name()}}", "inventory.{{name()}}",
 		wire.RenewSubject("{{name()}}"),
-		"$JS.API.STREAM.INFO."+wire.StreamExec,
 		"$JS.API.CONSUMER.CREATE."+wire.StreamExec+".*.commands.pc.{{name()}}.>",
 		"$JS.API.CONSUMER.CREATE."+wire.StreamExec+".*.commands.all.>",
 		"$JS.API.CONSUMER.CREATE."+wire.StreamExec+".*.commands.group.{{tag(group)}}.>",
 		"$JS.API.CONSUMER.MSG.NEXT."+wire.StreamExec+".*",
 		"$JS.API.CONSUMER.DELETE."+wire.StreamExec+".*",
-		// Read-only KV: bind (stream info) and subject-form direct get.
-		"$JS.API.STREAM.INFO.KV_"+wire.KVScriptCurrent, "$JS.API.DIRECT.GET.KV_"+wire.KVScriptCurrent+".>",
-		"$JS.API.STREAM.INFO.KV_"+wire.KVScriptStatus, "$JS.API.DIRECT.GET.KV_"+wire.KVScriptStatus+".>",
-		"$JS.API.STREAM.INFO.KV_"+wire.KVFleet, "$JS.API.DIRECT.GET.KV_"+wire.KVFleet+".>",
+		// Read-only KV: subject-form direct gets only (no stream info: each
+		// permission subject costs the broker memory on every connection).
+		wire.KVDirectGetPrefix(wire.KVScriptCurrent)+".>", wire.KVDirectGetPrefix(wire.KVScriptStatus)+".>",
+		wire.KVDirectGetPrefix(wire.KVFleet)+".>",
 	)
 	return p
 }
