@@ -46,11 +46,12 @@ func TestIntegration_Metrics(t *testing.T) {
 	startAgent(t, s, "pc1", nil, "")
 	s.waitOnline(t, "pc1")
 	e := s.run(t, map[string]any{"target": map[string]any{"pcs": []string{"pc1"}}, "shell": "sh",
-		"script": "echo hi", "timeout": "30s"})
+		"script": "sleep 0.5; echo hi", "timeout": "30s"})
 	s.waitExec(t, e.ExecID, completed)
 
-	// The running and final results are both committed; the projectors
-	// drain their consumers.
+	// The running (the script outlasts the agent's 100 ms before it
+	// reports running) and final results are both committed; the
+	// projectors drain their consumers.
 	checkFor(t, 20*time.Second, func() error {
 		return hasLines(s.metricsText(t),
 			"kanade_agents_online 1",

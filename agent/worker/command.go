@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -15,6 +16,10 @@ import (
 	"github.com/kanadehq/kanade/agent/runner"
 	"github.com/kanadehq/kanade/agent/wire"
 )
+
+// runningAfter is how long a run goes before the agent reports it as
+// running (the live output's first chunk waits as long: chunkEvery).
+const runningAfter = chunkEvery
 
 // killMemory is how long a kill is remembered, so that a command that
 // arrives after its kill (catch-up, slow delivery) is not started.
@@ -115,7 +120,18 @@ func (w *Worker) execute(ctx context.Context, cmd wire.Command) {
 		return
 	}
 	started := time.Now().UTC()
-	w.report(wire.Result{ExecID: cmd.ExecID, State: wire.StateRunning, StartedAt: started})
+	// The running report waits runningAfter: a script that ends sooner is
+	// reported once, by its final result (one message, one database write
+	// and, on a real agent, one fsync instead of two).
+	var reported sync.Mutex
+	ended := false
+	running := time.AfterFunc(runningAfter, func() {
+		reported.Lock()
+		defer reported.Unlock()
+		if !ended {
+			w.report(wire.Result{ExecID: cmd.ExecID, State: wire.StateRunning, StartedAt: started})
+		}
+	})
 
 	capBytes := cmd.OutputCap
 	if capBytes <= 0 {
@@ -130,6 +146,10 @@ func (w *Worker) execute(ctx context.Context, cmd wire.Command) {
 		OnOutput: out.add,
 	})
 	out.stop()
+	running.Stop()
+	reported.Lock() // a running report being queued goes first
+	ended = true
+	reported.Unlock()
 	if o.StartedAt.IsZero() {
 		o.StartedAt = started
 	}

@@ -1,14 +1,20 @@
 package worker
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"log/slog"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/kanadehq/kanade/agent/runner"
 	"github.com/kanadehq/kanade/agent/wire"
 )
 
@@ -87,5 +93,52 @@ func TestKVValue(t *testing.T) {
 		case !tt.notFound && !tt.err && (err != nil || string(v) != tt.want):
 			t.Errorf("%s: = %q, %v; want %q", tt.name, v, err, tt.want)
 		}
+	}
+}
+
+// TestExecute_RunningReport: a run that ends within runningAfter is
+// reported once, by its final result; a longer one reports running first.
+func TestExecute_RunningReport(t *testing.T) {
+	tests := []struct {
+		name string
+		run  time.Duration
+		want []wire.State
+	}{
+		{"quick", 0, []wire.State{wire.StateSucceeded}},
+		{"long", 3 * runningAfter, []wire.State{wire.StateRunning, wire.StateSucceeded}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w, err := New(Config{PCID: "pc1", DataDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+				Exec: func(ctx context.Context, s runner.Spec) runner.Outcome {
+					start := time.Now()
+					time.Sleep(tt.run)
+					code := 0
+					return runner.Outcome{State: wire.StateSucceeded, ExitCode: &code, StartedAt: start, FinishedAt: time.Now()}
+				}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.ledger.Close()
+			w.execute(context.Background(), wire.Command{ExecID: "e1", Shell: "sh", Script: "true", DeadlineAt: time.Now().Add(time.Hour)})
+			items, err := w.outbox.Pending()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []wire.State
+			for _, it := range items {
+				var r wire.Result
+				if err := json.Unmarshal(it.Data, &r); err != nil {
+					t.Fatal(err)
+				}
+				if it.Subject != wire.ResultSubject("e1", "pc1") {
+					t.Errorf("queued on %s", it.Subject)
+				}
+				got = append(got, r.State)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("queued results %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
