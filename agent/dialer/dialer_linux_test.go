@@ -16,7 +16,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// fdOf returns the socket of c for a getsockopt.
+// discardAll accepts connections on ln and reads them until it closes.
+func discardAll(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() { defer c.Close(); _, _ = io.Copy(io.Discard, c) }()
+	}
+}
+
+// optionOf returns c's TCP_USER_TIMEOUT.
 func optionOf(t *testing.T, c net.Conn) time.Duration {
 	t.Helper()
 	rc, err := c.(*net.TCPConn).SyscallConn()
@@ -40,15 +51,7 @@ func TestDialSetsUserTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
+	go discardAll(ln)
 	c, err := New(3*time.Second, slog.Default()).Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -112,15 +115,7 @@ func TestDeadPathIsDropped(t *testing.T) {
 	}
 	ln := listenIn(t, ns, remote+":0")
 	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { _, _ = io.Copy(io.Discard, c) }()
-		}
-	}()
+	go discardAll(ln)
 
 	const bound = 2 * time.Second
 	bounded, err := New(bound, slog.Default()).Dial("tcp", ln.Addr().String())
