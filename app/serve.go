@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"sync"
 	"time"
 
@@ -33,13 +32,6 @@ import (
 	"github.com/kanadehq/kanade/store"
 )
 
-// serverGCPercent is the server's GOGC unless the GOGC variable sets
-// one. With many agents most of the heap is the broker's per-connection
-// state, which stays put; Go's default of 100 let the heap grow by as much
-// again (and by the goroutine stacks) before each collection, which put
-// the idle server at 10,000 agents over 1 GiB (BENCHMARKS.md).
-const serverGCPercent = 50
-
 // serve runs the server until ctx is done, then shuts down gracefully.
 func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) error {
 	// Without sign-in configured the server runs in dev mode, which must
@@ -58,9 +50,6 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	}
 	if err := profiling.FromEnv(ctx, log); err != nil {
 		return err
-	}
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(serverGCPercent)
 	}
 	st, err := store.Open(ctx, cfg.DB.Driver, cfg.DBDSN())
 	if err != nil {
@@ -142,7 +131,10 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	goWork("rollouts", rollouts.Run)
 	sched := schedule.New(st, jobCatalog, disp, cfg.Scheduler.MisfireGrace.D(), log)
 	goWork("scheduler", sched.Run)
-	goWork("memory trim", func(ctx context.Context) error { memtrim.Run(ctx, memtrim.Interval, memtrim.MinFree, log); return nil })
+	goWork("memory trim", func(ctx context.Context) error {
+		memtrim.Run(ctx, memtrim.Interval, memtrim.MinFree, mx.MemoryTrims, log)
+		return nil
+	})
 	goWork("sign-in housekeeping", func(ctx context.Context) error { authHousekeeping(ctx, authSvc, st, recorder, log); return nil })
 	var enroller *enroll.Service
 	credsPath := ""

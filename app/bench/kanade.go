@@ -51,6 +51,7 @@ type idle struct {
 // window, from the Go runtime's figures on its /metrics.
 type serverMem struct {
 	HeapInuse, NextGC, Stacks, Retained, Goroutines float64
+	Trims                                           float64 // kanade_memory_trims_total so far (-1: not reported)
 	OK                                              bool
 }
 
@@ -71,6 +72,10 @@ func readServerMem(text string) serverMem {
 		*f.v, ok = v, ok && found
 	}
 	m.Retained, m.OK = idle-released, ok
+	m.Trims = -1
+	if v, found := promValue(text, "kanade_memory_trims_total"); found {
+		m.Trims = v
+	}
 	return m
 }
 

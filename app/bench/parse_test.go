@@ -74,8 +74,9 @@ go_memstats_heap_inuse_bytes 4.5e+08
 go_memstats_heap_released_bytes 2e+08
 go_memstats_next_gc_bytes 8.8e+08
 go_memstats_stack_inuse_bytes 4.2e+08
+kanade_memory_trims_total 3
 `
-	want := serverMem{HeapInuse: 4.5e8, NextGC: 8.8e8, Stacks: 4.2e8, Retained: 1e8, Goroutines: 20031, OK: true}
+	want := serverMem{HeapInuse: 4.5e8, NextGC: 8.8e8, Stacks: 4.2e8, Retained: 1e8, Goroutines: 20031, Trims: 3, OK: true}
 	if got := readServerMem(text); got != want {
 		t.Errorf("readServerMem = %+v, want %+v", got, want)
 	}

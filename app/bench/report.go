@@ -145,8 +145,12 @@ func (r report) notes() string {
 				m    serverMem
 			}{{"the idle window", k.Idle.Mem}, {fmt.Sprintf("the idle window after %d more executions", k.SoakRuns), k.Soak.Mem}} {
 				if w.m.OK {
-					lines = append(lines, fmt.Sprintf("server memory at the end of %s (Go runtime): heap in use %s (next collection at %s), goroutine stacks %s, free heap not yet returned %s; %s goroutines",
-						w.when, fmtMiB(int64(w.m.HeapInuse)), fmtMiB(int64(w.m.NextGC)), fmtMiB(int64(w.m.Stacks)), fmtMiB(int64(w.m.Retained)), group(int64(w.m.Goroutines))))
+					line := fmt.Sprintf("server memory at the end of %s (Go runtime): heap in use %s (next collection at %s), goroutine stacks %s, free heap not yet returned %s; %s goroutines",
+						w.when, fmtMiB(int64(w.m.HeapInuse)), fmtMiB(int64(w.m.NextGC)), fmtMiB(int64(w.m.Stacks)), fmtMiB(int64(w.m.Retained)), group(int64(w.m.Goroutines)))
+					if w.m.Trims >= 0 {
+						line += fmt.Sprintf("; memory trims since the server started: %d", int(w.m.Trims))
+					}
+					lines = append(lines, line)
 				}
 			}
 			if k.Accepted.N > 0 {

@@ -2,11 +2,14 @@
 // system once the server is quiet.
 //
 // After a burst (a deploy to 10,000 agents allocates about 100 MB), the Go
-// runtime keeps the freed heap mapped and returns it only slowly: the idle
-// server at 10,000 agents kept 0.5 GiB it no longer used for minutes. When
-// the server has allocated little over a whole interval and much free heap
-// is still mapped, Run collects and returns it at once
-// (debug.FreeOSMemory): one extra garbage collection after each busy spell.
+// runtime holds on to what the burst left: garbage until the next
+// collection (which the default GOGC=100 lets grow as large as the live
+// heap and the goroutine stacks together), then freed heap it returns
+// only slowly. The idle server at 10,000 agents held 0.4–0.6 GiB that way
+// for minutes. When the server has allocated little over a whole interval
+// and that much is reclaimable, Run collects and returns it at once
+// (debug.FreeOSMemory): one garbage collection after each busy spell, in
+// place of the one the runtime forces every two minutes anyway.
 package memtrim
 
 import (
@@ -25,14 +28,27 @@ const (
 
 // Figures are the runtime's memory figures Run decides on.
 type Figures struct {
-	Allocs uint64 // bytes allocated since the process started
-	Live   uint64 // heap marked live by the last collection
-	Free   uint64 // free heap still mapped (not yet returned)
+	Allocs  uint64 // bytes allocated since the process started
+	Live    uint64 // heap marked live by the last collection
+	Objects uint64 // heap in objects now: live, and garbage not yet collected
+	Free    uint64 // free heap still mapped (not yet returned)
+}
+
+// Reclaimable is what a collection and a return to the OS would give back
+// now: the free heap, and what was allocated since the last collection
+// (garbage, when the server is quiet).
+func (f Figures) Reclaimable() uint64 {
+	r := f.Free
+	if f.Objects > f.Live {
+		r += f.Objects - f.Live
+	}
+	return r
 }
 
 var samples = []metrics.Sample{
 	{Name: "/gc/heap/allocs:bytes"},
 	{Name: "/gc/heap/live:bytes"},
+	{Name: "/memory/classes/heap/objects:bytes"},
 	{Name: "/memory/classes/heap/free:bytes"},
 }
 
@@ -42,7 +58,7 @@ func Read() Figures {
 	copy(s, samples)
 	metrics.Read(s)
 	var f Figures
-	for i, v := range []*uint64{&f.Allocs, &f.Live, &f.Free} {
+	for i, v := range []*uint64{&f.Allocs, &f.Live, &f.Objects, &f.Free} {
 		if s[i].Value.Kind() == metrics.KindUint64 {
 			*v = s[i].Value.Uint64()
 		}
@@ -52,20 +68,24 @@ func Read() Figures {
 
 // Due reports whether to trim now, given the figures at the start of the
 // interval and now: quiet (allocated less than a quarter of the live heap
-// over the interval, so no burst is under way that would map the memory
+// over the interval, so no burst is under way that would take the memory
 // again at once) with at least a quarter of the live heap, and at least
-// minFree, of free heap mapped. (An idle server's own garbage, collected
-// every two minutes, stays under that: trimming is for after bursts, not a
-// collection of its own every interval.)
+// minFree, reclaimable. (What an idle server allocates between the
+// runtime's own collections stays under that: trimming is for after
+// bursts, not a collection of its own every interval.)
 func Due(before, now Figures, minFree uint64) bool {
 	if now.Allocs < before.Allocs {
 		return false
 	}
-	return now.Allocs-before.Allocs < now.Live/4 && now.Free >= max(minFree, now.Live/4)
+	return now.Allocs-before.Allocs < now.Live/4 && now.Reclaimable() >= max(minFree, now.Live/4)
 }
 
-// Run checks every interval until ctx is done.
-func Run(ctx context.Context, interval time.Duration, minFree uint64, log *slog.Logger) {
+// Counter counts trims (a prometheus.Counter satisfies it).
+type Counter interface{ Inc() }
+
+// Run checks every interval until ctx is done, counting each trim in
+// trims (which may be nil).
+func Run(ctx context.Context, interval time.Duration, minFree uint64, trims Counter, log *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	before := Read()
@@ -79,8 +99,11 @@ func Run(ctx context.Context, interval time.Duration, minFree uint64, log *slog.
 		if Due(before, now, minFree) {
 			start := time.Now()
 			debug.FreeOSMemory()
+			if trims != nil {
+				trims.Inc()
+			}
 			after := Read()
-			log.Debug("returned free heap to the OS", "free_before_mib", now.Free>>20, "free_after_mib", after.Free>>20,
+			log.Debug("returned free heap to the OS", "reclaimable_mib", now.Reclaimable()>>20, "free_after_mib", after.Free>>20,
 				"live_mib", after.Live>>20, "took", time.Since(start).Round(time.Millisecond))
 			now = after
 		}

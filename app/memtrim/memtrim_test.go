@@ -5,6 +5,8 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
+	"runtime/debug"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -16,12 +18,13 @@ func TestDue(t *testing.T) {
 		before, now Figures
 		want        bool
 	}{
-		{"quiet with much free heap", Figures{Allocs: 1000 * mib}, Figures{Allocs: 1010 * mib, Live: 400 * mib, Free: 300 * mib}, true},
-		{"busy: allocated more than a quarter of live", Figures{Allocs: 1000 * mib}, Figures{Allocs: 1200 * mib, Live: 400 * mib, Free: 300 * mib}, false},
-		{"quiet but little free heap", Figures{Allocs: 1000 * mib}, Figures{Allocs: 1001 * mib, Live: 400 * mib, Free: 10 * mib}, false},
-		{"free under a quarter of live", Figures{Allocs: 1000 * mib}, Figures{Allocs: 1001 * mib, Live: 400 * mib, Free: 90 * mib}, false},
-		{"small heap: the minimum counts", Figures{}, Figures{Live: 40 * mib, Free: MinFree}, true},
-		{"small heap under the minimum", Figures{}, Figures{Live: 40 * mib, Free: MinFree - 1}, false},
+		{"quiet with much free heap", Figures{Allocs: 1000 * mib}, Figures{Allocs: 1010 * mib, Live: 400 * mib, Objects: 400 * mib, Free: 300 * mib}, true},
+		{"quiet with much garbage", Figures{Allocs: 1000 * mib}, Figures{Allocs: 1010 * mib, Live: 400 * mib, Objects: 700 * mib, Free: 10 * mib}, true},
+		{"busy: allocated more than a quarter of live", Figures{Allocs: 1000 * mib}, Figures{Allocs: 1200 * mib, Live: 400 * mib, Objects: 700 * mib, Free: 300 * mib}, false},
+		{"quiet but little to reclaim", Figures{Allocs: 1000 * mib}, Figures{Allocs: 1001 * mib, Live: 400 * mib, Objects: 410 * mib, Free: 10 * mib}, false},
+		{"reclaimable under a quarter of live", Figures{Allocs: 1000 * mib}, Figures{Allocs: 1001 * mib, Live: 400 * mib, Objects: 440 * mib, Free: 50 * mib}, false},
+		{"small heap: the minimum counts", Figures{}, Figures{Live: 40 * mib, Objects: 40 * mib, Free: MinFree}, true},
+		{"small heap under the minimum", Figures{}, Figures{Live: 40 * mib, Objects: 40 * mib, Free: MinFree - 1}, false},
 		{"counter went back (cannot happen; no trim)", Figures{Allocs: 10 * mib}, Figures{Allocs: 5 * mib, Live: 400 * mib, Free: 300 * mib}, false},
 	}
 	for _, tt := range tests {
@@ -33,10 +36,14 @@ func TestDue(t *testing.T) {
 
 var sink [][]byte
 
-// TestRun_ReturnsFreeHeap frees a large heap and lets Run return it.
-func TestRun_ReturnsFreeHeap(t *testing.T) {
+// TestRun_ReturnsGarbageAndFreeHeap leaves a large heap of garbage behind
+// and lets Run collect it and return it to the OS.
+func TestRun_ReturnsGarbageAndFreeHeap(t *testing.T) {
 	// Keep a live heap so that "quiet" has something to compare with,
-	// then make 256 MiB of garbage and collect it: free, still mapped.
+	// then make 256 MiB of garbage (no collection: the test runs with the
+	// collector off, as if GOGC let the heap grow that far).
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	runtime.GC()
 	live := make([][]byte, 64)
 	for i := range live {
 		live[i] = make([]byte, 1<<20)
@@ -45,24 +52,31 @@ func TestRun_ReturnsFreeHeap(t *testing.T) {
 		sink = append(sink, make([]byte, 1<<20))
 	}
 	sink = nil
-	runtime.GC()
-	if f := Read(); f.Free < MinFree {
-		t.Skipf("the runtime already returned the free heap (%d MiB free): nothing to show", f.Free>>20)
+	if r := Read().Reclaimable(); r < 200<<20 {
+		t.Fatalf("only %d MiB reclaimable after making 256 MiB of garbage", r>>20)
 	}
+	var trims count
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		Run(ctx, 20*time.Millisecond, 16<<20, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		Run(ctx, 20*time.Millisecond, 16<<20, &trims, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	}()
 	deadline := time.Now().Add(10 * time.Second)
-	for Read().Free >= 16<<20 {
+	for Read().Reclaimable() >= 16<<20 {
 		if time.Now().After(deadline) {
-			t.Fatalf("free heap still %d MiB after 10s", Read().Free>>20)
+			t.Fatalf("still %d MiB reclaimable after 10s", Read().Reclaimable()>>20)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	cancel()
 	<-done
+	if trims.n.Load() == 0 {
+		t.Error("no trim counted")
+	}
 	runtime.KeepAlive(live)
 }
+
+type count struct{ n atomic.Int64 }
+
+func (c *count) Inc() { c.n.Add(1) }

@@ -65,6 +65,9 @@ type Metrics struct {
 	Registry *prometheus.Registry
 	// ResultsIngested counts results committed by the results projector.
 	ResultsIngested prometheus.Counter
+	// MemoryTrims counts the times the server returned its unused heap to
+	// the OS (app/memtrim).
+	MemoryTrims prometheus.Counter
 
 	httpDuration *prometheus.HistogramVec
 	sseClients   atomic.Int64
@@ -79,6 +82,10 @@ func New() *Metrics {
 			Name: "kanade_results_ingested_total",
 			Help: "Results committed to the database by the results projector.",
 		}),
+		MemoryTrims: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kanade_memory_trims_total",
+			Help: "Times the server, quiet after a busy spell, collected its garbage and returned its free heap to the OS.",
+		}),
 		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "kanade_http_request_duration_seconds",
 			Help:    "Duration of HTTP requests by method, route pattern and status code.",
@@ -89,6 +96,7 @@ func New() *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.ResultsIngested,
+		m.MemoryTrims,
 		m.httpDuration,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "kanade_sse_clients",

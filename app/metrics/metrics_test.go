@@ -130,6 +130,7 @@ func TestScrape(t *testing.T) {
 			{Stream: wire.StreamAudit, Durable: "audit-projector"},
 		}})
 	m.ResultsIngested.Add(5)
+	m.MemoryTrims.Inc()
 	done := m.TrackSSE()
 	m.TrackSSE()()
 	defer done()
@@ -143,6 +144,7 @@ func TestScrape(t *testing.T) {
 		{"kanade_agents_total", map[string]float64{"": 3}},
 		{"kanade_executions", map[string]float64{"status=running": 2, "status=killed": 1}},
 		{"kanade_results_ingested_total", map[string]float64{"": 5}},
+		{"kanade_memory_trims_total", map[string]float64{"": 1}},
 		{"kanade_projector_pending_messages", map[string]float64{"consumer=results-projector": 3}},
 		{"kanade_sse_clients", map[string]float64{"": 1}},
 		{"kanade_nats_connected", map[string]float64{"": 1}},
