@@ -3,6 +3,8 @@
 package main
 
 import (
+	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -422,4 +424,58 @@ func TestIntegration_AuditLog(t *testing.T) {
 	if !strings.HasPrefix(string(body), "id,at,actor,action,target,detail\n") || strings.Count(string(body), "\n") != 4 {
 		t.Errorf("CSV export:\n%s", body)
 	}
+}
+
+// An agent publishes the live output of all its executions on one
+// subject; a target's log stream shows only its own execution's output.
+func TestIntegration_LiveOutputPerExecution(t *testing.T) {
+	skipIfShort(t)
+	s := startServer(t, t.TempDir(), "")
+	startAgent(t, s, "pc1", nil, "")
+	s.waitOnline(t, "pc1")
+	gate := filepath.Join(t.TempDir(), "gate")
+	wait := "while [ ! -f " + shQuote(gate) + " ]; do sleep 0.05; done"
+	ea := s.run(t, map[string]any{"target": map[string]any{"pcs": []string{"pc1"}}, "shell": "sh",
+		"script": "echo alpha; " + wait + "; echo omega", "timeout": "5m"})
+	eb := s.run(t, map[string]any{"target": map[string]any{"pcs": []string{"pc1"}}, "shell": "sh",
+		"script": "echo beta; " + wait + "; echo beta-end", "timeout": "5m"})
+	s.waitExec(t, ea.ExecID, targetIn("pc1", "running"))
+	s.waitExec(t, eb.ExecID, targetIn("pc1", "running"))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/executions/"+ea.ExecID+"/log/pc1/stream", nil)
+	if s.token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("log stream = %d", resp.StatusCode)
+	}
+	var got strings.Builder
+	sc := bufio.NewScanner(resp.Body)
+	released := false
+	for sc.Scan() {
+		got.WriteString(sc.Text() + "\n")
+		if !released && strings.Contains(got.String(), "alpha") {
+			released = true
+			if err := os.WriteFile(gate, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if sc.Text() == "event: done" {
+			break
+		}
+	}
+	if !released {
+		t.Fatalf("the stream ended (%v) before alpha arrived:\n%s", sc.Err(), got.String())
+	}
+	if strings.Contains(got.String(), "beta") {
+		t.Errorf("the log stream of %s shows another execution's output:\n%s", ea.ExecID, got.String())
+	}
+	s.waitExec(t, eb.ExecID, completed)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/kanadehq/kanade/app/audit"
 	"github.com/kanadehq/kanade/app/bus"
 	"github.com/kanadehq/kanade/app/catalog"
+	"github.com/kanadehq/kanade/app/catchup"
 	"github.com/kanadehq/kanade/app/config"
 	"github.com/kanadehq/kanade/app/dispatch"
 	"github.com/kanadehq/kanade/app/enroll"
@@ -124,6 +125,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	goWork("heartbeat projector", func(ctx context.Context) error {
 		return projector.Heartbeats(ctx, b.NC, st, ev, log, time.Second, pongs)
 	})
+	goWork("catch-up", func(ctx context.Context) error { return catchup.Serve(ctx, b.NC, b.JS, st, log) })
 	goWork("expiry", func(ctx context.Context) error { disp.ExpireLoop(ctx, 5*time.Second); return nil })
 	goWork("inventory projector", func(ctx context.Context) error { return projector.Inventory(ctx, b.JS, st, ev, log) })
 	goWork("audit projector", func(ctx context.Context) error { return audit.Project(ctx, b.JS, st, ev, log) })

@@ -135,14 +135,16 @@ func (a CommandAddress) For(pc string, groups []string) bool {
 // KillSubject is the subject that kills the process trees of an execution.
 func KillSubject(execID string) string { return "kill." + execID }
 
-// ResultSubject is the subject an agent reports a target's state on.
-func ResultSubject(execID, pc string) string { return "results." + execID + "." + pc }
+// ResultSubject is the subject an agent reports the state of its targets
+// on; the body names the execution. One subject per agent, not one per
+// execution: the broker caches the outcome of its permission check for
+// each subject a connection publishes on (up to 128 per connection), and
+// a subject per execution made that cache churn and hold ~25 KB per agent.
+func ResultSubject(pc string) string { return "results." + pc }
 
-// OutputSubject carries live output chunks of one target.
-func OutputSubject(execID, pc string) string { return "output." + execID + "." + pc }
-
-// OutputExecWildcard matches the output of every target of an execution.
-func OutputExecWildcard(execID string) string { return "output." + execID + ".*" }
+// OutputSubject carries the live output chunks of an agent's targets; the
+// body names the execution (one subject per agent, as ResultSubject).
+func OutputSubject(pc string) string { return "output." + pc }
 
 // HeartbeatSubject is the subject an agent sends its heartbeats on.
 func HeartbeatSubject(pc string) string { return "heartbeat." + pc }
@@ -157,6 +159,25 @@ func LastToken(subject string) string {
 	}
 	return subject
 }
+
+// CatchupSubject is where an agent asks the server, after each
+// (re)connect, for the newest command of each subject addressed to it
+// (its own, everyone's and its groups' in the EXEC stream). The server
+// sends them to the request's reply subject, which must be in the agent's
+// inbox, one message each with the command's headers and HeaderSubject,
+// then an empty message with HeaderCatchupEnd (the number sent) or
+// HeaderCatchupError.
+func CatchupSubject(pc string) string { return "catchup." + pc }
+
+// CatchupWildcard matches every agent's catch-up request.
+const CatchupWildcard = "catchup.*"
+
+// Headers of catch-up replies.
+const (
+	HeaderSubject      = "Kanade-Subject" // the subject the command was published on
+	HeaderCatchupEnd   = "Kanade-Catchup-End"
+	HeaderCatchupError = "Kanade-Catchup-Error"
+)
 
 // AgentInboxPrefix is the inbox prefix agents use for replies (JetStream
 // acks, consumer deliveries), so that NATS permissions can keep agents out

@@ -12,4 +12,11 @@ package wire
 // heartbeat and the server gates features on it.
 //
 //	1 (2026-11-28): commands, kill, results, output, heartbeat, control.
-const ProtocolVersion = 1
+//	2 (2026-12-06): results and output on results.<pc> and output.<pc>
+//	  (the body names the execution) instead of results.<exec>.<pc> and
+//	  output.<exec>.<pc>; catch-up after a (re)connect is a request to
+//	  the server (CatchupSubject) instead of the agent's own consumers on
+//	  the EXEC stream. Agent credentials allow only version 2 (no agent
+//	  of version 1 was released); the server still reads results stored
+//	  in the version 1 form.
+const ProtocolVersion = 2

@@ -97,7 +97,9 @@ func TestSubjectsMatchWildcards(t *testing.T) {
 		{CommandPCSubject("pc1", "j"), CommandPCWildcard("pc1")},
 		{CommandGroupSubject("g", "j"), CommandGroupWildcard("g")},
 		{CommandAllSubject("j"), CommandAllWildcard},
-		{OutputSubject("e1", "pc1"), OutputExecWildcard("e1")},
+		{ResultSubject("pc1"), StreamResultsSubjects},
+		{OutputSubject("pc1"), StreamOutputSubjects},
+		{CatchupSubject("pc1"), CatchupWildcard},
 	}
 	for _, p := range pairs {
 		if !matches(p.wildcard, p.subject) {

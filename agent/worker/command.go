@@ -224,7 +224,7 @@ func (w *Worker) report(r wire.Result) {
 	if limit := w.maxPayload() - 4096; len(b) > limit {
 		b = shrink(r, limit)
 	}
-	if err := w.outbox.Put(wire.ResultSubject(r.ExecID, w.cfg.PCID), b); err != nil {
+	if err := w.outbox.Put(wire.ResultSubject(w.cfg.PCID), b); err != nil {
 		w.log.Error("cannot queue result", "exec_id", r.ExecID, "state", r.State, "err", err)
 	}
 	if r.State.Final() {

@@ -3,12 +3,16 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go"
 
 	"github.com/kanadehq/kanade/agent/outbox"
 	"github.com/kanadehq/kanade/agent/wire"
@@ -70,39 +74,50 @@ func (w *Worker) drainOnce(ctx context.Context) bool {
 }
 
 // superseded returns the indexes of queued results that a later queued
-// result of the same target (same subject) replaces. Only reports that are
-// not final are superseded: the server keeps the newest state of a target
-// anyway, so a "running" report queued behind its final one (a script that
-// ended within a few milliseconds, or results queued while offline) is
-// only load on the broker and the database.
+// result of the same target (same execution) replaces. Only reports that
+// are not final are superseded: the server keeps the newest state of a
+// target anyway, so a "running" report queued behind its final one (a
+// script that ended within a few milliseconds, or results queued while
+// offline) is only load on the broker and the database.
 func superseded(items []outbox.Item) map[int]bool {
+	type report struct {
+		ExecID string     `json:"exec_id"`
+		State  wire.State `json:"state"`
+	}
+	n := 0
+	for _, it := range items {
+		if strings.HasPrefix(it.Subject, "results.") {
+			n++
+		}
+	}
+	if n < 2 {
+		return nil // the usual case: nothing to compare
+	}
+	reports := make([]report, len(items))
 	last := map[string]int{}
 	for i, it := range items {
-		if strings.HasPrefix(it.Subject, "results.") {
-			last[it.Subject] = i
+		if strings.HasPrefix(it.Subject, "results.") && json.Unmarshal(it.Data, &reports[i]) == nil && reports[i].ExecID != "" {
+			last[reports[i].ExecID] = i
 		}
 	}
 	var out map[int]bool
-	for i, it := range items {
-		if j, ok := last[it.Subject]; ok && j > i {
-			var r struct {
-				State wire.State `json:"state"`
+	for i, r := range reports {
+		if j, ok := last[r.ExecID]; ok && j > i && !r.State.Final() {
+			if out == nil {
+				out = map[int]bool{}
 			}
-			if json.Unmarshal(it.Data, &r) == nil && !r.State.Final() {
-				if out == nil {
-					out = map[int]bool{}
-				}
-				out[i] = true
-			}
+			out[i] = true
 		}
 	}
 	return out
 }
 
 // catchupLoop replays, after every (re)connect, the newest command of
-// each subject addressed to this agent from the EXEC stream. Only the
-// agent's own subjects are read (one single-filter consumer per scope,
-// deleted when done), so catch-up costs O(own commands), not O(fleet).
+// each subject addressed to this agent (its own, everyone's and its
+// groups'), which the server reads from the EXEC stream for it: catch-up
+// costs O(own commands), not O(fleet), and the agent needs no JetStream
+// permissions for it. A failed catch-up (no server answering yet, a
+// reconnect wave) is retried with a growing pause until one succeeds.
 func (w *Worker) catchupLoop(ctx, runCtx context.Context) {
 	for {
 		select {
@@ -121,61 +136,104 @@ func (w *Worker) catchupLoop(ctx, runCtx context.Context) {
 			cancel()
 			w.followCredentialGroups()
 		}
-		filters := []string{wire.CommandPCWildcard(w.cfg.PCID), wire.CommandAllWildcard}
-		for _, g := range w.Groups() {
-			filters = append(filters, wire.CommandGroupWildcard(g))
-		}
-		n := 0
-		for _, f := range filters {
-			c, err := w.catchupFilter(ctx, runCtx, f)
-			n += c
-			if err != nil {
-				w.log.Warn("catch-up", "filter", f, "err", err)
+		for attempt := 1; ; attempt++ {
+			n, err := w.catchupOnce(ctx, runCtx)
+			if err == nil {
+				w.caughtUp.Add(1)
+				w.log.Debug("catch-up done", "messages", n)
+				break
 			}
+			pause := catchupPause(attempt)
+			w.log.Warn("catch-up failed; retrying", "attempt", attempt, "in", pause.Round(time.Second), "err", err)
+			t := time.NewTimer(pause)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-w.catchup:
+				// A new connection: start over (emergency stop first).
+				t.Stop()
+				select {
+				case w.catchup <- struct{}{}:
+				default:
+				}
+			case <-t.C:
+				continue
+			}
+			break
 		}
-		w.caughtUp.Add(1)
-		w.log.Debug("catch-up done", "messages", n)
 	}
 }
 
-func (w *Worker) catchupFilter(ctx, runCtx context.Context, filter string) (int, error) {
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	cons, err := w.js.CreateConsumer(cctx, wire.StreamExec, jetstream.ConsumerConfig{
-		FilterSubject:     filter,
-		DeliverPolicy:     jetstream.DeliverLastPerSubjectPolicy,
-		AckPolicy:         jetstream.AckNonePolicy,
-		InactiveThreshold: time.Minute,
-		MemoryStorage:     true,
+// catchupPause is the wait before catch-up attempt+1: doubling from 1 s
+// up to a minute, each with up to half again at random, so that a fleet
+// that failed at once does not retry at once.
+func catchupPause(attempt int) time.Duration {
+	d := time.Minute
+	if attempt < 7 {
+		d = time.Second << (attempt - 1)
+	}
+	return d + rand.N(d/2+1)
+}
+
+// errNoServer: nobody answers catch-up requests (the server is down or
+// starting while the broker is up).
+var errNoServer = errors.New("no server answers catch-up requests")
+
+// catchupOnce asks the server for this agent's commands and handles each
+// as it arrives, until the server's end marker. (A callback subscription:
+// a synchronous one preallocates a 64k-message channel, 512 KB per agent
+// in a swarm.)
+func (w *Worker) catchupOnce(ctx, runCtx context.Context) (int, error) {
+	var n atomic.Int64
+	done := make(chan error, 1)
+	progress := make(chan struct{}, 1)
+	end := func(err error) {
+		select {
+		case done <- err:
+		default:
+		}
+	}
+	sub, err := w.nc.Subscribe(w.nc.NewInbox(), func(m *nats.Msg) {
+		switch {
+		case m.Header.Get("Status") == "503":
+			end(errNoServer)
+		case m.Header.Get(wire.HeaderCatchupError) != "":
+			end(fmt.Errorf("server: %s", m.Header.Get(wire.HeaderCatchupError)))
+		case m.Header.Get(wire.HeaderCatchupEnd) != "":
+			end(nil)
+		default:
+			w.handleCommand(runCtx, m.Header.Get(wire.HeaderSubject), m.Header, m.Data, true)
+			n.Add(1)
+			select {
+			case progress <- struct{}{}:
+			default:
+			}
+		}
 	})
 	if err != nil {
 		return 0, err
 	}
-	info := cons.CachedInfo()
-	defer func() {
-		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = w.js.DeleteConsumer(dctx, wire.StreamExec, info.Name)
-		dcancel()
-	}()
-	left := int(info.NumPending)
-	got := 0
-	for left > 0 {
-		batch, err := cons.Fetch(min(left, 256), jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			return got, err
-		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			w.handleCommand(runCtx, m.Subject(), m.Headers(), m.Data(), true)
-		}
-		if n == 0 {
-			return got, batch.Error()
-		}
-		got += n
-		left -= n
+	defer sub.Unsubscribe()
+	if err := w.nc.PublishRequest(wire.CatchupSubject(w.cfg.PCID), sub.Subject, nil); err != nil {
+		return 0, err
 	}
-	return got, nil
+	// Each message within 30 s: a server busy with a reconnect wave
+	// answers requests in turn.
+	idle := time.NewTimer(30 * time.Second)
+	defer idle.Stop()
+	for {
+		select {
+		case err := <-done:
+			return int(n.Load()), err
+		case <-progress:
+			idle.Reset(30 * time.Second)
+		case <-idle.C:
+			return int(n.Load()), errors.New("no answer from the server within 30s")
+		case <-ctx.Done():
+			return int(n.Load()), ctx.Err()
+		}
+	}
 }
 
 // chunker coalesces live output into chunks of at most chunkMax bytes,
@@ -254,7 +312,7 @@ func (c *chunker) flushFinal(final bool) {
 				n -= incompleteTail(b[:n])
 			}
 			data, _ := json.Marshal(wire.OutputChunk{ExecID: c.execID, PCID: c.w.cfg.PCID, Stream: s, Offset: c.off[s], Data: string(b[:n])})
-			_ = c.w.nc.Publish(wire.OutputSubject(c.execID, c.w.cfg.PCID), data)
+			_ = c.w.nc.Publish(wire.OutputSubject(c.w.cfg.PCID), data)
 			c.off[s] += int64(n)
 			b = b[n:]
 		}

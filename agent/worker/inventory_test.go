@@ -145,6 +145,7 @@ func TestInventory_SentWhenTheServerAsks(t *testing.T) {
 		t.Fatal(err)
 	}
 	var calls atomic.Int32
+	answerCatchups(t, s.ClientURL(), nothingToCatchUp)
 	w := startWorker(t, s.ClientURL(), Config{
 		Inventory: fakeInventory(&calls), InventoryInterval: time.Hour,
 		// The first report would wait the longest start delay.

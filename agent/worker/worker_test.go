@@ -131,8 +131,8 @@ func TestExecute_RunningReport(t *testing.T) {
 				if err := json.Unmarshal(it.Data, &r); err != nil {
 					t.Fatal(err)
 				}
-				if it.Subject != wire.ResultSubject("e1", "pc1") {
-					t.Errorf("queued on %s", it.Subject)
+				if it.Subject != wire.ResultSubject("pc1") || r.ExecID != "e1" {
+					t.Errorf("queued on %s for %q", it.Subject, r.ExecID)
 				}
 				got = append(got, r.State)
 			}

@@ -136,7 +136,9 @@ func TestAgentCredential_Permissions(t *testing.T) {
 
 	for _, subj := range []string{
 		wire.CommandAllSubject("evil"), wire.CommandPCSubject("pc2", "evil"), wire.KillSubject("e1"), wire.ControlAll,
-		wire.ControlPCSubject("pc2"), wire.ResultSubject("e1", "pc2"), wire.OutputSubject("e1", "pc2"),
+		wire.ControlPCSubject("pc2"), wire.ResultSubject("pc2"), wire.OutputSubject("pc2"),
+		"results.e1.pc1", "output.e1.pc1", "results.pc1.x", wire.CatchupSubject("pc2"), "catchup.pc1.x",
+		"$JS.API.CONSUMER.CREATE." + wire.StreamExec + ".c.commands.pc.pc1.>", "$JS.API.CONSUMER.MSG.NEXT." + wire.StreamExec + ".c",
 		wire.HeartbeatSubject("pc2"), "inventory.pc2", wire.RenewSubject("pc2"), wire.EnrollSubject,
 		"$JS.API.STREAM.PURGE." + wire.StreamExec, "$JS.API.DIRECT.GET." + wire.StreamExec,
 		"$JS.API.STREAM.INFO." + wire.StreamExec, "$JS.API.STREAM.INFO.KV_" + wire.KVFleet, "$JS.API.DIRECT.GET.KV_other.$KV.other.k",
@@ -196,21 +198,22 @@ func TestAgentCredential_Permissions(t *testing.T) {
 	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	for _, subj := range []string{wire.ResultSubject("e1", "pc1"), wire.OutputSubject("e1", "pc1")} {
+	for _, subj := range []string{wire.ResultSubject("pc1"), wire.OutputSubject("pc1")} {
 		if _, err := ajs.Publish(pctx, subj, []byte(`{}`)); err != nil {
 			t.Errorf("agent publish %s: %v", subj, err)
 		}
 	}
-	// Allowed: single-filter catch-up consumers on its own subjects.
-	for _, f := range []string{wire.CommandPCWildcard("pc1"), wire.CommandGroupWildcard("lab"), wire.CommandAllWildcard} {
-		cons, err := ajs.CreateConsumer(pctx, wire.StreamExec, jetstream.ConsumerConfig{
-			FilterSubject: f, DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy, AckPolicy: jetstream.AckNonePolicy})
-		if err != nil {
-			t.Fatalf("catch-up consumer on %s: %v", f, err)
-		}
-		if n := cons.CachedInfo().NumPending; n != 1 {
-			t.Errorf("catch-up %s pending = %d, want 1", f, n)
-		}
+	// Allowed: asking the server to catch it up.
+	creq, err := b.NC.SubscribeSync(wire.CatchupWildcard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = b.NC.Flush()
+	if err := nc.PublishRequest(wire.CatchupSubject("pc1"), nc.NewRespInbox(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := creq.NextMsg(5 * time.Second); err != nil || m.Subject != wire.CatchupSubject("pc1") {
+		t.Errorf("catch-up request did not arrive: %v", err)
 	}
 	// Allowed: reading its KV buckets by direct get (the value, and a
 	// missing key answered as such).
@@ -230,8 +233,9 @@ func TestAgentCredential_Permissions(t *testing.T) {
 			t.Errorf("direct get %s = %q (status %q), want %q", key, m.Data, status, want)
 		}
 	}
-	// Denied: a consumer on another PC's or group's commands, or on all of them (bypass attempts).
-	for _, f := range []string{wire.CommandPCWildcard("pc2"), wire.CommandGroupWildcard("finance"), "commands.>"} {
+	// Denied: any consumer, on its own commands (the server catches it
+	// up) as on another PC's or group's, or on all of them.
+	for _, f := range []string{wire.CommandPCWildcard("pc1"), wire.CommandAllWildcard, wire.CommandPCWildcard("pc2"), wire.CommandGroupWildcard("finance"), "commands.>"} {
 		dctx, dcancel := context.WithTimeout(ctx, 500*time.Millisecond)
 		_, err := ajs.CreateConsumer(dctx, wire.StreamExec, jetstream.ConsumerConfig{FilterSubject: f, AckPolicy: jetstream.AckNonePolicy})
 		dcancel()
@@ -259,7 +263,7 @@ func TestEnrollCredential_OnlyEnrolls(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	for _, subj := range []string{wire.CommandAllSubject("x"), wire.ResultSubject("e", "pc1"), wire.HeartbeatSubject("pc1"), wire.RenewSubject("pc1"), "$JS.API.INFO"} {
+	for _, subj := range []string{wire.CommandAllSubject("x"), wire.ResultSubject("pc1"), wire.HeartbeatSubject("pc1"), wire.RenewSubject("pc1"), "$JS.API.INFO"} {
 		expectPubDenied(t, nc, v, subj)
 	}
 	for _, subj := range []string{"commands.>", "kill.*", "_INBOX.>", wire.AgentInboxPrefix("pc1") + ".>"} {
@@ -329,7 +333,9 @@ func TestProvision_Idempotent(t *testing.T) {
 
 // TestResults_StoredPerPC: results are stored under their PC, so the
 // broker's per-subject index holds one entry per PC instead of one per
-// result; a stream provisioned before that keeps its old messages.
+// result, both as agents publish them now and as protocol 1 agents did
+// (results.<exec>.<pc>); a stream provisioned before that keeps its old
+// messages.
 func TestResults_StoredPerPC(t *testing.T) {
 	b := openTestBus(t)
 	ctx := context.Background()
@@ -357,11 +363,14 @@ func TestResults_StoredPerPC(t *testing.T) {
 			}
 		}
 	}
+	if _, err := b.JS.Publish(ctx, wire.ResultSubject("pc1"), []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
 	info, err := st.Info(ctx, jetstream.WithSubjectFilter(">"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]uint64{"results.e0.pc1": 1, "results.pc1": 3, "results.pc2": 3}
+	want := map[string]uint64{"results.e0.pc1": 1, "results.pc1": 4, "results.pc2": 3}
 	if diff := cmp.Diff(want, info.State.Subjects); diff != "" {
 		t.Errorf("RESULTS subjects (-want +got):\n%s", diff)
 	}

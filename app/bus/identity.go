@@ -129,15 +129,11 @@ func AgentTemplate() jwt.UserPermissionLimits {
 		wire.KillWildcard, wire.ControlAll, "control.pc.{{name()}}", wire.AgentInboxPrefix("{{name()}}")+".>",
 	)
 	p.Pub.Allow.Add(
-		"results.*.{{name()}}", "output.*.{{name()}}", "heartbeat.{{name()}}", "inventory.{{name()}}",
-		wire.RenewSubject("{{name()}}"),
-		"$JS.API.CONSUMER.CREATE."+wire.StreamExec+".*.commands.pc.{{name()}}.>",
-		"$JS.API.CONSUMER.CREATE."+wire.StreamExec+".*.commands.all.>",
-		"$JS.API.CONSUMER.CREATE."+wire.StreamExec+".*.commands.group.{{tag(group)}}.>",
-		"$JS.API.CONSUMER.MSG.NEXT."+wire.StreamExec+".*",
-		"$JS.API.CONSUMER.DELETE."+wire.StreamExec+".*",
-		// Read-only KV: subject-form direct gets only (no stream info: each
-		// permission subject costs the broker memory on every connection).
+		wire.ResultSubject("{{name()}}"), wire.OutputSubject("{{name()}}"), "heartbeat.{{name()}}", "inventory.{{name()}}",
+		wire.RenewSubject("{{name()}}"), wire.CatchupSubject("{{name()}}"),
+		// Read-only KV: subject-form direct gets only. No other JetStream
+		// API (catch-up is a request to the server): each permission
+		// subject costs the broker memory on every connection.
 		wire.KVDirectGetPrefix(wire.KVScriptCurrent)+".>", wire.KVDirectGetPrefix(wire.KVScriptStatus)+".>",
 		wire.KVDirectGetPrefix(wire.KVFleet)+".>",
 	)

@@ -13,7 +13,7 @@ import (
 // the streams agents create (short-lived catch-up) consumers on.
 const maxConsumers = 1_000_000
 
-// How the RESULTS stream stores what agents publish (see StreamConfigs).
+// How the RESULTS stream stores what protocol 1 agents published (see StreamConfigs).
 const (
 	ResultsPublished = "results.*.*"
 	ResultsStored    = "results.{{wildcard(2)}}"
@@ -38,12 +38,13 @@ func StreamConfigs(l StreamLimits) []jetstream.StreamConfig {
 			Name:        wire.StreamResults,
 			Description: "per-target results from agents, stored under their PC",
 			Subjects:    []string{wire.StreamResultsSubjects},
-			// Agents publish on results.<exec>.<pc>; the stream stores each
-			// result under results.<pc> (its body names the execution, and
-			// the projector checks both). The broker keeps an index entry in
-			// memory for every distinct subject a stream holds: one per
-			// result was about 120 bytes of server memory for each result
-			// of the retention period (10,000 agents × 100 executions: 120 MB).
+			// Agents publish on results.<pc> (the body names the execution);
+			// protocol 1 agents published on results.<exec>.<pc>, which the
+			// stream stores under results.<pc> too (the projector checks
+			// both forms). The broker keeps an index entry in memory for
+			// every distinct subject a stream holds: one per result was
+			// about 120 bytes of server memory for each result of the
+			// retention period (10,000 agents × 100 executions: 120 MB).
 			SubjectTransform: &jetstream.SubjectTransformConfig{Source: ResultsPublished, Destination: ResultsStored},
 			MaxAge:           l.ResultsMaxAge,
 			MaxBytes:         l.ResultsMaxBytes,

@@ -118,7 +118,7 @@ func TestScrape(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, pc := range []string{"pc1", "pc2", "pc3"} {
-		if _, err := b.JS.Publish(ctx, "results.e1."+pc, []byte(`{}`)); err != nil {
+		if _, err := b.JS.Publish(ctx, wire.ResultSubject(pc), []byte(`{}`)); err != nil {
 			t.Fatal(err)
 		}
 	}

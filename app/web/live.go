@@ -163,7 +163,7 @@ func (s *server) logStream(c echo.Context) error {
 // followOutput replays and follows the OUTPUT stream of one target.
 func (s *server) followOutput(ctx context.Context, execID, pc string) (<-chan wire.OutputChunk, error) {
 	cons, err := s.JS.OrderedConsumer(ctx, wire.StreamOutput, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{wire.OutputSubject(execID, pc)},
+		FilterSubjects: []string{wire.OutputSubject(pc)},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
@@ -186,7 +186,9 @@ func (s *server) followOutput(ctx context.Context, execID, pc string) (<-chan wi
 				return
 			}
 			var oc wire.OutputChunk
-			if json.Unmarshal(m.Data(), &oc) != nil {
+			// The agent's subject carries the output of all its
+			// executions; keep this one's.
+			if json.Unmarshal(m.Data(), &oc) != nil || oc.ExecID != execID || oc.PCID != pc {
 				continue
 			}
 			select {

@@ -1,0 +1,161 @@
+// Package catchup answers agents' catch-up requests: after each (re)connect
+// an agent asks on wire.CatchupSubject for the newest command of each
+// subject addressed to it, and the server reads them from the EXEC stream
+// and sends them to the agent's inbox.
+//
+// The server does this, not the agent, so that an agent's credential needs
+// no JetStream API permissions: each permission subject is a subscription
+// and sublist nodes the broker keeps for every connection (the consumer
+// API subjects were a third of an agent's), and one request replaces the
+// three consumers (create, fetch, delete each) every agent made.
+package catchup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/kanadehq/kanade/agent/wire"
+	"github.com/kanadehq/kanade/store"
+)
+
+// Queue is the queue group servers answer catch-up requests in, so that
+// each request is answered once however many servers run.
+const Queue = "kanade-catchup"
+
+// Workers is how many requests are answered at once; the rest wait in the
+// subscription (a reconnect wave of 10,000 agents queues 10,000).
+const Workers = 8
+
+// fetchWait bounds each fetch from the EXEC stream.
+const fetchWait = 5 * time.Second
+
+// Serve answers catch-up requests until ctx is done.
+func Serve(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, st *store.Store, log *slog.Logger) error {
+	reqs := make(chan *nats.Msg, 64*Workers)
+	sub, err := nc.ChanQueueSubscribe(wire.CatchupWildcard, Queue, reqs)
+	if err != nil {
+		return fmt.Errorf("catch-up: subscribe: %w", err)
+	}
+	defer sub.Unsubscribe()
+	_ = sub.SetPendingLimits(1<<20, 64<<20)
+	var wg sync.WaitGroup
+	for range Workers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case m := <-reqs:
+					answer(ctx, nc, js, st, log, m)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return nil
+}
+
+// answer sends the commands of one request, then the end (or the error).
+func answer(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, st *store.Store, log *slog.Logger, m *nats.Msg) {
+	pc := strings.TrimPrefix(m.Subject, "catchup.")
+	if err := wire.ValidateID("pc_id", pc); err != nil {
+		log.Warn("catch-up: bad request subject", "subject", m.Subject, "err", err)
+		return
+	}
+	// Only into the asking agent's own inbox: the reply subject is the
+	// requester's to choose, and another agent must not get its commands.
+	if !strings.HasPrefix(m.Reply, wire.AgentInboxPrefix(pc)+".") {
+		log.Warn("catch-up: reply subject outside the agent's inbox; not answered", "pc_id", pc, "reply", m.Reply)
+		return
+	}
+	end := nats.NewMsg(m.Reply)
+	n, err := send(ctx, nc, js, st, pc, m.Reply)
+	if err != nil {
+		log.Warn("catch-up failed", "pc_id", pc, "sent", n, "err", err)
+		end.Header.Set(wire.HeaderCatchupError, err.Error())
+	} else {
+		end.Header.Set(wire.HeaderCatchupEnd, strconv.Itoa(n))
+	}
+	if err := nc.PublishMsg(end); err != nil {
+		log.Warn("catch-up: cannot answer", "pc_id", pc, "err", err)
+	}
+}
+
+// Filters are the EXEC subjects addressed to a PC in groups.
+func Filters(pc string, groups []string) []string {
+	f := []string{wire.CommandPCWildcard(pc), wire.CommandAllWildcard}
+	for _, g := range groups {
+		f = append(f, wire.CommandGroupWildcard(g))
+	}
+	return f
+}
+
+// send forwards the newest command of each subject addressed to pc, in
+// stream order, with the headers it was published with (the agent checks
+// its signature, which covers the subject, against HeaderSubject). The
+// groups are the server's record, not the agent's claim: an agent that is
+// not recorded yet gets its own and everyone's commands.
+func send(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, st *store.Store, pc, reply string) (int, error) {
+	var groups []string
+	switch a, err := st.Agent(ctx, pc); {
+	case err == nil:
+		groups = a.Groups
+	case !errors.Is(err, store.ErrNotFound):
+		return 0, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cons, err := js.CreateConsumer(cctx, wire.StreamExec, jetstream.ConsumerConfig{
+		FilterSubjects:    Filters(pc, groups),
+		DeliverPolicy:     jetstream.DeliverLastPerSubjectPolicy,
+		AckPolicy:         jetstream.AckNonePolicy,
+		InactiveThreshold: time.Minute,
+		MemoryStorage:     true,
+	})
+	if err != nil {
+		return 0, err
+	}
+	info := cons.CachedInfo()
+	defer func() {
+		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_ = js.DeleteConsumer(dctx, wire.StreamExec, info.Name)
+		dcancel()
+	}()
+	sent := 0
+	for left := int(info.NumPending); left > 0; {
+		batch, err := cons.Fetch(min(left, 256), jetstream.FetchMaxWait(fetchWait))
+		if err != nil {
+			return sent, err
+		}
+		n := 0
+		for cm := range batch.Messages() {
+			n++
+			out := &nats.Msg{Subject: reply, Header: nats.Header{}, Data: cm.Data()}
+			for k, v := range cm.Headers() {
+				out.Header[k] = v
+			}
+			out.Header.Set(wire.HeaderSubject, cm.Subject())
+			if err := nc.PublishMsg(out); err != nil {
+				return sent, err
+			}
+			sent++
+		}
+		if n == 0 {
+			if err := batch.Error(); err != nil {
+				return sent, err
+			}
+			return sent, errors.New("the EXEC stream returned fewer commands than it holds")
+		}
+		left -= n
+	}
+	return sent, nil
+}
