@@ -239,9 +239,9 @@ func (s *Store) TouchAgents(ctx context.Context, seen []Seen) (missed []string, 
 		// One prepared statement run per agent: about 4× cheaper on
 		// SQLite than one multi-row UPDATE … FROM (VALUES …), which is
 		// parsed anew for every batch.
-		return tx.prepared(ctx, touchAgent, func(st *sql.Stmt) error {
+		return tx.prepared(ctx, touchAgent, func(exec func(...any) (sql.Result, error)) error {
 			for _, a := range seen {
-				res, err := st.ExecContext(ctx, a.LastSeen.UnixMilli(), a.OfflineAfter.UnixMilli(), a.Running,
+				res, err := exec(a.LastSeen.UnixMilli(), a.OfflineAfter.UnixMilli(), a.Running,
 					a.RSSBytes, a.CPUPercent, a.PCID, a.LastSeen.UnixMilli())
 				if err != nil {
 					return fmt.Errorf("store: touch agent %s: %w", a.PCID, err)

@@ -173,9 +173,9 @@ func (s *Store) ApplyResults(ctx context.Context, rs []wire.Result, now time.Tim
 // the rows it wrote (with repeats).
 func (s *Store) upsertResultsEach(ctx context.Context, rows []resultRow) ([]string, error) {
 	var touched []string
-	err := s.prepared(ctx, fmt.Sprintf(upsertResults, "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"), func(st *sql.Stmt) error {
+	err := s.prepared(ctx, fmt.Sprintf(upsertResults, "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"), func(exec func(...any) (sql.Result, error)) error {
 		for _, r := range rows {
-			res, err := st.ExecContext(ctx, resultArgs(r)...)
+			res, err := exec(resultArgs(r)...)
 			if err != nil {
 				return fmt.Errorf("store: apply result %s/%s: %w", r.ExecID, r.PCID, err)
 			}

@@ -289,10 +289,15 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *Store) error) error {
 }
 
 // prepared prepares query (with ? placeholders, turned into $1, $2, … on
-// PostgreSQL) on the transaction tx is bound to and runs fn with it.
-// Unlike bun's queries, whose arguments are formatted into the text, a
-// prepared statement is parsed once however often fn runs it.
-func (s *Store) prepared(ctx context.Context, query string, fn func(*sql.Stmt) error) error {
+// PostgreSQL) on the transaction tx is bound to and runs fn with a func
+// that executes it. Unlike bun's queries, whose arguments are formatted
+// into the text, a prepared statement is parsed once however often fn
+// runs it.
+//
+// Each run checks ctx first but runs without its cancellation: the SQLite
+// driver starts a goroutine to watch a cancellable context for every
+// statement, which was a fifth of the time of 10,000 one-row upserts.
+func (s *Store) prepared(ctx context.Context, query string, fn func(exec func(args ...any) (sql.Result, error)) error) error {
 	tx, ok := s.db.(bun.Tx)
 	if !ok {
 		return errors.New("store: prepared statements need a transaction")
@@ -315,7 +320,13 @@ func (s *Store) prepared(ctx context.Context, query string, fn func(*sql.Stmt) e
 		return fmt.Errorf("store: prepare: %w", err)
 	}
 	defer st.Close()
-	return fn(st)
+	runCtx := context.WithoutCancel(ctx)
+	return fn(func(args ...any) (sql.Result, error) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		return st.ExecContext(runCtx, args...)
+	})
 }
 
 // retryable reports whether err is a PostgreSQL deadlock or serialization

@@ -157,9 +157,12 @@ func (s *Store) WavePCs(ctx context.Context, execID string, idx int) ([]string, 
 // awaits approval or runs, and the rollout was not killed.
 func (s *Store) OpenRollouts(ctx context.Context) ([]string, error) {
 	var ids []string
+	// From the open waves (waves_state_idx) to their executions, not the
+	// other way round: the engine polls this every second and after every
+	// batch of results, and the executions table keeps all history.
 	if err := s.db.NewSelect().TableExpr("executions AS e").Column("e.exec_id").
 		Where("e.status <> ?", StatusKilled).
-		Where("EXISTS (SELECT 1 FROM waves AS w WHERE w.exec_id = e.exec_id AND w.state IN (?))",
+		Where("e.exec_id IN (SELECT w.exec_id FROM waves AS w WHERE w.state IN (?))",
 			bun.In([]string{WaveWaiting, WaveAwaitingApproval, WaveRunning})).
 		OrderExpr("e.created_at").Scan(ctx, &ids); err != nil {
 		return nil, fmt.Errorf("store: open rollouts: %w", err)

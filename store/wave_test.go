@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -75,6 +76,28 @@ func TestRollouts(t *testing.T) {
 		}
 		if ids, _ := s.OpenRollouts(ctx); len(ids) != 0 {
 			t.Errorf("a killed rollout is open: %v", ids)
+		}
+	})
+}
+
+// BenchmarkOpenRollouts measures the rollout engine's poll (every second
+// and after every committed batch of results) with 5,000 executions in the
+// history, one of them an open rollout.
+func BenchmarkOpenRollouts(b *testing.B) {
+	forEachBench(b, func(b *testing.B, s *store.Store) {
+		ctx := b.Context()
+		for i := range 5000 {
+			if err := s.CreateExecution(ctx, execution(fmt.Sprintf("e%05d", i), t0.Add(time.Duration(i)*time.Second)), []string{"pc1"}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := s.CreateRollout(ctx, execution("r1", t0), []store.Wave{{Name: "all", MaxFailures: "0"}}, [][]string{{"pc1"}}); err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			if ids, err := s.OpenRollouts(ctx); err != nil || len(ids) != 1 {
+				b.Fatalf("OpenRollouts = %v, %v", ids, err)
+			}
 		}
 	})
 }
