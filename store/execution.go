@@ -458,23 +458,27 @@ const activeTargets = "EXISTS (SELECT 1 FROM results WHERE results.exec_id = exe
 // killed execution gets its finished_at when its last target ends.
 func (s *Store) refreshStatus(ctx context.Context, ids []string, now time.Time) error {
 	ms := now.UnixMilli()
-	for _, batch := range chunks(ids) {
-		in := bun.In(batch)
-		stmts := []struct {
-			q    string
-			args []any
-		}{
-			{"UPDATE executions SET status = ?, finished_at = ? WHERE exec_id IN (?) AND status = ? AND NOT " + activeTargets,
-				[]any{StatusCompleted, ms, in, StatusRunning}},
-			{"UPDATE executions SET status = ?, finished_at = NULL WHERE exec_id IN (?) AND status = ? AND " + activeTargets,
-				[]any{StatusRunning, in, StatusCompleted}},
-			{"UPDATE executions SET finished_at = ? WHERE exec_id IN (?) AND status = ? AND finished_at IS NULL AND NOT " + activeTargets,
-				[]any{ms, in, StatusKilled}},
-		}
-		for _, st := range stmts {
-			if _, err := s.db.ExecContext(ctx, st.q, st.args...); err != nil {
-				return fmt.Errorf("store: update execution status: %w", err)
+	for _, st := range []struct {
+		q    string
+		args []any // then the exec_id
+	}{
+		{"UPDATE executions SET status = ?, finished_at = ? WHERE status = ? AND NOT " + activeTargets + " AND exec_id = ?",
+			[]any{StatusCompleted, ms, StatusRunning}},
+		{"UPDATE executions SET status = ?, finished_at = NULL WHERE status = ? AND " + activeTargets + " AND exec_id = ?",
+			[]any{StatusRunning, StatusCompleted}},
+		{"UPDATE executions SET finished_at = ? WHERE status = ? AND finished_at IS NULL AND NOT " + activeTargets + " AND exec_id = ?",
+			[]any{ms, StatusKilled}},
+	} {
+		err := s.prepared(ctx, st.q, func(exec func(...any) (sql.Result, error)) error {
+			for _, id := range ids {
+				if _, err := exec(append(st.args, id)...); err != nil {
+					return err
+				}
 			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("store: update execution status: %w", err)
 		}
 	}
 	return nil

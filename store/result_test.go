@@ -312,32 +312,38 @@ func TestResults(t *testing.T) {
 	})
 }
 
-// BenchmarkApplyResults10k measures one ApplyResults call with 10,000 final
-// results for an execution whose 10,000 targets are pending.
+// BenchmarkApplyResults10k measures applying 10,000 final results for an
+// execution whose 10,000 targets are pending: in one call, and in the
+// projector's batches of 500 (each a transaction with its status refresh).
 func BenchmarkApplyResults10k(b *testing.B) {
-	run := func(b *testing.B, s *store.Store) {
-		// Cancellable, as the projector's is (drivers watch such a context).
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		ids := pcs(10000)
-		rs := make([]wire.Result, len(ids))
-		for i := 0; b.Loop(); i++ {
-			b.StopTimer()
-			exec := fmt.Sprintf("bench%d", i)
-			if err := s.CreateExecution(ctx, execution(exec, t0), ids); err != nil {
-				b.Fatal(err)
-			}
-			for j, pc := range ids {
-				rs[j] = wire.Result{ExecID: exec, PCID: pc, State: wire.StateSucceeded, ExitCode: exit(0),
-					Stdout: "Name  Value\n----  -----\nok    1\n", StartedAt: t0, FinishedAt: t0.Add(time.Second)}
-			}
-			b.StartTimer()
-			if _, err := s.ApplyResults(ctx, rs, t0.Add(time.Minute)); err != nil {
-				b.Fatal(err)
-			}
-		}
+	for _, batch := range []int{10000, 500} {
+		b.Run(fmt.Sprintf("batch%d", batch), func(b *testing.B) {
+			forEachBench(b, func(b *testing.B, s *store.Store) {
+				// Cancellable, as the projector's is (drivers watch such a context).
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				ids := pcs(10000)
+				rs := make([]wire.Result, len(ids))
+				for i := 0; b.Loop(); i++ {
+					b.StopTimer()
+					exec := fmt.Sprintf("bench%d", i)
+					if err := s.CreateExecution(ctx, execution(exec, t0), ids); err != nil {
+						b.Fatal(err)
+					}
+					for j, pc := range ids {
+						rs[j] = wire.Result{ExecID: exec, PCID: pc, State: wire.StateSucceeded, ExitCode: exit(0),
+							Stdout: "Name  Value\n----  -----\nok    1\n", StartedAt: t0, FinishedAt: t0.Add(time.Second)}
+					}
+					b.StartTimer()
+					for k := 0; k < len(rs); k += batch {
+						if _, err := s.ApplyResults(ctx, rs[k:k+batch], t0.Add(time.Minute)); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+			})
+		})
 	}
-	forEachBench(b, run)
 }
 
 // BenchmarkCreateExecution10k measures recording an execution with its
@@ -349,34 +355,6 @@ func BenchmarkCreateExecution10k(b *testing.B) {
 		for i := 0; b.Loop(); i++ {
 			if err := s.CreateExecution(ctx, execution(fmt.Sprintf("bench%d", i), t0), ids); err != nil {
 				b.Fatal(err)
-			}
-		}
-	})
-}
-
-// BenchmarkApplyResults10kIn500s is BenchmarkApplyResults10k in the
-// projector's batches of 500 (each one transaction with its status refresh).
-func BenchmarkApplyResults10kIn500s(b *testing.B) {
-	forEachBench(b, func(b *testing.B, s *store.Store) {
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		ids := pcs(10000)
-		rs := make([]wire.Result, len(ids))
-		for i := 0; b.Loop(); i++ {
-			b.StopTimer()
-			exec := fmt.Sprintf("bench%d", i)
-			if err := s.CreateExecution(ctx, execution(exec, t0), ids); err != nil {
-				b.Fatal(err)
-			}
-			for j, pc := range ids {
-				rs[j] = wire.Result{ExecID: exec, PCID: pc, State: wire.StateSucceeded, ExitCode: exit(0),
-					Stdout: "Name  Value\n----  -----\nok    1\n", StartedAt: t0, FinishedAt: t0.Add(time.Second)}
-			}
-			b.StartTimer()
-			for k := 0; k < len(rs); k += 500 {
-				if _, err := s.ApplyResults(ctx, rs[k:k+500], t0.Add(time.Minute)); err != nil {
-					b.Fatal(err)
-				}
 			}
 		}
 	})

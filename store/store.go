@@ -90,6 +90,41 @@ type Store struct {
 	// migrateMu serializes Migrate calls on one Store; other processes are
 	// kept out by the database lock Migrate takes.
 	migrateMu *sync.Mutex
+	stmts     *stmtCache
+}
+
+// stmtCache holds the statements prepared runs, prepared once on the
+// database (database/sql then keeps them prepared on each connection a
+// transaction uses): the projector's upserts and the status refresh run
+// in every batch of results, and parsing them anew each time was a third
+// of the batch's database time at 10,000 agents.
+type stmtCache struct {
+	db *sql.DB
+	mu sync.Mutex
+	m  map[string]*sql.Stmt
+}
+
+func (c *stmtCache) get(ctx context.Context, query string) (*sql.Stmt, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st := c.m[query]; st != nil {
+		return st, nil
+	}
+	st, err := c.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	c.m[query] = st
+	return st, nil
+}
+
+func (c *stmtCache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, st := range c.m {
+		_ = st.Close()
+	}
+	clear(c.m)
 }
 
 // Open opens the database. driver is "sqlite" (dsn is the database file
@@ -131,7 +166,7 @@ func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: connect to %s: %w", driver, err)
 	}
-	return &Store{db: db, root: db, driver: driver, migrateMu: new(sync.Mutex)}, nil
+	return &Store{db: db, root: db, driver: driver, migrateMu: new(sync.Mutex), stmts: &stmtCache{db: sqldb, m: map[string]*sql.Stmt{}}}, nil
 }
 
 // sqliteURI turns a file path into the SQLite URI with kanade's connection
@@ -160,6 +195,7 @@ func (s *Store) Close() error {
 	if s.root == nil {
 		return errors.New("store: close inside a transaction")
 	}
+	s.stmts.close()
 	if err := s.root.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
@@ -273,7 +309,7 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
 
 func (s *Store) inTx(ctx context.Context, fn func(tx *Store) error) error {
 	run := func(ctx context.Context, tx bun.Tx) error {
-		return fn(&Store{db: tx, driver: s.driver, migrateMu: s.migrateMu})
+		return fn(&Store{db: tx, driver: s.driver, migrateMu: s.migrateMu, stmts: s.stmts})
 	}
 	if s.root == nil {
 		return s.db.RunInTx(ctx, nil, run)
@@ -288,11 +324,11 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *Store) error) error {
 	return err
 }
 
-// prepared prepares query (with ? placeholders, turned into $1, $2, … on
-// PostgreSQL) on the transaction tx is bound to and runs fn with a func
-// that executes it. Unlike bun's queries, whose arguments are formatted
-// into the text, a prepared statement is parsed once however often fn
-// runs it.
+// prepared runs fn with a func that executes query (with ? placeholders,
+// turned into $1, $2, … on PostgreSQL) in the transaction s is bound to.
+// Unlike bun's queries, whose arguments are formatted into the text, the
+// statement is parsed once per connection (stmtCache), however often it
+// runs.
 //
 // Each run checks ctx first but runs without its cancellation: the SQLite
 // driver starts a goroutine to watch a cancellable context for every
@@ -315,10 +351,11 @@ func (s *Store) prepared(ctx context.Context, query string, fn func(exec func(ar
 		}
 		query = b.String()
 	}
-	st, err := tx.PrepareContext(ctx, query)
+	base, err := s.stmts.get(ctx, query)
 	if err != nil {
 		return fmt.Errorf("store: prepare: %w", err)
 	}
+	st := tx.StmtContext(ctx, base)
 	defer st.Close()
 	runCtx := context.WithoutCancel(ctx)
 	return fn(func(args ...any) (sql.Result, error) {
