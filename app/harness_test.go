@@ -210,10 +210,11 @@ func (s *testServer) waitOnline(t testing.TB, pcs ...string) {
 	})
 }
 
-// get decodes a JSON response into v and returns the status.
-func (s *testServer) get(t testing.TB, path string, v any) int {
+// open GETs path (with the token, if any) until ctx is done; the caller
+// closes the body.
+func (s *testServer) open(t testing.TB, ctx context.Context, path string) *http.Response {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, s.URL+path, nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+path, nil)
 	if s.token != "" {
 		req.Header.Set("Authorization", "Bearer "+s.token)
 	}
@@ -221,6 +222,13 @@ func (s *testServer) get(t testing.TB, path string, v any) int {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return resp
+}
+
+// get decodes a JSON response into v and returns the status.
+func (s *testServer) get(t testing.TB, path string, v any) int {
+	t.Helper()
+	resp := s.open(t, context.Background(), path)
 	defer resp.Body.Close()
 	if v != nil {
 		if err := json.NewDecoder(resp.Body).Decode(v); err != nil && resp.StatusCode < 300 {

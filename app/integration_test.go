@@ -444,14 +444,7 @@ func TestIntegration_LiveOutputPerExecution(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/executions/"+ea.ExecID+"/log/pc1/stream", nil)
-	if s.token != "" {
-		req.Header.Set("Authorization", "Bearer "+s.token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := s.open(t, ctx, "/executions/"+ea.ExecID+"/log/pc1/stream")
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("log stream = %d", resp.StatusCode)
