@@ -31,7 +31,7 @@ import (
 // (kanade-bench baseline-agents) holds N plain nats.go connections. A
 // round publishes one command on core NATS subject commands.all; every
 // agent answers with a JSON result through JetStream PublishAsync on
-// results.<exec>.<pc>; the projector fetches up to baselineBatch results
+// results.<pc> (as kanade agents do); the projector fetches up to baselineBatch results
 // without waiting, upserts them in one transaction and acks them after
 // the commit. The clock runs from the publish until the last row of the
 // round is committed.
@@ -440,7 +440,8 @@ func baselineAgent(url, pc string, outBytes int, pubErrs *atomic.Int64) (*nats.C
 		if err != nil {
 			return
 		}
-		if _, err := js.PublishAsync("results."+cmd.ExecID+"."+pc, body); err != nil {
+		// One results subject per agent, as kanade agents publish.
+		if _, err := js.PublishAsync("results."+pc, body); err != nil {
 			pubErrs.Add(1)
 		}
 	})

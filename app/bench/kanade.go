@@ -22,10 +22,10 @@ type kanadeResult struct {
 	ConnectServerCPU, ConnectSwarm time.Duration // CPU-s spent until Connect
 
 	// Idle is the steady state after connecting; Soak the same after
-	// SoakRuns more executions (-soak), when the broker's per-connection
-	// caches have seen many result subjects.
+	// SoakRuns more executions (-soak): memory after activity.
 	Idle, Soak idle
 	SoakRuns   int
+	SoakWall   time.Duration // the SoakRuns executions, back to back
 
 	AgentsPage, AgentsSearch, AgentsAPI spread
 
@@ -44,6 +44,7 @@ type idle struct {
 	ServerCPU, SwarmCPU float64 // % of one core
 	ServerGCs           int     // garbage collections in the server during the window (-1: unknown)
 	ServerRSS, SwarmRSS int64
+	ServerAllocRate     float64 // bytes/s the server allocated over the window (-1: unknown)
 	Mem                 serverMem
 }
 
@@ -83,30 +84,43 @@ func readServerMem(text string) serverMem {
 // -profile, under the CPU profiler, and writes heap profiles after it).
 func measureIdle(ctx context.Context, c *client, cfg config, prof *profiler, phase string, srv, swarm *child) (idle, error) {
 	var w idle
-	gcs := func() float64 {
-		text, _, err := c.get(ctx, "/metrics")
+	// counters reads the collections and the bytes allocated so far (-1: unknown).
+	counters := func() (gcs, allocs float64, text string) {
+		b, _, err := c.get(ctx, "/metrics")
 		if err != nil {
-			return -1
+			return -1, -1, ""
 		}
-		v, ok := promValue(string(text), "go_gc_duration_seconds_count")
-		if !ok {
-			return -1
+		text = string(b)
+		gcs, allocs = -1, -1
+		if v, ok := promValue(text, "go_gc_duration_seconds_count"); ok {
+			gcs = v
 		}
-		return v
+		if v, ok := promValue(text, "go_memstats_alloc_bytes_total"); ok {
+			allocs = v
+		}
+		return gcs, allocs, text
 	}
-	gc0 := gcs()
+	// With -profile, a heap profile at the start too: with the one at the
+	// end it gives what the window allocated (its collection is forced).
+	prof.heap(ctx, phase+"-start")
+	gc0, alloc0, _ := counters()
+	t0 := time.Now()
 	a, as := snap(srv.pid()), snap(swarm.pid())
 	profWait := prof.cpu(ctx, phase, cfg.idle)
 	if err := sleep(ctx, cfg.idle); err != nil {
 		return w, err
 	}
 	b, bs := snap(srv.pid()), snap(swarm.pid())
-	w.ServerGCs = -1
-	if gc1 := gcs(); gc0 >= 0 && gc1 >= 0 {
+	gc1, alloc1, text := counters()
+	w.ServerGCs, w.ServerAllocRate = -1, -1
+	if gc0 >= 0 && gc1 >= 0 {
 		w.ServerGCs = int(gc1 - gc0)
 	}
-	if text, _, err := c.get(ctx, "/metrics"); err == nil {
-		w.Mem = readServerMem(string(text))
+	if alloc0 >= 0 && alloc1 >= alloc0 {
+		w.ServerAllocRate = (alloc1 - alloc0) / time.Since(t0).Seconds()
+	}
+	if text != "" {
+		w.Mem = readServerMem(text)
 	}
 	profWait()
 	prof.heap(ctx, phase)
@@ -356,6 +370,7 @@ func benchKanade(ctx context.Context, cfg config, n int) (r kanadeResult, err er
 	// 8. With -soak, many more executions back to back, then idle again.
 	if cfg.soak > 0 {
 		progress("N=%d: soak: %d executions back to back", n, cfg.soak)
+		start := time.Now()
 		for i := range cfg.soak {
 			if _, err := roundTrip(ctx, c, cfg, n, fmt.Sprintf("echo bench soak %d", i+1), nil); err != nil {
 				r.Errs = append(r.Errs, fmt.Errorf("soak execution %d: %w", i+1, err))
@@ -363,6 +378,7 @@ func benchKanade(ctx context.Context, cfg config, n int) (r kanadeResult, err er
 			}
 			r.SoakRuns++
 		}
+		r.SoakWall = time.Since(start)
 		progress("N=%d: soak: %d executions done; settling %s, then measuring %s of idle", n, r.SoakRuns, cfg.settle, cfg.idle)
 		if err := sleep(ctx, cfg.settle); err != nil {
 			return r, err

@@ -98,7 +98,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&cfg.skipKanade, "baseline-only", false, "measure only the baseline")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the temp directories (data, logs)")
 	fs.StringVar(&cfg.profileDir, "profile", "", "write CPU profiles of the server and the swarm (idle window, one extra round) and heap profiles (idle) to this directory")
-	fs.IntVar(&cfg.soak, "soak", 0, "after the rest, this many more executions back to back, then a second idle window (the broker's per-connection caches fill with one entry per execution, up to 128)")
+	fs.IntVar(&cfg.soak, "soak", 0, "after the rest, this many more executions back to back, then a second idle window (memory after activity)")
 	fs.DurationVar(&cfg.connectTimeout, "connect-timeout", 10*time.Minute, "longest wait for every agent to come online")
 	fs.DurationVar(&cfg.roundTimeout, "round-timeout", 2*time.Minute, "longest wait for one round trip")
 	if err := fs.Parse(args); err != nil {

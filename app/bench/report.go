@@ -142,13 +142,16 @@ func (r report) notes() string {
 			}
 			for _, w := range []struct {
 				when string
-				m    serverMem
-			}{{"the idle window", k.Idle.Mem}, {fmt.Sprintf("the idle window after %d more executions", k.SoakRuns), k.Soak.Mem}} {
-				if w.m.OK {
+				w    idle
+			}{{"the idle window", k.Idle}, {fmt.Sprintf("the idle window after %d more executions", k.SoakRuns), k.Soak}} {
+				if m := w.w.Mem; m.OK {
 					line := fmt.Sprintf("server memory at the end of %s (Go runtime): heap in use %s (next collection at %s), goroutine stacks %s, free heap not yet returned %s; %s goroutines",
-						w.when, fmtMiB(int64(w.m.HeapInuse)), fmtMiB(int64(w.m.NextGC)), fmtMiB(int64(w.m.Stacks)), fmtMiB(int64(w.m.Retained)), group(int64(w.m.Goroutines)))
-					if w.m.Trims >= 0 {
-						line += fmt.Sprintf("; memory trims since the server started: %d", int(w.m.Trims))
+						w.when, fmtMiB(int64(m.HeapInuse)), fmtMiB(int64(m.NextGC)), fmtMiB(int64(m.Stacks)), fmtMiB(int64(m.Retained)), group(int64(m.Goroutines)))
+					if m.Trims >= 0 {
+						line += fmt.Sprintf("; memory trims since the server started: %d", int(m.Trims))
+					}
+					if w.w.ServerAllocRate >= 0 {
+						line += fmt.Sprintf("; allocated %.1f MiB/s over the window", w.w.ServerAllocRate/(1<<20))
 					}
 					lines = append(lines, line)
 				}
@@ -158,6 +161,10 @@ func (r report) notes() string {
 					fmtDur(k.Accepted.Median), group(int64(k.N))))
 				lines = append(lines, fmt.Sprintf("the round trip ends when GET /api/executions/{id}/wait, which answers once the server has committed the last result, returns every target final (%s requests in the measured rounds)",
 					group(int64(k.Waits))))
+			}
+			if k.SoakRuns > 0 {
+				lines = append(lines, fmt.Sprintf("soak: %d executions back to back in %s, %s each on average from POST to every target final (more samples than the measured rounds, with no pause between them)",
+					k.SoakRuns, fmtDur(k.SoakWall), fmtDur(k.SoakWall/time.Duration(k.SoakRuns))))
 			}
 			if d := k.Diag; d.Wall > 0 {
 				lines = append(lines, fmt.Sprintf("diagnostic round (/metrics scraped every 50 ms, not in the table): %s; results ingested from %s to %s after the POST, %.0f results (%.1f per target); results-projector backlog peaked at %.0f messages",
