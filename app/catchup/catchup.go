@@ -40,13 +40,24 @@ const fetchWait = 5 * time.Second
 
 // Serve answers catch-up requests until ctx is done.
 func Serve(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, st *store.Store, log *slog.Logger) error {
-	reqs := make(chan *nats.Msg, 64*Workers)
-	sub, err := nc.ChanQueueSubscribe(wire.CatchupWildcard, Queue, reqs)
+	// The callback hands each request to a worker and waits for one to
+	// take it: the requests of a reconnect wave queue in the subscription
+	// (up to its pending limits), where a channel subscription would drop
+	// what its channel cannot hold.
+	reqs := make(chan *nats.Msg)
+	sub, err := nc.QueueSubscribe(wire.CatchupWildcard, Queue, func(m *nats.Msg) {
+		select {
+		case reqs <- m:
+		case <-ctx.Done():
+		}
+	})
 	if err != nil {
 		return fmt.Errorf("catch-up: subscribe: %w", err)
 	}
 	defer sub.Unsubscribe()
-	_ = sub.SetPendingLimits(1<<20, 64<<20)
+	if err := sub.SetPendingLimits(1<<20, 256<<20); err != nil {
+		return fmt.Errorf("catch-up: %w", err)
+	}
 	var wg sync.WaitGroup
 	for range Workers {
 		wg.Go(func() {

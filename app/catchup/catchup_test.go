@@ -2,6 +2,7 @@ package catchup_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"strconv"
@@ -136,5 +137,36 @@ func TestServe_OnlyIntoTheAgentsInbox(t *testing.T) {
 	// The same request into its inbox is answered.
 	if _, end := ask(t, nc, "pc1", wire.AgentInboxPrefix("pc1")+".y", 10*time.Second); end == "" {
 		t.Error("no answer into the agent's inbox")
+	}
+}
+
+// A reconnect wave: every request is answered, none dropped while the
+// workers are busy.
+func TestServe_AnswersAReconnectWave(t *testing.T) {
+	_, nc := serve(t)
+	const n = 2000
+	ends := make(chan struct{}, n)
+	sub, err := nc.Subscribe("_AGENT_INBOX.>", func(m *nats.Msg) {
+		if m.Header.Get(wire.HeaderCatchupEnd) != "" {
+			ends <- struct{}{}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	for i := range n {
+		pc := fmt.Sprintf("w%04d", i)
+		if err := nc.PublishRequest(wire.CatchupSubject(pc), wire.AgentInboxPrefix(pc)+".r", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.After(2 * time.Minute)
+	for got := 0; got < n; got++ {
+		select {
+		case <-ends:
+		case <-deadline:
+			t.Fatalf("%d of %d requests answered", got, n)
+		}
 	}
 }
