@@ -146,8 +146,9 @@ func applyBatch(ctx context.Context, st *store.Store, ev *events.Broker, log *sl
 // decodeResult trusts the subject over the body for who reports what.
 func decodeResult(subject string, data []byte) (wire.Result, error) {
 	var r wire.Result
-	// results.<pc> as the stream stores it; results.<exec>.<pc> as agents
-	// publish it (and as streams provisioned before the transform hold it).
+	// results.<pc> as agents publish it and the stream stores it;
+	// results.<exec>.<pc> as protocol 1 agents published it (and as
+	// streams provisioned before the transform hold it).
 	t := strings.Split(subject, ".")
 	var exec, pc string
 	switch {
