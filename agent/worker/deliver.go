@@ -136,6 +136,7 @@ func (w *Worker) catchupLoop(ctx, runCtx context.Context) {
 			cancel()
 			w.followCredentialGroups()
 		}
+	retry:
 		for attempt := 1; ; attempt++ {
 			n, err := w.catchupOnce(ctx, runCtx)
 			if err == nil {
@@ -155,12 +156,11 @@ func (w *Worker) catchupLoop(ctx, runCtx context.Context) {
 				t.Stop()
 				select {
 				case w.catchup <- struct{}{}:
-				default:
+				default: // signalled again meanwhile
 				}
+				break retry
 			case <-t.C:
-				continue
 			}
-			break
 		}
 	}
 }

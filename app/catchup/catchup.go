@@ -101,8 +101,8 @@ func answer(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, st *stor
 	}
 }
 
-// Filters are the EXEC subjects addressed to a PC in groups.
-func Filters(pc string, groups []string) []string {
+// filters are the EXEC subjects addressed to a PC in groups.
+func filters(pc string, groups []string) []string {
 	f := []string{wire.CommandPCWildcard(pc), wire.CommandAllWildcard}
 	for _, g := range groups {
 		f = append(f, wire.CommandGroupWildcard(g))
@@ -126,7 +126,7 @@ func send(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, st *store.
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	cons, err := js.CreateConsumer(cctx, wire.StreamExec, jetstream.ConsumerConfig{
-		FilterSubjects:    Filters(pc, groups),
+		FilterSubjects:    filters(pc, groups),
 		DeliverPolicy:     jetstream.DeliverLastPerSubjectPolicy,
 		AckPolicy:         jetstream.AckNonePolicy,
 		InactiveThreshold: time.Minute,
