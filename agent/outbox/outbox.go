@@ -24,10 +24,9 @@ type Item struct {
 
 // Outbox is a directory of message files, safe for concurrent use.
 type Outbox struct {
-	dir    string
-	mu     sync.Mutex
-	seq    uint64
-	notify chan struct{}
+	dir string
+	mu  sync.Mutex
+	seq uint64
 }
 
 // Open opens (or creates) the outbox directory.
@@ -35,7 +34,7 @@ func Open(dir string) (*Outbox, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("outbox: %w", err)
 	}
-	o := &Outbox{dir: dir, notify: make(chan struct{}, 1)}
+	o := &Outbox{dir: dir}
 	items, err := o.Pending()
 	if err != nil {
 		return nil, err
@@ -72,15 +71,8 @@ func (o *Outbox) Put(subject string, data []byte) error {
 	if err := os.Rename(tmp, filepath.Join(o.dir, name)); err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}
-	select {
-	case o.notify <- struct{}{}:
-	default:
-	}
 	return nil
 }
-
-// Notify is signalled after every Put.
-func (o *Outbox) Notify() <-chan struct{} { return o.notify }
 
 // Pending returns the queued items, oldest first.
 func (o *Outbox) Pending() ([]Item, error) {

@@ -5,7 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
-	"sort"
+	"slices"
 	"sync"
 	"time"
 
@@ -53,50 +53,39 @@ func (l *memLedger) Created() time.Time { return l.created }
 
 func (l *memLedger) Close() error { return nil }
 
-// memOutbox is an in-memory worker.Outbox.
+// memOutbox is an in-memory worker.Outbox: its items in the order they
+// were put (a simulated agent has one or two queued at a time).
 type memOutbox struct {
-	mu     sync.Mutex
-	seq    uint64
-	items  map[string]outbox.Item
-	notify chan struct{}
+	mu    sync.Mutex
+	seq   uint64
+	items []outbox.Item
 }
 
-func newMemOutbox() *memOutbox {
-	return &memOutbox{items: map[string]outbox.Item{}, notify: make(chan struct{}, 1)}
-}
+func newMemOutbox() *memOutbox { return &memOutbox{} }
 
 func (o *memOutbox) Put(subject string, data []byte) error {
 	o.mu.Lock()
+	defer o.mu.Unlock()
 	o.seq++
-	name := fmt.Sprintf("%020d", o.seq)
-	o.items[name] = outbox.Item{Name: name, Subject: subject, Data: data}
-	o.mu.Unlock()
-	select {
-	case o.notify <- struct{}{}:
-	default:
-	}
+	o.items = append(o.items, outbox.Item{Name: fmt.Sprintf("%020d", o.seq), Subject: subject, Data: data})
 	return nil
 }
 
 func (o *memOutbox) Pending() ([]outbox.Item, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	out := make([]outbox.Item, 0, len(o.items))
-	for _, it := range o.items {
-		out = append(out, it)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
+	return slices.Clone(o.items), nil
 }
 
 func (o *memOutbox) Remove(it outbox.Item) error {
 	o.mu.Lock()
-	delete(o.items, it.Name)
-	o.mu.Unlock()
+	defer o.mu.Unlock()
+	o.items = slices.DeleteFunc(o.items, func(x outbox.Item) bool { return x.Name == it.Name })
+	if len(o.items) == 0 {
+		o.items = nil // let a burst's backing array go
+	}
 	return nil
 }
-
-func (o *memOutbox) Notify() <-chan struct{} { return o.notify }
 
 // sigMemo is a signature check shared by the simulated agents of a swarm:
 // all of them receive the same signed broadcast, and checking it once per

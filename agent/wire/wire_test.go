@@ -187,3 +187,73 @@ func TestStates(t *testing.T) {
 		t.Error("unknown state valid")
 	}
 }
+
+func TestResult_AppendJSON(t *testing.T) {
+	code, neg := 3, -1
+	at := time.Date(2026, 12, 6, 3, 4, 5, 600700800, time.UTC)
+	tests := []Result{
+		{},
+		{Protocol: ProtocolVersion, ExecID: "e1", PCID: "pc-1", State: StateRunning, StartedAt: at},
+		{Protocol: 2, ExecID: "e1", PCID: "pc1", State: StateSucceeded, ExitCode: &code, Stdout: "hi\n", Stderr: "warn",
+			Truncated: true, StartedAt: at, FinishedAt: at.Add(time.Second)},
+		{ExecID: "e", PCID: "p", State: StateFailed, Reason: `quote " backslash \ <b>&amp;`, ExitCode: &neg},
+		{Stdout: "日本語 \t\r\n\b\f\x00\x1f \u2028 \u2029 \x7f", Stderr: "bad \xff\xfe utf-8"},
+		{StartedAt: at.In(time.FixedZone("", 9*3600)), FinishedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("", -(5*3600+30*60)))},
+		{StartedAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)},                    // json.Marshal fails: no year 10000 in RFC 3339
+		{FinishedAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("", 25*3600))}, // nor an offset beyond a day
+	}
+	for i, r := range tests {
+		want, wantErr := json.Marshal(r)
+		got, err := r.AppendJSON([]byte("x"))
+		if (err != nil) != (wantErr != nil) {
+			t.Errorf("%d: AppendJSON error %v, json.Marshal's %v", i, err, wantErr)
+		} else if err == nil && string(got) != "x"+string(want) {
+			t.Errorf("%d: AppendJSON\n got %s\nwant x%s", i, got, want)
+		}
+	}
+}
+
+func FuzzResult_AppendJSON(f *testing.F) {
+	f.Add("e1", "pc1", "succeeded", "reason", "out\n", "err", int64(0), 0, true)
+	f.Add("", "", "", "<&>", "日本\xff", "\x00", int64(-62135596800), 2, false)
+	f.Fuzz(func(t *testing.T, exec, pc, state, reason, stdout, stderr string, unix int64, code int, trunc bool) {
+		at := time.Unix(unix%(400*365*86400), unix%1e9).UTC()
+		r := Result{Protocol: code, ExecID: exec, PCID: pc, State: State(state), Reason: reason, Stdout: stdout, Stderr: stderr,
+			Truncated: trunc, StartedAt: at, FinishedAt: at.Add(time.Duration(code) * time.Millisecond)}
+		if code%3 == 0 {
+			r.ExitCode = &code
+		}
+		want, wantErr := json.Marshal(r)
+		got, err := r.AppendJSON(nil)
+		if (err != nil) != (wantErr != nil) {
+			t.Errorf("AppendJSON error %v, json.Marshal's %v", err, wantErr)
+		} else if err == nil && string(got) != string(want) {
+			t.Errorf("AppendJSON\n got %s\nwant %s", got, want)
+		}
+	})
+}
+
+// BenchmarkResultEncoding: a swarm target's final result, as the worker
+// encodes it, against json.Marshal.
+func BenchmarkResultEncoding(b *testing.B) {
+	code := 0
+	at := time.Now().UTC()
+	r := Result{Protocol: ProtocolVersion, ExecID: "01JEXAMPLE0000000000000000", PCID: "swarm-00042", State: StateSucceeded,
+		ExitCode: &code, Stdout: strings.Repeat("x", 255) + "\n", StartedAt: at, FinishedAt: at.Add(time.Millisecond)}
+	b.Run("AppendJSON", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := r.AppendJSON(nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("json.Marshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := json.Marshal(r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -216,7 +216,7 @@ func (w *Worker) finish(r wire.Result) {
 // report queues a result in the durable outbox.
 func (w *Worker) report(r wire.Result) {
 	r.Protocol, r.PCID = wire.ProtocolVersion, w.cfg.PCID
-	b, err := json.Marshal(r)
+	b, err := r.AppendJSON(nil)
 	if err != nil {
 		w.log.Error("encode result", "err", err)
 		return
@@ -226,7 +226,9 @@ func (w *Worker) report(r wire.Result) {
 	}
 	if err := w.outbox.Put(wire.ResultSubject(w.cfg.PCID), b); err != nil {
 		w.log.Error("cannot queue result", "exec_id", r.ExecID, "state", r.State, "err", err)
+		return
 	}
+	w.deliver()
 	if r.State.Final() {
 		w.log.Info("result", "exec_id", r.ExecID, "state", r.State, "reason", r.Reason)
 	}

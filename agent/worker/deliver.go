@@ -19,27 +19,51 @@ import (
 )
 
 // drainLoop publishes queued results to JetStream, oldest first, and
-// removes each only after the broker acknowledged it. It sleeps until a
-// result is queued, and retries every 2 s only while something is left.
+// removes each only after the broker acknowledged it. It wakes when a
+// result was queued while another delivery was under way or could not be
+// made (see deliver), on a (re)connect, and every 2 s while something is
+// left.
 func (w *Worker) drainLoop(ctx context.Context) {
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	defer retry.Stop()
 	for {
-		if !w.drainOnce(ctx) {
+		w.draining.Lock()
+		empty := w.drainOnce(ctx)
+		w.draining.Unlock()
+		if !empty {
 			retry.Reset(2 * time.Second)
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-w.outbox.Notify():
 		case <-w.drainNow:
 		case <-retry.C:
 		}
 	}
 }
 
-// drainOnce delivers what is queued; it reports whether the outbox is empty.
+// deliver publishes what is queued from the calling goroutine (the run
+// that queued a result) unless another delivery is under way; what it
+// cannot deliver it leaves to the drain loop. A result goes out without a
+// hand-off to another goroutine, which at fleet scale is a visible part
+// of the swarm simulator's CPU per command.
+func (w *Worker) deliver() {
+	if w.ctx != nil && w.draining.TryLock() { // (no ctx: not connected yet)
+		empty := w.drainOnce(w.ctx)
+		w.draining.Unlock()
+		if empty {
+			return
+		}
+	}
+	select {
+	case w.drainNow <- struct{}{}:
+	default:
+	}
+}
+
+// drainOnce delivers what is queued; it reports whether the outbox is
+// empty. The caller holds w.draining.
 func (w *Worker) drainOnce(ctx context.Context) bool {
 	if !w.nc.IsConnected() {
 		return false
@@ -238,16 +262,20 @@ func (w *Worker) catchupOnce(ctx, runCtx context.Context) (int, error) {
 
 // chunker coalesces live output into chunks of at most chunkMax bytes,
 // flushed every chunkEvery, so a chatty script does not become a message
-// per line.
+// per line. Its flush timer starts with the first output and stops while
+// there is none: a run that prints nothing, or ends before its first
+// chunk is due, costs no goroutine and no ticker (at fleet scale most
+// runs do).
 type chunker struct {
 	w      *Worker
 	execID string
-	mu     sync.Mutex
-	buf    map[string][]byte
-	off    map[string]int64
-	done   chan struct{}
-	once   sync.Once
-	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	buf     [2][]byte // stdout, stderr
+	off     [2]int64
+	tick    *time.Timer // created with the first output
+	armed   bool        // tick is due
+	stopped bool
 }
 
 const (
@@ -255,69 +283,84 @@ const (
 	chunkEvery = 100 * time.Millisecond
 )
 
+// chunkStreams are the output streams in the order of chunker.buf.
+var chunkStreams = [2]string{wire.Stdout, wire.Stderr}
+
 func newChunker(w *Worker, execID string) *chunker {
-	c := &chunker{w: w, execID: execID, buf: map[string][]byte{}, off: map[string]int64{}, done: make(chan struct{})}
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		t := time.NewTicker(chunkEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-c.done:
-				c.flushFinal(true)
-				return
-			case <-t.C:
-				c.flush()
-			}
-		}
-	}()
-	return c
+	return &chunker{w: w, execID: execID}
 }
 
 func (c *chunker) add(stream string, p []byte) {
+	i := 0
+	if stream == wire.Stderr {
+		i = 1
+	}
 	c.mu.Lock()
-	c.buf[stream] = append(c.buf[stream], p...)
-	full := len(c.buf[stream]) >= chunkMax
-	c.mu.Unlock()
-	if full {
-		c.flush()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return
+	}
+	c.buf[i] = append(c.buf[i], p...)
+	if len(c.buf[i]) >= chunkMax {
+		c.flushLocked(false)
+	}
+	if !c.armed {
+		c.armed = true
+		if c.tick == nil {
+			c.tick = time.AfterFunc(chunkEvery, c.onTick)
+		} else {
+			c.tick.Reset(chunkEvery)
+		}
 	}
 }
 
-func (c *chunker) flush() { c.flushFinal(false) }
-
-// flushFinal publishes what is buffered. Unless final, an incomplete
-// UTF-8 sequence at the end is held back so that a character is never
-// split across two chunks. A run that ends before its first chunk went
-// out sends none: its result carries the output, and a live view shows
-// the stored output once the result is in. (At fleet scale that is one
-// stored message less per target for the many scripts that end at once.)
-func (c *chunker) flushFinal(final bool) {
+// onTick flushes, and keeps the timer going while output keeps coming.
+func (c *chunker) onTick() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if final && c.off[wire.Stdout] == 0 && c.off[wire.Stderr] == 0 {
+	if c.stopped {
 		return
 	}
-	for _, s := range []string{wire.Stdout, wire.Stderr} {
-		b, tail := c.buf[s], 0
+	if c.flushLocked(false) {
+		c.tick.Reset(chunkEvery)
+	} else {
+		c.armed = false
+	}
+}
+
+// flushLocked publishes what is buffered and reports whether there was
+// anything. Unless final, an incomplete UTF-8 sequence at the end is held
+// back so that a character is never split across two chunks. A run that
+// ends before its first chunk went out sends none: its result carries the
+// output, and a live view shows the stored output once the result is in.
+// (At fleet scale that is one stored message less per target for the many
+// scripts that end at once.)
+func (c *chunker) flushLocked(final bool) bool {
+	if final && c.off[0] == 0 && c.off[1] == 0 {
+		return false
+	}
+	sent := false
+	for i, s := range chunkStreams {
+		b, tail := c.buf[i], 0
 		if !final {
 			tail = incompleteTail(b)
 		}
 		held := b[len(b)-tail:]
 		b = b[:len(b)-tail]
 		for len(b) > 0 {
+			sent = true
 			n := min(len(b), chunkMax)
 			if n < len(b) {
 				n -= incompleteTail(b[:n])
 			}
-			data, _ := json.Marshal(wire.OutputChunk{ExecID: c.execID, PCID: c.w.cfg.PCID, Stream: s, Offset: c.off[s], Data: string(b[:n])})
+			data, _ := json.Marshal(wire.OutputChunk{ExecID: c.execID, PCID: c.w.cfg.PCID, Stream: s, Offset: c.off[i], Data: string(b[:n])})
 			_ = c.w.nc.Publish(wire.OutputSubject(c.w.cfg.PCID), data)
-			c.off[s] += int64(n)
+			c.off[i] += int64(n)
 			b = b[n:]
 		}
-		c.buf[s] = append([]byte(nil), held...)
+		c.buf[i] = append(c.buf[i][:0], held...)
 	}
+	return sent
 }
 
 // incompleteTail is the length of a UTF-8 sequence cut off at the end of b.
@@ -333,6 +376,17 @@ func incompleteTail(b []byte) int {
 	return 0
 }
 
+// stop sends what is left (see flushLocked); no chunk goes out after it
+// returns. It may be called more than once.
 func (c *chunker) stop() {
-	c.once.Do(func() { close(c.done); c.wg.Wait() })
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return
+	}
+	c.stopped = true
+	if c.tick != nil {
+		c.tick.Stop()
+	}
+	c.flushLocked(true)
 }

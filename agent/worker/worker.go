@@ -107,7 +107,6 @@ type Outbox interface {
 	Put(subject string, data []byte) error
 	Pending() ([]outbox.Item, error)
 	Remove(it outbox.Item) error
-	Notify() <-chan struct{}
 }
 
 // Worker is one running agent.
@@ -132,7 +131,12 @@ type Worker struct {
 
 	catchup   chan struct{}
 	reconnect chan struct{}
-	drainNow  chan struct{} // a (re)connect: try the outbox now
+	drainNow  chan struct{} // a (re)connect, or a result deliver left: try the outbox now
+	// draining is held by whoever delivers the outbox (one at a time, so
+	// that a result is not published twice).
+	draining sync.Mutex
+	// ctx is done when the agent stops (for deliveries from runs).
+	ctx context.Context
 	// inbox receives every subscription's messages; one goroutine routes
 	// them (a goroutine per subscription would cost 6 per agent, which
 	// adds up in the swarm simulator).
@@ -276,6 +280,7 @@ func (w *Worker) Run(ctx context.Context, url string, opts ...nats.Option) error
 
 	var bg sync.WaitGroup
 	bgCtx, stopBG := context.WithCancel(context.Background())
+	w.ctx = bgCtx
 	bg.Add(4 + len(w.cfg.Tasks))
 	go func() { defer bg.Done(); w.route(bgCtx, runCtx) }()
 	for _, task := range w.cfg.Tasks {
@@ -292,7 +297,9 @@ func (w *Worker) Run(ctx context.Context, url string, opts ...nats.Option) error
 	// Give queued results a moment to reach the broker; whatever is left
 	// stays in the outbox for the next start.
 	drainCtx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	w.draining.Lock()
 	w.drainOnce(drainCtx)
+	w.draining.Unlock()
 	cancel()
 	stopBG()
 	bg.Wait()
