@@ -52,6 +52,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	if err := profiling.FromEnv(ctx, log); err != nil {
 		return err
 	}
+	gogc := memtrim.TuneGC(os.Getenv)
 	st, err := store.Open(ctx, cfg.DB.Driver, cfg.DBDSN())
 	if err != nil {
 		return err
@@ -177,7 +178,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	go func() { serveErr <- srv.Serve(ln) }()
 
 	url := "http://" + ln.Addr().String()
-	log.Info("kanade is running", "url", url, "nats", b.ClientURL(), "data", cfg.Server.Data, "db", cfg.DB.Driver, "dev_mode", devMode, "oidc_issuer", cfg.OIDC.Issuer, "version", version)
+	log.Info("kanade is running", "url", url, "nats", b.ClientURL(), "data", cfg.Server.Data, "db", cfg.DB.Driver, "dev_mode", devMode, "oidc_issuer", cfg.OIDC.Issuer, "gogc", gogc, "version", version)
 	fmt.Fprintf(stdout, "kanade is running: open %s\n", url)
 	if credsPath != "" {
 		fmt.Fprintf(stdout, "agents connect with: kanade-agent --server %s --credentials %s\n", b.ClientURL(), credsPath)

@@ -281,15 +281,15 @@ func (s *Store) Execution(ctx context.Context, execID string) (Execution, error)
 // ExecutionStatus returns the status of one execution, without its
 // counts: a cheap check for whoever waits for it to end.
 func (s *Store) ExecutionStatus(ctx context.Context, execID string) (string, error) {
-	var status string
-	err := s.db.NewSelect().TableExpr("executions").Column("status").Where("exec_id = ?", execID).Scan(ctx, &status)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", fmt.Errorf("store: execution %s: %w", execID, ErrNotFound)
-	}
+	// Prepared once: it runs after every batch of results for each waiter.
+	status, err := s.queryStringsPrepared(ctx, "SELECT status FROM executions WHERE exec_id = ?", execID)
 	if err != nil {
 		return "", fmt.Errorf("store: execution %s: %w", execID, err)
 	}
-	return status, nil
+	if len(status) == 0 {
+		return "", fmt.Errorf("store: execution %s: %w", execID, ErrNotFound)
+	}
+	return status[0], nil
 }
 
 // ExecFilter selects executions. Empty fields match everything.

@@ -338,20 +338,7 @@ func (s *Store) prepared(ctx context.Context, query string, fn func(exec func(ar
 	if !ok {
 		return errors.New("store: prepared statements need a transaction")
 	}
-	if s.driver == DriverPostgres {
-		var b strings.Builder
-		n := 0
-		for _, r := range query {
-			if r == '?' {
-				n++
-				fmt.Fprintf(&b, "$%d", n)
-				continue
-			}
-			b.WriteRune(r)
-		}
-		query = b.String()
-	}
-	base, err := s.stmts.get(ctx, query)
+	base, err := s.stmts.get(ctx, s.placeholders(query))
 	if err != nil {
 		return fmt.Errorf("store: prepare: %w", err)
 	}
@@ -364,6 +351,62 @@ func (s *Store) prepared(ctx context.Context, query string, fn func(exec func(ar
 		}
 		return st.ExecContext(runCtx, args...)
 	})
+}
+
+// queryPrepared runs a read-only query (with ? placeholders) as a
+// statement prepared once (stmtCache), in the transaction s is bound to if
+// any: for the small reads that run many times a second under load, where
+// parsing the query each time cost more than running it.
+func (s *Store) queryPrepared(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := s.stmts.get(ctx, s.placeholders(query))
+	if err != nil {
+		return nil, fmt.Errorf("store: prepare: %w", err)
+	}
+	if tx, ok := s.db.(bun.Tx); ok {
+		st = tx.StmtContext(ctx, st) // closed with the transaction
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// Without ctx's cancellation, as in prepared.
+	return st.QueryContext(context.WithoutCancel(ctx), args...)
+}
+
+// queryStringsPrepared returns the first column of every row of a
+// queryPrepared query.
+func (s *Store) queryStringsPrepared(ctx context.Context, query string, args ...any) ([]string, error) {
+	rows, err := s.queryPrepared(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// placeholders turns query's ? placeholders into $1, $2, … on PostgreSQL.
+func (s *Store) placeholders(query string) string {
+	if s.driver != DriverPostgres {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // retryable reports whether err is a PostgreSQL deadlock or serialization

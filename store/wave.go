@@ -156,15 +156,14 @@ func (s *Store) WavePCs(ctx context.Context, execID string, idx int) ([]string, 
 // OpenRollouts lists the rollouts that are not over: a wave still waits,
 // awaits approval or runs, and the rollout was not killed.
 func (s *Store) OpenRollouts(ctx context.Context) ([]string, error) {
-	var ids []string
 	// From the open waves (waves_state_idx) to their executions, not the
-	// other way round: the engine polls this every second and after every
-	// batch of results, and the executions table keeps all history.
-	if err := s.db.NewSelect().TableExpr("executions AS e").Column("e.exec_id").
-		Where("e.status <> ?", StatusKilled).
-		Where("e.exec_id IN (SELECT w.exec_id FROM waves AS w WHERE w.state IN (?))",
-			bun.In([]string{WaveWaiting, WaveAwaitingApproval, WaveRunning})).
-		OrderExpr("e.created_at").Scan(ctx, &ids); err != nil {
+	// other way round: the engine polls this every second and after
+	// results, and the executions table keeps all history. Prepared once:
+	// parsing the query cost more than running it.
+	ids, err := s.queryStringsPrepared(ctx, `SELECT e.exec_id FROM executions AS e
+WHERE e.status <> ? AND e.exec_id IN (SELECT w.exec_id FROM waves AS w WHERE w.state IN (?, ?, ?))
+ORDER BY e.created_at`, StatusKilled, WaveWaiting, WaveAwaitingApproval, WaveRunning)
+	if err != nil {
 		return nil, fmt.Errorf("store: open rollouts: %w", err)
 	}
 	return ids, nil

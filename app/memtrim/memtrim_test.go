@@ -80,3 +80,22 @@ func TestRun_ReturnsGarbageAndFreeHeap(t *testing.T) {
 type count struct{ n atomic.Int64 }
 
 func (c *count) Inc() { c.n.Add(1) }
+
+func TestTuneGC(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	env := map[string]string{}
+	getenv := func(k string) string { return env[k] }
+	if got := TuneGC(getenv); got != "200" {
+		t.Errorf("TuneGC without GOGC = %q, want 200", got)
+	}
+	if was := debug.SetGCPercent(100); was != GCPercent {
+		t.Errorf("GOGC after TuneGC = %d, want %d", was, GCPercent)
+	}
+	env["GOGC"] = "50"
+	if got := TuneGC(getenv); got != "50" {
+		t.Errorf("TuneGC with GOGC=50 = %q, want 50", got)
+	}
+	if was := debug.SetGCPercent(100); was != 100 {
+		t.Errorf("TuneGC changed GOGC=%d set by the environment (runtime reads it at start)", was)
+	}
+}

@@ -58,7 +58,13 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer unsub()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	gap := time.NewTimer(0)
+	defer gap.Stop()
 	for {
+		// Results come in batches, dozens a second while a fleet reports:
+		// one look per resultsGap is enough for them (an operator's action
+		// is not held back).
+		gap.Reset(resultsGap)
 		ids, err := e.st.OpenRollouts(ctx)
 		if err != nil && ctx.Err() == nil {
 			e.log.Error("rollouts: list open", "err", err)
@@ -73,10 +79,20 @@ func (e *Engine) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		case <-results:
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-gap.C:
+			case <-e.nudge:
+			}
 		case <-e.nudge:
 		}
 	}
 }
+
+// resultsGap is the least time between two looks at the rollouts that
+// results prompt.
+const resultsGap = 250 * time.Millisecond
 
 func (e *Engine) load(ctx context.Context, id string) (*State, error) {
 	ex, err := e.st.Execution(ctx, id)
