@@ -166,7 +166,11 @@ func benchBaseline(ctx context.Context, cfg config, n int) (r baselineResult, er
 	progress("baseline N=%d: %d agents connected and subscribed after %s", n, n, fmtDur(r.Connect))
 
 	var walls, srvCPU, agCPU []time.Duration
-	for i := range cfg.warmup + cfg.rounds {
+	rounds := cfg.warmup + cfg.rounds
+	if cfg.profileDir != "" {
+		rounds++ // one more under the CPU profiler (this process: broker and projector)
+	}
+	for i := range rounds {
 		if err := sleep(ctx, time.Second); err != nil {
 			return r, err
 		}
@@ -176,6 +180,13 @@ func benchBaseline(ctx context.Context, cfg config, n int) (r baselineResult, er
 		body, err := json.Marshal(baseCommand{ExecID: id, Script: "echo hi"})
 		if err != nil {
 			return r, err
+		}
+		profiled := i == cfg.warmup+cfg.rounds
+		stopProfile := func() {}
+		if profiled {
+			if stopProfile, err = profileSelf(filepath.Join(cfg.profileDir, fmt.Sprintf("%d-baseline-round-cpu.pprof", n))); err != nil {
+				return r, err
+			}
 		}
 		t0 := time.Now()
 		if err := nc.Publish(baselineCommands, body); err != nil {
@@ -189,14 +200,19 @@ func benchBaseline(ctx context.Context, cfg config, n int) (r baselineResult, er
 			err := fmt.Errorf("baseline round %d: %d of %d rows after %s", i+1, p.committed(id), n, cfg.roundTimeout)
 			r.Errs = append(r.Errs, err)
 		case <-ctx.Done():
+			stopProfile()
 			return r, ctx.Err()
 		}
+		stopProfile()
 		if wall == 0 {
 			break
 		}
 		b, bb := snap(os.Getpid()), snap(agents.pid())
 		kind, num := "warm-up", i+1
-		if i >= cfg.warmup {
+		switch {
+		case profiled:
+			kind, num = "profiled round", 1
+		case i >= cfg.warmup:
 			kind, num = "round", i+1-cfg.warmup
 			walls = append(walls, wall)
 			srvCPU, agCPU = append(srvCPU, b.CPU-a.CPU), append(agCPU, bb.CPU-aa.CPU)

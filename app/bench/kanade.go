@@ -26,6 +26,9 @@ type kanadeResult struct {
 	Idle, Soak idle
 	SoakRuns   int
 	SoakWall   time.Duration // the SoakRuns executions, back to back
+	// PeakRSS is the server's largest RSS over the whole run (VmHWM; 0:
+	// unknown): what bursts cost before the idle trim hands memory back.
+	PeakRSS int64
 
 	AgentsPage, AgentsSearch, AgentsAPI spread
 
@@ -135,11 +138,13 @@ func measureIdle(ctx context.Context, c *client, cfg config, prof *profiler, pha
 type diag struct {
 	Wall, Accepted          time.Duration
 	FirstIngest, AllIngest  time.Duration // since the POST was sent
+	AllStream               time.Duration // since the POST: every target's result in the stream (ingested + backlog)
 	Ingested, PeakPending   float64
 	Scrapes                 int
 	ScrapeFailures          int
 	FirstScrapeErr          error
 	ingestedBefore, pending float64
+	n                       int
 }
 
 // inFlight is what the execution page saw during a run that stays in
@@ -332,8 +337,8 @@ func benchKanade(ctx context.Context, cfg config, n int) (r kanadeResult, err er
 		r.Errs = append(r.Errs, fmt.Errorf("diagnostic round: %w", err))
 	} else {
 		r.Diag = d
-		progress("N=%d: diagnostic round: %s; first result ingested after %s, all %.0f after %s; projector backlog peak %.0f",
-			n, fmtDur(d.Wall), fmtDur(d.FirstIngest), d.Ingested, fmtDur(d.AllIngest), d.PeakPending)
+		progress("N=%d: diagnostic round: %s; first result ingested after %s, every result in the stream after %s, all %.0f ingested after %s; projector backlog peak %.0f",
+			n, fmtDur(d.Wall), fmtDur(d.FirstIngest), fmtDur(d.AllStream), d.Ingested, fmtDur(d.AllIngest), d.PeakPending)
 	}
 
 	// With -profile, one more round under the CPU profiler.
@@ -389,6 +394,7 @@ func benchKanade(ctx context.Context, cfg config, n int) (r kanadeResult, err er
 		progress("N=%d: idle after the soak: server %.1f%% of a core, %s, %d garbage collections", n,
 			r.Soak.ServerCPU, fmtMiB(r.Soak.ServerRSS), r.Soak.ServerGCs)
 	}
+	r.PeakRSS = snap(srv.pid()).HWM
 	for _, ch := range []*child{srv, swarm} {
 		if err := ch.exited(); err != nil {
 			r.Errs = append(r.Errs, err)
@@ -440,7 +446,7 @@ func roundTrip(ctx context.Context, c *client, cfg config, n int, script string,
 // diagRound is a round trip with /metrics scraped every 50 ms: when the
 // first result was ingested, when the last, and the projector's backlog.
 func diagRound(ctx context.Context, c *client, cfg config, n int) (diag, error) {
-	var d diag
+	d := diag{n: n}
 	text, _, err := c.get(ctx, "/metrics")
 	if err != nil {
 		return d, err
@@ -477,8 +483,8 @@ func diagRound(ctx context.Context, c *client, cfg config, n int) (diag, error) 
 
 // observe folds one /metrics scrape taken at (since the POST) into d.
 func (d *diag) observe(text string, at time.Duration) {
-	ing, ok := promValue(text, "kanade_results_ingested_total")
-	if ok && ing > d.ingestedBefore {
+	ing, haveIng := promValue(text, "kanade_results_ingested_total")
+	if haveIng && ing > d.ingestedBefore {
 		if d.FirstIngest == 0 {
 			d.FirstIngest = at
 		}
@@ -488,6 +494,9 @@ func (d *diag) observe(text string, at time.Duration) {
 	}
 	if p, ok := promValue(text, "kanade_projector_pending_messages", `consumer="results-projector"`); ok {
 		d.PeakPending = max(d.PeakPending, p)
+		if haveIng && d.AllStream == 0 && ing-d.ingestedBefore+p >= float64(d.n) {
+			d.AllStream = at
+		}
 	}
 }
 

@@ -36,25 +36,29 @@ func parseStatTicks(stat string) (uint64, error) {
 	return utime + stime, nil
 }
 
-// parseVmRSS returns the resident set size in bytes from the contents of
-// /proc/PID/status.
-func parseVmRSS(status string) (int64, error) {
+// parseVmRSS reads the resident set size (VmRSS) in bytes from a
+// /proc/PID/status text.
+func parseVmRSS(status string) (int64, error) { return parseStatusKB(status, "VmRSS") }
+
+// parseStatusKB reads a "Name:   123 kB" line of a /proc/PID/status text,
+// in bytes.
+func parseStatusKB(status, name string) (int64, error) {
 	for line := range strings.Lines(status) {
-		rest, ok := strings.CutPrefix(line, "VmRSS:")
+		rest, ok := strings.CutPrefix(line, name+":")
 		if !ok {
 			continue
 		}
 		f := strings.Fields(rest)
 		if len(f) != 2 || f[1] != "kB" {
-			return 0, fmt.Errorf("proc status: odd VmRSS line %q", strings.TrimSpace(line))
+			return 0, fmt.Errorf("proc status: odd %s line %q", name, strings.TrimSpace(line))
 		}
 		kb, err := strconv.ParseInt(f[0], 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("proc status VmRSS: %w", err)
+			return 0, fmt.Errorf("proc status %s: %w", name, err)
 		}
 		return kb << 10, nil
 	}
-	return 0, errors.New("proc status: no VmRSS line")
+	return 0, fmt.Errorf("proc status: no %s line", name)
 }
 
 // promValue returns the value of the first sample of metric name in a

@@ -28,9 +28,12 @@ func TestParseStatTicks(t *testing.T) {
 }
 
 func TestParseVmRSS(t *testing.T) {
-	status := "Name:\tkanade\nVmPeak:\t  999 kB\nVmRSS:\t   12345 kB\nThreads:\t9\n"
+	status := "Name:\tkanade\nVmPeak:\t  999 kB\nVmHWM:\t   23456 kB\nVmRSS:\t   12345 kB\nThreads:\t9\n"
 	if got, err := parseVmRSS(status); err != nil || got != 12345*1024 {
 		t.Errorf("parseVmRSS() = %d, %v; want %d", got, err, 12345*1024)
+	}
+	if got, err := parseStatusKB(status, "VmHWM"); err != nil || got != 23456*1024 {
+		t.Errorf("parseStatusKB(VmHWM) = %d, %v; want %d", got, err, 23456*1024)
 	}
 	for _, bad := range []string{"Name:\tx\n", "VmRSS:\t12 MB\n", "VmRSS:\tlots kB\n"} {
 		if _, err := parseVmRSS(bad); err == nil {

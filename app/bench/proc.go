@@ -17,6 +17,7 @@ type procSample struct {
 	At  time.Time
 	CPU time.Duration // user + system
 	RSS int64         // bytes
+	HWM int64         // peak RSS since the process started, bytes (0: unknown)
 }
 
 // cpuPercent is the CPU used between a and b in % of one core.

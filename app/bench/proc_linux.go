@@ -48,7 +48,8 @@ func readProc(pid int) (procSample, error) {
 	if err != nil {
 		return procSample{}, err
 	}
-	return procSample{At: at, CPU: time.Duration(ticks) * time.Second / clockTicks, RSS: rss}, nil
+	hwm, _ := parseStatusKB(string(status), "VmHWM") // optional
+	return procSample{At: at, CPU: time.Duration(ticks) * time.Second / clockTicks, RSS: rss, HWM: hwm}, nil
 }
 
 // raiseFDLimit raises the soft limit on open files to the hard limit; the

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"time"
 )
@@ -74,4 +75,25 @@ func pprofEnv(on bool) ([]string, *client, error) {
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	return []string{"KANADE_PPROF=" + addr}, newClient("http://" + addr), nil
+}
+
+// profileSelf starts a CPU profile of this process (the baseline's broker
+// and projector) into file; stop writes it.
+func profileSelf(file string) (stop func(), err error) {
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, fmt.Errorf("baseline profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("baseline profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			progress("baseline profile: %v", err)
+			return
+		}
+		progress("wrote %s", file)
+	}, nil
 }

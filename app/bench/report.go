@@ -140,6 +140,9 @@ func (r report) notes() string {
 				lines = append(lines, fmt.Sprintf("connecting cost the server %s CPU-s and the swarm %s CPU-s (enrollment included)",
 					secs(k.ConnectServerCPU), secs(k.ConnectSwarm)))
 			}
+			if k.PeakRSS > 0 {
+				lines = append(lines, fmt.Sprintf("server peak RSS over the whole run (VmHWM: connecting, rounds, soak; the idle trim hands it back): %s", fmtMiB(k.PeakRSS)))
+			}
 			for _, w := range []struct {
 				when string
 				w    idle
@@ -167,8 +170,8 @@ func (r report) notes() string {
 					k.SoakRuns, fmtDur(k.SoakWall), fmtDur(k.SoakWall/time.Duration(k.SoakRuns))))
 			}
 			if d := k.Diag; d.Wall > 0 {
-				lines = append(lines, fmt.Sprintf("diagnostic round (/metrics scraped every 50 ms, not in the table): %s; results ingested from %s to %s after the POST, %.0f results (%.1f per target); results-projector backlog peaked at %.0f messages",
-					fmtDur(d.Wall), fmtDur(d.FirstIngest), fmtDur(d.AllIngest), d.Ingested, d.Ingested/float64(k.N), d.PeakPending))
+				lines = append(lines, fmt.Sprintf("diagnostic round (/metrics scraped every 50 ms, not in the table): %s; results ingested from %s to %s after the POST, every target's result in the stream by %s, %.0f results (%.1f per target); results-projector backlog peaked at %.0f messages",
+					fmtDur(d.Wall), fmtDur(d.FirstIngest), fmtDur(d.AllIngest), fmtDur(d.AllStream), d.Ingested, d.Ingested/float64(k.N), d.PeakPending))
 			}
 			if f := k.InFlight; f.Wall > 0 {
 				lines = append(lines, fmt.Sprintf("execution page run: %s±%s per target, every target final after %s; page fetched %d times, each live region %d times",
