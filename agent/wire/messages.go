@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -70,13 +71,17 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 // String formats d like time.Duration.
 func (d Duration) String() string { return time.Duration(d).String() }
 
-// MarshalJSON writes d as a duration string.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+// MarshalJSON writes d as a duration string (which needs no escaping).
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return strconv.AppendQuote(nil, time.Duration(d).String()), nil
+}
 
 // UnmarshalJSON reads a duration string or a number of seconds.
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
+	if len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' && !slices.Contains(b, '\\') {
+		s = string(b[1 : len(b)-1]) // a plain string: no second decoding pass
+	} else if err := json.Unmarshal(b, &s); err != nil {
 		f, ferr := strconv.ParseFloat(string(b), 64)
 		if ferr != nil {
 			return fmt.Errorf("duration must be a string like \"30s\" or a number of seconds")

@@ -123,7 +123,8 @@ func matches(pattern, subject string) bool {
 
 func TestDuration_JSON(t *testing.T) {
 	var v struct{ D Duration }
-	for in, want := range map[string]time.Duration{`{"D":"90s"}`: 90 * time.Second, `{"D":"1h30m"}`: 90 * time.Minute, `{"D":2.5}`: 2500 * time.Millisecond} {
+	for in, want := range map[string]time.Duration{`{"D":"90s"}`: 90 * time.Second, `{"D":"1h30m"}`: 90 * time.Minute, `{"D":2.5}`: 2500 * time.Millisecond,
+		`{"D":"9\u0030s"}`: 90 * time.Second, `{"D":"1.5µs"}`: 1500 * time.Nanosecond, `{"D": "2s" }`: 2 * time.Second} {
 		if err := json.Unmarshal([]byte(in), &v); err != nil || v.D.D() != want {
 			t.Errorf("Unmarshal(%s) = %v, %v; want %v", in, v.D, err, want)
 		}
@@ -131,9 +132,17 @@ func TestDuration_JSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(`{"D":"soon"}`), &v); err == nil {
 		t.Error("invalid duration accepted")
 	}
-	b, _ := json.Marshal(struct{ D Duration }{Duration(time.Minute)})
-	if string(b) != `{"D":"1m0s"}` {
-		t.Errorf("Marshal = %s", b)
+	for _, bad := range []string{`{"D":"soon"}`, `{"D":"\"}`, `{"D":"1s\"}`, `{"D":true}`} {
+		if err := json.Unmarshal([]byte(bad), &v); err == nil {
+			t.Errorf("Unmarshal(%s) accepted", bad)
+		}
+	}
+	for _, d := range []time.Duration{time.Minute, 1500 * time.Nanosecond, -90 * time.Minute, 0} {
+		b, err := json.Marshal(struct{ D Duration }{Duration(d)})
+		want, _ := json.Marshal(struct{ D string }{d.String()})
+		if err != nil || string(b) != string(want) {
+			t.Errorf("Marshal(%v) = %s, %v; want %s", d, b, err, want)
+		}
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -52,6 +54,21 @@ func TestRun_ReturnsGarbageAndFreeHeap(t *testing.T) {
 		sink = append(sink, make([]byte, 1<<20))
 	}
 	sink = nil
+	// Parked goroutines whose stacks grew in a burst, like the broker's
+	// connection goroutines.
+	release := make(chan struct{})
+	defer close(release)
+	var parked sync.WaitGroup
+	for range 500 {
+		parked.Add(1)
+		go func() {
+			deepStack(100) // about 100 KiB of stack, then back to a few frames
+			parked.Done()
+			<-release
+		}()
+	}
+	parked.Wait()
+	stacksBefore := stackBytes()
 	if r := Read().Reclaimable(); r < 200<<20 {
 		t.Fatalf("only %d MiB reclaimable after making 256 MiB of garbage", r>>20)
 	}
@@ -74,7 +91,30 @@ func TestRun_ReturnsGarbageAndFreeHeap(t *testing.T) {
 	if trims.n.Load() == 0 {
 		t.Error("no trim counted")
 	}
+	// Two collections halve an idle stack twice: 128 KiB → 32 KiB.
+	if after := stackBytes(); after > stacksBefore/3 {
+		t.Errorf("goroutine stacks %d KiB before the trim, %d KiB after; want at most a third", stacksBefore>>10, after>>10)
+	}
 	runtime.KeepAlive(live)
+}
+
+// deepStack recurses with 1 KiB frames n deep.
+//
+//go:noinline
+func deepStack(n int) byte {
+	var buf [1024]byte
+	buf[n%len(buf)] = byte(n)
+	if n == 0 {
+		return buf[0]
+	}
+	return deepStack(n-1) + buf[n%len(buf)]
+}
+
+// stackBytes is the memory in goroutine stacks.
+func stackBytes() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/stacks:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }
 
 type count struct{ n atomic.Int64 }
