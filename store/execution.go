@@ -222,15 +222,22 @@ func (s *Store) CreateExecution(ctx context.Context, e Execution, pcIDs []string
 		} else if n == 0 {
 			return fmt.Errorf("store: create execution %s: %w", e.ExecID, ErrExists)
 		}
-		for _, batch := range chunks(pcs) {
-			args := make([]any, 0, len(batch)*4)
-			for _, pc := range batch {
-				args = append(args, e.ExecID, pc, string(wire.StatePending), created)
-			}
-			q := "INSERT INTO results (exec_id, pc_id, state, updated_at) VALUES " + valuesList(len(batch), 4) +
-				" ON CONFLICT (exec_id, pc_id) DO NOTHING"
-			if _, err := tx.db.ExecContext(ctx, q, args...); err != nil {
+		const insertPending = "INSERT INTO results (exec_id, pc_id, state, updated_at) VALUES %s ON CONFLICT (exec_id, pc_id) DO NOTHING"
+		if tx.driver == DriverSQLite {
+			if _, err := tx.execInShapes(ctx, insertPending, 4, len(pcs), func(args []any, i int) []any {
+				return append(args, e.ExecID, pcs[i], string(wire.StatePending), created)
+			}); err != nil {
 				return fmt.Errorf("store: create targets of %s: %w", e.ExecID, err)
+			}
+		} else {
+			for _, batch := range chunks(pcs) { // one round trip per batch
+				args := make([]any, 0, len(batch)*4)
+				for _, pc := range batch {
+					args = append(args, e.ExecID, pc, string(wire.StatePending), created)
+				}
+				if _, err := tx.db.ExecContext(ctx, fmt.Sprintf(insertPending, valuesList(len(batch), 4)), args...); err != nil {
+					return fmt.Errorf("store: create targets of %s: %w", e.ExecID, err)
+				}
 			}
 		}
 		return tx.refreshStatus(ctx, []string{e.ExecID}, e.CreatedAt)

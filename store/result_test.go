@@ -359,3 +359,43 @@ func BenchmarkCreateExecution10k(b *testing.B) {
 		}
 	})
 }
+
+// TestApplyResults_StatementShapes applies runs of rows that take every
+// statement shape of the SQLite upsert (64, 16, 4 and 1 rows: 85 = one of
+// each) next to executions whose rows do not change: only the executions
+// that changed are reported.
+func TestApplyResults_StatementShapes(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		many, few := pcs(85), pcs(3)
+		mustCreate(t, s, execution("a", t0), many...)
+		mustCreate(t, s, execution("b", t0), few...)
+		mustCreate(t, s, execution("c", t0), few...)
+		final := func(exec string, ids []string, st wire.State) []wire.Result {
+			var rs []wire.Result
+			for _, pc := range ids {
+				rs = append(rs, wire.Result{ExecID: exec, PCID: pc, State: st, ExitCode: exit(0), Stdout: exec + "/" + pc})
+			}
+			return rs
+		}
+		first := append(final("a", many, wire.StateSucceeded), final("b", few, wire.StateFailed)...)
+		if diff := cmp.Diff([]string{"a", "b"}, mustApply(t, s, t0.Add(time.Minute), first...)); diff != "" {
+			t.Errorf("touched (-want +got):\n%s", diff)
+		}
+		// The same reports again (final rows stay as they are) and c's first.
+		again := append(append(final("a", many, wire.StateFailed), final("c", few, wire.StateSucceeded)...), final("b", few, wire.StateSucceeded)...)
+		if diff := cmp.Diff([]string{"c"}, mustApply(t, s, t0.Add(2*time.Minute), again...)); diff != "" {
+			t.Errorf("touched by repeats (-want +got):\n%s", diff)
+		}
+		for _, pc := range many {
+			if r := mustResult(t, s, "a", pc); r.State != wire.StateSucceeded || r.Stdout != "a/"+pc {
+				t.Errorf("a/%s = %s %q, want succeeded %q", pc, r.State, r.Stdout, "a/"+pc)
+			}
+		}
+		if e := mustExecution(t, s, "a"); e.Counts != (store.Counts{Succeeded: 85}) || e.Status != store.StatusCompleted {
+			t.Errorf("a = %s %+v", e.Status, e.Counts)
+		}
+		if e := mustExecution(t, s, "c"); e.Counts != (store.Counts{Succeeded: 3}) {
+			t.Errorf("c = %s %+v", e.Status, e.Counts)
+		}
+	})
+}

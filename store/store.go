@@ -353,6 +353,50 @@ func (s *Store) prepared(ctx context.Context, query string, fn func(exec func(ar
 	})
 }
 
+// rowShapes are the row counts of the multi-row statements execInShapes
+// prepares, largest first: n rows go as so many statements of each.
+var rowShapes = []int{64, 16, 4, 1}
+
+// execInShapes runs query, whose %s stands for its VALUES rows of cols
+// columns each, for n rows as statements prepared once (see prepared) of
+// rowShapes rows each, in the transaction s is bound to; rowArgs appends the
+// values of row i. It returns the rows affected. On SQLite, in-process,
+// that beats both a statement per row (the per-statement work of
+// database/sql and the driver) and a statement of all rows formatted and
+// parsed anew each time.
+func (s *Store) execInShapes(ctx context.Context, query string, cols, n int, rowArgs func(args []any, i int) []any) (int64, error) {
+	var affected int64
+	next := 0
+	for _, shape := range rowShapes {
+		if n-next < shape {
+			continue
+		}
+		err := s.prepared(ctx, fmt.Sprintf(query, valuesList(shape, cols)), func(exec func(...any) (sql.Result, error)) error {
+			args := make([]any, 0, cols*shape)
+			for ; n-next >= shape; next += shape {
+				args = args[:0]
+				for i := next; i < next+shape; i++ {
+					args = rowArgs(args, i)
+				}
+				res, err := exec(args...)
+				if err != nil {
+					return err
+				}
+				k, err := res.RowsAffected()
+				if err != nil {
+					return err
+				}
+				affected += k
+			}
+			return nil
+		})
+		if err != nil {
+			return affected, err
+		}
+	}
+	return affected, nil
+}
+
 // queryPrepared runs a read-only query (with ? placeholders) as a
 // statement prepared once (stmtCache), in the transaction s is bound to if
 // any: for the small reads that run many times a second under load, where
