@@ -549,7 +549,11 @@ func uniq(xs []string) []string {
 
 // queryStrings runs a query whose rows have one text column.
 func queryStrings(ctx context.Context, db bun.IDB, query string, args ...any) ([]string, error) {
-	rows, err := db.QueryContext(ctx, query, args...)
+	return scanStrings(db.QueryContext(ctx, query, args...))
+}
+
+// scanStrings reads the one text column of every row of a query's answer.
+func scanStrings(rows *sql.Rows, err error) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}

@@ -419,20 +419,7 @@ func (s *Store) queryPrepared(ctx context.Context, query string, args ...any) (*
 // queryStringsPrepared returns the first column of every row of a
 // queryPrepared query.
 func (s *Store) queryStringsPrepared(ctx context.Context, query string, args ...any) ([]string, error) {
-	rows, err := s.queryPrepared(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var v string
-		if err := rows.Scan(&v); err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
+	return scanStrings(s.queryPrepared(ctx, query, args...))
 }
 
 // placeholders turns query's ? placeholders into $1, $2, … on PostgreSQL.
