@@ -269,6 +269,7 @@ func (w *Worker) catchupOnce(ctx, runCtx context.Context) (int, error) {
 type chunker struct {
 	w      *Worker
 	execID string
+	every  time.Duration // chunkEvery
 
 	mu      sync.Mutex
 	buf     [2][]byte // stdout, stderr
@@ -287,7 +288,7 @@ const (
 var chunkStreams = [2]string{wire.Stdout, wire.Stderr}
 
 func newChunker(w *Worker, execID string) *chunker {
-	return &chunker{w: w, execID: execID}
+	return &chunker{w: w, execID: execID, every: chunkEvery}
 }
 
 func (c *chunker) add(stream string, p []byte) {
@@ -307,9 +308,9 @@ func (c *chunker) add(stream string, p []byte) {
 	if !c.armed {
 		c.armed = true
 		if c.tick == nil {
-			c.tick = time.AfterFunc(chunkEvery, c.onTick)
+			c.tick = time.AfterFunc(c.every, c.onTick)
 		} else {
-			c.tick.Reset(chunkEvery)
+			c.tick.Reset(c.every)
 		}
 	}
 }
@@ -322,7 +323,7 @@ func (c *chunker) onTick() {
 		return
 	}
 	if c.flushLocked(false) {
-		c.tick.Reset(chunkEvery)
+		c.tick.Reset(c.every)
 	} else {
 		c.armed = false
 	}
