@@ -150,7 +150,7 @@ func (s *Store) ApplyResults(ctx context.Context, rs []wire.Result, now time.Tim
 	err := s.inTx(ctx, func(tx *Store) error {
 		var err error
 		if tx.driver == DriverSQLite {
-			touched, err = tx.upsertResultsEach(ctx, rows)
+			touched, err = tx.upsertResultsSQLite(ctx, rows)
 		} else {
 			touched, err = tx.upsertResultsBatched(ctx, rows)
 		}
@@ -167,14 +167,14 @@ func (s *Store) ApplyResults(ctx context.Context, rs []wire.Result, now time.Tim
 	return touched, nil
 }
 
-// upsertResultsEach upserts the rows of one execution at a time, in
+// upsertResultsSQLite upserts the rows of one execution at a time, in
 // statements of several rows prepared once (execInShapes): 10,000 results
 // in batches of 500 took 82–87 ms with a prepared statement per row, 67–70
 // ms now (BenchmarkApplyResults10k). rows are sorted by exec_id; a statement
 // holds rows of one execution only, so its row count tells whether that
 // execution changed. It returns the exec_ids of the rows it wrote (with
 // repeats).
-func (s *Store) upsertResultsEach(ctx context.Context, rows []resultRow) ([]string, error) {
+func (s *Store) upsertResultsSQLite(ctx context.Context, rows []resultRow) ([]string, error) {
 	var touched []string
 	for len(rows) > 0 {
 		n := 1
