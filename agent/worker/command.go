@@ -33,8 +33,8 @@ func (w *Worker) handleCommand(runCtx context.Context, subject string, hdr nats.
 		w.log.Warn("ignoring command on a subject not addressed to this agent", "subject", subject)
 		return
 	}
-	var cmd wire.Command
-	if err := json.Unmarshal(data, &cmd); err != nil || wire.ValidateID("exec_id", cmd.ExecID) != nil {
+	cmd, err := wire.DecodeCommand(data)
+	if err != nil || wire.ValidateID("exec_id", cmd.ExecID) != nil {
 		w.log.Error("dropping undecodable command", "subject", subject, "err", err)
 		return
 	}
