@@ -1,9 +1,14 @@
 package swarm
 
 import (
+	"context"
 	"crypto/ed25519"
+	"errors"
 	"testing"
 	"time"
+
+	"github.com/kanadehq/kanade/agent/runner"
+	"github.com/kanadehq/kanade/agent/wire"
 )
 
 func TestModelForScript(t *testing.T) {
@@ -27,6 +32,49 @@ func TestModelForScript(t *testing.T) {
 		if got.FailRate != base.FailRate || got.OutputBytes != base.OutputBytes {
 			t.Errorf("%s: forScript(%q) changed the fail rate or output size", tt.name, tt.script)
 		}
+	}
+}
+
+func TestModelExec(t *testing.T) {
+	cancelled, cancel := context.WithCancelCause(context.Background())
+	cancel(errors.New("killed by alice"))
+	tests := []struct {
+		name    string
+		ctx     context.Context
+		latency time.Duration
+		timeout time.Duration
+		want    wire.State
+		reason  string
+	}{
+		{"no run time", context.Background(), 0, 0, wire.StateSucceeded, ""},
+		{"no run time, with a timeout", context.Background(), 0, time.Hour, wire.StateSucceeded, ""},
+		{"a run time", context.Background(), 5 * time.Millisecond, time.Hour, wire.StateSucceeded, ""},
+		{"timed out", context.Background(), time.Hour, 5 * time.Millisecond, wire.StateTimedOut, "timed out after 5ms"},
+		{"killed before a run of no time", cancelled, 0, 0, wire.StateKilled, "killed: killed by alice"},
+		{"killed during the run", cancelled, time.Hour, time.Hour, wire.StateKilled, "killed: killed by alice"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var printed []byte
+			m := Model{Latency: tt.latency, OutputBytes: 40}
+			o := m.exec(1, "pc-1")(tt.ctx, runner.Spec{Script: "echo hi", Timeout: tt.timeout,
+				OnOutput: func(_ string, p []byte) { printed = append(printed, p...) }})
+			if o.State != tt.want || o.Reason != tt.reason {
+				t.Fatalf("state %q (%q), want %q (%q)", o.State, o.Reason, tt.want, tt.reason)
+			}
+			if tt.want != wire.StateSucceeded {
+				if o.ExitCode != nil || o.Stdout != "" || printed != nil {
+					t.Errorf("an unfinished run reported exit code %v and output %q / %q", o.ExitCode, o.Stdout, printed)
+				}
+				return
+			}
+			if o.ExitCode == nil || *o.ExitCode != 0 || len(o.Stdout) != 40 || string(printed) != o.Stdout {
+				t.Errorf("exit code %v, stdout %q, printed %q; want 0 and the same 40 bytes", o.ExitCode, o.Stdout, printed)
+			}
+			if o.FinishedAt.Sub(o.StartedAt) < tt.latency {
+				t.Errorf("ran %v, want at least %v", o.FinishedAt.Sub(o.StartedAt), tt.latency)
+			}
+		})
 	}
 }
 
