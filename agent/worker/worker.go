@@ -131,12 +131,11 @@ type Worker struct {
 
 	catchup   chan struct{}
 	reconnect chan struct{}
-	drainNow  chan struct{} // a (re)connect, or a result deliver left: try the outbox now
-	// draining is held by whoever delivers the outbox (one at a time, so
-	// that a result is not published twice).
+	drainNow  chan struct{} // a result queued, or a (re)connect: try the outbox now
+	// draining is held by whoever delivers the outbox (the drain loop, and
+	// Run's last try when the agent stops): one at a time, so that a
+	// result is not published twice.
 	draining sync.Mutex
-	// ctx is done when the agent stops (for deliveries from runs).
-	ctx context.Context
 	// inbox receives every subscription's messages; one goroutine routes
 	// them (a goroutine per subscription would cost 6 per agent, which
 	// adds up in the swarm simulator).
@@ -280,7 +279,6 @@ func (w *Worker) Run(ctx context.Context, url string, opts ...nats.Option) error
 
 	var bg sync.WaitGroup
 	bgCtx, stopBG := context.WithCancel(context.Background())
-	w.ctx = bgCtx
 	bg.Add(4 + len(w.cfg.Tasks))
 	go func() { defer bg.Done(); w.route(bgCtx, runCtx) }()
 	for _, task := range w.cfg.Tasks {
