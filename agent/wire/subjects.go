@@ -96,14 +96,23 @@ type CommandAddress struct {
 // ParseCommandSubject splits a command subject. ok is false when the
 // subject is not a well-formed command subject.
 func ParseCommandSubject(subject string) (a CommandAddress, ok bool) {
-	t := strings.Split(subject, ".")
-	if len(t) < 3 || t[0] != "commands" {
+	// Split into at most 4 tokens without allocating (every agent parses
+	// the subject of every command).
+	var t [4]string
+	n, rest := 0, subject
+	for more := true; more; n++ {
+		if n == len(t) {
+			return a, false // more tokens than any command subject has
+		}
+		t[n], rest, more = strings.Cut(rest, ".")
+	}
+	if n < 3 || t[0] != "commands" {
 		return a, false
 	}
 	switch {
-	case t[1] == ScopeAll && len(t) == 3:
+	case t[1] == ScopeAll && n == 3:
 		a = CommandAddress{Scope: ScopeAll, Job: t[2]}
-	case (t[1] == ScopeGroup || t[1] == ScopePC) && len(t) == 4:
+	case (t[1] == ScopeGroup || t[1] == ScopePC) && n == 4:
 		a = CommandAddress{Scope: t[1], Name: t[2], Job: t[3]}
 	default:
 		return a, false

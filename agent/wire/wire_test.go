@@ -60,12 +60,23 @@ func TestParseCommandSubject(t *testing.T) {
 		{"commands.other.x.y", CommandAddress{}, false},
 		{"results.x.y", CommandAddress{}, false},
 		{"commands.pc.p*.job", CommandAddress{}, false},
+		{"commands.all.job1.extra", CommandAddress{}, false},
+		{"commands.pc.pc1.job1.extra.more", CommandAddress{}, false},
+		{"commands.all.", CommandAddress{}, false},
+		{"commands..job1", CommandAddress{}, false},
+		{"commands.group..job1", CommandAddress{}, false},
+		{"", CommandAddress{}, false},
 	}
 	for _, tt := range tests {
 		got, ok := ParseCommandSubject(tt.subject)
 		if ok != tt.ok || got != tt.want {
 			t.Errorf("ParseCommandSubject(%q) = %+v, %v; want %+v, %v", tt.subject, got, ok, tt.want, tt.ok)
 		}
+	}
+	// Every agent parses the subject of every command.
+	subject := CommandGroupSubject("canary", "job1")
+	if n := testing.AllocsPerRun(100, func() { ParseCommandSubject(subject) }); n != 0 {
+		t.Errorf("ParseCommandSubject allocates %.0f times, want 0", n)
 	}
 }
 
