@@ -9,29 +9,39 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// sameAsJSON checks that DecodeResult(data) is what json.Unmarshal into a
-// zero Result gives, and reports whether the fast path decoded it.
-func sameAsJSON(t *testing.T, data []byte) (fast bool) {
+// sameAsJSON checks that decode(data) is what json.Unmarshal into a zero
+// T gives, that the fast path, when it takes data, agrees, and reports
+// whether it did.
+func sameAsJSON[T any](t *testing.T, data []byte, decode func([]byte) (T, error), fastPath func([]byte, *T) bool) (fast bool) {
 	t.Helper()
-	var want Result
+	var want, viaFast T
 	wantErr := json.Unmarshal(data, &want)
-	got, err := DecodeResult(data)
-	var r Result
-	fast = decodeResultFast(data, &r)
+	got, err := decode(data)
+	fast = fastPath(data, &viaFast)
 	switch {
 	case (err != nil) != (wantErr != nil):
-		t.Errorf("DecodeResult(%q): error %v, json.Unmarshal's %v", data, err, wantErr)
+		t.Errorf("decoding %q: error %v, json.Unmarshal's %v", data, err, wantErr)
 	case fast && wantErr != nil:
 		t.Errorf("the fast path decoded %q, which json.Unmarshal rejects: %v", data, wantErr)
 	case err == nil:
 		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("DecodeResult(%q) differs from json.Unmarshal (-want +got):\n%s", data, diff)
+			t.Errorf("decoding %q differs from json.Unmarshal (-want +got):\n%s", data, diff)
 		}
-		if diff := cmp.Diff(want, r); fast && diff != "" {
+		if diff := cmp.Diff(want, viaFast); fast && diff != "" {
 			t.Errorf("the fast path's decoding of %q differs from json.Unmarshal (-want +got):\n%s", data, diff)
 		}
 	}
 	return fast
+}
+
+func sameResultAsJSON(t *testing.T, data []byte) bool {
+	t.Helper()
+	return sameAsJSON(t, data, DecodeResult, decodeResultFast)
+}
+
+func sameCommandAsJSON(t *testing.T, data []byte) bool {
+	t.Helper()
+	return sameAsJSON(t, data, DecodeCommand, decodeCommandFast)
 }
 
 func TestDecodeResult(t *testing.T) {
@@ -51,7 +61,7 @@ func TestDecodeResult(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !sameAsJSON(t, b) {
+		if !sameResultAsJSON(t, b) {
 			t.Errorf("%d: %s did not take the fast path", i, b)
 		}
 		if got, _ := DecodeResult(b); !cmp.Equal(got, r) {
@@ -71,7 +81,7 @@ func TestDecodeResult(t *testing.T) {
 		`{"started_at":"2026-12-06T03:04:05+25:00"}`, `{"finished_at":"2026-12-06T03:04:05.1\u0032Z"}`, `{"started_at":1}`,
 		"\t{\n\"pc_id\" :\r\"p\" , \"exit_code\" : -12 }\n",
 	} {
-		sameAsJSON(t, []byte(s))
+		sameResultAsJSON(t, []byte(s))
 	}
 }
 
@@ -84,7 +94,7 @@ func FuzzDecodeResult(f *testing.F) {
 	f.Add(b)
 	f.Add([]byte(`{"stdout":"\ud83d\ude00 \u00e9","protocol":-0,"exit_code":12}`))
 	f.Add([]byte(" {\"state\" : \"x\" , \"truncated\":false}\n"))
-	f.Fuzz(func(t *testing.T, data []byte) { sameAsJSON(t, data) })
+	f.Fuzz(func(t *testing.T, data []byte) { sameResultAsJSON(t, data) })
 }
 
 // BenchmarkResultDecoding: a swarm target's final result, as the results
@@ -115,30 +125,6 @@ func BenchmarkResultDecoding(b *testing.B) {
 			}
 		}
 	})
-}
-
-// sameCommandAsJSON is sameAsJSON for commands.
-func sameCommandAsJSON(t *testing.T, data []byte) (fast bool) {
-	t.Helper()
-	var want Command
-	wantErr := json.Unmarshal(data, &want)
-	got, err := DecodeCommand(data)
-	var c Command
-	fast = decodeCommandFast(data, &c)
-	switch {
-	case (err != nil) != (wantErr != nil):
-		t.Errorf("DecodeCommand(%q): error %v, json.Unmarshal's %v", data, err, wantErr)
-	case fast && wantErr != nil:
-		t.Errorf("the fast path decoded %q, which json.Unmarshal rejects: %v", data, wantErr)
-	case err == nil:
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("DecodeCommand(%q) differs from json.Unmarshal (-want +got):\n%s", data, diff)
-		}
-		if diff := cmp.Diff(want, c); fast && diff != "" {
-			t.Errorf("the fast path's decoding of %q differs from json.Unmarshal (-want +got):\n%s", data, diff)
-		}
-	}
-	return fast
 }
 
 func TestDecodeCommand(t *testing.T) {
