@@ -101,12 +101,13 @@ func fmtMiB(b int64) string {
 	return group(int64(math.Round(float64(b)/(1<<20)))) + " MiB"
 }
 
-// fmtRatio prints a/b as "2.4×".
+// fmtRatio prints a/b as "2.40×": two decimals, so that a ratio near the
+// 1.5× target reads as near it (1.47 and 1.503 both printed as "1.5×").
 func fmtRatio(a, b time.Duration) string {
 	if a <= 0 || b <= 0 {
 		return "–"
 	}
-	return strconv.FormatFloat(float64(a)/float64(b), 'f', 1, 64) + "×"
+	return strconv.FormatFloat(float64(a)/float64(b), 'f', 2, 64) + "×"
 }
 
 // fmtRate prints n per d as "8,123/s".

@@ -45,7 +45,9 @@ func TestFormat(t *testing.T) {
 		{group(10000), "10,000"},
 		{group(-1234567), "-1,234,567"},
 		{fmtMiB(123 << 20), "123 MiB"},
-		{fmtRatio(300*time.Millisecond, 125*time.Millisecond), "2.4×"},
+		{fmtRatio(300*time.Millisecond, 125*time.Millisecond), "2.40×"},
+		{fmtRatio(1171*time.Millisecond, 779*time.Millisecond), "1.50×"},
+		{fmtRatio(1506*time.Millisecond, 1000*time.Millisecond), "1.51×"},
 		{fmtRatio(time.Second, 0), "–"},
 		{fmtRate(1000, 250*time.Millisecond), "4,000/s"},
 	}
