@@ -37,6 +37,7 @@ func DecodeCommand(data []byte) (Command, error) {
 	return c, err
 }
 
+// decodeCommandFast is decodeResultFast for a command.
 func decodeCommandFast(data []byte, c *Command) bool {
 	s := scanner{b: data}
 	return s.object(func(key []byte) bool {

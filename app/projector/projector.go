@@ -151,7 +151,6 @@ func applyBatch(ctx context.Context, st *store.Store, ev *events.Broker, log *sl
 
 // decodeResult trusts the subject over the body for who reports what.
 func decodeResult(subject string, data []byte) (wire.Result, error) {
-	var r wire.Result
 	// results.<pc> as agents publish it and the stream stores it;
 	// results.<exec>.<pc> as protocol 1 agents published it (and as
 	// streams provisioned before the transform hold it).
@@ -163,7 +162,7 @@ func decodeResult(subject string, data []byte) (wire.Result, error) {
 	case len(t) == 3 && t[0] == "results":
 		exec, pc = t[1], t[2]
 	default:
-		return r, errors.New("not a result subject")
+		return wire.Result{}, errors.New("not a result subject")
 	}
 	r, err := wire.DecodeResult(data)
 	if err != nil {
