@@ -47,7 +47,9 @@ type baselineResult struct {
 	N                        int
 	Connect                  time.Duration // child start → every connection subscribed
 	RoundTrip                spread
-	RoundServerCPU, AgentCPU time.Duration // median CPU-s per round
+	Walls                    []time.Duration // the measured rounds, in order
+	Interleaved              int             // rounds run between kanade's (baselineRig.between)
+	RoundServerCPU, AgentCPU time.Duration   // median CPU-s per round
 	Batches, Rows            int64
 	Errs                     []error
 }
@@ -68,17 +70,56 @@ type baseResult struct {
 	FinishedAt time.Time `json:"finished_at"`
 }
 
-// benchBaseline measures the bare NATS + SQLite program with n agents.
-func benchBaseline(ctx context.Context, cfg config, n int) (r baselineResult, err error) {
-	r.N = n
+// baselineRig is the baseline for one N, set up once: its broker,
+// database and agents' process stay up while its rounds run, on their own
+// or interleaved with kanade's (see benchBaseline and run).
+type baselineRig struct {
+	cfg     config
+	n       int
+	nc      *nats.Conn
+	p       *projector
+	agents  *child
+	closers []func()
+	ran     int // rounds so far: names executions and tells warm-ups apart
+
+	r                    baselineResult
+	walls, srvCPU, agCPU []time.Duration
+}
+
+// benchBaseline measures the bare NATS + SQLite program with n agents on
+// its own: every round one after the other.
+func benchBaseline(ctx context.Context, cfg config, n int) (baselineResult, error) {
+	b, err := startBaseline(ctx, cfg, n)
+	if err != nil {
+		return b.result(), err
+	}
+	defer b.close()
+	for b.wants() {
+		if err := b.round(ctx); err != nil {
+			return b.result(), err
+		}
+	}
+	return b.result(), nil
+}
+
+// startBaseline starts the broker, the database and the projector, and
+// connects n agents. On error the rig is already closed, and only its
+// result is of use.
+func startBaseline(ctx context.Context, cfg config, n int) (b *baselineRig, err error) {
+	b = &baselineRig{cfg: cfg, n: n, r: baselineResult{N: n}}
+	defer func() {
+		if err != nil {
+			b.close()
+		}
+	}()
 	dir, err := os.MkdirTemp("", fmt.Sprintf("kanade-baseline-%d-*", n))
 	if err != nil {
-		return r, fmt.Errorf("temp dir: %w", err)
+		return b, fmt.Errorf("temp dir: %w", err)
 	}
 	if cfg.keep {
 		progress("baseline N=%d: keeping %s", n, dir)
 	} else {
-		defer os.RemoveAll(dir)
+		b.closers = append(b.closers, func() { os.RemoveAll(dir) })
 	}
 
 	ns, err := server.NewServer(&server.Options{
@@ -86,55 +127,44 @@ func benchBaseline(ctx context.Context, cfg config, n int) (r baselineResult, er
 		NoLog: true, NoSigs: true, MaxConn: 2*n + 100,
 	})
 	if err != nil {
-		return r, fmt.Errorf("baseline nats-server: %w", err)
+		return b, fmt.Errorf("baseline nats-server: %w", err)
 	}
 	ns.Start()
-	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+	b.closers = append(b.closers, func() { ns.Shutdown(); ns.WaitForShutdown() })
 	if !ns.ReadyForConnections(30 * time.Second) {
-		return r, errors.New("baseline nats-server did not start")
+		return b, errors.New("baseline nats-server did not start")
 	}
-	nc, err := nats.Connect(ns.ClientURL(), nats.InProcessServer(ns))
-	if err != nil {
-		return r, fmt.Errorf("baseline in-process connection: %w", err)
+	if b.nc, err = nats.Connect(ns.ClientURL(), nats.InProcessServer(ns)); err != nil {
+		return b, fmt.Errorf("baseline in-process connection: %w", err)
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
+	b.closers = append(b.closers, b.nc.Close)
+	js, err := jetstream.New(b.nc)
 	if err != nil {
-		return r, fmt.Errorf("baseline jetstream: %w", err)
+		return b, fmt.Errorf("baseline jetstream: %w", err)
 	}
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
 		Name: baselineStream, Subjects: []string{"results.>"}, Storage: jetstream.FileStorage,
 	}); err != nil {
-		return r, fmt.Errorf("baseline stream: %w", err)
+		return b, fmt.Errorf("baseline stream: %w", err)
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, baselineStream, jetstream.ConsumerConfig{
 		Durable: "projector", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: max(20000, 2*n),
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
-		return r, fmt.Errorf("baseline consumer: %w", err)
+		return b, fmt.Errorf("baseline consumer: %w", err)
 	}
 	db, err := openBaselineDB(ctx, filepath.Join(dir, "results.db"))
 	if err != nil {
-		return r, err
+		return b, err
 	}
-	defer db.Close()
-
-	p := &projector{db: db, cons: cons, waiters: map[string]*waiter{}}
-	pctx, stopProjector := context.WithCancel(ctx)
-	projDone := make(chan error, 1)
-	go func() { projDone <- p.run(pctx) }()
-	defer func() {
-		stopProjector()
-		if err := <-projDone; err != nil {
-			progress("baseline N=%d: projector: %v", n, err)
-		}
-	}()
+	b.closers = append(b.closers, func() { db.Close() })
+	b.p = &projector{db: db, cons: cons, waiters: map[string]*waiter{}}
 
 	// The agents' process.
 	exe, err := os.Executable()
 	if err != nil {
-		return r, fmt.Errorf("baseline agents: %w", err)
+		return b, fmt.Errorf("baseline agents: %w", err)
 	}
 	ready := make(chan time.Time, 1)
 	out := &lineWriter{fn: func(line string) {
@@ -147,86 +177,172 @@ func benchBaseline(ctx context.Context, cfg config, n int) (r baselineResult, er
 	}}
 	progress("baseline N=%d: connecting %d plain nats.go agents", n, n)
 	start := time.Now()
-	agents, err := startChild("baseline agents", dir, filepath.Join(dir, "agents.log"), out, os.Environ(),
-		exe, "baseline-agents", "-url", ns.ClientURL(), "-count", strconv.Itoa(n), "-output-bytes", strconv.Itoa(cfg.outputBytes))
-	if err != nil {
-		return r, err
+	if b.agents, err = startChild("baseline agents", dir, filepath.Join(dir, "agents.log"), out, os.Environ(),
+		exe, "baseline-agents", "-url", ns.ClientURL(), "-count", strconv.Itoa(n), "-output-bytes", strconv.Itoa(cfg.outputBytes)); err != nil {
+		return b, err
 	}
-	defer agents.stop(30 * time.Second)
+	b.closers = append(b.closers, func() { b.agents.stop(30 * time.Second) })
 	select {
 	case t := <-ready:
-		r.Connect = t.Sub(start)
-	case <-agents.done:
-		return r, agents.exited()
+		b.r.Connect = t.Sub(start)
+	case <-b.agents.done:
+		return b, b.agents.exited()
 	case <-time.After(cfg.connectTimeout):
-		return r, fmt.Errorf("baseline agents not connected after %s; last lines of %s:\n%s", cfg.connectTimeout, agents.log, tail(agents.log, 15))
+		return b, fmt.Errorf("baseline agents not connected after %s; last lines of %s:\n%s", cfg.connectTimeout, b.agents.log, tail(b.agents.log, 15))
 	case <-ctx.Done():
-		return r, ctx.Err()
+		return b, ctx.Err()
 	}
-	progress("baseline N=%d: %d agents connected and subscribed after %s", n, n, fmtDur(r.Connect))
+	progress("baseline N=%d: %d agents connected and subscribed after %s", n, n, fmtDur(b.r.Connect))
+	return b, nil
+}
 
-	var walls, srvCPU, agCPU []time.Duration
-	rounds := cfg.warmup + cfg.rounds
-	if cfg.profileDir != "" {
-		rounds++ // one more under the CPU profiler (this process: broker and projector)
+// wants reports whether the rig has rounds left to run: the warm-ups, the
+// measured rounds and, under -profile, one round under the profiler.
+func (b *baselineRig) wants() bool {
+	total := b.cfg.warmup + b.cfg.rounds
+	if b.cfg.profileDir != "" {
+		total++
 	}
-	for i := range rounds {
-		if err := sleep(ctx, time.Second); err != nil {
-			return r, err
+	return b.ran < total && len(b.r.Errs) == 0
+}
+
+// round runs the rig's next round: a second's pause, one command to every
+// agent, and the wait until every agent's row is committed. The projector
+// runs only during a round, so that between rounds (and during kanade's,
+// when they are interleaved) the baseline costs no CPU.
+func (b *baselineRig) round(ctx context.Context) error {
+	cfg, n, i := b.cfg, b.n, b.ran
+	b.ran++
+	if err := sleep(ctx, time.Second); err != nil {
+		return err
+	}
+	pctx, stopProjector := context.WithCancel(ctx)
+	projDone := make(chan error, 1)
+	go func() { projDone <- b.p.run(pctx) }()
+	defer func() {
+		stopProjector()
+		if err := <-projDone; err != nil {
+			progress("baseline N=%d: projector: %v", n, err)
 		}
-		id := fmt.Sprintf("b%d-%d", n, i+1)
-		done := p.expect(id, n)
-		a, aa := snap(os.Getpid()), snap(agents.pid())
-		body, err := json.Marshal(baseCommand{ExecID: id, Script: "echo hi"})
-		if err != nil {
-			return r, err
+	}()
+	id := fmt.Sprintf("b%d-%d", n, i+1)
+	done := b.p.expect(id, n)
+	a, aa := snap(os.Getpid()), snap(b.agents.pid())
+	body, err := json.Marshal(baseCommand{ExecID: id, Script: "echo hi"})
+	if err != nil {
+		return err
+	}
+	profiled := i == cfg.warmup+cfg.rounds
+	stopProfile := func() {}
+	if profiled {
+		if stopProfile, err = profileSelf(filepath.Join(cfg.profileDir, fmt.Sprintf("%d-baseline-round-cpu.pprof", n))); err != nil {
+			return err
 		}
-		profiled := i == cfg.warmup+cfg.rounds
-		stopProfile := func() {}
-		if profiled {
-			if stopProfile, err = profileSelf(filepath.Join(cfg.profileDir, fmt.Sprintf("%d-baseline-round-cpu.pprof", n))); err != nil {
-				return r, err
+	}
+	t0 := time.Now()
+	if err := b.nc.Publish(baselineCommands, body); err != nil {
+		stopProfile()
+		return fmt.Errorf("baseline publish: %w", err)
+	}
+	var wall time.Duration
+	select {
+	case at := <-done:
+		wall = at.Sub(t0)
+	case <-time.After(cfg.roundTimeout):
+		b.r.Errs = append(b.r.Errs, fmt.Errorf("baseline round %d: %d of %d rows after %s", i+1, b.p.committed(id), n, cfg.roundTimeout))
+	case <-ctx.Done():
+		stopProfile()
+		return ctx.Err()
+	}
+	stopProfile()
+	if wall == 0 {
+		return nil
+	}
+	c, cc := snap(os.Getpid()), snap(b.agents.pid())
+	kind, num := "warm-up", i+1
+	switch {
+	case profiled:
+		kind, num = "profiled round", 1
+	case i >= cfg.warmup:
+		kind, num = "round", i+1-cfg.warmup
+		b.walls = append(b.walls, wall)
+		b.srvCPU, b.agCPU = append(b.srvCPU, c.CPU-a.CPU), append(b.agCPU, cc.CPU-aa.CPU)
+	}
+	progress("baseline N=%d: %s %d: every row committed after %s", n, kind, num, fmtDur(wall))
+	return nil
+}
+
+// interleaving reports whether the rig still has warm-up or measured
+// rounds to run between kanade's.
+func (b *baselineRig) interleaving() bool {
+	return b.ran < b.cfg.warmup+b.cfg.rounds && len(b.r.Errs) == 0
+}
+
+// between runs the rig's next round right after one of kanade's, with
+// kanade's processes stopped (SIGSTOP) for its duration and its own
+// agents stopped again after it: each side measures alone, and the two
+// share whatever this machine's speed is doing at the time. Errors go to
+// the baseline's result.
+func (b *baselineRig) between(ctx context.Context, kanade ...*child) {
+	if !b.interleaving() {
+		return
+	}
+	for i := len(kanade) - 1; i >= 0; i-- { // the swarm before the server
+		if err := stopProcess(kanade[i].pid(), true); err != nil {
+			b.r.Errs = append(b.r.Errs, err)
+		}
+	}
+	defer func() {
+		for _, c := range kanade {
+			if err := stopProcess(c.pid(), false); err != nil {
+				b.r.Errs = append(b.r.Errs, err)
 			}
 		}
-		t0 := time.Now()
-		if err := nc.Publish(baselineCommands, body); err != nil {
-			return r, fmt.Errorf("baseline publish: %w", err)
-		}
-		var wall time.Duration
-		select {
-		case at := <-done:
-			wall = at.Sub(t0)
-		case <-time.After(cfg.roundTimeout):
-			err := fmt.Errorf("baseline round %d: %d of %d rows after %s", i+1, p.committed(id), n, cfg.roundTimeout)
+	}()
+	if err := b.resume(); err != nil {
+		b.r.Errs = append(b.r.Errs, err)
+		return
+	}
+	if err := b.round(ctx); err != nil && ctx.Err() == nil {
+		b.r.Errs = append(b.r.Errs, err)
+	} else {
+		b.r.Interleaved++
+	}
+	if err := b.pause(); err != nil {
+		b.r.Errs = append(b.r.Errs, err)
+	}
+}
+
+// pause stops the agents' process (SIGSTOP) while kanade measures;
+// resume lets it go on.
+func (b *baselineRig) pause() error  { return stopProcess(b.agents.pid(), true) }
+func (b *baselineRig) resume() error { return stopProcess(b.agents.pid(), false) }
+
+// result is what the rounds so far measured.
+func (b *baselineRig) result() baselineResult {
+	r := b.r
+	r.RoundTrip, r.Walls = summarize(b.walls), b.walls
+	r.RoundServerCPU, r.AgentCPU = summarize(b.srvCPU).Median, summarize(b.agCPU).Median
+	if b.p != nil {
+		r.Batches, r.Rows = b.p.batches.Load(), b.p.rows.Load()
+	}
+	if b.agents != nil && b.closers != nil {
+		if err := b.agents.exited(); err != nil {
 			r.Errs = append(r.Errs, err)
-		case <-ctx.Done():
-			stopProfile()
-			return r, ctx.Err()
 		}
-		stopProfile()
-		if wall == 0 {
-			break
-		}
-		b, bb := snap(os.Getpid()), snap(agents.pid())
-		kind, num := "warm-up", i+1
-		switch {
-		case profiled:
-			kind, num = "profiled round", 1
-		case i >= cfg.warmup:
-			kind, num = "round", i+1-cfg.warmup
-			walls = append(walls, wall)
-			srvCPU, agCPU = append(srvCPU, b.CPU-a.CPU), append(agCPU, bb.CPU-aa.CPU)
-		}
-		progress("baseline N=%d: %s %d: every row committed after %s", n, kind, num, fmtDur(wall))
 	}
-	r.RoundTrip = summarize(walls)
-	r.RoundServerCPU, r.AgentCPU = summarize(srvCPU).Median, summarize(agCPU).Median
-	r.Batches, r.Rows = p.batches.Load(), p.rows.Load()
-	if err := agents.exited(); err != nil {
-		r.Errs = append(r.Errs, err)
+	return r
+}
+
+// close stops the agents and the broker and removes the temp directory.
+func (b *baselineRig) close() {
+	if b.agents != nil {
+		_ = b.resume() // a stopped process cannot act on SIGTERM
 	}
-	agents.stop(30 * time.Second)
-	return r, nil
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		b.closers[i]()
+	}
+	b.closers = nil
 }
 
 // openBaselineDB opens SQLite with the settings limits.md recommends

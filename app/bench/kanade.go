@@ -32,7 +32,8 @@ type kanadeResult struct {
 
 	AgentsPage, AgentsSearch, AgentsAPI spread
 
-	RoundTrip, Accepted            spread // POST sent → every target final; POST sent → 202
+	RoundTrip, Accepted            spread          // POST sent → every target final; POST sent → 202
+	Walls                          []time.Duration // the measured round trips, in order
 	RoundServerCPU, RoundSwarmCPU  time.Duration
 	Waits                          int // GET …/wait requests in all measured rounds
 	Diag                           diag
@@ -158,8 +159,10 @@ type inFlight struct {
 	SSELastLag           time.Duration // first event once every target is final − when the API showed that; -1: none
 }
 
-// benchKanade measures kanade with n simulated agents.
-func benchKanade(ctx context.Context, cfg config, n int) (r kanadeResult, err error) {
+// benchKanade measures kanade with n simulated agents. between, if set,
+// runs after each warm-up and measured round trip, given the server and
+// the swarm (the baseline's interleaved rounds).
+func benchKanade(ctx context.Context, cfg config, n int, between func(context.Context, ...*child)) (r kanadeResult, err error) {
 	r.N = n
 	dir, err := os.MkdirTemp("", fmt.Sprintf("kanade-bench-%d-*", n))
 	if err != nil {
@@ -324,8 +327,11 @@ func benchKanade(ctx context.Context, cfg config, n int) (r kanadeResult, err er
 			srvCPU, swCPU = append(srvCPU, b.CPU-a.CPU), append(swCPU, bs.CPU-as.CPU)
 		}
 		progress("N=%d: %s %d: every target final after %s (POST answered after %s)", n, kind, num, fmtDur(rt.wall), fmtDur(rt.accepted))
+		if between != nil {
+			between(ctx, srv, swarm)
+		}
 	}
-	r.RoundTrip, r.Accepted = summarize(walls), summarize(accepted)
+	r.RoundTrip, r.Accepted, r.Walls = summarize(walls), summarize(accepted), walls
 	r.Waits = waits
 	r.RoundServerCPU, r.RoundSwarmCPU = summarize(srvCPU).Median, summarize(swCPU).Median
 

@@ -8,8 +8,10 @@
 // time until every agent is online, the idle server's CPU and RSS, the
 // deploy round trip (POST /api/run to every target final through the
 // API), the agents page, and the execution page following a run that
-// stays in flight. Then it runs the baseline with N agents, and prints a
-// markdown table (stdout; progress goes to stderr).
+// stays in flight. The baseline with N agents is set up first, and its
+// round trips run between kanade's, each side's processes stopped while
+// the other measures, so that both see the machine at the same speed. It
+// prints a markdown table (stdout; progress goes to stderr).
 //
 //	kanade-bench [-n 1000,5000,10000] [-bin bin] [-rounds 3] [-settle 30s] [-idle 30s] …
 //	kanade-bench baseline-agents -url URL -count N   (the baseline's agent process; started by the bench)
@@ -140,14 +142,46 @@ func run(args []string, stdout, stderr io.Writer) error {
 	var failed []error
 	for _, n := range cfg.counts {
 		res := nResult{N: n}
-		if !cfg.skipKanade {
-			k, err := benchKanade(ctx, cfg, n)
+		// With both, the baseline is set up first and its rounds run
+		// between kanade's (baselineRig.between).
+		var rig *baselineRig
+		if cfg.baseline && !cfg.skipKanade {
+			var err error
+			if rig, err = startBaseline(ctx, cfg, n); err != nil {
+				b := rig.result()
+				res.Baseline, rig = &b, nil
+				res.Err = append(res.Err, fmt.Errorf("baseline: %w", err))
+			} else if err := rig.pause(); err != nil {
+				res.Err = append(res.Err, fmt.Errorf("baseline: %w", err))
+			}
+		}
+		if !cfg.skipKanade && ctx.Err() == nil {
+			var between func(context.Context, ...*child)
+			if rig != nil {
+				between = rig.between
+			}
+			k, err := benchKanade(ctx, cfg, n, between)
 			res.Kanade = &k
 			if err != nil {
 				res.Err = append(res.Err, fmt.Errorf("kanade: %w", err))
 			}
 		}
-		if cfg.baseline && ctx.Err() == nil {
+		switch {
+		case rig != nil:
+			// The rounds kanade did not leave room for, and the profiled one.
+			if err := rig.resume(); err != nil {
+				res.Err = append(res.Err, fmt.Errorf("baseline: %w", err))
+			}
+			for rig.wants() && ctx.Err() == nil {
+				if err := rig.round(ctx); err != nil {
+					res.Err = append(res.Err, fmt.Errorf("baseline: %w", err))
+					break
+				}
+			}
+			b := rig.result()
+			rig.close()
+			res.Baseline = &b
+		case cfg.baseline && res.Baseline == nil && ctx.Err() == nil:
 			b, err := benchBaseline(ctx, cfg, n)
 			res.Baseline = &b
 			if err != nil {

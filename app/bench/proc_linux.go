@@ -67,3 +67,17 @@ func raiseFDLimit() (uint64, error) {
 	}
 	return l.Cur, nil
 }
+
+// stopProcess stops (SIGSTOP) or continues (SIGCONT) a process: while one
+// side of an interleaved comparison measures, the other side's processes
+// are stopped.
+func stopProcess(pid int, stop bool) error {
+	sig := syscall.SIGCONT
+	if stop {
+		sig = syscall.SIGSTOP
+	}
+	if err := syscall.Kill(pid, sig); err != nil {
+		return fmt.Errorf("signal %v to %d: %w", sig, pid, err)
+	}
+	return nil
+}

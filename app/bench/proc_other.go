@@ -27,3 +27,7 @@ func readProc(int) (procSample, error) { return procSample{}, errors.ErrUnsuppor
 
 // raiseFDLimit is a no-op where there is no RLIMIT_NOFILE to raise.
 func raiseFDLimit() (uint64, error) { return 0, errors.ErrUnsupported }
+
+// stopProcess cannot stop a process here: interleaved rounds run with
+// the other side idle but not stopped.
+func stopProcess(int, bool) error { return nil }

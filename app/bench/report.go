@@ -30,10 +30,14 @@ func (r report) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n## kanade bench, %s\n\n", r.date.UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&b, "Machine: %s. %s, kanade %s. Server and swarm are separate processes on the same cores.\n", r.machine, runtime.Version(), r.version)
+	interleaved := ""
+	if r.cfg.baseline && !r.cfg.skipKanade {
+		interleaved = ", kanade's and the baseline's taking turns"
+	}
 	fmt.Fprintf(&b, "Swarm: heartbeat %s, model run time 0 for round trips, fail rate %g, %d B of output per target. "+
-		"Round trips: %d warm-up + %d measured, median (min–max). Idle: %s window after %s settling. "+
+		"Round trips: %d warm-up + %d measured, median (min–max)%s. Idle: %s window after %s settling. "+
 		"Page latencies: %d sequential requests from the bench, wall time to the last byte.\n\n",
-		r.cfg.heartbeat, r.cfg.failRate, r.cfg.outputBytes, r.cfg.warmup, r.cfg.rounds, r.cfg.idle, r.cfg.settle, r.cfg.samples)
+		r.cfg.heartbeat, r.cfg.failRate, r.cfg.outputBytes, r.cfg.warmup, r.cfg.rounds, interleaved, r.cfg.idle, r.cfg.settle, r.cfg.samples)
 	b.WriteString(r.table().String())
 	if notes := r.notes(); notes != "" {
 		b.WriteString("\n" + notes)
@@ -185,6 +189,15 @@ func (r report) notes() string {
 			if bl.Connect > 0 {
 				lines = append(lines, fmt.Sprintf("baseline: %s connections subscribed after %s; %s rows in %s batches (%.0f rows per batch)",
 					group(int64(bl.N)), fmtDur(bl.Connect), group(bl.Rows), group(bl.Batches), float64(bl.Rows)/float64(max(bl.Batches, 1))))
+			}
+			if bl.Interleaved > 0 {
+				lines = append(lines, fmt.Sprintf("baseline rounds interleaved with kanade's: %d of them ran right after one of kanade's, with kanade's server and swarm stopped (SIGSTOP), and the baseline's agents were stopped during kanade's", bl.Interleaved))
+			}
+			if k := res.Kanade; k != nil {
+				if p, ok := pairedRatios(k.Walls, bl.Walls); ok {
+					lines = append(lines, fmt.Sprintf("ratio round by round (kanade's round i / the baseline's round i): median %s, min %s, max %s over %d pairs",
+						fmtFactor(p.median), fmtFactor(p.min), fmtFactor(p.max), p.n))
+				}
 			}
 			for _, err := range bl.Errs {
 				lines = append(lines, "baseline error: "+oneLine(err))

@@ -110,6 +110,36 @@ func fmtRatio(a, b time.Duration) string {
 	return strconv.FormatFloat(float64(a)/float64(b), 'f', 2, 64) + "×"
 }
 
+// fmtFactor prints a ratio as fmtRatio does.
+func fmtFactor(f float64) string { return strconv.FormatFloat(f, 'f', 2, 64) + "×" }
+
+// ratios summarizes the ratios of paired figures.
+type ratios struct {
+	median, min, max float64
+	n                int
+}
+
+// pairedRatios divides each of a by the b of the same index (the pairs
+// that both have); ok is false when there is no pair.
+func pairedRatios(a, b []time.Duration) (r ratios, ok bool) {
+	var fs []float64
+	for i := range min(len(a), len(b)) {
+		if a[i] > 0 && b[i] > 0 {
+			fs = append(fs, float64(a[i])/float64(b[i]))
+		}
+	}
+	if len(fs) == 0 {
+		return r, false
+	}
+	slices.Sort(fs)
+	n := len(fs)
+	r = ratios{median: fs[n/2], min: fs[0], max: fs[n-1], n: n}
+	if n%2 == 0 {
+		r.median = (fs[n/2-1] + fs[n/2]) / 2
+	}
+	return r, true
+}
+
 // fmtRate prints n per d as "8,123/s".
 func fmtRate(n int, d time.Duration) string {
 	if d <= 0 {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"testing"
 	"time"
 )
@@ -65,5 +66,36 @@ func TestTable(t *testing.T) {
 	want := "| N | 1,000 | 5,000 |\n|---|---|---|\n| round trip | 125 ms | – |\n| a\\|b | 1 | 2 |\n"
 	if got := tb.String(); got != want {
 		t.Errorf("table =\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestPairedRatios(t *testing.T) {
+	ms := func(v ...int) []time.Duration {
+		out := make([]time.Duration, len(v))
+		for i, x := range v {
+			out[i] = time.Duration(x) * time.Millisecond
+		}
+		return out
+	}
+	tests := []struct {
+		name   string
+		a, b   []time.Duration
+		want   ratios
+		wantOK bool
+	}{
+		{"none", nil, ms(10), ratios{}, false},
+		{"a zero is no pair", ms(0), ms(10), ratios{}, false},
+		// Pairs by index, not by rank: 300/100, 100/200 and 200/100.
+		{"odd", ms(300, 100, 200), ms(100, 200, 100), ratios{median: 2, min: 0.5, max: 3, n: 3}, true},
+		{"even, extra rounds of one side ignored", ms(150, 120, 999), ms(100, 100), ratios{median: 1.35, min: 1.2, max: 1.5, n: 2}, true},
+	}
+	for _, tt := range tests {
+		got, ok := pairedRatios(tt.a, tt.b)
+		if ok != tt.wantOK || math.Abs(got.median-tt.want.median) > 1e-9 || got.min != tt.want.min || got.max != tt.want.max || got.n != tt.want.n {
+			t.Errorf("%s: pairedRatios() = %+v, %v; want %+v, %v", tt.name, got, ok, tt.want, tt.wantOK)
+		}
+	}
+	if got := fmtFactor(1.4751); got != "1.48×" {
+		t.Errorf("fmtFactor(1.4751) = %q", got)
 	}
 }
