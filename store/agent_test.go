@@ -313,6 +313,24 @@ func BenchmarkAgents10k(b *testing.B) {
 	})
 }
 
+// BenchmarkResolveTarget10k measures resolving "all" and a group to
+// their agents, as POST /api/run does before it records the targets.
+func BenchmarkResolveTarget10k(b *testing.B) {
+	forEachBench(b, func(b *testing.B, s *store.Store) {
+		ctx := context.Background()
+		mustUpsert(b, s, fleet(10000)...)
+		for b.Loop() {
+			pcs, _, err := s.ResolveTarget(ctx, true, nil, nil, t0)
+			if err != nil || len(pcs) != 10000 {
+				b.Fatalf("ResolveTarget(all) = %d agents, %v", len(pcs), err)
+			}
+			if pcs, _, err = s.ResolveTarget(ctx, false, []string{"wave3"}, nil, t0); err != nil || len(pcs) == 0 {
+				b.Fatalf("ResolveTarget(wave3) = %d agents, %v", len(pcs), err)
+			}
+		}
+	})
+}
+
 // forEachBench runs fn on SQLite and, when KANADE_TEST_POSTGRES_DSN is set,
 // on PostgreSQL.
 func forEachBench(b *testing.B, fn func(b *testing.B, s *store.Store)) {

@@ -268,7 +268,7 @@ func (b *baselineRig) round(ctx context.Context) error {
 		b.walls = append(b.walls, wall)
 		b.srvCPU, b.agCPU = append(b.srvCPU, c.CPU-a.CPU), append(b.agCPU, cc.CPU-aa.CPU)
 	}
-	progress("baseline N=%d: %s %d: every row committed after %s", n, kind, num, fmtDur(wall))
+	progress("baseline N=%d: %s %d: every row committed after %s (CPU-s server %s, agents %s)", n, kind, num, fmtDur(wall), secs(c.CPU-a.CPU), secs(cc.CPU-aa.CPU))
 	return nil
 }
 

@@ -326,7 +326,8 @@ func benchKanade(ctx context.Context, cfg config, n int, between func(context.Co
 			waits += rt.waits
 			srvCPU, swCPU = append(srvCPU, b.CPU-a.CPU), append(swCPU, bs.CPU-as.CPU)
 		}
-		progress("N=%d: %s %d: every target final after %s (POST answered after %s)", n, kind, num, fmtDur(rt.wall), fmtDur(rt.accepted))
+		progress("N=%d: %s %d: every target final after %s (POST answered after %s; CPU-s server %s, swarm %s)",
+			n, kind, num, fmtDur(rt.wall), fmtDur(rt.accepted), secs(b.CPU-a.CPU), secs(bs.CPU-as.CPU))
 		if between != nil {
 			between(ctx, srv, swarm)
 		}

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/store/storetest"
 )
@@ -91,5 +93,63 @@ func TestDecodeResult(t *testing.T) {
 		if err == nil && (r.ExecID != "e1" || r.PCID != "pc1" || r.State != wire.StateSucceeded) {
 			t.Errorf("decodeResult(%q) = %+v", tt.subject, r)
 		}
+	}
+}
+
+func TestCollect(t *testing.T) {
+	filled := func(n int, closed bool) chan int {
+		ch := make(chan int, n)
+		for i := range n {
+			ch <- i + 1
+		}
+		if closed {
+			close(ch)
+		}
+		return ch
+	}
+	tests := []struct {
+		name     string
+		msgs     chan int
+		max      int
+		want     []int
+		wantOpen bool
+	}{
+		{"what is waiting, in one batch", filled(4, false), 10, []int{0, 1, 2, 3, 4}, true},
+		{"no more than max", filled(9, false), 3, []int{0, 1, 2}, true},
+		{"a closed channel ends the batch", filled(2, true), 10, []int{0, 1, 2}, false},
+		{"nothing more", filled(0, false), 10, []int{0}, true},
+	}
+	for _, tt := range tests {
+		got, open := collect(tt.msgs, []int{0}, tt.max, time.Millisecond, 5*time.Millisecond)
+		if diff := cmp.Diff(tt.want, got); diff != "" || open != tt.wantOpen {
+			t.Errorf("%s: collect() open %v (want %v), batch (-want +got):\n%s", tt.name, open, tt.wantOpen, diff)
+		}
+	}
+}
+
+// TestCollectWaitsForAStream: results that arrive one by one, a little
+// apart, are written together, not a transaction each.
+func TestCollectWaitsForAStream(t *testing.T) {
+	const n = 200
+	msgs := make(chan int, n) // the projector's channel is buffered too
+	go func() {
+		defer close(msgs)
+		for i := range n {
+			msgs <- i
+			time.Sleep(100 * time.Microsecond)
+		}
+	}()
+	batches, total := 0, 0
+	for m := range msgs {
+		// A linger far longer than the gaps, and no bound on the total.
+		batch, open := collect(msgs, []int{m}, n, 50*time.Millisecond, time.Hour)
+		batches++
+		total += len(batch)
+		if !open {
+			break
+		}
+	}
+	if total != n || batches > n/10 {
+		t.Errorf("%d results in %d batches, want all %d in at most %d", total, batches, n, n/10)
 	}
 }
