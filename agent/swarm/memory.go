@@ -1,9 +1,8 @@
 package swarm
 
 import (
+	"bytes"
 	"crypto/ed25519"
-	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
 	"slices"
 	"sync"
@@ -91,39 +90,36 @@ func (o *memOutbox) Remove(it outbox.Item) error {
 // all of them receive the same signed broadcast, and checking it once per
 // agent would spend the CPU that a real fleet spends on its own machines
 // on the machine the swarm shares with the server. The answer for the
-// same key, message and signature is the same, so it is remembered (up to
-// sigMemoMax answers; then it starts over).
+// same key, message and signature is the same, so it is remembered by
+// signature, with the key and the message it was given for, which a hit
+// compares byte for byte (up to sigMemoMax answers; then it starts over).
 type sigMemo struct {
 	mu   sync.Mutex
-	seen map[[sha256.Size]byte]bool
+	seen map[string]sigAnswer // by signature
+}
+
+type sigAnswer struct {
+	pub, msg []byte
+	ok       bool
 }
 
 const sigMemoMax = 4096
 
-func newSigMemo() *sigMemo { return &sigMemo{seen: map[[sha256.Size]byte]bool{}} }
+func newSigMemo() *sigMemo { return &sigMemo{seen: map[string]sigAnswer{}} }
 
 func (m *sigMemo) check(pub ed25519.PublicKey, msg, sig []byte) bool {
-	h := sha256.New()
-	for _, b := range [][]byte{pub, sig, msg} {
-		var n [8]byte
-		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
-		h.Write(n[:])
-		h.Write(b)
-	}
-	var k [sha256.Size]byte
-	h.Sum(k[:0])
 	m.mu.Lock()
-	ok, hit := m.seen[k]
+	a, hit := m.seen[string(sig)]
 	m.mu.Unlock()
-	if hit {
-		return ok
+	if hit && bytes.Equal(a.pub, pub) && bytes.Equal(a.msg, msg) {
+		return a.ok
 	}
-	ok = ed25519.Verify(pub, msg, sig)
+	ok := ed25519.Verify(pub, msg, sig)
 	m.mu.Lock()
 	if len(m.seen) >= sigMemoMax {
 		clear(m.seen)
 	}
-	m.seen[k] = ok
+	m.seen[string(sig)] = sigAnswer{pub: slices.Clone(pub), msg: slices.Clone(msg), ok: ok}
 	m.mu.Unlock()
 	return ok
 }

@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
@@ -212,21 +211,29 @@ func (m Model) forScript(script string) Model {
 // OutputBytes and fails with FailRate, the same way for the same seed,
 // agent and script. A DirectivePrefix first line changes the run time.
 func (m Model) exec(seed uint64, pc string) func(ctx context.Context, s runner.Spec) runner.Outcome {
+	// The output depends on the PC only: made once, not per run.
+	out := simulatedOutput(pc, m.OutputBytes)
+	outBytes := []byte(out)
 	return func(ctx context.Context, s runner.Spec) runner.Outcome {
 		m := m.forScript(s.Script)
-		h := fnv.New64a()
-		h.Write([]byte(pc))
-		h.Write([]byte(s.Script))
-		rng := rand.New(rand.NewPCG(seed, h.Sum64()))
+		// The run's random numbers: a PCG seeded with the swarm's seed and
+		// an FNV-1a hash of the PC and the script, in a value (no
+		// allocation) unless the jitter needs rand.Rand's Int64N.
+		pcg := rand.PCG{}
+		pcg.Seed(seed, fnv1a(fnv1a(fnvOffset, pc), s.Script))
+		float := func() float64 { return float64(pcg.Uint64()<<11>>11) / (1 << 53) } // rand.Rand.Float64
 		d := m.Latency
 		if m.Jitter > 0 {
+			jit := pcg // a copy, so that pcg itself stays a value
+			rng := rand.New(&jit)
 			d += time.Duration(rng.Int64N(int64(2*m.Jitter))) - m.Jitter
+			float = rng.Float64
 		}
 		started := time.Now()
 		o := runner.Outcome{StartedAt: started}
 		if o.State, o.Reason = wait(ctx, d, s.Timeout); o.State == "" {
 			code := 0
-			if rng.Float64() < m.FailRate {
+			if float() < m.FailRate {
 				code = 1
 			}
 			o.ExitCode = &code
@@ -234,15 +241,26 @@ func (m Model) exec(seed uint64, pc string) func(ctx context.Context, s runner.S
 			if code != 0 {
 				o.State, o.Reason = wire.StateFailed, "exit code 1"
 			}
-			out := simulatedOutput(pc, m.OutputBytes)
 			if s.OnOutput != nil && len(out) > 0 {
-				s.OnOutput(wire.Stdout, []byte(out))
+				s.OnOutput(wire.Stdout, outBytes)
 			}
 			o.Stdout = out
 		}
 		o.FinishedAt = time.Now()
 		return o
 	}
+}
+
+// fnvOffset and fnv1a are FNV-1a (64 bits), as hash/fnv computes it,
+// without its allocation.
+const fnvOffset = 14695981039346656037
+
+func fnv1a(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
 }
 
 // wait "runs" for d, unless the timeout or a kill (ctx) comes first; it

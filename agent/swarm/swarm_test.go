@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
+	"hash/fnv"
 	"testing"
 	"time"
 
@@ -78,6 +80,33 @@ func TestModelExec(t *testing.T) {
 	}
 }
 
+// TestModelRandom: a run's exit code depends on the seed, the PC and the
+// script only (the same with a jitter, which draws first), and the fail
+// rate holds over many PCs.
+func TestModelRandom(t *testing.T) {
+	for _, jitter := range []time.Duration{0, time.Nanosecond} {
+		m := Model{FailRate: 0.3, Jitter: jitter}
+		failed := 0
+		for i := range 2000 {
+			pc := fmt.Sprintf("pc-%d", i)
+			a := m.exec(7, pc)(context.Background(), runner.Spec{Script: "echo hi"})
+			b := m.exec(7, pc)(context.Background(), runner.Spec{Script: "echo hi"})
+			if *a.ExitCode != *b.ExitCode {
+				t.Fatalf("jitter %v: %s exited %d, then %d with the same seed", jitter, pc, *a.ExitCode, *b.ExitCode)
+			}
+			failed += *a.ExitCode
+		}
+		if failed < 500 || failed > 700 {
+			t.Errorf("jitter %v: %d of 2000 runs failed, want about 600 (fail rate 0.3)", jitter, failed)
+		}
+	}
+	h := fnv.New64a()
+	h.Write([]byte("pc-1echo hi"))
+	if got := fnv1a(fnv1a(fnvOffset, "pc-1"), "echo hi"); got != h.Sum64() {
+		t.Errorf("fnv1a = %x, hash/fnv says %x", got, h.Sum64())
+	}
+}
+
 func TestSigMemo(t *testing.T) {
 	pub, priv, err := ed25519.GenerateKey(nil)
 	if err != nil {
@@ -99,8 +128,17 @@ func TestSigMemo(t *testing.T) {
 			t.Fatal("an altered message was accepted")
 		}
 	}
+	other, _, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.check(other, msg, sig) {
+		t.Fatal("a signature remembered for one key was accepted for another")
+	}
 	for i := range sigMemoMax + 10 { // the memo is bounded
-		m.check(pub, []byte{byte(i), byte(i >> 8)}, sig)
+		s := append([]byte(nil), sig...)
+		s[1], s[2] = byte(i), byte(i>>8)
+		m.check(pub, msg, s)
 	}
 	if len(m.seen) > sigMemoMax {
 		t.Fatalf("memo holds %d answers, more than %d", len(m.seen), sigMemoMax)
