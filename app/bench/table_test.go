@@ -6,14 +6,16 @@ import (
 	"time"
 )
 
-func TestSummarize(t *testing.T) {
-	ms := func(v ...int) []time.Duration {
-		out := make([]time.Duration, len(v))
-		for i, x := range v {
-			out[i] = time.Duration(x) * time.Millisecond
-		}
-		return out
+// ms turns milliseconds into durations.
+func ms(v ...int) []time.Duration {
+	out := make([]time.Duration, len(v))
+	for i, x := range v {
+		out[i] = time.Duration(x) * time.Millisecond
 	}
+	return out
+}
+
+func TestSummarize(t *testing.T) {
 	tests := []struct {
 		name string
 		in   []time.Duration
@@ -70,13 +72,6 @@ func TestTable(t *testing.T) {
 }
 
 func TestPairedRatios(t *testing.T) {
-	ms := func(v ...int) []time.Duration {
-		out := make([]time.Duration, len(v))
-		for i, x := range v {
-			out[i] = time.Duration(x) * time.Millisecond
-		}
-		return out
-	}
 	tests := []struct {
 		name   string
 		a, b   []time.Duration
