@@ -17,7 +17,9 @@ func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }
 
-// signalGroup sends SIGTERM (or SIGKILL) to p's process group.
+// signalGroup sends SIGTERM (or SIGKILL) to p's process group, and
+// SIGCONT after SIGTERM: a process stopped for the other side's rounds
+// (stopProcess) would not act on SIGTERM until continued.
 func signalGroup(p *os.Process, kill bool) error {
 	sig := syscall.SIGTERM
 	if kill {
@@ -25,6 +27,9 @@ func signalGroup(p *os.Process, kill bool) error {
 	}
 	if err := syscall.Kill(-p.Pid, sig); err != nil {
 		return fmt.Errorf("signal process group %d: %w", p.Pid, err)
+	}
+	if !kill {
+		_ = syscall.Kill(-p.Pid, syscall.SIGCONT)
 	}
 	return nil
 }
