@@ -38,9 +38,7 @@ func decodeCommandFast(data []byte, c *Command) bool {
 	return s.object(func(key []byte) bool {
 		switch string(key) {
 		case "protocol":
-			n, ok := s.int()
-			c.Protocol = int(n)
-			return ok
+			return s.int(&c.Protocol)
 		case "exec_id":
 			return s.str(&c.ExecID)
 		case "job_id":
@@ -60,9 +58,7 @@ func decodeCommandFast(data []byte, c *Command) bool {
 		case "deadline_at":
 			return s.unmarshal(&c.DeadlineAt)
 		case "output_cap":
-			n, ok := s.int()
-			c.OutputCap = int(n)
-			return ok
+			return s.int(&c.OutputCap)
 		}
 		return false
 	})
@@ -78,9 +74,7 @@ func decodeResultFast(data []byte, r *Result) bool {
 	return s.object(func(key []byte) bool {
 		switch string(key) {
 		case "protocol":
-			n, ok := s.int()
-			r.Protocol = int(n)
-			return ok
+			return s.int(&r.Protocol)
 		case "exec_id":
 			return s.str(&r.ExecID)
 		case "pc_id":
@@ -90,10 +84,8 @@ func decodeResultFast(data []byte, r *Result) bool {
 		case "reason":
 			return s.str(&r.Reason)
 		case "exit_code":
-			n, ok := s.int()
-			c := int(n)
-			r.ExitCode = &c
-			return ok
+			r.ExitCode = new(int)
+			return s.int(r.ExitCode)
 		case "stdout":
 			return s.str(&r.Stdout)
 		case "stderr":
@@ -271,9 +263,9 @@ func (s *scanner) escaped(v *string, start int) bool {
 	return false
 }
 
-// int reads an integer as JSON writes one (no fraction, exponent or
-// leading zero) that fits an int.
-func (s *scanner) int() (int64, bool) {
+// int reads into v an integer as JSON writes one (no fraction, exponent
+// or leading zero) that fits an int.
+func (s *scanner) int(v *int) bool {
 	s.space()
 	start := s.i
 	if s.i < len(s.b) && s.b[s.i] == '-' {
@@ -285,12 +277,13 @@ func (s *scanner) int() (int64, bool) {
 	}
 	switch {
 	case s.i == digits, s.b[digits] == '0' && s.i > digits+1:
-		return 0, false
+		return false
 	case s.i < len(s.b) && (s.b[s.i] == '.' || s.b[s.i] == 'e' || s.b[s.i] == 'E'):
-		return 0, false
+		return false
 	}
 	n, err := strconv.ParseInt(string(s.b[start:s.i]), 10, strconv.IntSize)
-	return n, err == nil
+	*v = int(n)
+	return err == nil
 }
 
 func (s *scanner) boolean(v *bool) bool {

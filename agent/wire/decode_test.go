@@ -108,23 +108,7 @@ func BenchmarkResultDecoding(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Run("DecodeResult", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := DecodeResult(data); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("json.Unmarshal", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			var r Result
-			if err := json.Unmarshal(data, &r); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+	benchDecoding(b, "DecodeResult", data, DecodeResult)
 }
 
 func TestDecodeCommand(t *testing.T) {
@@ -177,10 +161,15 @@ func BenchmarkCommandDecoding(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Run("DecodeCommand", func(b *testing.B) {
+	benchDecoding(b, "DecodeCommand", data, DecodeCommand)
+}
+
+// benchDecoding runs decode, named name, and json.Unmarshal on data.
+func benchDecoding[T any](b *testing.B, name string, data []byte, decode func([]byte) (T, error)) {
+	b.Run(name, func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := DecodeCommand(data); err != nil {
+			if _, err := decode(data); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -188,8 +177,8 @@ func BenchmarkCommandDecoding(b *testing.B) {
 	b.Run("json.Unmarshal", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			var c Command
-			if err := json.Unmarshal(data, &c); err != nil {
+			var v T
+			if err := json.Unmarshal(data, &v); err != nil {
 				b.Fatal(err)
 			}
 		}
