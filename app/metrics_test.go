@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kanadehq/kanade/app/config"
 )
 
 // metricsText returns the /metrics page.
@@ -90,5 +92,53 @@ func TestIntegration_Metrics(t *testing.T) {
 	}
 	if code := s.get(t, "/api/agents/pc1", &a); code != http.StatusOK || a.RSS < 1<<20 {
 		t.Errorf("GET /api/agents/pc1 = %d, agent_rss_bytes %v; want a plausible RSS", code, a.RSS)
+	}
+}
+
+// TestIntegration_MetricsTokenAndListener: with sign-in configured, the web
+// listener's /metrics needs the metrics token (or an API token), and the
+// metrics listener serves it without one.
+func TestIntegration_MetricsTokenAndListener(t *testing.T) {
+	skipIfShort(t)
+	const token = "scrape-0123456789abcdef0123"
+	metricsAddr := freeAddr(t)
+	s, _ := startOIDCServer(t, func(c *config.Config) {
+		c.Metrics.Token = token
+		c.Metrics.Listen = metricsAddr
+	})
+	apiToken := cliToken(t, s, "viewer", "grafana")
+	get := func(url, bearer string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	tests := []struct {
+		name, url, bearer string
+		wantStatus        int
+	}{
+		{"web listener without a token", s.URL + "/metrics", "", http.StatusUnauthorized},
+		{"web listener with the metrics token", s.URL + "/metrics", token, http.StatusOK},
+		{"web listener with an API token", s.URL + "/metrics", apiToken, http.StatusOK},
+		{"metrics listener without a token", "http://" + metricsAddr + "/metrics", "", http.StatusOK},
+		{"metrics listener serves nothing else", "http://" + metricsAddr + "/api/agents", "", http.StatusNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := get(tt.url, tt.bearer)
+			if code != tt.wantStatus {
+				t.Fatalf("GET %s = %d, want %d: %.300s", tt.url, code, tt.wantStatus, body)
+			}
+			if code == http.StatusOK && !strings.Contains(body, "kanade_agents_total") {
+				t.Errorf("GET %s has no kanade metrics", tt.url)
+			}
+		})
 	}
 }

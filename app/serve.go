@@ -30,6 +30,7 @@ import (
 	"github.com/kanadehq/kanade/app/schedule"
 	"github.com/kanadehq/kanade/app/sign"
 	"github.com/kanadehq/kanade/app/web"
+	"github.com/kanadehq/kanade/jobs"
 	"github.com/kanadehq/kanade/store"
 )
 
@@ -65,15 +66,15 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	if err != nil {
 		return err
 	}
+	limits := bus.StreamLimits{
+		ExecMaxAge: cfg.Streams.ExecMaxAge.D(), ExecMaxBytes: int64(cfg.Streams.ExecMaxBytes),
+		ResultsMaxAge: cfg.Streams.ResultsMaxAge.D(), ResultsMaxBytes: int64(cfg.Streams.ResultsMaxBytes),
+		OutputMaxAge: cfg.Streams.OutputMaxAge.D(), OutputMaxBytes: int64(cfg.Streams.OutputMaxBytes),
+		AuditMaxAge: cfg.Streams.AuditMaxAge.D(), AuditMaxBytes: int64(cfg.Streams.AuditMaxBytes),
+	}
 	b, err := bus.Open(ctx, bus.Options{
 		DataDir: cfg.Server.Data, Listen: cfg.NATS.Listen, URL: cfg.NATS.URL, Credentials: cfg.NATS.Credentials,
-		MaxPayload: int32(cfg.NATS.MaxPayload), Logger: log, Revoked: revoked,
-		Streams: bus.StreamLimits{
-			ExecMaxAge: cfg.Streams.ExecMaxAge.D(), ExecMaxBytes: int64(cfg.Streams.ExecMaxBytes),
-			ResultsMaxAge: cfg.Streams.ResultsMaxAge.D(), ResultsMaxBytes: int64(cfg.Streams.ResultsMaxBytes),
-			OutputMaxAge: cfg.Streams.OutputMaxAge.D(), OutputMaxBytes: int64(cfg.Streams.OutputMaxBytes),
-			AuditMaxAge: cfg.Streams.AuditMaxAge.D(), AuditMaxBytes: int64(cfg.Streams.AuditMaxBytes),
-		},
+		MaxPayload: int32(cfg.NATS.MaxPayload), Logger: log, Revoked: revoked, Streams: limits,
 	})
 	if err != nil {
 		return err
@@ -98,8 +99,23 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		DefaultDeadline: cfg.Execution.DefaultDeadline.D(), OutputCap: int(cfg.Execution.OutputCap),
 		FourEyes: cfg.Rollout.FourEyes, MaxFailures: cfg.Rollout.MaxFailures,
 	}, log)
+	// Streams and buckets deleted while the server runs come back.
+	provisioner := bus.NewProvisioner(b.JS, limits, log)
+	disp.Provisioner = provisioner
+	disp.Catalog = func(id string) (jobs.Manifest, bool) {
+		if e, ok := jobCatalog.Get(id); ok && e.Kind == jobs.KindJob && e.Valid && e.Manifest != nil {
+			return *e.Manifest, true
+		}
+		return jobs.Manifest{}, false
+	}
 	recorder := audit.New(b.JS, log)
+	recorder.Provisioner = provisioner
 	disp.Audit = recorder
+	// Agents read a missing emergency stop as on: store a signed "off"
+	// before any agent connects.
+	if err := disp.EnsureEmergencyStop(ctx); err != nil {
+		return fmt.Errorf("emergency stop: %w", err)
+	}
 	rollouts := rollout.NewEngine(st, disp, ev, recorder, log)
 	disp.Rollouts = rollouts
 
@@ -120,16 +136,22 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		{Stream: wire.StreamResults, Durable: projector.ResultsConsumer}, {Stream: wire.StreamAudit, Durable: "audit-projector"},
 		{Stream: wire.StreamInventory, Durable: projector.InventoryConsumer},
 	}})
-	goWork("results projector", func(ctx context.Context) error {
+	// The projectors start again when their stream was deleted (and
+	// re-provisioned), which creates their consumers again.
+	goKeep := func(name string, fn func(context.Context) error) {
+		goWork(name, func(ctx context.Context) error { projector.Keep(ctx, name, log, fn); return nil })
+	}
+	goWork("stream check", func(ctx context.Context) error { provisioner.Run(ctx, bus.CheckInterval); return nil })
+	goKeep("results projector", func(ctx context.Context) error {
 		return projector.Results(ctx, b.JS, st, ev, log, mx.ResultsIngested)
 	})
 	goWork("heartbeat projector", func(ctx context.Context) error {
 		return projector.Heartbeats(ctx, b.NC, st, ev, log, time.Second, pongs)
 	})
-	goWork("catch-up", func(ctx context.Context) error { return catchup.Serve(ctx, b.NC, b.JS, st, log) })
+	goWork("catch-up", func(ctx context.Context) error { return catchup.Serve(ctx, b, st, log) })
 	goWork("expiry", func(ctx context.Context) error { disp.ExpireLoop(ctx, 5*time.Second); return nil })
-	goWork("inventory projector", func(ctx context.Context) error { return projector.Inventory(ctx, b.JS, st, ev, log) })
-	goWork("audit projector", func(ctx context.Context) error { return audit.Project(ctx, b.JS, st, ev, log) })
+	goKeep("inventory projector", func(ctx context.Context) error { return projector.Inventory(ctx, b.JS, st, ev, log) })
+	goKeep("audit projector", func(ctx context.Context) error { return audit.Project(ctx, b.JS, st, ev, log) })
 	goWork("jobs catalog", jobCatalog.Run)
 	goWork("rollouts", rollouts.Run)
 	sched := schedule.New(st, jobCatalog, disp, cfg.Scheduler.MisfireGrace.D(), log)
@@ -145,7 +167,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		enroller = enroll.New(st, b, keys, ev, log)
 		enroller.Audit = recorder
 		// Dev mode approves agents that enroll with the default token; otherwise an admin does.
-		if credsPath, err = enroller.WriteAgentCredentials(ctx, cfg.Server.Data, devMode, nil); err != nil {
+		if credsPath, err = enroller.WriteAgentCredentials(ctx, cfg.Server.Data, devMode, nil, devAllowGroups(devMode)); err != nil {
 			stopWork()
 			wg.Wait()
 			return fmt.Errorf("agent credentials: %w", err)
@@ -153,17 +175,39 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		goWork("enrollment", enroller.Run)
 	}
 
+	liveNC, liveJS, err := b.LiveConn()
+	if err != nil {
+		stopWork()
+		wg.Wait()
+		return err
+	}
+	defer liveNC.Close()
 	host, _ := os.Hostname()
 	handler := web.New(web.Deps{
 		Store: st, Dispatcher: disp, Enroller: enroller, Keys: keys, NC: b.NC, Audit: recorder, Events: ev, JS: b.JS, Catalog: jobCatalog, NATSHealthy: b.Healthy, Log: log, Version: version,
 		DevMode: devMode, Auth: authSvc, Pongs: pongs, Rollouts: rollouts, Scheduler: sched, FourEyes: cfg.Rollout.FourEyes, OIDCIssuer: cfg.OIDC.Issuer, RolesClaim: cfg.OIDC.RolesClaim, LocalPC: wire.PCIDFromHostname(host), OutputCap: int(cfg.Execution.OutputCap),
-		SSEMaxLifetime: cfg.Server.SSEMaxLifetime.D(), Metrics: mx,
+		SSEMaxLifetime: cfg.Server.SSEMaxLifetime.D(), Metrics: mx, MetricsToken: cfg.Metrics.Token, LiveJS: liveJS,
 	})
 	ln, err := net.Listen("tcp", cfg.Server.HTTP)
 	if err != nil {
 		stopWork()
 		wg.Wait()
 		return fmt.Errorf("server.http: %w", err)
+	}
+	// The metrics listener serves /metrics alone, without a token: for a
+	// scraper on a network of its own.
+	var metricsSrv *http.Server
+	var metricsLn net.Listener
+	if cfg.Metrics.Listen != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.Metrics.Listen); err != nil {
+			_ = ln.Close()
+			stopWork()
+			wg.Wait()
+			return fmt.Errorf("metrics.listen: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET "+metrics.MetricsPath, mx.Handler())
+		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: time.Minute}
 	}
 	baseCtx, cancelBase := context.WithCancel(context.Background())
 	srv := &http.Server{
@@ -174,8 +218,12 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return baseCtx },
 	}
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
+	if metricsSrv != nil {
+		go func() { serveErr <- metricsSrv.Serve(metricsLn) }()
+		log.Info("metrics listener", "url", "http://"+metricsLn.Addr().String()+metrics.MetricsPath)
+	}
 
 	url := "http://" + ln.Addr().String()
 	log.Info("kanade is running", "url", url, "nats", b.ClientURL(), "data", cfg.Server.Data, "db", cfg.DB.Driver, "dev_mode", devMode, "oidc_issuer", cfg.OIDC.Issuer, "gogc", gogc, "version", version)
@@ -195,10 +243,23 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	if serr := srv.Shutdown(shCtx); serr != nil {
 		log.Warn("http shutdown", "err", serr)
 	}
+	if metricsSrv != nil {
+		_ = metricsSrv.Shutdown(shCtx)
+	}
 	stopWork()
 	wg.Wait()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
 	return err
+}
+
+// devAllowGroups lets agents of a dev-mode server (loopback only, every
+// request an admin) ask for any group with the default token; otherwise
+// groups are given on the server, or by tokens that allow them.
+func devAllowGroups(devMode bool) []string {
+	if devMode {
+		return []string{"*"}
+	}
+	return nil
 }

@@ -24,7 +24,7 @@ import (
 // startOIDCServer runs a server that signs users in with an in-process
 // mockoidc issuer. Its groups claim maps viewers/helpdesk/managers/it-admins
 // to viewer/operator/approver/admin; anything else is refused.
-func startOIDCServer(t *testing.T) (*testServer, *mockoidc.MockOIDC) {
+func startOIDCServer(t *testing.T, adjust ...func(*config.Config)) (*testServer, *mockoidc.MockOIDC) {
 	t.Helper()
 	m, err := mockoidc.Run()
 	if err != nil {
@@ -38,6 +38,9 @@ func startOIDCServer(t *testing.T) (*testServer, *mockoidc.MockOIDC) {
 		c.OIDC = config.OIDC{Issuer: m.Issuer(), ClientID: mc.ClientID, ClientSecret: mc.ClientSecret,
 			RedirectURL: "http://" + httpAddr + "/auth/callback", Scopes: []string{"openid", "profile", "email", "groups"},
 			RolesClaim: "groups", Roles: map[string]string{"viewers": "viewer", "helpdesk": "operator", "managers": "approver", "it-admins": "admin"}}
+		for _, a := range adjust {
+			a(c)
+		}
 	})
 	return s, m
 }
@@ -75,23 +78,18 @@ func (b *userAgent) login(m *mockoidc.MockOIDC, user *mockoidc.MockUser, next st
 	return b.do(http.MethodGet, "/auth/start?next="+url.QueryEscape(next), "", nil)
 }
 
-// csrf is the token the browser's pages send back (the CSRF cookie).
+// csrf is the token the browser's pages carry (bound to its session).
 func (b *userAgent) csrf() string {
-	u, _ := url.Parse(b.base)
-	for _, c := range b.c.Jar.Cookies(u) {
-		if c.Name == "kanade_csrf" {
-			return c.Value
-		}
+	b.t.Helper()
+	_, page := b.do(http.MethodGet, "/", "", nil)
+	m := csrfFieldRE.FindStringSubmatch(page)
+	if m == nil {
+		b.t.Fatal("no CSRF token on the page")
 	}
-	b.do(http.MethodGet, "/login", "", nil) // any page sets it
-	for _, c := range b.c.Jar.Cookies(u) {
-		if c.Name == "kanade_csrf" {
-			return c.Value
-		}
-	}
-	b.t.Fatal("no CSRF cookie")
-	return ""
+	return m[1]
 }
+
+var csrfFieldRE = regexp.MustCompile(`name="_csrf" value="([^"]+)"`)
 
 func (b *userAgent) do(method, path, body string, header map[string]string) (int, string) {
 	b.t.Helper()
@@ -285,7 +283,7 @@ func TestRoleMatrix(t *testing.T) {
 	const public = auth.RoleNone
 	V, O, P, A := auth.Viewer, auth.Operator, auth.Approver, auth.Admin
 	matrix := map[string]auth.Role{
-		"GET /healthz": public, "GET /metrics": public, "GET /static/*": public, "GET /login": public,
+		"GET /healthz": public, "GET /metrics": V, "GET /static/*": public, "GET /login": public,
 		"GET /auth/start": public, "GET /auth/callback": public, "POST /logout": public,
 
 		"GET /": V, "GET /agents": V, "GET /agents/:pc": V, "GET /jobs": V, "GET /jobs/:id": V,
@@ -312,7 +310,7 @@ func TestRoleMatrix(t *testing.T) {
 		"POST /api/emergency-stop":                  A, "DELETE /api/emergency-stop": A, "POST /api/agents/:pc/revoke": A,
 		"PUT /api/agents/:pc/groups": A, "GET /api/enrollments": A, "POST /api/enrollments/:pc/approve": A,
 		"POST /api/enrollments/:pc/reject": A, "GET /api/enrollment-tokens": A, "POST /api/enrollment-tokens": A,
-		"POST /api/enrollment-tokens/:id/revoke": A, "POST /api/command-keys/rotate": A,
+		"POST /api/enrollment-tokens/:id/revoke": A, "POST /api/enrollment-tokens/default/rotate": A, "POST /api/command-keys/rotate": A,
 		"GET /api/tokens": A, "POST /api/tokens": A, "POST /api/tokens/:id/revoke": A,
 	}
 	// The routes the server really has.
@@ -347,7 +345,8 @@ func TestRoleMatrix(t *testing.T) {
 		min := matrix[k]
 		method, path, _ := strings.Cut(k, " ")
 		path = fill.Replace(path)
-		isAPI := strings.HasPrefix(path, "/api/")
+		// /metrics answers a scraper without a token like the API: 401.
+		isAPI := strings.HasPrefix(path, "/api/") || path == "/metrics"
 		for _, caller := range append([]auth.Role{auth.RoleNone}, auth.Roles()...) {
 			body := ""
 			req, _ := http.NewRequest(method, s.URL+path, nil)

@@ -23,6 +23,11 @@ const (
 type EnrollmentToken struct {
 	ID, Name      string
 	DefaultGroups []string
+	// AllowGroups are the groups an enrolling PC may ask for ("*": any);
+	// it gets the DefaultGroups and those of its requested groups listed here.
+	AllowGroups []string
+	// NATSUser is the public key of the broker user in the token's bundle.
+	NATSUser      string
 	AutoApprove   bool
 	MaxUses, Uses int // MaxUses 0 = unlimited
 	ExpiresAt     time.Time
@@ -50,6 +55,8 @@ type tokenRow struct {
 	Name          string `bun:"name"`
 	SecretHash    string `bun:"secret_hash"`
 	DefaultGroups string `bun:"default_groups"`
+	AllowGroups   string `bun:"allow_groups"`
+	NATSUser      string `bun:"nats_user"`
 	AutoApprove   bool   `bun:"auto_approve"`
 	MaxUses       int    `bun:"max_uses"`
 	Uses          int    `bun:"uses"`
@@ -60,7 +67,8 @@ type tokenRow struct {
 }
 
 func (r tokenRow) token() EnrollmentToken {
-	return EnrollmentToken{ID: r.ID, Name: r.Name, DefaultGroups: splitList(r.DefaultGroups), AutoApprove: r.AutoApprove,
+	return EnrollmentToken{ID: r.ID, Name: r.Name, DefaultGroups: splitList(r.DefaultGroups), AllowGroups: splitList(r.AllowGroups),
+		NATSUser: r.NATSUser, AutoApprove: r.AutoApprove,
 		MaxUses: r.MaxUses, Uses: r.Uses, ExpiresAt: fromMillis(r.ExpiresAt), RevokedAt: fromMillis(r.RevokedAt),
 		CreatedAt: time.UnixMilli(r.CreatedAt).UTC(), CreatedBy: r.CreatedBy}
 }
@@ -76,9 +84,9 @@ func splitList(s string) []string {
 // of its secret. An existing id is replaced.
 func (s *Store) CreateEnrollmentToken(ctx context.Context, t EnrollmentToken, secretHash string) error {
 	r := tokenRow{ID: t.ID, Name: t.Name, SecretHash: secretHash, DefaultGroups: strings.Join(t.DefaultGroups, ","),
-		AutoApprove: t.AutoApprove, MaxUses: t.MaxUses, ExpiresAt: millis(t.ExpiresAt), CreatedAt: t.CreatedAt.UnixMilli(), CreatedBy: t.CreatedBy}
+		AllowGroups: strings.Join(t.AllowGroups, ","), NATSUser: t.NATSUser, AutoApprove: t.AutoApprove, MaxUses: t.MaxUses, ExpiresAt: millis(t.ExpiresAt), CreatedAt: t.CreatedAt.UnixMilli(), CreatedBy: t.CreatedBy}
 	_, err := s.db.NewInsert().Model(&r).On("CONFLICT (id) DO UPDATE").
-		Set("name = EXCLUDED.name, secret_hash = EXCLUDED.secret_hash, default_groups = EXCLUDED.default_groups, auto_approve = EXCLUDED.auto_approve, max_uses = EXCLUDED.max_uses, expires_at = EXCLUDED.expires_at").
+		Set("name = EXCLUDED.name, secret_hash = EXCLUDED.secret_hash, default_groups = EXCLUDED.default_groups, allow_groups = EXCLUDED.allow_groups, nats_user = EXCLUDED.nats_user, auto_approve = EXCLUDED.auto_approve, max_uses = EXCLUDED.max_uses, expires_at = EXCLUDED.expires_at").
 		Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("store: enrollment token %s: %w", t.ID, err)
@@ -215,9 +223,7 @@ func (s *Store) RevokeAgentKey(ctx context.Context, pcID, by string, at time.Tim
 		if err := tx.PutAgentKey(ctx, k); err != nil {
 			return err
 		}
-		_, err = tx.db.NewRaw("INSERT INTO revoked_keys (public_key, pc_id, revoked_at, revoked_by) VALUES (?, ?, ?, ?) ON CONFLICT (public_key) DO NOTHING",
-			k.PublicKey, pcID, at.UnixMilli(), by).Exec(ctx)
-		return err
+		return tx.RevokeKey(ctx, k.PublicKey, pcID, by, at)
 	})
 	if err != nil {
 		return AgentKey{}, fmt.Errorf("store: revoke %s: %w", pcID, err)
@@ -231,9 +237,11 @@ type RevokedKey struct {
 	RevokedAt       time.Time
 }
 
-// RevokedKeys lists keys revoked after since.
+// RevokedKeys lists agent keys revoked after since (older agent
+// credentials have expired) and every revoked enrollment bundle user
+// (their credentials do not expire).
 func (s *Store) RevokedKeys(ctx context.Context, since time.Time) ([]RevokedKey, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT public_key, pc_id, revoked_at FROM revoked_keys WHERE revoked_at >= ? ORDER BY public_key", since.UnixMilli())
+	rows, err := s.db.QueryContext(ctx, "SELECT public_key, pc_id, revoked_at FROM revoked_keys WHERE revoked_at >= ? OR pc_id = '' ORDER BY public_key", since.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("store: revoked keys: %w", err)
 	}
@@ -273,16 +281,43 @@ func (s *Store) EnrollmentTokens(ctx context.Context) ([]EnrollmentToken, error)
 	return out, nil
 }
 
-// RevokeEnrollmentToken stops a token from enrolling more agents.
-func (s *Store) RevokeEnrollmentToken(ctx context.Context, id string, at time.Time) error {
-	res, err := s.db.NewUpdate().Table("enrollment_tokens").Set("revoked_at = ?", at.UnixMilli()).Where("id = ?", id).Exec(ctx)
+// RevokeEnrollmentToken stops a token from enrolling more agents; the
+// broker user of its bundle joins the revoked keys.
+func (s *Store) RevokeEnrollmentToken(ctx context.Context, id, by string, at time.Time) error {
+	return s.InTx(ctx, func(tx *Store) error {
+		t, err := tx.EnrollmentToken(ctx, id)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.db.NewUpdate().Table("enrollment_tokens").Set("revoked_at = ?", at.UnixMilli()).Where("id = ?", id).Exec(ctx); err != nil {
+			return fmt.Errorf("store: enrollment token %s: %w", id, err)
+		}
+		if t.NATSUser == "" {
+			return nil
+		}
+		return tx.RevokeKey(ctx, t.NATSUser, "", by, at)
+	})
+}
+
+// RevokeKey adds a public key to the revoked keys (pc is the PC it
+// belonged to, or "" for an enrollment bundle's user).
+func (s *Store) RevokeKey(ctx context.Context, publicKey, pc, by string, at time.Time) error {
+	_, err := s.db.NewRaw("INSERT INTO revoked_keys (public_key, pc_id, revoked_at, revoked_by) VALUES (?, ?, ?, ?) ON CONFLICT (public_key) DO NOTHING",
+		publicKey, pc, at.UnixMilli(), by).Exec(ctx)
 	if err != nil {
-		return fmt.Errorf("store: enrollment token %s: %w", id, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("store: enrollment token %s: %w", id, ErrNotFound)
+		return fmt.Errorf("store: revoke key: %w", err)
 	}
 	return nil
+}
+
+// CountAgentKeys counts the bindings with a status that came through a
+// token.
+func (s *Store) CountAgentKeys(ctx context.Context, status, tokenID string) (int, error) {
+	n, err := s.db.NewSelect().Table("agent_keys").Where("status = ?", status).Where("token_id = ?", tokenID).Count(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("store: count agent keys: %w", err)
+	}
+	return int(n), nil
 }
 
 // SetGroups makes groups the groups of pc: in its enrollment (the groups

@@ -34,14 +34,14 @@ func TestEnrollmentTokens(t *testing.T) {
 		if got.Usable(now) == "" || (store.EnrollmentToken{ExpiresAt: now}).Usable(now.Add(time.Second)) == "" {
 			t.Error("an expired token is usable")
 		}
-		if err := s.RevokeEnrollmentToken(ctx, "t1", now); err != nil {
+		if err := s.RevokeEnrollmentToken(ctx, "t1", "admin", now); err != nil {
 			t.Fatal(err)
 		}
 		list, err := s.EnrollmentTokens(ctx)
 		if err != nil || len(list) != 1 || list[0].RevokedAt.IsZero() {
 			t.Errorf("tokens = %+v, %v", list, err)
 		}
-		if err := s.RevokeEnrollmentToken(ctx, "nope", now); !errors.Is(err, store.ErrNotFound) {
+		if err := s.RevokeEnrollmentToken(ctx, "nope", "admin", now); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("revoke unknown = %v", err)
 		}
 		if _, err := s.EnrollmentTokenBySecret(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {

@@ -151,6 +151,9 @@ func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := restrictSQLiteFiles(dsn, true); err != nil {
+			return nil, err
+		}
 		if sqldb, err = sql.Open("sqlite", uri); err != nil {
 			return nil, fmt.Errorf("store: open sqlite %s: %w", dsn, err)
 		}
@@ -174,6 +177,13 @@ func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: connect to %s: %w", driver, err)
 	}
+	if driver == DriverSQLite {
+		// The first connection made the -wal and -shm files.
+		if err := restrictSQLiteFiles(dsn, false); err != nil {
+			_ = db.Close()
+			return nil, err
+		}
+	}
 	return &Store{db: db, root: db, driver: driver, migrateMu: new(sync.Mutex), stmts: &stmtCache{db: sqldb, m: map[string]*sql.Stmt{}}}, nil
 }
 
@@ -196,6 +206,43 @@ func sqliteURI(path string) (string, error) {
 	}
 	u := url.URL{Scheme: "file", Path: p, RawQuery: sqliteParams}
 	return u.String(), nil
+}
+
+// sqliteFileMode is the mode of the SQLite database and its -wal and -shm
+// files: they hold sessions, token hashes and every target's output, for
+// the server's user only. SQLite gives the -wal and -shm files it creates
+// the database file's mode, whatever the umask.
+const sqliteFileMode = 0o600
+
+// restrictSQLiteFiles creates the database file at path with
+// sqliteFileMode when create is set and it does not exist yet, and sets
+// that mode on the database and its -wal and -shm files where they exist
+// (files made by an older version, or under a lax umask). A file owned by
+// another user keeps its mode: changing it is that user's call.
+func restrictSQLiteFiles(path string, create bool) error {
+	if create {
+		f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, sqliteFileMode)
+		if err != nil {
+			return fmt.Errorf("store: create %s: %w", path, err)
+		}
+		_ = f.Close()
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		if fi.Mode().Perm() == sqliteFileMode {
+			continue
+		}
+		if err := os.Chmod(p, sqliteFileMode); err != nil && !errors.Is(err, os.ErrPermission) {
+			return fmt.Errorf("store: restrict %s to its owner: %w", p, err)
+		}
+	}
+	return nil
 }
 
 // Close closes the database. Call it only on the Store returned by Open.

@@ -161,8 +161,15 @@ func Enroll(ctx context.Context, url string, f EnrollmentFile, kp nkeys.KeyPair,
 	defer nc.Close()
 	pub, _ := kp.PublicKey()
 	for {
+		// A curve key of this request's own: the server seals its reply to
+		// it, as every holder of the enrollment file can read the inbox.
+		curve, err := nkeys.CreateCurveKeys()
+		if err != nil {
+			return Credential{}, err
+		}
+		curvePub, _ := curve.PublicKey()
 		req := wire.EnrollRequest{Protocol: wire.ProtocolVersion, PCID: r.PCID, Hostname: r.Hostname, OS: runtime.GOOS,
-			Arch: runtime.GOARCH, PublicKey: pub, Token: f.Token, Groups: r.Groups, At: time.Now().UTC()}
+			Arch: runtime.GOARCH, PublicKey: pub, Token: f.Token, Groups: r.Groups, At: time.Now().UTC(), ReplyKey: curvePub}
 		req.Signature, err = kp.Sign(req.SigningBytes())
 		if err != nil {
 			return Credential{}, err
@@ -173,8 +180,8 @@ func Enroll(ctx context.Context, url string, f EnrollmentFile, kp nkeys.KeyPair,
 		msg, err := nc.RequestWithContext(rctx, wire.EnrollSubject, data)
 		cancel()
 		if err == nil {
-			var rep wire.EnrollReply
-			if err := json.Unmarshal(msg.Data, &rep); err != nil {
+			rep, err := openReply(curve, msg.Data)
+			if err != nil {
 				return Credential{}, fmt.Errorf("enrollment reply: %w", err)
 			}
 			switch rep.Status {
@@ -201,6 +208,22 @@ func Enroll(ctx context.Context, url string, f EnrollmentFile, kp nkeys.KeyPair,
 		case <-time.After(wait):
 		}
 	}
+}
+
+// openReply reads an enrollment reply, sealed to curve (or, from a
+// server that does not seal, plain).
+func openReply(curve nkeys.KeyPair, data []byte) (wire.EnrollReply, error) {
+	var rep wire.EnrollReply
+	var sealed wire.SealedReply
+	if err := json.Unmarshal(data, &sealed); err == nil && len(sealed.Sealed) > 0 {
+		plain, err := curve.Open(sealed.Sealed, sealed.From)
+		if err != nil {
+			return rep, fmt.Errorf("open the sealed reply: %w", err)
+		}
+		data = plain
+	}
+	err := json.Unmarshal(data, &rep)
+	return rep, err
 }
 
 // Keeper holds the agent's current credential, authenticates its NATS

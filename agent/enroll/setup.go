@@ -3,9 +3,12 @@ package enroll
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -48,6 +51,13 @@ func Setup(ctx context.Context, url, credsPath, dataDir string, r Request, log *
 		return Identity{}, err
 	}
 	c, ok := LoadCredential(dataDir, time.Now())
+	// A credential of another account than the bundle's (the server's
+	// identity was re-created, or it moved endpoints to an account of
+	// their own) cannot connect: enroll again with the same key.
+	if ok && IssuerAccount(c.JWT) != IssuerAccount(f.JWT) {
+		log.Info("the stored credential is for another broker account than the enrollment file; enrolling again")
+		ok = false
+	}
 	if !ok || len(c.CommandKeys) == 0 {
 		c, err = Enroll(ctx, url, f, kp, r, log)
 		if err != nil {
@@ -59,6 +69,33 @@ func Setup(ctx context.Context, url, credsPath, dataDir string, r Request, log *
 	}
 	k := NewKeeper(kp, c, dataDir, r.PCID, log)
 	return Identity{Option: k.Option(), Groups: c.Groups, Enrolled: true, Renew: k.Run, Keeper: k}, nil
+}
+
+// IssuerAccount is the account a user JWT belongs to: the issuer account
+// of a user signed by a signing key, else the issuer ("" when the JWT
+// cannot be read). The signature is the broker's to check.
+func IssuerAccount(userJWT string) string {
+	parts := strings.Split(userJWT, ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return ""
+	}
+	var claims struct {
+		Issuer string `json:"iss"`
+		NATS   struct {
+			IssuerAccount string `json:"issuer_account"`
+		} `json:"nats"`
+	}
+	if json.Unmarshal(b, &claims) != nil {
+		return ""
+	}
+	if claims.NATS.IssuerAccount != "" {
+		return claims.NATS.IssuerAccount
+	}
+	return claims.Issuer
 }
 
 func staticOption(path string, b []byte) (nats.Option, error) {

@@ -40,6 +40,10 @@ type EnrollRequest struct {
 	Token     string    `json:"token"`
 	Groups    []string  `json:"groups,omitempty"` // requested; the server decides
 	At        time.Time `json:"at"`
+	// ReplyKey is a curve (X25519) public key the agent made for this
+	// request: the server seals its reply to it, so that other holders of
+	// the enrollment file, who can read the same inbox, cannot read it.
+	ReplyKey string `json:"reply_key,omitempty"`
 	// Signature is the agent key's signature over SigningBytes, proving
 	// that the requester holds the seed of PublicKey.
 	Signature []byte `json:"signature"`
@@ -47,7 +51,18 @@ type EnrollRequest struct {
 
 // SigningBytes is what the agent signs.
 func (r *EnrollRequest) SigningBytes() []byte {
-	return []byte(strings.Join([]string{"kanade-enroll-v1", r.PCID, r.PublicKey, r.Token, r.At.UTC().Format(time.RFC3339Nano)}, "\n"))
+	fields := []string{"kanade-enroll-v1", r.PCID, r.PublicKey, r.Token, r.At.UTC().Format(time.RFC3339Nano)}
+	if r.ReplyKey != "" {
+		fields = append(fields, r.ReplyKey)
+	}
+	return []byte(strings.Join(fields, "\n"))
+}
+
+// SealedReply is an EnrollReply sealed (nkeys curve box) to the request's
+// ReplyKey by the server's curve key From.
+type SealedReply struct {
+	Sealed []byte `json:"sealed"`
+	From   string `json:"from"`
 }
 
 // Validate checks the request's shape (not the token or the signature).

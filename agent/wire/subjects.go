@@ -59,6 +59,13 @@ const (
 	HeartbeatWildcard = "heartbeat.*"
 	KillWildcard      = "kill.*"
 	ControlAll        = "control.all"
+	// ControlWildcard matches every control subject (control.all and
+	// control.pc.<pc>).
+	ControlWildcard = "control.>"
+	// ResultWildcard and OutputWildcard match every agent's results and
+	// output chunks.
+	ResultWildcard = "results.*"
+	OutputWildcard = "output.*"
 )
 
 // Command scopes: the second token of a command subject.
@@ -187,6 +194,14 @@ const (
 	HeaderCatchupEnd   = "Kanade-Catchup-End"
 	HeaderCatchupError = "Kanade-Catchup-Error"
 )
+
+// HeaderWithdrawn marks a withdrawal: an empty message on a command
+// subject, naming the exec_id whose command it replaces. A kill withdraws
+// a command that is still the newest on its subject (the EXEC stream
+// keeps one message per subject and refuses purges), so agents that were
+// offline never receive it; agents ignore withdrawals, live and in
+// catch-up.
+const HeaderWithdrawn = "Kanade-Withdrawn"
 
 // AgentInboxPrefix is the inbox prefix agents use for replies (JetStream
 // acks, consumer deliveries), so that NATS permissions can keep agents out

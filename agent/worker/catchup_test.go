@@ -53,11 +53,12 @@ func nothingToCatchUp(int) ([]*nats.Msg, string) { return nil, "" }
 // A catch-up the server cannot answer (here: it fails once) is retried
 // until it succeeds, and the commands it then sends run once each.
 func TestCatchup_RetriedUntilAnswered(t *testing.T) {
-	s, _ := runJetStream(t)
+	s, js := runJetStream(t)
 	pub, priv, err := ed25519.GenerateKey(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	putStop(t, js, priv, wire.EmergencyStop{})
 	subject := wire.CommandPCSubject("pc1", "job")
 	body, _ := json.Marshal(wire.Command{Protocol: wire.ProtocolVersion, ExecID: "e1", JobID: "job", Shell: "sh", Script: "true",
 		Timeout: wire.Duration(time.Minute), IssuedAt: time.Now().UTC(), DeadlineAt: time.Now().Add(time.Hour).UTC()})

@@ -28,6 +28,17 @@ const killMemory = 24 * time.Hour
 // handleCommand takes a command from a live subscription or from
 // catch-up. It runs each execution at most once per PC.
 func (w *Worker) handleCommand(runCtx context.Context, subject string, hdr nats.Header, data []byte, catchup bool) {
+	if hdr.Get(wire.HeaderWithdrawn) != "" {
+		return // a kill replaced the command: nothing to run
+	}
+	if !catchup && hdr.Get(wire.HeaderSubject) != "" {
+		// A catch-up answer arriving on a live subject: another agent
+		// named this subject as the reply of its own catch-up request
+		// (the broker routes answers back into the agents' account). It
+		// was meant for that agent; claiming it here would refuse it.
+		w.log.Debug("ignoring a catch-up answer on a live subject", "subject", subject)
+		return
+	}
 	addr, ok := wire.ParseCommandSubject(subject)
 	if !ok || !addr.For(w.cfg.PCID, w.Groups()) {
 		w.log.Warn("ignoring command on a subject not addressed to this agent", "subject", subject)
@@ -42,8 +53,12 @@ func (w *Worker) handleCommand(runCtx context.Context, subject string, hdr nats.
 		return // a PC matched by several subjects, a redelivery or a replay
 	}
 	now := time.Now().UTC()
-	if catchup && addr.Scope != wire.ScopePC && cmd.IssuedAt.Before(w.ledger.Created()) {
-		// Issued before this agent existed: it was meant for the fleet of that time.
+	// Issued before this agent existed: it was meant for the fleet of that
+	// time. From catch-up that is routine (the stream keeps the newest
+	// command of each subject); live it is a replay of a stored command,
+	// refused and reported.
+	early := addr.Scope != wire.ScopePC && cmd.IssuedAt.Before(w.ledger.Created())
+	if early && catchup {
 		return
 	}
 	claimed, err := w.ledger.Claim(cmd.ExecID, now)
@@ -62,12 +77,22 @@ func (w *Worker) handleCommand(runCtx context.Context, subject string, hdr nats.
 		fail(wire.StateSkipped, err.Error())
 		return
 	}
+	if early {
+		reason := fmt.Sprintf("issued at %s, before this agent existed (%s)", cmd.IssuedAt.Format(time.RFC3339), w.ledger.Created().UTC().Format(time.RFC3339))
+		w.log.Warn("refusing a live command issued before this agent existed", "subject", subject, "exec_id", cmd.ExecID, "issued_at", cmd.IssuedAt)
+		fail(wire.StateSkipped, reason)
+		return
+	}
 	if err := cmd.Validate(); err != nil {
 		fail(wire.StateFailed, "invalid command: "+err.Error())
 		return
 	}
 	if w.wasKilled(cmd.ExecID) {
 		fail(wire.StateKilled, "killed before it started")
+		return
+	}
+	if err := w.knowEmergencyStop(runCtx); err != nil {
+		fail(wire.StateSkipped, "the emergency stop could not be read: "+err.Error())
 		return
 	}
 	if reason := w.stopped(cmd); reason != "" {
@@ -348,68 +373,50 @@ func (w *Worker) handleControl(m *nats.Msg) {
 
 // stale is stop-the-bleed layer 2: right before a job's script starts
 // (after its jitter), the job must not be revoked and its version must
-// still be the pinned one. Ad-hoc runs (no version) are not checked. A
-// missing entry or a read error lets the run go ahead, as a missing pin
-// means nothing was pinned.
+// still be the pinned one. Ad-hoc runs (no version) are not checked. Both
+// values are signed by the server; one that cannot be read or verified
+// stops the run (fail closed). A job that was never revoked has no
+// revoked flag; every deployed version is pinned before it is sent.
 func (w *Worker) stale(ctx context.Context, cmd wire.Command) string {
 	if cmd.Version == "" {
 		return ""
 	}
-	if v, ok := w.kvGet(ctx, wire.KVScriptStatus, cmd.JobID); ok && v == wire.StatusRevoked {
+	switch v, err := w.kvGet(ctx, wire.KVScriptStatus, cmd.JobID); {
+	case errors.Is(err, wire.ErrKVNotFound):
+	case err != nil:
+		return fmt.Sprintf("cannot verify that job %s is not revoked: %v", cmd.JobID, err)
+	case string(v) == wire.StatusRevoked:
 		return fmt.Sprintf("revoked: job %s was revoked before this PC started it", cmd.JobID)
 	}
-	if v, ok := w.kvGet(ctx, wire.KVScriptCurrent, cmd.JobID); ok && v != cmd.Version {
+	switch v, err := w.kvGet(ctx, wire.KVScriptCurrent, cmd.JobID); {
+	case err != nil:
+		return fmt.Sprintf("cannot verify the pinned version of job %s: %v", cmd.JobID, err)
+	case string(v) != cmd.Version:
 		return fmt.Sprintf("stale: version %s of job %s is pinned now; this command is version %s", v, cmd.JobID, cmd.Version)
 	}
 	return ""
 }
 
-func (w *Worker) kvGet(ctx context.Context, bucket, key string) (string, bool) {
-	v, err := w.kvRead(ctx, bucket, key)
-	if err == nil {
-		return string(v), true
-	}
-	if !errors.Is(err, errKeyNotFound) {
-		w.log.Warn("cannot read the pinned state; running anyway", "bucket", bucket, "key", key, "err", err)
-	}
-	return "", false
-}
-
-// errKeyNotFound is a key that was never set, or was deleted.
-var errKeyNotFound = errors.New("key not found")
-
-// kvRead reads the newest value of key in bucket with one direct get by
-// subject: no bucket binding (a stream info request) first, so the agent's
-// credential needs no stream-info permission and a reconnect wave costs the
-// broker one request per read.
-func (w *Worker) kvRead(ctx context.Context, bucket, key string) ([]byte, error) {
+// kvGet reads the newest value of key in bucket and checks the server's
+// signature on it (wire.ErrKVUnverified when it does not check out).
+func (w *Worker) kvGet(ctx context.Context, bucket, key string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
+	// One direct get by subject: no bucket binding (a stream info request)
+	// first, so the agent's credential needs no stream-info permission and
+	// a reconnect wave costs the broker one request per read.
 	m, err := w.nc.RequestWithContext(ctx, wire.KVDirectGetSubject(bucket, key), nil)
 	if err != nil {
 		return nil, err
 	}
-	return kvValue(m.Header, m.Data)
-}
-
-// kvValue interprets a direct get's answer: a status header (404: no such
-// message) or the stored message, whose KV-Operation marks a delete.
-func kvValue(h nats.Header, data []byte) ([]byte, error) {
-	switch status := h.Get("Status"); status {
-	case "":
-	case "404":
-		return nil, errKeyNotFound
-	default:
-		return nil, fmt.Errorf("direct get: status %s %s", status, h.Get("Description"))
+	v, err := wire.KVValue(m.Header.Get, m.Data)
+	if err != nil {
+		return nil, err
 	}
-	switch op := h.Get("KV-Operation"); op {
-	case "":
-	case "DEL", "PURGE":
-		return nil, errKeyNotFound
-	default:
-		return nil, fmt.Errorf("direct get: unknown KV-Operation %q", op)
+	if err := w.verify(ctx, wire.KVSubject(bucket, key), m.Header, v, 0); err != nil {
+		return nil, fmt.Errorf("%w: %s/%s: %v", wire.ErrKVUnverified, bucket, key, err)
 	}
-	return data, nil
+	return v, nil
 }
 
 // stopped says why a command must not run because of the emergency stop:
@@ -433,7 +440,7 @@ func (w *Worker) stopped(cmd wire.Command) string {
 func (w *Worker) applyEmergencyStop(es wire.EmergencyStop) {
 	w.mu.Lock()
 	was := w.estop.Active
-	w.estop = es
+	w.estop, w.estopKnown = es, true
 	var cancels []context.CancelCauseFunc
 	if es.Active {
 		for _, cancel := range w.running {
@@ -451,19 +458,45 @@ func (w *Worker) applyEmergencyStop(es wire.EmergencyStop) {
 }
 
 // readEmergencyStop reads the switch from the broker (on every connect,
-// so an agent that was away when it changed still follows it).
-func (w *Worker) readEmergencyStop(ctx context.Context) {
-	v, err := w.kvRead(ctx, wire.KVFleet, wire.KeyEmergencyStop)
-	if err != nil {
-		if !errors.Is(err, errKeyNotFound) {
-			w.log.Warn("cannot read the emergency stop", "err", err)
-		}
-		return
-	}
+// so an agent that was away when it changed still follows it, and before
+// the first command). A value that is missing, unsigned or undecodable
+// counts as on (fail closed); an error means it could not be read, and the
+// switch stays as it was.
+func (w *Worker) readEmergencyStop(ctx context.Context) error {
+	v, err := w.kvGet(ctx, wire.KVFleet, wire.KeyEmergencyStop)
 	var es wire.EmergencyStop
-	if err := json.Unmarshal(v, &es); err != nil {
-		w.log.Warn("undecodable emergency stop", "err", err)
-		return
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(v, &es); err != nil {
+			es = unknownStop(fmt.Errorf("undecodable: %w", err))
+		}
+	case errors.Is(err, wire.ErrKVNotFound) && w.cfg.Trust == nil:
+		// An agent with a static credential checks no signatures: no
+		// value means the switch was never set.
+	case errors.Is(err, wire.ErrKVNotFound) || errors.Is(err, wire.ErrKVUnverified):
+		es = unknownStop(err)
+	default:
+		return fmt.Errorf("read the emergency stop: %w", err)
 	}
 	w.applyEmergencyStop(es)
+	return nil
+}
+
+// unknownStop is the switch an agent assumes when the stored one cannot
+// be trusted: on.
+func unknownStop(why error) wire.EmergencyStop {
+	return wire.EmergencyStop{Active: true, Since: time.Now().UTC(), By: "this agent",
+		Reason: "the fleet's emergency stop value cannot be verified (" + why.Error() + "); the server writes a signed one when it starts or when the stop is set or lifted"}
+}
+
+// knowEmergencyStop reads the switch unless a value was taken since the
+// agent started; a command is never judged against a switch not read.
+func (w *Worker) knowEmergencyStop(ctx context.Context) error {
+	w.mu.Lock()
+	known := w.estopKnown
+	w.mu.Unlock()
+	if known {
+		return nil
+	}
+	return w.readEmergencyStop(ctx)
 }

@@ -143,9 +143,8 @@ func (w *Worker) catchupLoop(ctx, runCtx context.Context) {
 			return
 		case <-w.catchup:
 		}
-		// The emergency stop and a credential re-minted while the agent
-		// was away (new groups) come first, so catch-up obeys both.
-		w.readEmergencyStop(ctx)
+		// A credential re-minted while the agent was away (new groups)
+		// and the emergency stop come first, so catch-up obeys both.
 		if w.cfg.Trust != nil {
 			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			if err := w.cfg.Trust.Refresh(rctx, w.nc); err != nil {
@@ -156,7 +155,11 @@ func (w *Worker) catchupLoop(ctx, runCtx context.Context) {
 		}
 	retry:
 		for attempt := 1; ; attempt++ {
-			n, err := w.catchupOnce(ctx, runCtx)
+			err := w.readEmergencyStop(ctx)
+			var n int
+			if err == nil {
+				n, err = w.catchupOnce(ctx, runCtx)
+			}
 			if err == nil {
 				w.caughtUp.Add(1)
 				w.log.Debug("catch-up done", "messages", n)

@@ -45,7 +45,35 @@ func runJetStream(t *testing.T) (*server.Server, jetstream.JetStream) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, b := range []string{wire.KVFleet, wire.KVScriptCurrent, wire.KVScriptStatus} {
+		if _, err := js.CreateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: b}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return s, js
+}
+
+// putSigned stores a KV value as the server does: signed by priv over its
+// bucket and key (priv nil: unsigned).
+func putSigned(t *testing.T, js jetstream.JetStream, priv ed25519.PrivateKey, bucket, key string, value []byte) {
+	t.Helper()
+	m := nats.NewMsg(wire.KVSubject(bucket, key))
+	m.Data = value
+	if priv != nil {
+		for k, v := range wire.Sign(priv, m.Subject, value, time.Now()) {
+			m.Header.Set(k, v)
+		}
+	}
+	if _, err := js.PublishMsg(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// putStop stores the emergency stop, signed by priv.
+func putStop(t *testing.T, js jetstream.JetStream, priv ed25519.PrivateKey, es wire.EmergencyStop) {
+	t.Helper()
+	b, _ := json.Marshal(es)
+	putSigned(t, js, priv, wire.KVFleet, wire.KeyEmergencyStop, b)
 }
 
 // fakeTrust trusts one key and has nothing to refresh.
@@ -145,6 +173,7 @@ func TestInventory_SentWhenTheServerAsks(t *testing.T) {
 		t.Fatal(err)
 	}
 	var calls atomic.Int32
+	putStop(t, js, priv, wire.EmergencyStop{})
 	answerCatchups(t, s.ClientURL(), nothingToCatchUp)
 	w := startWorker(t, s.ClientURL(), Config{
 		Inventory: fakeInventory(&calls), InventoryInterval: time.Hour,

@@ -128,6 +128,8 @@ type Worker struct {
 	groupSubs map[string]*nats.Subscription
 	// estop is the fleet's emergency stop as last seen (guarded by mu).
 	estop wire.EmergencyStop
+	// estopKnown: estop was read (or pushed) since the agent started.
+	estopKnown bool
 
 	catchup   chan struct{}
 	reconnect chan struct{}

@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"slices"
@@ -11,8 +10,6 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
-
-	"github.com/nats-io/nats.go"
 
 	"github.com/kanadehq/kanade/agent/runner"
 	"github.com/kanadehq/kanade/agent/wire"
@@ -56,42 +53,6 @@ func TestShrink_FitsAndStaysValidUTF8(t *testing.T) {
 		}
 		if got.ExecID != "e1" || got.State != wire.StateSucceeded {
 			t.Errorf("limit %d: identity lost: %+v", limit, got)
-		}
-	}
-}
-
-func TestKVValue(t *testing.T) {
-	hdr := func(kv ...string) nats.Header {
-		h := nats.Header{}
-		for i := 0; i < len(kv); i += 2 {
-			h.Set(kv[i], kv[i+1])
-		}
-		return h
-	}
-	tests := []struct {
-		name     string
-		h        nats.Header
-		want     string
-		notFound bool
-		err      bool
-	}{
-		{"value", hdr("Nats-Stream", "KV_fleet", "Nats-Sequence", "3"), "v", false, false},
-		{"no headers", nil, "v", false, false},
-		{"no such message", hdr("Status", "404", "Description", "Message Not Found"), "", true, false},
-		{"deleted", hdr("KV-Operation", "DEL"), "", true, false},
-		{"purged", hdr("KV-Operation", "PURGE"), "", true, false},
-		{"other status", hdr("Status", "408", "Description", "Request Timeout"), "", false, true},
-		{"unknown operation", hdr("KV-Operation", "MERGE"), "", false, true},
-	}
-	for _, tt := range tests {
-		v, err := kvValue(tt.h, []byte("v"))
-		switch {
-		case tt.notFound && !errors.Is(err, errKeyNotFound):
-			t.Errorf("%s: err = %v, want errKeyNotFound", tt.name, err)
-		case tt.err && (err == nil || errors.Is(err, errKeyNotFound)):
-			t.Errorf("%s: err = %v, want another error", tt.name, err)
-		case !tt.notFound && !tt.err && (err != nil || string(v) != tt.want):
-			t.Errorf("%s: = %q, %v; want %q", tt.name, v, err, tt.want)
 		}
 	}
 }

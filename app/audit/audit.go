@@ -1,6 +1,24 @@
 // Package audit records who did what. Every state-changing action is
 // published to the AUDIT stream (the durable record) and projected into the
 // audit_log table, which the Audit page and GET /api/audit read.
+//
+// The record fails closed: an action is recorded before it is carried out,
+// and when the event cannot be stored (the broker is down, AUDIT is full or
+// gone and cannot be re-provisioned) the action is refused with an error
+// wrapping ErrUnavailable, which the API answers with 503
+// "audit_unavailable". The event therefore describes an attempt; when the
+// action then fails, a second event "<action>.failed" carries the error
+// (Failed), so the log never claims more than happened. An id the action
+// itself makes (an API token's) is recorded right after it, and the action
+// undone when that fails.
+//
+// The exceptions stop work, or are sign-ins, and must work when nothing
+// else does: turning the emergency stop on (and the kills it makes) and a
+// rollout's automatic halt go ahead, and signing in and out is recorded
+// best effort (refusing it would lock out the admins who must repair the
+// broker); an event they could not record is logged as an error. A
+// scheduler fire is a deploy: when its event cannot be recorded it does
+// not run, and the fire is recorded as failed.
 package audit
 
 import (
@@ -11,9 +29,11 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/kanadehq/kanade/agent/wire"
+	"github.com/kanadehq/kanade/app/bus"
 	"github.com/kanadehq/kanade/app/events"
 	"github.com/kanadehq/kanade/app/projector"
 	"github.com/kanadehq/kanade/store"
@@ -34,6 +54,7 @@ const (
 	EnrollmentReject  = "enrollment.reject"
 	TokenCreate       = "enrollment_token.create"
 	TokenRevoke       = "enrollment_token.revoke"
+	TokenRotate       = "enrollment_token.rotate"
 	CommandKeysRotate = "command_keys.rotate"
 	Login             = "login"
 	LoginFailed       = "login.failed"
@@ -58,11 +79,18 @@ type Event struct {
 	Detail json.RawMessage `json:"detail,omitempty"`
 }
 
+// ErrUnavailable is wrapped by Record's errors: the event could not be
+// stored, so the action must not be carried out.
+var ErrUnavailable = errors.New("the audit log cannot record this action, so it was not carried out")
+
 // Recorder publishes audit events.
 type Recorder struct {
 	js  jetstream.JetStream
 	log *slog.Logger
 	now func() time.Time
+	// Provisioner re-creates AUDIT when a publish finds it gone (nil: the
+	// publish fails).
+	Provisioner *bus.Provisioner
 }
 
 // New returns a recorder.
@@ -71,9 +99,8 @@ func New(js jetstream.JetStream, log *slog.Logger) *Recorder {
 }
 
 // Record publishes one event and waits for the stream to store it. detail
-// is marshalled to JSON (nil for none). The action has already happened
-// when Record is called, so a failure is logged and returned for the
-// caller to report, not to undo.
+// is marshalled to JSON (nil for none). Callers record before they act
+// and refuse the action when Record fails: its error wraps ErrUnavailable.
 func (r *Recorder) Record(ctx context.Context, actor, action, target string, detail any) error {
 	if r == nil {
 		return nil
@@ -89,15 +116,35 @@ func (r *Recorder) Record(ctx context.Context, actor, action, target string, det
 	data, _ := json.Marshal(ev)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if _, err := r.js.Publish(ctx, wire.AuditSubject(action), data); err != nil {
+	err := r.Provisioner.Retry(ctx, func() error {
+		_, err := r.js.Publish(ctx, wire.AuditSubject(action), data)
+		return err
+	})
+	if err != nil {
 		r.log.Error("audit event not recorded", "action", action, "actor", actor, "target", target, "err", err)
-		return fmt.Errorf("audit %s: %w", action, err)
+		return fmt.Errorf("%w (%s: %w)", ErrUnavailable, action, err)
 	}
 	return nil
 }
 
+// Failed records that an action recorded before did not complete: the
+// event "<action>.failed" with the error. It is best effort: a failure is
+// logged (the attempt is on record already).
+func (r *Recorder) Failed(ctx context.Context, actor, action, target string, cause error) {
+	if r == nil || cause == nil {
+		return
+	}
+	_ = r.Record(ctx, actor, action+FailedSuffix, target, map[string]any{"error": cause.Error()})
+}
+
+// FailedSuffix ends the action of an event that records a failure (Failed).
+const FailedSuffix = ".failed"
+
 // Project copies the AUDIT stream into the audit_log table until ctx is
-// done, acknowledging each batch after its commit.
+// done, acknowledging each batch after its commit. It returns when its
+// consumer or the stream is gone (projector.Keep starts it again, which
+// creates the consumer again); other fetch errors are retried after a
+// growing pause, each logged once.
 func Project(ctx context.Context, js jetstream.JetStream, st *store.Store, ev *events.Broker, log *slog.Logger) error {
 	cons, err := js.CreateOrUpdateConsumer(ctx, wire.StreamAudit, jetstream.ConsumerConfig{
 		Durable: "audit-projector", AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Minute, MaxAckPending: 5000,
@@ -105,31 +152,39 @@ func Project(ctx context.Context, js jetstream.JetStream, st *store.Store, ev *e
 	if err != nil {
 		return err
 	}
+	var pause projector.Backoff
 	for ctx.Err() == nil {
 		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(time.Second))
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			log.Warn("audit projector: fetch", "err", err)
-			continue
-		}
 		var msgs []jetstream.Msg
 		var evs []store.AuditEvent
-		for m := range projector.BatchMessages(ctx, batch) {
-			md, err := m.Metadata()
-			var e Event
-			if err != nil || json.Unmarshal(m.Data(), &e) != nil {
-				log.Warn("audit projector: dropping an undecodable event", "subject", m.Subject())
-				_ = m.Term()
-				continue
+		if err == nil {
+			for m := range projector.BatchMessages(ctx, batch) {
+				md, err := m.Metadata()
+				var e Event
+				if err != nil || json.Unmarshal(m.Data(), &e) != nil {
+					log.Warn("audit projector: dropping an undecodable event", "subject", m.Subject())
+					_ = m.Term()
+					continue
+				}
+				msgs = append(msgs, m)
+				evs = append(evs, store.AuditEvent{Seq: md.Sequence.Stream, At: e.At, Actor: e.Actor, Action: e.Action, Target: e.Target, Detail: e.Detail})
 			}
-			msgs = append(msgs, m)
-			evs = append(evs, store.AuditEvent{Seq: md.Sequence.Stream, At: e.At, Actor: e.Actor, Action: e.Action, Target: e.Target, Detail: e.Detail})
+			if berr := batch.Error(); berr != nil && !errors.Is(berr, jetstream.ErrNoMessages) && !errors.Is(berr, nats.ErrTimeout) {
+				err = berr
+			}
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
-			log.Warn("audit projector: batch", "err", err)
+		if err != nil && ctx.Err() == nil {
+			if projector.Gone(err) {
+				return fmt.Errorf("audit projector: %w", err)
+			}
+			d := pause.Next()
+			log.Warn("audit projector: fetch failed; trying again", "err", err, "in", d)
+			if !projector.Wait(ctx, d) {
+				return nil
+			}
+			continue
 		}
+		pause.Reset()
 		if len(evs) == 0 {
 			continue
 		}

@@ -83,6 +83,53 @@ func TestNewTokenRequest_Validate(t *testing.T) {
 	}
 }
 
+func TestNewTokenRequest_ValidateName(t *testing.T) {
+	tests := []struct {
+		name, tokenName string
+		wantErr         string // "" = valid
+	}{
+		{"plain", "nightly-report", ""},
+		{"spaces dots underscores", "CI runner_2.1", ""},
+		{"scheduler", "scheduler", "reserved"},
+		{"scheduler any case", " Scheduler ", "reserved"},
+		{"dev", "dev", "reserved"},
+		{"kanade", "KANADE", "reserved"},
+		{"anonymous", "anonymous", "reserved"},
+		{"token prefix", "token ops", "reserved"},
+		{"token prefix any case", "Token ops", "reserved"},
+		{"token word alone", "tokens", ""},
+		{"email", "ana@example.com", "may contain only"},
+		{"cli actor", "cli:root@host", "may contain only"},
+		{"newline", "ops\nadmin", "may contain only"},
+		{"non-ASCII", "opérateur", "may contain only"},
+		{"empty", "  ", "must not be empty"},
+		{"long", strings.Repeat("a", 65), "at most 64"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := auth.NewTokenRequest{Name: tt.tokenName, Role: auth.Viewer}.Validate()
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Errorf("Validate(name %q) = %v, want nil", tt.tokenName, err)
+				}
+				return
+			}
+			fes := auth.FieldErrors(err)
+			if len(fes) != 1 || fes[0].Field != "name" || !strings.Contains(fes[0].Message, tt.wantErr) {
+				t.Errorf("Validate(name %q) = %v, want a name error containing %q", tt.tokenName, err, tt.wantErr)
+			}
+		})
+	}
+	// CreateToken validates too: nothing is stored.
+	st := storetest.New(t)
+	if _, _, err := auth.CreateToken(t.Context(), st, auth.NewTokenRequest{Name: "scheduler", Role: auth.Admin}, time.Now()); !errors.Is(err, auth.ErrInvalid) {
+		t.Errorf("CreateToken(scheduler) = %v, want ErrInvalid", err)
+	}
+	if ts, err := st.APITokens(t.Context()); err != nil || len(ts) != 0 {
+		t.Errorf("APITokens after a refused create = %v, %v; want none", ts, err)
+	}
+}
+
 // harness is a tiny web app around the Service: /login, /cb, /me, /logout.
 type harness struct {
 	svc  *auth.Service

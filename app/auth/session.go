@@ -2,8 +2,11 @@ package auth
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -40,7 +43,8 @@ type Config struct {
 	// Lifetime is how long a session lasts from sign-in; IdleTimeout ends
 	// it earlier after that long without a request.
 	Lifetime, IdleTimeout time.Duration
-	// SecureCookies marks cookies Secure (sent over HTTPS only).
+	// SecureCookies marks cookies Secure (sent over HTTPS only); they are
+	// also Secure on any request that came over TLS.
 	SecureCookies bool
 	// Keys are the cookie keys: 64 bytes to sign, then 32 to encrypt (KeyFile).
 	Keys []byte
@@ -54,6 +58,8 @@ type Service struct {
 	st      *store.Store
 	session *sessions.CookieStore
 	login   *sessions.CookieStore
+	// csrfKey keys the CSRF tokens (derived from the cookie signing key).
+	csrfKey []byte
 }
 
 // KeySize is the length of the cookie key material.
@@ -79,7 +85,37 @@ func New(st *store.Store, cfg Config) (*Service, error) {
 		cs.MaxAge(int(maxAge / time.Second))
 		return cs
 	}
-	return &Service{cfg: cfg, st: st, session: mk(cfg.Lifetime), login: mk(loginTTL)}, nil
+	kdf := hmac.New(sha256.New, cfg.Keys[:64])
+	kdf.Write([]byte("kanade csrf tokens"))
+	return &Service{cfg: cfg, st: st, session: mk(cfg.Lifetime), login: mk(loginTTL), csrfKey: kdf.Sum(nil)}, nil
+}
+
+// Secure reports whether cookies set in answer to r get the Secure
+// attribute: when configured (the server's external URL is https), and on
+// any request that came over TLS.
+func (s *Service) Secure(r *http.Request) bool { return s.cfg.SecureCookies || r.TLS != nil }
+
+// CSRFToken returns the CSRF token bound to binding (a session's id hash,
+// or a random value the browser keeps in a cookie): an HMAC under a key
+// derived from the cookie signing key, so that nobody computes one without
+// the key and a token taken from one session fails in any other.
+func (s *Service) CSRFToken(binding string) string {
+	m := hmac.New(sha256.New, s.csrfKey)
+	m.Write([]byte(binding))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// CheckCSRF reports whether token is the CSRF token of binding.
+func (s *Service) CheckCSRF(binding, token string) bool {
+	return token != "" && hmac.Equal([]byte(token), []byte(s.CSRFToken(binding)))
+}
+
+// saveCookie saves sess with the Secure attribute r calls for.
+func (s *Service) saveCookie(w http.ResponseWriter, r *http.Request, sess *sessions.Session) error {
+	opts := *sess.Options
+	opts.Secure = s.Secure(r)
+	sess.Options = &opts
+	return sess.Save(r, w)
 }
 
 // DevMode reports whether nobody signs in.
@@ -203,7 +239,7 @@ func (s *Service) sessionPrincipal(w http.ResponseWriter, r *http.Request) *Prin
 // clear deletes the session cookie from the browser.
 func (s *Service) clear(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
-		SameSite: http.SameSiteLaxMode, Secure: s.cfg.SecureCookies})
+		SameSite: http.SameSiteLaxMode, Secure: s.Secure(r)})
 }
 
 // BeginLogin remembers a new state, nonce and PKCE verifier in the login
@@ -220,7 +256,7 @@ func (s *Service) BeginLogin(w http.ResponseWriter, r *http.Request, next string
 	}
 	sess, _ := s.login.New(r, LoginCookie)
 	sess.Values["state"], sess.Values["nonce"], sess.Values["verifier"], sess.Values["next"] = state, nonce, verifier, LocalPath(next)
-	if err := sess.Save(r, w); err != nil {
+	if err := s.saveCookie(w, r, sess); err != nil {
 		return "", fmt.Errorf("auth: saving the login cookie: %w", err)
 	}
 	return u, nil
@@ -250,7 +286,7 @@ func (s *Service) FinishLogin(w http.ResponseWriter, r *http.Request) (Identity,
 	verifier, _ := sess.Values["verifier"].(string)
 	next, _ := sess.Values["next"].(string)
 	// The login cookie is single-use.
-	http.SetCookie(w, &http.Cookie{Name: LoginCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: s.cfg.SecureCookies})
+	http.SetCookie(w, &http.Cookie{Name: LoginCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: s.Secure(r)})
 	q := r.URL.Query()
 	if e := q.Get("error"); e != "" {
 		msg := e
@@ -295,7 +331,7 @@ func (s *Service) startSession(w http.ResponseWriter, r *http.Request, id Identi
 	}
 	sess, _ := s.session.New(r, SessionCookie)
 	sess.Values["sid"] = sid
-	if err := sess.Save(r, w); err != nil {
+	if err := s.saveCookie(w, r, sess); err != nil {
 		return fmt.Errorf("auth: saving the session cookie: %w", err)
 	}
 	return nil

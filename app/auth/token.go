@@ -71,14 +71,8 @@ func FieldErrors(err error) []*FieldError {
 func (r NewTokenRequest) Validate() error {
 	var errs []error
 	bad := func(field, msg string) { errs = append(errs, &FieldError{field, msg}) }
-	n := strings.TrimSpace(r.Name)
-	switch {
-	case n == "":
-		bad("name", "must not be empty")
-	case utf8.RuneCountInString(n) > 64:
-		bad("name", "at most 64 characters")
-	case strings.ContainsFunc(n, func(c rune) bool { return c < 0x20 || c == 0x7f }):
-		bad("name", "control characters are not allowed")
+	if msg := checkTokenName(r.Name); msg != "" {
+		bad("name", msg)
 	}
 	if r.Role < Viewer || r.Role > Admin {
 		bad("role", "must be viewer, operator, approver or admin")
@@ -87,6 +81,39 @@ func (r NewTokenRequest) Validate() error {
 		bad("expires_in", "must not be negative")
 	}
 	return errors.Join(errs...)
+}
+
+// ReservedNames are the actors the server records for itself in the audit
+// log: dev mode's caller, the rollout engine and enrollment ("kanade"),
+// schedule fires ("scheduler"), a refused sign-in without a name
+// ("anonymous"). An API token named like one would make its actions read
+// as theirs, so none may take one (compared without case). Nor may a name
+// start with "token " (kept free to mark token actors as such), and the
+// characters allowed leave out the "@" of users' email addresses and the
+// ":" of the CLI's "cli:user@host".
+var ReservedNames = []string{"dev", "kanade", "scheduler", "anonymous", "system", "cli"}
+
+// checkTokenName returns what is wrong with an API token's name, or "".
+func checkTokenName(name string) string {
+	n := strings.TrimSpace(name)
+	switch {
+	case n == "":
+		return "must not be empty"
+	case utf8.RuneCountInString(n) > 64:
+		return "at most 64 characters"
+	case strings.ContainsFunc(n, func(c rune) bool {
+		return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ' ' || c == '-')
+	}):
+		return "may contain only letters A-Z and a-z, digits, spaces, dots, dashes and underscores"
+	case len(n) >= len("token ") && strings.EqualFold(n[:len("token ")], "token "):
+		return fmt.Sprintf("%q is reserved: a name may not start with \"token \"", n)
+	}
+	for _, r := range ReservedNames {
+		if strings.EqualFold(n, r) {
+			return fmt.Sprintf("%q is reserved for the server's own actions in the audit log; choose another name", n)
+		}
+	}
+	return ""
 }
 
 // ParseLifetime reads a token lifetime: a Go duration ("720h") or a

@@ -109,7 +109,11 @@ func (b *Bus) startEmbedded(o Options) error {
 	if err != nil {
 		return err
 	}
-	accJWT, err := id.AccountJWT(o.Revoked, time.Now())
+	accJWT, err := id.AccountJWT()
+	if err != nil {
+		return err
+	}
+	agentsJWT, err := id.AgentAccountJWT(o.Revoked, time.Now())
 	if err != nil {
 		return err
 	}
@@ -123,6 +127,9 @@ func (b *Bus) startEmbedded(o Options) error {
 	if err := resolver.Store(id.AccountPublicKey(), accJWT); err != nil {
 		return err
 	}
+	if err := resolver.Store(id.AgentAccountPublicKey(), agentsJWT); err != nil {
+		return err
+	}
 
 	host, portStr, err := net.SplitHostPort(o.Listen)
 	if err != nil {
@@ -134,6 +141,11 @@ func (b *Bus) startEmbedded(o Options) error {
 	}
 	if port == 0 {
 		port = server.RANDOM_PORT
+	} else if ln, err := net.Listen("tcp", o.Listen); err != nil {
+		// The broker would log the failure and never become ready.
+		return fmt.Errorf("nats listen %s: %w (is another kanade or NATS server running? choose another port with --nats-listen)", o.Listen, err)
+	} else {
+		_ = ln.Close()
 	}
 	opts := &server.Options{
 		ServerName:       "kanade",
@@ -204,13 +216,13 @@ func userAuth(userJWT string, kp nkeys.KeyPair) nats.Option {
 	return nats.UserJWT(func() (string, error) { return userJWT, nil }, func(nonce []byte) ([]byte, error) { return kp.Sign(nonce) })
 }
 
-// UpdateAccount re-signs kanade's account with the given revocations and
-// pushes it to the broker; connections of revoked keys drop at once.
+// UpdateAccount re-signs the agents' account with the given revocations
+// and pushes it to the broker; connections of revoked keys drop at once.
 func (b *Bus) UpdateAccount(ctx context.Context, revoked []Revocation) error {
 	if b.ID == nil || b.sys == nil {
 		return errors.New("account updates need the embedded broker")
 	}
-	accJWT, err := b.ID.AccountJWT(revoked, time.Now())
+	accJWT, err := b.ID.AgentAccountJWT(revoked, time.Now())
 	if err != nil {
 		return err
 	}

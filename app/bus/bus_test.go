@@ -250,7 +250,7 @@ func TestAgentCredential_Permissions(t *testing.T) {
 func TestEnrollCredential_OnlyEnrolls(t *testing.T) {
 	b := openTestBus(t)
 	v := &violations{}
-	creds, err := b.ID.EnrollCreds()
+	creds, err := b.ID.EnrollCreds(b.ID.EnrollUser, "default", time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,6 +33,11 @@ func StreamConfigs(l StreamLimits) []jetstream.StreamConfig {
 			Storage:           jetstream.FileStorage,
 			AllowDirect:       true,
 			MaxConsumers:      maxConsumers,
+			// A kill replaces a command with a withdrawal instead
+			// (wire.HeaderWithdrawn): nothing may take a pending
+			// command away unseen.
+			DenyDelete: true,
+			DenyPurge:  true,
 		},
 		{
 			Name:        wire.StreamResults,
@@ -79,6 +84,10 @@ func StreamConfigs(l StreamLimits) []jetstream.StreamConfig {
 			MaxBytes:    l.AuditMaxBytes,
 			Discard:     jetstream.DiscardOld,
 			Storage:     jetstream.FileStorage,
+			// Events leave by age and size only. The broker refuses to
+			// turn these off again once they are on.
+			DenyDelete: true,
+			DenyPurge:  true,
 		},
 	}
 }

@@ -16,14 +16,15 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/time/rate"
 
 	"github.com/kanadehq/kanade/agent/wire"
+	"github.com/kanadehq/kanade/app/bus"
 	"github.com/kanadehq/kanade/store"
 )
 
@@ -38,14 +39,51 @@ const Workers = 8
 // fetchWait bounds each fetch from the EXEC stream.
 const fetchWait = 5 * time.Second
 
+// PerAgent bounds how often one agent's requests are answered: an agent
+// asks once per (re)connect and retries failures after 1, 2, 4 … seconds.
+// Requests beyond it are dropped unanswered (the agent retries later), so
+// that one agent's flood cannot queue ahead of everyone else's.
+var PerAgent = Limit{Every: 2 * time.Second, Burst: 5}
+
+// Limit is a rate: one request per Every, Burst at once.
+type Limit struct {
+	Every time.Duration
+	Burst int
+}
+
 // Serve answers catch-up requests until ctx is done.
-func Serve(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, st *store.Store, log *slog.Logger) error {
+func Serve(ctx context.Context, b *bus.Bus, st *store.Store, log *slog.Logger) error {
+	return ServeLimited(ctx, b, st, log, PerAgent)
+}
+
+// ServeLimited is Serve with another per-agent limit.
+func ServeLimited(ctx context.Context, b *bus.Bus, st *store.Store, log *slog.Logger, per Limit) error {
+	nc := b.NC
+	warn := rate.NewLimiter(1, 5) // a flood of refused requests must not flood the log
+	var mu sync.Mutex
+	limits := map[string]*rate.Limiter{}
+	allow := func(pc string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		l := limits[pc]
+		if l == nil {
+			l = rate.NewLimiter(rate.Every(per.Every), per.Burst)
+			limits[pc] = l
+		}
+		return l.Allow()
+	}
 	// The callback hands each request to a worker and waits for one to
 	// take it: the requests of a reconnect wave queue in the subscription
 	// (up to its pending limits), where a channel subscription would drop
 	// what its channel cannot hold.
 	reqs := make(chan *nats.Msg)
 	sub, err := nc.QueueSubscribe(wire.CatchupWildcard, Queue, func(m *nats.Msg) {
+		if !allow(wire.LastToken(m.Subject)) {
+			if warn.Allow() {
+				log.Warn("catch-up: too many requests from one agent; dropped", "subject", m.Subject)
+			}
+			return
+		}
 		select {
 		case reqs <- m:
 		case <-ctx.Done():
@@ -66,7 +104,7 @@ func Serve(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, st *store
 				case <-ctx.Done():
 					return
 				case m := <-reqs:
-					answer(ctx, nc, js, st, log, m)
+					answer(ctx, b, st, log, warn, m)
 				}
 			}
 		})
@@ -76,16 +114,23 @@ func Serve(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, st *store
 }
 
 // answer sends the commands of one request, then the end (or the error).
-func answer(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, st *store.Store, log *slog.Logger, m *nats.Msg) {
-	pc := strings.TrimPrefix(m.Subject, "catchup.")
-	if err := wire.ValidateID("pc_id", pc); err != nil {
-		log.Warn("catch-up: bad request subject", "subject", m.Subject, "err", err)
-		return
+// It answers only a request that came through the agents' service import
+// (the broker then routes the answers back to the requester, never into
+// kanade's account) from the agent the subject names.
+func answer(ctx context.Context, b *bus.Bus, st *store.Store, log *slog.Logger, warn *rate.Limiter, m *nats.Msg) {
+	nc, js := b.NC, b.JS
+	pc := wire.LastToken(m.Subject)
+	from, err := b.CheckRequest(m)
+	if err == nil && wire.ValidateID("pc_id", pc) != nil {
+		err = fmt.Errorf("bad request subject %q", m.Subject)
 	}
-	// Only into the asking agent's own inbox: the reply subject is the
-	// requester's to choose, and another agent must not get its commands.
-	if !strings.HasPrefix(m.Reply, wire.AgentInboxPrefix(pc)+".") {
-		log.Warn("catch-up: reply subject outside the agent's inbox; not answered", "pc_id", pc, "reply", m.Reply)
+	if err == nil && from.Name != pc {
+		err = fmt.Errorf("requested by %q, not by %s", from.Name, pc)
+	}
+	if err != nil {
+		if warn.Allow() {
+			log.Warn("catch-up: request not answered", "subject", m.Subject, "err", err)
+		}
 		return
 	}
 	end := nats.NewMsg(m.Reply)
@@ -111,7 +156,7 @@ func filters(pc string, groups []string) []string {
 }
 
 // send forwards the newest command of each subject addressed to pc, in
-// stream order, with the headers it was published with (the agent checks
+// stream order (withdrawals, which replace killed commands, are skipped), with the headers it was published with (the agent checks
 // its signature, which covers the subject, against HeaderSubject). The
 // groups are the server's record, not the agent's claim: an agent that is
 // not recorded yet gets its own and everyone's commands.
@@ -150,6 +195,9 @@ func send(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, st *store.
 		n := 0
 		for cm := range batch.Messages() {
 			n++
+			if cm.Headers().Get(wire.HeaderWithdrawn) != "" {
+				continue // a killed command's place holder: nothing to run
+			}
 			out := &nats.Msg{Subject: reply, Header: nats.Header{}, Data: cm.Data()}
 			for k, v := range cm.Headers() {
 				out.Header[k] = v

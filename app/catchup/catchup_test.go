@@ -14,6 +14,7 @@ import (
 
 	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/app/bus"
+	"github.com/kanadehq/kanade/app/bus/bustest"
 	"github.com/kanadehq/kanade/app/catchup"
 	"github.com/kanadehq/kanade/store"
 	"github.com/kanadehq/kanade/store/storetest"
@@ -21,18 +22,15 @@ import (
 
 // serve runs catchup.Serve on a fresh bus and store with pc1 recorded in
 // group lab, and EXEC holding commands for several audiences.
-func serve(t *testing.T) (*bus.Bus, *nats.Conn) {
+func serve(t *testing.T) *bus.Bus {
+	return serveLimited(t, catchup.Limit{Every: time.Nanosecond, Burst: 1 << 20})
+}
+
+// serveLimited is serve with a per-agent limit.
+func serveLimited(t *testing.T, per catchup.Limit) *bus.Bus {
 	t.Helper()
 	ctx := context.Background()
-	b, err := bus.Open(ctx, bus.Options{
-		DataDir: t.TempDir(), Listen: "127.0.0.1:0", MaxPayload: 8 << 20, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Streams: bus.StreamLimits{ExecMaxAge: time.Hour, ResultsMaxAge: time.Hour, OutputMaxAge: time.Hour, AuditMaxAge: time.Hour,
-			ExecMaxBytes: 64 << 20, ResultsMaxBytes: 64 << 20, OutputMaxBytes: 64 << 20, AuditMaxBytes: 64 << 20},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
+	b := bustest.Open(t)
 	st := storetest.New(t)
 	now := time.Now().UTC()
 	if err := st.UpsertAgents(ctx, []store.Agent{{PCID: "pc1", Hostname: "pc1", OS: "linux", Arch: "amd64", Protocol: wire.ProtocolVersion,
@@ -54,7 +52,7 @@ func serve(t *testing.T) (*bus.Bus, *nats.Conn) {
 	subs := b.NC.NumSubscriptions()
 	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- catchup.Serve(sctx, b.NC, b.JS, st, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	go func() { done <- catchup.ServeLimited(sctx, b, st, slog.New(slog.NewTextHandler(io.Discard, nil)), per) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -69,10 +67,7 @@ func serve(t *testing.T) (*bus.Bus, *nats.Conn) {
 	if err := b.NC.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	// The requester: the server's own connection (the permissions are
-	// the bus's concern, tested there).
-	nc := b.NC
-	return b, nc
+	return b
 }
 
 // ask sends pc's catch-up request with reply and collects the answer's
@@ -104,17 +99,18 @@ func ask(t *testing.T, nc *nats.Conn, pc, reply string, wait time.Duration) (sub
 }
 
 func TestServe_CommandsOfTheAgentAndItsRecordedGroups(t *testing.T) {
-	_, nc := serve(t)
+	b := serve(t)
 	tests := []struct {
 		pc   string
 		want []string
 	}{
 		// pc1: its own newest, everyone's and its group's, in stream order.
 		{"pc1", []string{wire.CommandPCSubject("pc1", "a"), wire.CommandAllSubject("b"), wire.CommandGroupSubject("lab", "c")}},
-		// pc9 is not recorded: no groups, whatever it may claim.
+		// pc9 is not recorded: no groups, whatever its credential claims.
 		{"pc9", []string{wire.CommandAllSubject("b")}},
 	}
 	for _, tt := range tests {
+		nc, _ := bustest.Agent(t, b, tt.pc, []string{"finance"})
 		got, end := ask(t, nc, tt.pc, wire.AgentInboxPrefix(tt.pc)+".c1", 10*time.Second)
 		if end != strconv.Itoa(len(tt.want)) {
 			t.Errorf("%s: end marker %q, want %d", tt.pc, end, len(tt.want))
@@ -125,28 +121,30 @@ func TestServe_CommandsOfTheAgentAndItsRecordedGroups(t *testing.T) {
 	}
 }
 
-// An agent chooses its reply subject; the server answers only into the
-// agent's own inbox, so that it cannot have its commands sent to another.
-func TestServe_OnlyIntoTheAgentsInbox(t *testing.T) {
-	_, nc := serve(t)
-	for _, reply := range []string{wire.AgentInboxPrefix("pc2") + ".x", "_INBOX.x", "elsewhere"} {
-		if got, end := ask(t, nc, "pc1", reply, 500*time.Millisecond); len(got) > 0 || end != "" {
-			t.Errorf("reply %s: answered with %v (end %q)", reply, got, end)
+// Only requests that come through the agents' service import are
+// answered: the server's own account asking (as a hostile reply subject
+// would make it) gets nothing.
+func TestServe_OnlyThroughTheAgentsImport(t *testing.T) {
+	b := serve(t)
+	for _, reply := range []string{wire.AgentInboxPrefix("pc1") + ".x", "_INBOX.x"} {
+		if got, end := ask(t, b.NC, "pc1", reply, 500*time.Millisecond); len(got) > 0 || end != "" {
+			t.Errorf("request from kanade's account with reply %s: answered with %v (end %q)", reply, got, end)
 		}
 	}
-	// The same request into its inbox is answered.
+	nc, _ := bustest.Agent(t, b, "pc1", nil)
 	if _, end := ask(t, nc, "pc1", wire.AgentInboxPrefix("pc1")+".y", 10*time.Second); end == "" {
-		t.Error("no answer into the agent's inbox")
+		t.Error("no answer to the agent")
 	}
 }
 
 // A reconnect wave: every request is answered, none dropped while the
 // workers are busy.
 func TestServe_AnswersAReconnectWave(t *testing.T) {
-	_, nc := serve(t)
+	b := serve(t)
+	nc, _ := bustest.Agent(t, b, "pc1", nil)
 	const n = 2000
 	ends := make(chan struct{}, n)
-	sub, err := nc.Subscribe("_AGENT_INBOX.>", func(m *nats.Msg) {
+	sub, err := nc.Subscribe(wire.AgentInboxPrefix("pc1")+".>", func(m *nats.Msg) {
 		if m.Header.Get(wire.HeaderCatchupEnd) != "" {
 			ends <- struct{}{}
 		}
@@ -156,8 +154,7 @@ func TestServe_AnswersAReconnectWave(t *testing.T) {
 	}
 	defer sub.Unsubscribe()
 	for i := range n {
-		pc := fmt.Sprintf("w%04d", i)
-		if err := nc.PublishRequest(wire.CatchupSubject(pc), wire.AgentInboxPrefix(pc)+".r", nil); err != nil {
+		if err := nc.PublishRequest(wire.CatchupSubject("pc1"), fmt.Sprintf("%s.r%d", wire.AgentInboxPrefix("pc1"), i), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -168,5 +165,43 @@ func TestServe_AnswersAReconnectWave(t *testing.T) {
 		case <-deadline:
 			t.Fatalf("%d of %d requests answered", got, n)
 		}
+	}
+}
+
+// One agent's flood is cut to its per-agent limit; another agent is
+// answered at once.
+func TestServe_PerAgentLimit(t *testing.T) {
+	b := serveLimited(t, catchup.Limit{Every: time.Hour, Burst: 3})
+	flood, _ := bustest.Agent(t, b, "pc1", nil)
+	ends := make(chan struct{}, 100)
+	if _, err := flood.Subscribe(wire.AgentInboxPrefix("pc1")+".>", func(m *nats.Msg) {
+		if m.Header.Get(wire.HeaderCatchupEnd) != "" {
+			ends <- struct{}{}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		if err := flood.PublishRequest(wire.CatchupSubject("pc1"), fmt.Sprintf("%s.r%d", wire.AgentInboxPrefix("pc1"), i), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := flood.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(ends) < 3; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the flooding agent got %d answers, want its burst of 3", len(ends))
+		}
+	}
+	other, _ := bustest.Agent(t, b, "pc2", nil)
+	if _, end := ask(t, other, "pc2", wire.AgentInboxPrefix("pc2")+".y", 10*time.Second); end == "" {
+		t.Fatal("the other agent was not answered")
+	}
+	if _, end := ask(t, flood, "pc1", wire.AgentInboxPrefix("pc1")+".z", 200*time.Millisecond); end != "" {
+		t.Error("the flooding agent was answered past its limit")
+	}
+	if n := len(ends); n != 3 {
+		t.Errorf("the flooding agent got %d answers, want its burst of 3", n)
 	}
 }

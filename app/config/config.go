@@ -33,7 +33,24 @@ type Config struct {
 	Scheduler Scheduler `toml:"scheduler"`
 	OIDC      OIDC      `toml:"oidc"`
 	Session   Session   `toml:"session"`
+	Metrics   Metrics   `toml:"metrics"`
 }
+
+// Metrics configures who may read /metrics. In dev mode anyone may (the
+// server listens on loopback only); with sign-in configured a scrape on
+// the web listener needs a bearer token: Token, or any API token.
+type Metrics struct {
+	// Token is a bearer token for Prometheus that opens /metrics and
+	// nothing else ("" = none; API tokens still work).
+	Token string `toml:"token"`
+	// Listen is a second listener that serves /metrics alone without any
+	// token (host:port; "" = none), for a scraper on a network the web
+	// listener's clients are not on.
+	Listen string `toml:"listen"`
+}
+
+// MinMetricsTokenLen is the shortest metrics.token accepted.
+const MinMetricsTokenLen = 24
 
 // Rollout holds the defaults of wave rollouts.
 type Rollout struct {
@@ -401,6 +418,14 @@ func (c *Config) Validate() error {
 		add("rollout.max_failures", "%v", err)
 	}
 	c.validateAuth(add)
+	if n := len(c.Metrics.Token); n > 0 && n < MinMetricsTokenLen {
+		add("metrics.token", "must be at least %d characters (e.g. openssl rand -hex 24)", MinMetricsTokenLen)
+	}
+	if c.Metrics.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+			add("metrics.listen", "%q is not host:port", c.Metrics.Listen)
+		}
+	}
 	return errors.Join(errs...)
 }
 

@@ -78,6 +78,30 @@ func TestValidate_ReportsEverything(t *testing.T) {
 	}
 }
 
+func TestMetrics_FileEnvValidate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kanade.toml")
+	if err := os.WriteFile(path, []byte("[metrics]\ntoken = \"short\"\nlisten = \"127.0.0.1:9100\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path, []string{"KANADE_METRICS_LISTEN=nohost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Metrics.Token != "short" || c.Metrics.Listen != "nohost" {
+		t.Errorf("metrics = %+v, want the file's token and the environment's listen", c.Metrics)
+	}
+	err = c.Validate()
+	for _, want := range []string{"metrics.token", "metrics.listen"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want it to mention %s", err, want)
+		}
+	}
+	c, err = Load("", []string{"KANADE_METRICS_TOKEN=" + strings.Repeat("x", MinMetricsTokenLen), "KANADE_METRICS_LISTEN=0.0.0.0:9100"})
+	if err != nil || c.Validate() != nil {
+		t.Errorf("valid metrics settings: %v, %v", err, c.Validate())
+	}
+}
+
 func TestIsLoopback(t *testing.T) {
 	for addr, want := range map[string]bool{"127.0.0.1:8080": true, "localhost:1": true, "[::1]:80": true, "0.0.0.0:8080": false, ":8080": false, "10.0.0.1:80": false} {
 		if got := IsLoopback(addr); got != want {

@@ -26,6 +26,9 @@ type DeployRequest struct {
 	// Target overrides the manifest's target (nil keeps it).
 	Target *store.Target
 	Actor  string
+	// AllowMismatch deploys a job whose id and version are in the jobs
+	// directory with another script (see Deploy).
+	AllowMismatch bool
 }
 
 // Deploy pins the job's version, records the execution and publishes the
@@ -33,6 +36,12 @@ type DeployRequest struct {
 // older version for PCs that have not picked it up yet (layer 1). The pin
 // comes first, so an agent that checks it right before starting never
 // sees a newer command than the pin (layer 2, kanade #258).
+//
+// A job whose id and version are in the jobs directory (Catalog) must run
+// the same shell and script as the file there: one version, one script,
+// so that a version number in a result or the audit log says what ran.
+// AllowMismatch lifts the check. The audit event records the script's
+// SHA-256.
 func (d *Dispatcher) Deploy(ctx context.Context, r DeployRequest) (store.Execution, error) {
 	m := r.Manifest
 	if ps := m.Validate(); len(ps) > 0 {
@@ -55,6 +64,9 @@ func (d *Dispatcher) Deploy(ctx context.Context, r DeployRequest) (store.Executi
 	}
 	if err := wire.ValidateID("version", versionToken(version)); err != nil || len(version) > 64 {
 		return store.Execution{}, &ValidationError{Problems: []Problem{{Field: "version", Message: "must be 1–64 characters of letters, digits, '.', '-' and '_'"}}}
+	}
+	if ps := d.checkCatalog(m, version, r.AllowMismatch); len(ps) > 0 {
+		return store.Execution{}, &ValidationError{Problems: ps}
 	}
 	if err := d.checkNotStopped(ctx); err != nil {
 		return store.Execution{}, err
@@ -92,21 +104,28 @@ func (d *Dispatcher) Deploy(ctx context.Context, r DeployRequest) (store.Executi
 		Protocol: wire.ProtocolVersion, ExecID: e.ExecID, JobID: m.ID, Version: version, Shell: e.Shell, Script: e.Script,
 		Timeout: wire.Duration(timeout), Jitter: m.Execute.Jitter, IssuedAt: now, DeadlineAt: e.DeadlineAt, OutputCap: d.lim.OutputCap,
 	}
+	if err := d.Audit.Record(ctx, r.Actor, audit.Deploy, e.ExecID, deployDetail(r, m, version, target, len(pcs))); err != nil {
+		return store.Execution{}, err
+	}
 	// Pin first (layer 2 must never see a command newer than the pin).
 	if err := d.kvPut(ctx, wire.KVScriptCurrent, m.ID, version); err != nil {
+		d.Audit.Failed(ctx, r.Actor, audit.Deploy, e.ExecID, err)
 		return store.Execution{}, err
 	}
 	if err := d.st.CreateExecution(ctx, e, pcs); err != nil {
-		return store.Execution{}, fmt.Errorf("record execution: %w", err)
+		err = fmt.Errorf("record execution: %w", err)
+		d.Audit.Failed(ctx, r.Actor, audit.Deploy, e.ExecID, err)
+		return store.Execution{}, err
 	}
 	if err := d.publish(ctx, cmd, target, m.ID); err != nil {
 		if derr := d.st.DeleteExecution(context.WithoutCancel(ctx), e.ExecID); derr != nil {
 			d.log.Error("cannot remove an execution that was not published", "exec_id", e.ExecID, "err", derr)
 		}
-		return store.Execution{}, fmt.Errorf("publish: %w", err)
+		err = fmt.Errorf("publish: %w", err)
+		d.Audit.Failed(ctx, r.Actor, audit.Deploy, e.ExecID, err)
+		return store.Execution{}, err
 	}
 	d.log.Info("job deployed", "exec_id", e.ExecID, "job_id", m.ID, "version", version, "targets", len(pcs), "by", r.Actor)
-	_ = d.Audit.Record(ctx, r.Actor, audit.Deploy, e.ExecID, map[string]any{"job_id": m.ID, "version": version, "target": target, "targets": len(pcs)})
 	d.ev.Publish(events.Executions)
 	return d.st.Execution(ctx, e.ExecID)
 }
@@ -153,24 +172,62 @@ func (d *Dispatcher) deployRollout(ctx context.Context, r DeployRequest, version
 	if rest {
 		waves = append(waves, store.Wave{Name: rollout.RestWave, Approval: anyApproval, MaxFailures: d.lim.MaxFailures})
 	}
-	if err := d.kvPut(ctx, wire.KVScriptCurrent, m.ID, version); err != nil {
-		return store.Execution{}, err
-	}
-	if err := d.st.CreateRollout(ctx, e, waves, split); err != nil {
-		return store.Execution{}, fmt.Errorf("record rollout: %w", err)
-	}
 	sizes := make([]int, len(split))
 	for i, p := range split {
 		sizes[i] = len(p)
 	}
+	detail := deployDetail(r, m, version, target, len(pcs))
+	detail["waves"], detail["four_eyes"] = sizes, e.FourEyes
+	if err := d.Audit.Record(ctx, r.Actor, audit.Deploy, e.ExecID, detail); err != nil {
+		return store.Execution{}, err
+	}
+	if err := d.kvPut(ctx, wire.KVScriptCurrent, m.ID, version); err != nil {
+		d.Audit.Failed(ctx, r.Actor, audit.Deploy, e.ExecID, err)
+		return store.Execution{}, err
+	}
+	if err := d.st.CreateRollout(ctx, e, waves, split); err != nil {
+		err = fmt.Errorf("record rollout: %w", err)
+		d.Audit.Failed(ctx, r.Actor, audit.Deploy, e.ExecID, err)
+		return store.Execution{}, err
+	}
 	d.log.Info("rollout started", "exec_id", e.ExecID, "job_id", m.ID, "version", version, "targets", len(pcs), "waves", sizes, "by", r.Actor)
-	_ = d.Audit.Record(ctx, r.Actor, audit.Deploy, e.ExecID, map[string]any{"job_id": m.ID, "version": version, "target": target,
-		"targets": len(pcs), "waves": sizes, "four_eyes": e.FourEyes})
 	if d.Rollouts != nil {
 		d.Rollouts.Kick()
 	}
 	d.ev.Publish(events.Executions)
 	return d.st.Execution(ctx, e.ExecID)
+}
+
+// deployDetail is a deploy's audit detail.
+func deployDetail(r DeployRequest, m jobs.Manifest, version string, target store.Target, targets int) map[string]any {
+	detail := map[string]any{"job_id": m.ID, "version": version, "target": target, "targets": targets,
+		"shell": m.Execute.Shell, "script_sha256": ScriptSHA256(m.Execute.Script)}
+	if r.AllowMismatch {
+		detail["allow_mismatch"] = true
+	}
+	return detail
+}
+
+// checkCatalog compares a deploy with the jobs directory's manifest of the
+// same id and version: another shell or script is a problem unless allowed.
+func (d *Dispatcher) checkCatalog(m jobs.Manifest, version string, allow bool) []Problem {
+	if d.Catalog == nil || allow {
+		return nil
+	}
+	c, ok := d.Catalog(m.ID)
+	if !ok || c.Version != version {
+		return nil
+	}
+	var ps []Problem
+	if c.Execute.Shell != m.Execute.Shell {
+		ps = append(ps, Problem{Field: "execute.shell", Message: fmt.Sprintf("is %s, but version %s of job %s in the jobs directory uses %s; give this one another version, or set allow_mismatch to deploy it anyway",
+			m.Execute.Shell, version, m.ID, c.Execute.Shell)})
+	}
+	if got, want := ScriptSHA256(m.Execute.Script), ScriptSHA256(c.Execute.Script); got != want {
+		ps = append(ps, Problem{Field: "execute.script", Message: fmt.Sprintf("differs from version %s of job %s in the jobs directory (sha256 %s, not %s); give this one another version, or set allow_mismatch to deploy it anyway",
+			version, m.ID, got[:12], want[:12])})
+	}
+	return ps
 }
 
 // PublishWave sends a rollout's command to one wave's PCs on their own
@@ -216,30 +273,23 @@ func (d *Dispatcher) kv(ctx context.Context, bucket string) (jetstream.KeyValue,
 }
 
 func (d *Dispatcher) kvPut(ctx context.Context, bucket, key, value string) error {
-	kv, err := d.kv(ctx, bucket)
-	if err != nil {
-		return err
-	}
-	if _, err := kv.PutString(ctx, key, value); err != nil {
-		return fmt.Errorf("bucket %s: put %s: %w", bucket, key, err)
-	}
-	return nil
+	return d.putSigned(ctx, bucket, key, []byte(value))
 }
 
-// JobStatus is ACTIVE or REVOKED.
+// JobStatus is ACTIVE or REVOKED. A stored flag that does not verify
+// reads as REVOKED, as agents read it.
 func (d *Dispatcher) JobStatus(ctx context.Context, jobID string) (string, error) {
-	kv, err := d.kv(ctx, wire.KVScriptStatus)
-	if err != nil {
-		return "", err
-	}
-	v, err := kv.Get(ctx, jobID)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	v, err := d.getSigned(ctx, wire.KVScriptStatus, jobID)
+	switch {
+	case errors.Is(err, wire.ErrKVNotFound):
 		return wire.StatusActive, nil
-	}
-	if err != nil {
+	case errors.Is(err, wire.ErrKVUnverified):
+		d.log.Warn("job status does not verify; treated as revoked", "job_id", jobID, "err", err)
+		return wire.StatusRevoked, nil
+	case err != nil:
 		return "", fmt.Errorf("job status %s: %w", jobID, err)
 	}
-	return string(v.Value()), nil
+	return string(v), nil
 }
 
 // SetJobStatus revokes (REVOKED) or unrevokes (ACTIVE) a job: agents check
@@ -249,22 +299,27 @@ func (d *Dispatcher) SetJobStatus(ctx context.Context, jobID, status, actor stri
 	if err := wire.ValidateID("job_id", jobID); err != nil {
 		return &ValidationError{Problems: []Problem{{Field: "job_id", Message: err.Error()}}}
 	}
-	if err := d.kvPut(ctx, wire.KVScriptStatus, jobID, status); err != nil {
-		return err
-	}
 	action := audit.Revoke
 	if status == wire.StatusActive {
 		action = audit.Unrevoke
 	}
+	if err := d.Audit.Record(ctx, actor, action, jobID, nil); err != nil {
+		return err
+	}
+	if err := d.kvPut(ctx, wire.KVScriptStatus, jobID, status); err != nil {
+		d.Audit.Failed(ctx, actor, action, jobID, err)
+		return err
+	}
 	d.log.Info("job status changed", "job_id", jobID, "status", status, "by", actor)
-	_ = d.Audit.Record(ctx, actor, action, jobID, nil)
 	return nil
 }
 
-// purgeIfLatest removes the stream copy of an execution's command on
-// each subject of its target, but only where it is still the newest
-// command: a newer deployment of the job must stay.
-func (d *Dispatcher) purgeIfLatest(ctx context.Context, e store.Execution) error {
+// withdrawIfLatest replaces an execution's command with a withdrawal
+// (wire.HeaderWithdrawn) on each subject of its target where it is still
+// the newest command, so that PCs that have not picked it up never do;
+// EXEC refuses purges. A newer deployment of the job stays: the withdrawal
+// is published only if the subject's last message is still the command.
+func (d *Dispatcher) withdrawIfLatest(ctx context.Context, e store.Execution) error {
 	token := e.JobID
 	if e.JobID == AdhocJob {
 		token = adhocToken(e.ExecID)
@@ -272,7 +327,7 @@ func (d *Dispatcher) purgeIfLatest(ctx context.Context, e store.Execution) error
 	subjects := subjectsOf(e.Target, token)
 	waves, err := d.st.Waves(ctx, e.ExecID)
 	if err != nil {
-		return fmt.Errorf("purge: %w", err)
+		return fmt.Errorf("withdraw: %w", err)
 	}
 	if len(waves) > 0 { // a rollout's commands went to its started waves' PCs
 		var pcs []string
@@ -280,7 +335,7 @@ func (d *Dispatcher) purgeIfLatest(ctx context.Context, e store.Execution) error
 			if !w.StartedAt.IsZero() {
 				p, err := d.st.WavePCs(ctx, e.ExecID, w.Index)
 				if err != nil {
-					return fmt.Errorf("purge: %w", err)
+					return fmt.Errorf("withdraw: %w", err)
 				}
 				pcs = append(pcs, p...)
 			}
@@ -288,8 +343,11 @@ func (d *Dispatcher) purgeIfLatest(ctx context.Context, e store.Execution) error
 		subjects = subjectsOf(store.Target{PCs: pcs}, token)
 	}
 	st, err := d.js.Stream(ctx, wire.StreamExec)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil // gone with every command it held
+	}
 	if err != nil {
-		return fmt.Errorf("purge: %w", err)
+		return fmt.Errorf("withdraw: %w", err)
 	}
 	for _, subj := range subjects {
 		m, err := st.GetLastMsgForSubject(ctx, subj)
@@ -297,14 +355,21 @@ func (d *Dispatcher) purgeIfLatest(ctx context.Context, e store.Execution) error
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("purge %s: %w", subj, err)
+			return fmt.Errorf("withdraw %s: %w", subj, err)
 		}
 		var cmd wire.Command
-		if json.Unmarshal(m.Data, &cmd) != nil || cmd.ExecID != e.ExecID {
+		if m.Header.Get(wire.HeaderWithdrawn) != "" || json.Unmarshal(m.Data, &cmd) != nil || cmd.ExecID != e.ExecID {
 			continue
 		}
-		if err := st.Purge(ctx, jetstream.WithPurgeSubject(subj)); err != nil {
-			return fmt.Errorf("purge %s: %w", subj, err)
+		w := d.keys.Msg(subj, nil, d.now())
+		w.Header.Set(wire.HeaderWithdrawn, e.ExecID)
+		_, err = d.js.PublishMsg(ctx, w, jetstream.WithExpectLastSequencePerSubject(m.Sequence))
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+			continue // a newer command came in between
+		}
+		if err != nil {
+			return fmt.Errorf("withdraw %s: %w", subj, err)
 		}
 	}
 	return nil
@@ -326,17 +391,15 @@ func subjectsOf(t store.Target, jobToken string) []string {
 }
 
 // PinnedVersion is the version agents accept for a job now ("" when none).
+// A stored pin that does not verify is an error: agents run no version
+// of the job until it is deployed again.
 func (d *Dispatcher) PinnedVersion(ctx context.Context, jobID string) (string, error) {
-	kv, err := d.kv(ctx, wire.KVScriptCurrent)
-	if err != nil {
-		return "", err
-	}
-	v, err := kv.Get(ctx, jobID)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	v, err := d.getSigned(ctx, wire.KVScriptCurrent, jobID)
+	switch {
+	case errors.Is(err, wire.ErrKVNotFound):
 		return "", nil
-	}
-	if err != nil {
+	case err != nil:
 		return "", fmt.Errorf("pinned version of %s: %w", jobID, err)
 	}
-	return string(v.Value()), nil
+	return string(v), nil
 }

@@ -8,6 +8,8 @@ package dispatch
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,9 +22,11 @@ import (
 
 	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/app/audit"
+	"github.com/kanadehq/kanade/app/bus"
 	"github.com/kanadehq/kanade/app/events"
 	"github.com/kanadehq/kanade/app/rollout"
 	"github.com/kanadehq/kanade/app/sign"
+	"github.com/kanadehq/kanade/jobs"
 	"github.com/kanadehq/kanade/store"
 )
 
@@ -48,8 +52,16 @@ type Dispatcher struct {
 	js   jetstream.JetStream
 	keys *sign.Keyring
 	ev   *events.Broker
-	// Audit records runs and kills (nil records nothing).
+	// Audit records runs and kills (nil records nothing). Each action is
+	// recorded before it is carried out and refused when it cannot be
+	// (see package audit).
 	Audit *audit.Recorder
+	// Provisioner re-creates EXEC when a publish finds it gone (nil: the
+	// publish fails).
+	Provisioner *bus.Provisioner
+	// Catalog looks a job up in the jobs directory (nil: deploys are not
+	// compared with it; see Deploy).
+	Catalog func(jobID string) (jobs.Manifest, bool)
 	// Rollouts drives executions with waves (nil: deploys with waves are refused).
 	Rollouts *rollout.Engine
 	lim      Limits
@@ -177,20 +189,33 @@ func (d *Dispatcher) Run(ctx context.Context, r RunRequest) (store.Execution, er
 		Protocol: wire.ProtocolVersion, ExecID: e.ExecID, JobID: AdhocJob, Shell: r.Shell, Script: r.Script,
 		Timeout: wire.Duration(r.Timeout), IssuedAt: now, DeadlineAt: e.DeadlineAt, OutputCap: d.lim.OutputCap,
 	}
+	if err := d.Audit.Record(ctx, r.Actor, audit.Run, e.ExecID, map[string]any{"job_id": e.JobID, "target": r.Target,
+		"targets": len(pcs), "shell": r.Shell, "script": r.Script, "script_sha256": ScriptSHA256(r.Script), "timeout": r.Timeout.String()}); err != nil {
+		return store.Execution{}, err
+	}
 	if err := d.st.CreateExecution(ctx, e, pcs); err != nil {
-		return store.Execution{}, fmt.Errorf("record execution: %w", err)
+		err = fmt.Errorf("record execution: %w", err)
+		d.Audit.Failed(ctx, r.Actor, audit.Run, e.ExecID, err)
+		return store.Execution{}, err
 	}
 	if err := d.publish(ctx, cmd, r.Target, adhocToken(e.ExecID)); err != nil {
 		if derr := d.st.DeleteExecution(context.WithoutCancel(ctx), e.ExecID); derr != nil {
 			d.log.Error("cannot remove an execution that was not published", "exec_id", e.ExecID, "err", derr)
 		}
-		return store.Execution{}, fmt.Errorf("publish: %w", err)
+		err = fmt.Errorf("publish: %w", err)
+		d.Audit.Failed(ctx, r.Actor, audit.Run, e.ExecID, err)
+		return store.Execution{}, err
 	}
 	d.log.Info("execution started", "exec_id", e.ExecID, "job_id", e.JobID, "targets", len(pcs), "by", r.Actor)
-	_ = d.Audit.Record(ctx, r.Actor, audit.Run, e.ExecID, map[string]any{"job_id": e.JobID, "target": r.Target,
-		"targets": len(pcs), "shell": r.Shell, "script": r.Script, "timeout": r.Timeout.String()})
 	d.ev.Publish(events.Executions)
 	return d.st.Execution(ctx, e.ExecID)
+}
+
+// ScriptSHA256 is the hex SHA-256 of a script, recorded in the audit
+// events of runs and deploys and compared with the jobs directory's.
+func ScriptSHA256(script string) string {
+	sum := sha256.Sum256([]byte(script))
+	return hex.EncodeToString(sum[:])
 }
 
 // adhocToken is the subject token of an ad-hoc run: unique, so that ad-hoc
@@ -198,7 +223,9 @@ func (d *Dispatcher) Run(ctx context.Context, r RunRequest) (store.Execution, er
 func adhocToken(execID string) string { return AdhocJob + "-" + execID }
 
 // publish sends cmd on every subject of the target and waits for the
-// stream to acknowledge each.
+// stream to acknowledge each. When EXEC is gone it is re-provisioned and
+// everything sent again (agents run an execution once however often it
+// comes).
 func (d *Dispatcher) publish(ctx context.Context, cmd wire.Command, t store.Target, jobToken string) error {
 	if err := cmd.Validate(); err != nil {
 		return err
@@ -208,6 +235,10 @@ func (d *Dispatcher) publish(ctx context.Context, cmd wire.Command, t store.Targ
 		return err
 	}
 	subjects := subjectsOf(t, jobToken)
+	return d.Provisioner.Retry(ctx, func() error { return d.publishOnce(ctx, subjects, data) })
+}
+
+func (d *Dispatcher) publishOnce(ctx context.Context, subjects []string, data []byte) error {
 	futures := make([]jetstream.PubAckFuture, 0, len(subjects))
 	now := d.now()
 	for _, s := range subjects {
@@ -235,8 +266,15 @@ func (d *Dispatcher) publish(ctx context.Context, cmd wire.Command, t store.Targ
 
 // Kill stops an execution: running processes are killed, targets that
 // have not started are cancelled (also offline PCs, which will not find
-// the command when they return).
+// the command when they return). It is recorded first and refused when it
+// cannot be.
 func (d *Dispatcher) Kill(ctx context.Context, execID, actor string) error {
+	return d.kill(ctx, execID, actor, true)
+}
+
+// kill is Kill; mustRecord false carries the kill out even when its audit
+// event cannot be recorded (the emergency stop's kills).
+func (d *Dispatcher) kill(ctx context.Context, execID, actor string, mustRecord bool) error {
 	e, err := d.st.Execution(ctx, execID)
 	if err != nil {
 		return err
@@ -244,6 +282,22 @@ func (d *Dispatcher) Kill(ctx context.Context, execID, actor string) error {
 	if e.Status == "completed" {
 		return fmt.Errorf("%w: execution %s already completed", ErrConflict, execID)
 	}
+	if err := d.Audit.Record(ctx, actor, audit.Kill, execID, map[string]any{"job_id": e.JobID}); err != nil {
+		if mustRecord {
+			return err
+		}
+		d.log.Error("killing without an audit record", "exec_id", execID, "by", actor, "err", err)
+	}
+	if err := d.stop(ctx, e, actor); err != nil {
+		d.Audit.Failed(ctx, actor, audit.Kill, execID, err)
+		return err
+	}
+	return nil
+}
+
+// stop carries a kill out.
+func (d *Dispatcher) stop(ctx context.Context, e store.Execution, actor string) error {
+	execID := e.ExecID
 	now := d.now()
 	// The database first: the execution is killed and its pending targets
 	// cancelled before any agent can report the kill, so the execution
@@ -252,7 +306,7 @@ func (d *Dispatcher) Kill(ctx context.Context, execID, actor string) error {
 	if err := d.st.RequestKill(ctx, execID, actor, now); err != nil {
 		return err
 	}
-	if err := d.purgeIfLatest(ctx, e); err != nil {
+	if err := d.withdrawIfLatest(ctx, e); err != nil {
 		return err
 	}
 	if d.Rollouts != nil {
@@ -268,7 +322,6 @@ func (d *Dispatcher) Kill(ctx context.Context, execID, actor string) error {
 		return fmt.Errorf("publish kill: %w", err)
 	}
 	d.log.Info("execution killed", "exec_id", execID, "by", actor)
-	_ = d.Audit.Record(ctx, actor, audit.Kill, execID, map[string]any{"job_id": e.JobID})
 	d.ev.Publish(events.Execution(execID))
 	d.ev.Publish(events.Executions)
 	return nil

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/app/audit"
 	"github.com/kanadehq/kanade/app/events"
@@ -17,27 +15,6 @@ import (
 
 // ErrLocked is returned for new work while the emergency stop is on.
 var ErrLocked = errors.New("the emergency stop is on")
-
-// EmergencyStop returns the current switch (from the broker, so several
-// server replicas agree).
-func (d *Dispatcher) EmergencyStop(ctx context.Context) (wire.EmergencyStop, error) {
-	var es wire.EmergencyStop
-	kv, err := d.kv(ctx, wire.KVFleet)
-	if err != nil {
-		return es, err
-	}
-	e, err := kv.Get(ctx, wire.KeyEmergencyStop)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return es, nil
-	}
-	if err != nil {
-		return es, fmt.Errorf("emergency stop: %w", err)
-	}
-	if err := json.Unmarshal(e.Value(), &es); err != nil {
-		return es, fmt.Errorf("emergency stop: %w", err)
-	}
-	return es, nil
-}
 
 // checkNotStopped refuses new work while the emergency stop is on.
 func (d *Dispatcher) checkNotStopped(ctx context.Context) error {
@@ -66,6 +43,18 @@ func (d *Dispatcher) SetEmergencyStop(ctx context.Context, active bool, reason, 
 	if len(reason) > 500 {
 		return cur, &ValidationError{Problems: []Problem{{Field: "reason", Message: "is longer than 500 characters"}}}
 	}
+	action := audit.EmergencyStopOn
+	if !active {
+		action = audit.EmergencyStopOff
+	}
+	// Recorded first; lifting is refused without a record, turning on is
+	// not (a stop must work when nothing else does).
+	if err := d.Audit.Record(ctx, actor, action, "fleet", map[string]any{"reason": reason}); err != nil {
+		if !active {
+			return cur, err
+		}
+		d.log.Error("the emergency stop goes on without an audit record", "by", actor, "err", err)
+	}
 	now := d.now()
 	es := cur
 	if active {
@@ -74,19 +63,10 @@ func (d *Dispatcher) SetEmergencyStop(ctx context.Context, active bool, reason, 
 		es.Active = false
 	}
 	body, _ := json.Marshal(es)
-	kv, err := d.kv(ctx, wire.KVFleet)
-	if err != nil {
-		return cur, err
-	}
-	if _, err := kv.Put(ctx, wire.KeyEmergencyStop, body); err != nil {
+	if err := d.putSigned(ctx, wire.KVFleet, wire.KeyEmergencyStop, body); err != nil {
 		return cur, fmt.Errorf("emergency stop: %w", err)
 	}
-	action := audit.EmergencyStopOn
-	if !active {
-		action = audit.EmergencyStopOff
-	}
 	d.log.Warn("emergency stop", "active", active, "by", actor, "reason", reason)
-	_ = d.Audit.Record(ctx, actor, action, "fleet", map[string]any{"reason": reason})
 	if active && d.Rollouts != nil {
 		// Rollouts halt (and can resume once the stop is lifted); the
 		// agents kill their running wave's processes.
@@ -106,7 +86,7 @@ func (d *Dispatcher) SetEmergencyStop(ctx context.Context, active bool, reason, 
 				break
 			}
 			for _, e := range execs {
-				if err := d.Kill(ctx, e.ExecID, actor); err != nil && !errors.Is(err, ErrConflict) {
+				if err := d.kill(ctx, e.ExecID, actor, false); err != nil && !errors.Is(err, ErrConflict) {
 					return es, err
 				}
 			}

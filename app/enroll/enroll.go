@@ -20,10 +20,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
+	"golang.org/x/time/rate"
 
 	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/app/audit"
@@ -54,11 +56,28 @@ type Service struct {
 	// Lifetime is how long an issued credential is valid (at most
 	// bus.AgentJWTLifetime, which bounds the revocation list).
 	Lifetime time.Duration
+
+	// MaxPending bounds the requests of one token that wait for an admin.
+	MaxPending int
+
+	limits   *tokenLimits
+	logLimit *rate.Limiter
+	// curve seals enrollment replies (wire.SealedReply).
+	curve nkeys.KeyPair
+	// bundleMu serialises writing and rotating the default bundle, which
+	// lives in dataDir.
+	bundleMu sync.Mutex
+	dataDir  string
 }
 
 // New returns a service; b must run the embedded broker.
 func New(st *store.Store, b *bus.Bus, keys *sign.Keyring, ev *events.Broker, log *slog.Logger) *Service {
-	return &Service{st: st, b: b, keys: keys, ev: ev, log: log, now: func() time.Time { return time.Now().UTC() }, RetryAfter: 10 * time.Second, Lifetime: bus.AgentJWTLifetime}
+	curve, err := nkeys.CreateCurveKeys()
+	if err != nil {
+		panic(fmt.Sprintf("enroll: curve key: %v", err)) // crypto/rand failed
+	}
+	return &Service{curve: curve, st: st, b: b, keys: keys, ev: ev, log: log, now: func() time.Time { return time.Now().UTC() }, RetryAfter: 10 * time.Second,
+		Lifetime: bus.AgentJWTLifetime, MaxPending: MaxPendingPerToken, limits: newTokenLimits(), logLimit: rate.NewLimiter(1, 5)}
 }
 
 // Revocations are the keys the broker must refuse, for its start.
@@ -69,7 +88,7 @@ func Revocations(ctx context.Context, st *store.Store, now time.Time) ([]bus.Rev
 	}
 	out := make([]bus.Revocation, 0, len(keys))
 	for _, k := range keys {
-		out = append(out, bus.Revocation{PublicKey: k.PublicKey, At: k.RevokedAt})
+		out = append(out, bus.Revocation{PublicKey: k.PublicKey, At: k.RevokedAt, Forever: k.PCID == ""})
 	}
 	return out, nil
 }
@@ -94,10 +113,14 @@ const (
 )
 
 // WriteAgentCredentials makes sure the default token exists (its secret
-// kept in DATA/secrets/enroll-token) and writes DATA/agent-credentials:
-// the enrollment credential followed by the token. autoApprove says
-// whether agents enrolling with it are approved without an admin.
-func (s *Service) WriteAgentCredentials(ctx context.Context, dataDir string, autoApprove bool, groups []string) (string, error) {
+// kept in DATA/secrets/enroll-token, its broker user in
+// DATA/secrets/enroll-user.nk) and writes DATA/agent-credentials: the
+// enrollment bundle's credential followed by the token. autoApprove says
+// whether agents enrolling with it are approved without an admin;
+// allowGroups are the groups they may ask for ("*": any).
+func (s *Service) WriteAgentCredentials(ctx context.Context, dataDir string, autoApprove bool, groups, allowGroups []string) (string, error) {
+	s.bundleMu.Lock()
+	defer s.bundleMu.Unlock()
 	secretPath := filepath.Join(dataDir, bus.SecretsDir, "enroll-token")
 	secret := ""
 	if b, err := os.ReadFile(secretPath); err == nil {
@@ -107,39 +130,99 @@ func (s *Service) WriteAgentCredentials(ctx context.Context, dataDir string, aut
 	}
 	if secret == "" {
 		secret = NewSecret()
-		if err := os.WriteFile(secretPath, []byte(secret+"\n"), 0o600); err != nil {
-			return "", fmt.Errorf("write %s: %w", secretPath, err)
+		if err := writeFileAtomic(secretPath, []byte(secret+"\n")); err != nil {
+			return "", err
 		}
 	}
-	tok := store.EnrollmentToken{ID: DefaultTokenID, Name: "Default (DATA/agent-credentials)", DefaultGroups: groups,
-		AutoApprove: autoApprove, CreatedAt: s.now(), CreatedBy: "kanade"}
+	s.dataDir = dataDir
+	user := s.b.ID.EnrollUser
+	tok := store.EnrollmentToken{ID: DefaultTokenID, Name: "Default (DATA/agent-credentials)", DefaultGroups: groups, AllowGroups: allowGroups,
+		NATSUser: pubKey(user), AutoApprove: autoApprove, CreatedAt: s.now(), CreatedBy: "kanade"}
 	if err := s.st.CreateEnrollmentToken(ctx, tok, HashSecret(secret)); err != nil {
 		return "", err
 	}
-	body, err := s.AgentCredentialsFor(secret)
+	body, err := s.bundle(user, tok, secret)
 	if err != nil {
 		return "", err
 	}
 	path := filepath.Join(dataDir, "agent-credentials")
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, body, 0o600); err != nil {
-		return "", err
+	return path, writeFileAtomic(path, body)
+}
+
+// RotateDefault gives the default token a new secret and a new broker
+// user, rewrites DATA/agent-credentials and revokes the old user at the
+// broker: PCs holding the old file can no longer even connect. Agents
+// that are enrolled keep their own credentials.
+func (s *Service) RotateDefault(ctx context.Context, by string) error {
+	tok, err := s.st.EnrollmentToken(ctx, DefaultTokenID)
+	if err != nil {
+		return err
 	}
-	return path, os.Rename(tmp, path)
+	s.bundleMu.Lock()
+	dataDir, old := s.dataDir, pubKey(s.b.ID.EnrollUser)
+	s.bundleMu.Unlock()
+	if dataDir == "" {
+		return fmt.Errorf("%w: no default enrollment bundle was written", ErrState)
+	}
+	if err := s.Audit.Record(ctx, by, audit.TokenRotate, DefaultTokenID, map[string]any{"old_user": old}); err != nil {
+		return err
+	}
+	fail := func(err error) error {
+		s.Audit.Failed(ctx, by, audit.TokenRotate, DefaultTokenID, err)
+		return fmt.Errorf("rotate the default enrollment bundle: %w", err)
+	}
+	s.bundleMu.Lock()
+	_, err = s.b.ID.RotateEnrollUser(filepath.Join(dataDir, bus.SecretsDir))
+	if err == nil {
+		err = writeFileAtomic(filepath.Join(dataDir, bus.SecretsDir, "enroll-token"), []byte(NewSecret()+"\n"))
+	}
+	s.bundleMu.Unlock()
+	if err != nil {
+		return fail(err)
+	}
+	if _, err := s.WriteAgentCredentials(ctx, dataDir, tok.AutoApprove, tok.DefaultGroups, tok.AllowGroups); err != nil {
+		return fail(err)
+	}
+	if err := s.st.RevokeKey(ctx, old, "", by, s.now()); err != nil {
+		return fail(err)
+	}
+	if err := s.pushRevocations(ctx); err != nil {
+		return fail(err)
+	}
+	s.ev.Publish(events.Enrollments)
+	s.log.Warn("default enrollment bundle rotated", "by", by)
+	return nil
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return os.Rename(tmp, path)
+}
+
+func pubKey(kp nkeys.KeyPair) string {
+	p, _ := kp.PublicKey()
+	return p
 }
 
 // Run serves enrollment and renewal requests until ctx is done.
 func (s *Service) Run(ctx context.Context) error {
 	nc := s.b.NC
 	sub1, err := nc.QueueSubscribe(wire.EnrollSubject, "kanade-enroll", func(m *nats.Msg) {
-		s.respond(m, s.handleEnroll(ctx, m.Data))
+		if r, ok := s.requester(m); ok {
+			s.respondSealed(m, s.handleEnroll(ctx, r, m.Data), replyKey(m.Data))
+		}
 	})
 	if err != nil {
 		return err
 	}
 	defer sub1.Unsubscribe()
 	sub2, err := nc.QueueSubscribe(wire.RenewWildcard, "kanade-enroll", func(m *nats.Msg) {
-		s.respond(m, s.handleRenew(ctx, wire.LastToken(m.Subject)))
+		if r, ok := s.requester(m); ok {
+			s.respond(m, s.handleRenew(ctx, r, wire.LastToken(m.Subject)))
+		}
 	})
 	if err != nil {
 		return err
@@ -152,9 +235,58 @@ func (s *Service) Run(ctx context.Context) error {
 	return nil
 }
 
+// requester checks the reply subject and the requester of a request; a
+// request that fails is not answered at all.
+func (s *Service) requester(m *nats.Msg) (bus.Requester, bool) {
+	r, err := s.b.CheckRequest(m)
+	if err != nil {
+		s.warn("enroll: request not answered", "subject", m.Subject, "err", err)
+		return r, false
+	}
+	return r, true
+}
+
+// warn logs at most one warning a second, so that a flood of hostile
+// requests cannot flood the log.
+func (s *Service) warn(msg string, args ...any) {
+	if s.logLimit.Allow() {
+		s.log.Warn(msg, args...)
+	}
+}
+
 func (s *Service) respond(m *nats.Msg, r wire.EnrollReply) {
 	b, _ := json.Marshal(r)
 	if err := m.Respond(b); err != nil {
+		s.log.Warn("enroll: reply", "err", err)
+	}
+}
+
+// replyKey is the curve key an enrollment request asks its reply to be
+// sealed to ("" for none, or an undecodable request).
+func replyKey(data []byte) string {
+	var r struct {
+		ReplyKey string `json:"reply_key"`
+	}
+	_ = json.Unmarshal(data, &r)
+	return r.ReplyKey
+}
+
+// respondSealed answers an enrollment request: sealed to the request's
+// reply key when it has one (every holder of the enrollment file can read
+// the enrollment inbox).
+func (s *Service) respondSealed(m *nats.Msg, r wire.EnrollReply, replyKey string) {
+	if replyKey == "" {
+		s.respond(m, r)
+		return
+	}
+	b, _ := json.Marshal(r)
+	sealed, err := s.curve.Seal(b, replyKey)
+	if err != nil {
+		s.respond(m, rejected("the reply key is not a curve public key"))
+		return
+	}
+	out, _ := json.Marshal(wire.SealedReply{Sealed: sealed, From: pubKey(s.curve)})
+	if err := m.Respond(out); err != nil {
 		s.log.Warn("enroll: reply", "err", err)
 	}
 }
@@ -163,7 +295,7 @@ func rejected(reason string) wire.EnrollReply {
 	return wire.EnrollReply{Status: wire.EnrollRejected, Reason: reason}
 }
 
-func (s *Service) handleEnroll(ctx context.Context, data []byte) wire.EnrollReply {
+func (s *Service) handleEnroll(ctx context.Context, from bus.Requester, data []byte) wire.EnrollReply {
 	var req wire.EnrollRequest
 	if err := json.Unmarshal(data, &req); err != nil {
 		return rejected("undecodable request")
@@ -179,7 +311,7 @@ func (s *Service) handleEnroll(ctx context.Context, data []byte) wire.EnrollRepl
 		return rejected("public_key is not a user key")
 	}
 	if kp.Verify(req.SigningBytes(), req.Signature) != nil {
-		log.Warn("enroll: bad signature")
+		s.warn("enroll: bad signature", "pc_id", req.PCID)
 		return rejected("the signature does not match the public key")
 	}
 	if d := now.Sub(req.At); d > maxClockSkew || d < -maxClockSkew {
@@ -187,7 +319,7 @@ func (s *Service) handleEnroll(ctx context.Context, data []byte) wire.EnrollRepl
 	}
 	tok, err := s.st.EnrollmentTokenBySecret(ctx, HashSecret(req.Token))
 	if errors.Is(err, store.ErrNotFound) {
-		log.Warn("enroll: unknown token")
+		s.warn("enroll: unknown token", "pc_id", req.PCID)
 		return rejected("the enrollment token is not valid")
 	}
 	if err != nil {
@@ -196,6 +328,15 @@ func (s *Service) handleEnroll(ctx context.Context, data []byte) wire.EnrollRepl
 	}
 	if why := tok.Usable(now); why != "" {
 		return rejected(why)
+	}
+	// The token and the broker user must come from the same bundle: a
+	// token secret copied into another bundle is refused.
+	if tok.NATSUser == "" || tok.NATSUser != from.User {
+		s.warn("enroll: token used with another bundle's credential", "token", tok.ID, "user", from.User)
+		return rejected("this credentials file does not belong to this enrollment token; use the file the token was created with")
+	}
+	if !s.limits.allow(tok.ID) {
+		return busy("too many enrollment requests with this token; try again later", s.RetryAfter)
 	}
 	if revoked, err := s.st.KeyRevoked(ctx, req.PublicKey); err != nil || revoked {
 		return rejected("this key was revoked; the agent must create a new key")
@@ -216,15 +357,42 @@ func (s *Service) handleEnroll(ctx context.Context, data []byte) wire.EnrollRepl
 			return rejected("enrollment " + cur.Status + ": " + cur.Reason)
 		}
 	case cur.Status == store.KeyApproved || cur.Status == store.KeyPending:
-		log.Warn("enroll: pc_id bound to another key")
+		s.warn("enroll: pc_id bound to another key", "pc_id", req.PCID)
 		return rejected(fmt.Sprintf("pc_id %s is already bound to another key; an admin must re-bind it", req.PCID))
 	}
+	// A request that waits for an admin carries every group it asks for:
+	// the admin sees them on the Pending page and decides. One that the
+	// token approves gets only the groups the token allows.
 	k := store.AgentKey{PCID: req.PCID, PublicKey: req.PublicKey, Status: store.KeyPending, Hostname: req.Hostname,
 		OS: req.OS, Arch: req.Arch, Groups: wire.NormalizeGroups(append(slices.Clone(tok.DefaultGroups), req.Groups...)),
 		TokenID: tok.ID, RequestedAt: now}
-	// A PC whose earlier key was revoked or rejected needs an admin again.
+	var ignored []string
+	// A token approves only PCs the server has never heard of: a PC whose
+	// earlier key was revoked or rejected, or that the server already
+	// knows (it reported before, or an admin entered it), needs an admin,
+	// so that a leaked token cannot take over a PC's name.
 	if tok.AutoApprove && cur.PublicKey == "" {
-		k.Status, k.DecidedAt, k.DecidedBy, k.Reason = store.KeyApproved, now, "token "+tok.ID, "approved by token "+tok.ID
+		switch _, err := s.st.Agent(ctx, req.PCID); {
+		case errors.Is(err, store.ErrNotFound):
+			k.Status, k.DecidedAt, k.DecidedBy, k.Reason = store.KeyApproved, now, "token "+tok.ID, "approved by token "+tok.ID
+			k.Groups, ignored = GrantGroups(tok, req.Groups)
+		case err != nil:
+			log.Error("enroll", "err", err)
+			return rejected("server error; try again")
+		}
+	}
+	if k.Status == store.KeyPending {
+		if !s.limits.allowPending(tok.ID) {
+			return busy("too many new enrollment requests with this token; try again later", s.RetryAfter)
+		}
+		switch n, err := s.st.CountAgentKeys(ctx, store.KeyPending, tok.ID); {
+		case err != nil:
+			log.Error("enroll", "err", err)
+			return rejected("server error; try again")
+		case n >= s.MaxPending:
+			s.warn("enroll: too many pending requests", "token", tok.ID, "pending", n)
+			return busy(fmt.Sprintf("%d enrollment requests of this token already wait for an admin; try again later", n), 10*s.RetryAfter)
+		}
 	}
 	if err := s.st.PutAgentKey(ctx, k); err != nil {
 		log.Error("enroll", "err", err)
@@ -234,11 +402,36 @@ func (s *Service) handleEnroll(ctx context.Context, data []byte) wire.EnrollRepl
 		log.Error("enroll", "err", err)
 	}
 	s.ev.Publish(events.Enrollments)
-	log.Info("enrollment request", "status", k.Status, "token", tok.ID, "groups", k.Groups)
+	log.Info("enrollment request", "status", k.Status, "token", tok.ID, "groups", k.Groups, "groups_ignored", ignored)
 	if k.Status != store.KeyApproved {
 		return wire.EnrollReply{Status: wire.EnrollPending, Reason: "waiting for an admin to approve", RetryAfter: wire.Duration(s.RetryAfter)}
 	}
 	return s.mint(ctx, k)
+}
+
+// MaxPendingPerToken bounds the requests of one token that wait for an
+// admin (Service.MaxPending).
+const MaxPendingPerToken = 1000
+
+// GrantGroups is what an enrolling PC gets: the token's default groups,
+// and those of the groups it asked for that the token allows ("*" allows
+// any). ignored lists the rest.
+func GrantGroups(tok store.EnrollmentToken, requested []string) (groups, ignored []string) {
+	anyGroup := slices.Contains(tok.AllowGroups, "*")
+	groups = slices.Clone(tok.DefaultGroups)
+	for _, g := range requested {
+		if anyGroup || slices.Contains(tok.AllowGroups, g) {
+			groups = append(groups, g)
+		} else if !slices.Contains(tok.DefaultGroups, g) {
+			ignored = append(ignored, g)
+		}
+	}
+	return wire.NormalizeGroups(groups), ignored
+}
+
+// busy asks the agent to try again later.
+func busy(reason string, after time.Duration) wire.EnrollReply {
+	return wire.EnrollReply{Status: wire.EnrollPending, Reason: reason, RetryAfter: wire.Duration(after)}
 }
 
 // mint signs a fresh credential for an approved key.
@@ -258,10 +451,15 @@ func (s *Service) mint(ctx context.Context, k store.AgentKey) wire.EnrollReply {
 }
 
 // handleRenew re-mints the credential of an enrolled agent. Only that
-// agent's own credential may publish on its renewal subject.
-func (s *Service) handleRenew(ctx context.Context, pc string) wire.EnrollReply {
+// agent's own credential may publish on its renewal subject, and the
+// requester must be the key the pc_id is bound to.
+func (s *Service) handleRenew(ctx context.Context, from bus.Requester, pc string) wire.EnrollReply {
 	k, err := s.st.AgentKey(ctx, pc)
 	if err != nil || k.Status != store.KeyApproved {
+		return rejected("not enrolled")
+	}
+	if k.PublicKey != from.User {
+		s.warn("enroll: renewal by another key", "pc_id", pc, "user", from.User)
 		return rejected("not enrolled")
 	}
 	return s.mint(ctx, k)
@@ -276,13 +474,16 @@ func (s *Service) Approve(ctx context.Context, pc, by string) error {
 	if k.Status == store.KeyRevoked {
 		return fmt.Errorf("%w: the key of %s was revoked; the agent must enroll with a new key", ErrState, pc)
 	}
+	if err := s.Audit.Record(ctx, by, audit.EnrollmentApprove, pc, map[string]any{"public_key": k.PublicKey, "groups": k.Groups, "hostname": k.Hostname}); err != nil {
+		return err
+	}
 	k.Status, k.DecidedAt, k.DecidedBy, k.Reason = store.KeyApproved, s.now(), by, "approved by "+by
 	if err := s.st.PutAgentKey(ctx, k); err != nil {
+		s.Audit.Failed(ctx, by, audit.EnrollmentApprove, pc, err)
 		return err
 	}
 	s.ev.Publish(events.Enrollments)
 	s.log.Info("enrollment approved", "pc_id", pc, "by", by)
-	_ = s.Audit.Record(ctx, by, audit.EnrollmentApprove, pc, map[string]any{"public_key": k.PublicKey, "groups": k.Groups, "hostname": k.Hostname})
 	return nil
 }
 
@@ -298,12 +499,15 @@ func (s *Service) Reject(ctx context.Context, pc, by string) error {
 	if k.Status != store.KeyPending {
 		return fmt.Errorf("%w: %s is %s, not pending", ErrState, pc, k.Status)
 	}
+	if err := s.Audit.Record(ctx, by, audit.EnrollmentReject, pc, map[string]any{"public_key": k.PublicKey, "hostname": k.Hostname}); err != nil {
+		return err
+	}
 	k.Status, k.DecidedAt, k.DecidedBy, k.Reason = store.KeyRejected, s.now(), by, "rejected by "+by
 	if err := s.st.PutAgentKey(ctx, k); err != nil {
+		s.Audit.Failed(ctx, by, audit.EnrollmentReject, pc, err)
 		return err
 	}
 	s.ev.Publish(events.Enrollments)
-	_ = s.Audit.Record(ctx, by, audit.EnrollmentReject, pc, map[string]any{"public_key": k.PublicKey, "hostname": k.Hostname})
 	return nil
 }
 
@@ -312,20 +516,56 @@ func (s *Service) Reject(ctx context.Context, pc, by string) error {
 // never connect or enroll again.
 func (s *Service) Revoke(ctx context.Context, pc, by string) error {
 	now := s.now()
-	k, err := s.st.RevokeAgentKey(ctx, pc, by, now)
+	k, err := s.st.AgentKey(ctx, pc)
 	if err != nil {
 		return err
 	}
-	revs, err := Revocations(ctx, s.st, now)
-	if err != nil {
+	if err := s.Audit.Record(ctx, by, audit.AgentRevoke, pc, map[string]any{"public_key": k.PublicKey}); err != nil {
 		return err
 	}
-	if err := s.b.UpdateAccount(ctx, revs); err != nil {
+	if _, err := s.st.RevokeAgentKey(ctx, pc, by, now); err != nil {
+		s.Audit.Failed(ctx, by, audit.AgentRevoke, pc, err)
+		return err
+	}
+	if err := s.pushRevocations(ctx); err != nil {
+		s.Audit.Failed(ctx, by, audit.AgentRevoke, pc, err)
 		return err
 	}
 	s.ev.Publish(events.Enrollments)
 	s.log.Info("agent revoked", "pc_id", pc, "by", by)
-	_ = s.Audit.Record(ctx, by, audit.AgentRevoke, pc, map[string]any{"public_key": k.PublicKey})
+	return nil
+}
+
+// pushRevocations hands the broker the agents' account with every
+// revoked key; their connections drop at once.
+func (s *Service) pushRevocations(ctx context.Context) error {
+	revs, err := Revocations(ctx, s.st, s.now())
+	if err != nil {
+		return err
+	}
+	return s.b.UpdateAccount(ctx, revs)
+}
+
+// RevokeToken stops a token from enrolling more agents and revokes its
+// bundle's broker user: PCs holding its credentials file can no longer
+// connect. Agents that enrolled with it keep their own credentials.
+func (s *Service) RevokeToken(ctx context.Context, id, by string) error {
+	if _, err := s.st.EnrollmentToken(ctx, id); err != nil {
+		return err
+	}
+	if err := s.Audit.Record(ctx, by, audit.TokenRevoke, id, nil); err != nil {
+		return err
+	}
+	if err := s.st.RevokeEnrollmentToken(ctx, id, by, s.now()); err != nil {
+		s.Audit.Failed(ctx, by, audit.TokenRevoke, id, err)
+		return err
+	}
+	if err := s.pushRevocations(ctx); err != nil {
+		s.Audit.Failed(ctx, by, audit.TokenRevoke, id, err)
+		return err
+	}
+	s.ev.Publish(events.Enrollments)
+	s.log.Info("enrollment token revoked", "id", id, "by", by)
 	return nil
 }
 
@@ -333,15 +573,25 @@ func (s *Service) Revoke(ctx context.Context, pc, by string) error {
 type TokenRequest struct {
 	Name          string
 	DefaultGroups []string
-	ExpiresIn     time.Duration // 0: never
-	MaxUses       int           // 0: unlimited
-	AutoApprove   bool
-	By            string
+	// AllowGroups are the groups an enrolling PC may ask for ("*": any).
+	AllowGroups []string
+	ExpiresIn   time.Duration // 0: never
+	MaxUses     int           // 0: unlimited
+	AutoApprove bool
+	By          string
 }
 
-// CreateToken makes an enrollment token and returns its secret, which is
-// shown once: only its hash is stored.
-func (s *Service) CreateToken(ctx context.Context, r TokenRequest) (store.EnrollmentToken, string, error) {
+// Issued is a new token with what is shown once: its secret and its
+// bundle (the credentials file PCs enroll with). Only the secret's hash
+// and the bundle user's public key are stored.
+type Issued struct {
+	Token  store.EnrollmentToken
+	Secret string
+	Bundle []byte
+}
+
+// CreateToken makes an enrollment token with a broker user of its own.
+func (s *Service) CreateToken(ctx context.Context, r TokenRequest) (Issued, error) {
 	var ps []string
 	r.Name = strings.TrimSpace(r.Name)
 	if r.Name == "" || len(r.Name) > 100 {
@@ -353,26 +603,43 @@ func (s *Service) CreateToken(ctx context.Context, r TokenRequest) (store.Enroll
 			ps = append(ps, "default_groups: "+err.Error())
 		}
 	}
+	r.AllowGroups = wire.NormalizeGroups(r.AllowGroups)
+	for _, g := range r.AllowGroups {
+		if err := wire.ValidateGroup(g); g != "*" && err != nil {
+			ps = append(ps, "allow_groups: "+err.Error())
+		}
+	}
 	if r.ExpiresIn < 0 || r.MaxUses < 0 {
 		ps = append(ps, "expires_in and max_uses must not be negative")
 	}
 	if len(ps) > 0 {
-		return store.EnrollmentToken{}, "", fmt.Errorf("%w: %s", ErrInvalid, strings.Join(ps, "; "))
+		return Issued{}, fmt.Errorf("%w: %s", ErrInvalid, strings.Join(ps, "; "))
+	}
+	user, err := nkeys.CreateUser()
+	if err != nil {
+		return Issued{}, err
 	}
 	now := s.now()
-	t := store.EnrollmentToken{ID: tokenID(), Name: r.Name, DefaultGroups: r.DefaultGroups, AutoApprove: r.AutoApprove,
-		MaxUses: r.MaxUses, CreatedAt: now, CreatedBy: r.By}
+	t := store.EnrollmentToken{ID: tokenID(), Name: r.Name, DefaultGroups: r.DefaultGroups, AllowGroups: r.AllowGroups,
+		NATSUser: pubKey(user), AutoApprove: r.AutoApprove, MaxUses: r.MaxUses, CreatedAt: now, CreatedBy: r.By}
 	if r.ExpiresIn > 0 {
 		t.ExpiresAt = now.Add(r.ExpiresIn)
 	}
 	secret := NewSecret()
+	bundle, err := s.bundle(user, t, secret)
+	if err != nil {
+		return Issued{}, err
+	}
+	if err := s.Audit.Record(ctx, r.By, audit.TokenCreate, t.ID, map[string]any{"name": t.Name, "default_groups": t.DefaultGroups,
+		"auto_approve": t.AutoApprove, "max_uses": t.MaxUses, "expires_at": t.ExpiresAt, "allow_groups": t.AllowGroups, "nats_user": t.NATSUser}); err != nil {
+		return Issued{}, err
+	}
 	if err := s.st.CreateEnrollmentToken(ctx, t, HashSecret(secret)); err != nil {
-		return store.EnrollmentToken{}, "", err
+		s.Audit.Failed(ctx, r.By, audit.TokenCreate, t.ID, err)
+		return Issued{}, err
 	}
 	s.log.Info("enrollment token created", "id", t.ID, "name", t.Name, "by", r.By)
-	_ = s.Audit.Record(ctx, r.By, audit.TokenCreate, t.ID, map[string]any{"name": t.Name, "default_groups": t.DefaultGroups,
-		"auto_approve": t.AutoApprove, "max_uses": t.MaxUses, "expires_at": t.ExpiresAt})
-	return t, secret, nil
+	return Issued{Token: t, Secret: secret, Bundle: bundle}, nil
 }
 
 // ErrInvalid reports a bad request.
@@ -384,10 +651,11 @@ func tokenID() string {
 	return "tok-" + hex.EncodeToString(b)
 }
 
-// AgentCredentialsFor is the credentials file for a token secret: what an
-// admin hands to the PCs that should enroll with it.
-func (s *Service) AgentCredentialsFor(secret string) ([]byte, error) {
-	creds, err := s.b.ID.EnrollCreds()
+// bundle is the credentials file of a token: its broker user's
+// credential (valid as long as the token) and its secret; what an admin
+// hands to the PCs that should enroll with it.
+func (s *Service) bundle(user nkeys.KeyPair, t store.EnrollmentToken, secret string) ([]byte, error) {
+	creds, err := s.b.ID.EnrollCreds(user, t.ID, t.ExpiresAt)
 	if err != nil {
 		return nil, err
 	}
@@ -406,12 +674,15 @@ func (s *Service) SetGroups(ctx context.Context, pc string, groups []string, by 
 			return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
 	}
+	if err := s.Audit.Record(ctx, by, audit.AgentGroups, pc, map[string]any{"groups": groups}); err != nil {
+		return nil, err
+	}
 	if err := s.st.SetGroups(ctx, pc, groups); err != nil {
+		s.Audit.Failed(ctx, by, audit.AgentGroups, pc, err)
 		return nil, err
 	}
 	s.ev.Publish(events.Agents)
 	s.log.Info("agent groups changed", "pc_id", pc, "groups", groups, "by", by)
-	_ = s.Audit.Record(ctx, by, audit.AgentGroups, pc, map[string]any{"groups": groups})
 	k, err := s.st.AgentKey(ctx, pc)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && k.Status != store.KeyApproved) {
 		return groups, nil

@@ -18,6 +18,7 @@ import (
 	agentenroll "github.com/kanadehq/kanade/agent/enroll"
 	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/app/bus"
+	"github.com/kanadehq/kanade/app/bus/bustest"
 	"github.com/kanadehq/kanade/app/events"
 	"github.com/kanadehq/kanade/app/sign"
 	"github.com/kanadehq/kanade/store"
@@ -51,7 +52,7 @@ func newFixture(t testing.TB, autoApprove bool) *fixture {
 	}
 	svc := New(st, b, keys, events.New(), log)
 	svc.RetryAfter = 50 * time.Millisecond
-	path, err := svc.WriteAgentCredentials(context.Background(), dir, autoApprove, []string{"base"})
+	path, err := svc.WriteAgentCredentials(context.Background(), dir, autoApprove, []string{"base"}, []string{"*"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,19 +68,16 @@ func newFixture(t testing.TB, autoApprove bool) *fixture {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = svc.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	// Run subscribes asynchronously; wait until it answers.
+	// Run subscribes asynchronously; wait until it answers an agent.
+	probe, _ := bustest.Agent(t, b, "probe", nil)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if _, err := b.NC.Request(ErrProbeSubject(), nil, 100*time.Millisecond); err == nil || time.Now().After(deadline) {
+		if _, err := probe.Request(wire.RenewSubject("probe"), nil, 100*time.Millisecond); err == nil || time.Now().After(deadline) {
 			break
 		}
 	}
 	return &fixture{svc: svc, st: st, b: b, creds: path, file: f, log: log}
 }
-
-// ErrProbeSubject is answered by the renewal handler (with a rejection),
-// which tells the test the service is subscribed.
-func ErrProbeSubject() string { return "enroll.renew.probe" }
 
 func (f *fixture) enroll(t *testing.T, ctx context.Context, pc string, kp nkeys.KeyPair, file agentenroll.EnrollmentFile) (agentenroll.Credential, error) {
 	t.Helper()

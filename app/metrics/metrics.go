@@ -72,6 +72,8 @@ type Metrics struct {
 	httpDuration *prometheus.HistogramVec
 	sseClients   atomic.Int64
 	watchOnce    sync.Once
+	// routes holds, per echo instance, the set of its route patterns.
+	routes sync.Map // *echo.Echo → map[string]bool
 }
 
 // New returns Metrics with a fresh registry.
@@ -141,11 +143,20 @@ func (m *Metrics) SSEClients() int64 { return m.sseClients.Load() }
 // MetricsPath is the route the middleware does not time.
 const MetricsPath = "/metrics"
 
+// Unmatched is the route label of requests that match no route, and
+// OtherMethod the method label of methods outside the standard ones.
+const (
+	Unmatched   = "unmatched"
+	OtherMethod = "OTHER"
+)
+
 // Middleware times each request into
 // kanade_http_request_duration_seconds, labelled by the route pattern
-// (c.Path(), never the raw URL, so that the label set stays bounded).
-// Place it outside any middleware that turns errors into responses, or
-// the code of a returned error is read from the error.
+// (c.Path(), never the raw URL; a request that matches no route is
+// Unmatched) and the method (a standard one, else OtherMethod), so that
+// no request can add a label value: each series lives as long as the
+// process. Place it outside any middleware that turns errors into
+// responses, or the code of a returned error is read from the error.
 func (m *Metrics) Middleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
@@ -154,8 +165,10 @@ func (m *Metrics) Middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		if route == MetricsPath {
 			return err
 		}
-		if route == "" {
-			route = "unmatched"
+		if !m.isRoute(c.Echo(), route) {
+			// The router names a 404 or 405 after the tree node it
+			// stopped at, which need not be a route.
+			route = Unmatched
 		}
 		code := c.Response().Status
 		if err != nil && !c.Response().Committed {
@@ -165,10 +178,39 @@ func (m *Metrics) Middleware(next echo.HandlerFunc) echo.HandlerFunc {
 				code = he.Code
 			}
 		}
-		m.httpDuration.WithLabelValues(c.Request().Method, route, strconv.Itoa(code)).
+		m.httpDuration.WithLabelValues(methodLabel(c.Request().Method), route, strconv.Itoa(code)).
 			Observe(time.Since(start).Seconds())
 		return err
 	}
+}
+
+// isRoute reports whether path is the pattern of one of e's routes. The
+// set is read once per echo instance, on its first request: every route
+// is registered before the server serves.
+func (m *Metrics) isRoute(e *echo.Echo, path string) bool {
+	if path == "" || e == nil {
+		return false
+	}
+	set, ok := m.routes.Load(e)
+	if !ok {
+		paths := map[string]bool{}
+		for _, r := range e.Routes() {
+			paths[r.Path] = true
+		}
+		set, _ = m.routes.LoadOrStore(e, paths)
+	}
+	return set.(map[string]bool)[path]
+}
+
+// methodLabel returns the label of a request method: the methods of
+// RFC 9110 and PATCH stand for themselves, anything else is OtherMethod.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return method
+	}
+	return OtherMethod
 }
 
 var (

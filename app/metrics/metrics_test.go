@@ -3,6 +3,7 @@ package metrics_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -250,5 +251,50 @@ func TestMiddleware(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("request counts by labels (-want +got):\n%s", diff)
+	}
+}
+
+// TestMiddleware_BoundedLabels: invented methods and paths that match no
+// route add no label values, however many arrive.
+func TestMiddleware_BoundedLabels(t *testing.T) {
+	m := metrics.New()
+	e := echo.New()
+	e.Use(m.Middleware)
+	e.GET("/metrics", echo.WrapHandler(m.Handler()))
+	e.GET("/agents/:pc", func(c echo.Context) error { return c.String(http.StatusOK, c.Param("pc")) })
+	e.POST("/agents/:pc/revoke", func(c echo.Context) error { return c.NoContent(http.StatusOK) })
+	e.GET("/api/executions/:id/wait", func(c echo.Context) error { return c.NoContent(http.StatusOK) })
+
+	series := func() map[string]uint64 {
+		got := map[string]uint64{}
+		for _, s := range scrape(t, e)["kanade_http_request_duration_seconds"].GetMetric() {
+			var ls []string
+			for _, l := range s.GetLabel() {
+				ls = append(ls, l.GetName()+"="+l.GetValue())
+			}
+			sort.Strings(ls)
+			got[strings.Join(ls, ",")] += s.GetHistogram().GetSampleCount()
+		}
+		return got
+	}
+	paths := []string{"/agents/pc1", "/agents/pc1/revoke", "/api/executions/x", "/api/e", "/no/such/page"}
+	const n = 5000
+	each := uint64(n / len(paths))
+	for i := range n {
+		req := httptest.NewRequest(http.MethodGet, paths[i%len(paths)], nil)
+		req.Method = fmt.Sprintf("INVENTED%d", i)
+		e.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	e.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/agents/pc1", nil))
+	e.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodDelete, "/api/e", nil))
+	want := map[string]uint64{
+		"code=405,method=OTHER,route=/agents/:pc":        each,
+		"code=405,method=OTHER,route=/agents/:pc/revoke": each,
+		"code=404,method=OTHER,route=unmatched":          3 * each,
+		"code=200,method=GET,route=/agents/:pc":          1,
+		"code=404,method=DELETE,route=unmatched":         1,
+	}
+	if diff := cmp.Diff(want, series()); diff != "" {
+		t.Errorf("series after %d requests with invented methods (-want +got):\n%s", n, diff)
 	}
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/kanadehq/kanade/agent/wire"
@@ -31,29 +33,37 @@ func Inventory(ctx context.Context, js jetstream.JetStream, st *store.Store, ev 
 	if err != nil {
 		return err
 	}
+	var pause Backoff
 	for ctx.Err() == nil {
 		batch, err := cons.Fetch(inventoryBatch, jetstream.FetchMaxWait(time.Second))
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			log.Warn("inventory projector: fetch", "err", err)
-			continue
-		}
 		var msgs []jetstream.Msg
 		var invs []wire.Inventory
-		for m := range BatchMessages(ctx, batch) {
-			inv, err := decodeInventory(m.Subject(), m.Data())
-			if err != nil {
-				log.Warn("inventory projector: dropping a bad report", "subject", m.Subject(), "err", err)
-				_ = m.Term()
-				continue
+		if err == nil {
+			for m := range BatchMessages(ctx, batch) {
+				inv, err := decodeInventory(m.Subject(), m.Data())
+				if err != nil {
+					log.Warn("inventory projector: dropping a bad report", "subject", m.Subject(), "err", err)
+					_ = m.Term()
+					continue
+				}
+				msgs, invs = append(msgs, m), append(invs, inv)
 			}
-			msgs, invs = append(msgs, m), append(invs, inv)
+			if berr := batch.Error(); berr != nil && !errors.Is(berr, jetstream.ErrNoMessages) && !errors.Is(berr, nats.ErrTimeout) {
+				err = berr
+			}
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
-			log.Warn("inventory projector: batch", "err", err)
+		if err != nil && ctx.Err() == nil {
+			if Gone(err) {
+				return fmt.Errorf("inventory projector: %w", err) // Keep creates the consumer again
+			}
+			d := pause.Next()
+			log.Warn("inventory projector: fetch failed; trying again", "err", err, "in", d)
+			if !Wait(ctx, d) {
+				return nil
+			}
+			continue
 		}
+		pause.Reset()
 		if len(invs) == 0 {
 			continue
 		}

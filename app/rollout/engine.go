@@ -158,8 +158,11 @@ func (e *Engine) act(ctx context.Context, id, action string, fn func(*State, tim
 		return err
 	}
 	if st.Exec.Status == store.StatusHalted && action == "" && before.status != store.StatusHalted {
+		// A halt stops work: it stands even when it cannot be recorded.
 		e.log.Warn("rollout halted", "exec_id", id, "reason", st.Exec.HaltReason)
-		_ = e.audit.Record(ctx, Actor, audit.RolloutAutoHalt, id, map[string]any{"reason": st.Exec.HaltReason})
+		if err := e.audit.Record(ctx, Actor, audit.RolloutAutoHalt, id, map[string]any{"reason": st.Exec.HaltReason}); err != nil {
+			e.log.Error("rollout halted without an audit record", "exec_id", id, "reason", st.Exec.HaltReason, "err", err)
+		}
 	}
 	e.ev.Publish(events.Execution(id))
 	e.ev.Publish(events.Executions)
@@ -180,20 +183,32 @@ func snapshot(st *State) snap {
 
 // Approve releases wave idx of a rollout.
 func (e *Engine) Approve(ctx context.Context, id string, idx int, actor string) error {
-	err := e.act(ctx, id, audit.WaveApprove, func(st *State, now time.Time) error { return Approve(st, idx, actor, now) })
-	if err == nil {
-		_ = e.audit.Record(ctx, actor, audit.WaveApprove, id, map[string]any{"wave": idx})
+	return e.recorded(ctx, actor, audit.WaveApprove, id, map[string]any{"wave": idx}, func(st *State, now time.Time) error { return Approve(st, idx, actor, now) })
+}
+
+// recorded applies an operator's action: checked against the rollout's
+// state (a refused request leaves no event), recorded (refused when it
+// cannot be), then carried out by act; a failure from then on is recorded
+// as the action's failure.
+func (e *Engine) recorded(ctx context.Context, actor, action, id string, detail any, fn func(*State, time.Time) error) error {
+	st, err := e.load(ctx, id)
+	if err != nil {
+		return err
 	}
+	if err := fn(st, e.now()); err != nil {
+		return err
+	}
+	if err := e.audit.Record(ctx, actor, action, id, detail); err != nil {
+		return err
+	}
+	err = e.act(ctx, id, action, fn)
+	e.audit.Failed(ctx, actor, action, id, err)
 	return err
 }
 
 // Halt stops a rollout from starting new waves.
 func (e *Engine) Halt(ctx context.Context, id, actor string) error {
-	err := e.act(ctx, id, audit.RolloutHalt, func(st *State, _ time.Time) error { return Halt(st, "halted by "+actor) })
-	if err == nil {
-		_ = e.audit.Record(ctx, actor, audit.RolloutHalt, id, nil)
-	}
-	return err
+	return e.recorded(ctx, actor, audit.RolloutHalt, id, nil, func(st *State, _ time.Time) error { return Halt(st, "halted by "+actor) })
 }
 
 // Resume continues a halted rollout (refused during an emergency stop).
@@ -201,11 +216,7 @@ func (e *Engine) Resume(ctx context.Context, id, actor string) error {
 	if err := e.pub.Stopped(ctx); err != nil {
 		return err
 	}
-	err := e.act(ctx, id, audit.RolloutResume, func(st *State, now time.Time) error { return Resume(st, now) })
-	if err == nil {
-		_ = e.audit.Record(ctx, actor, audit.RolloutResume, id, nil)
-	}
-	return err
+	return e.recorded(ctx, actor, audit.RolloutResume, id, nil, func(st *State, now time.Time) error { return Resume(st, now) })
 }
 
 // Killed records that a rollout was killed: its waves end.

@@ -12,6 +12,7 @@ import (
 	"github.com/reugn/go-quartz/logger"
 	"github.com/reugn/go-quartz/quartz"
 
+	"github.com/kanadehq/kanade/app/audit"
 	"github.com/kanadehq/kanade/app/catalog"
 	"github.com/kanadehq/kanade/app/dispatch"
 	"github.com/kanadehq/kanade/jobs"
@@ -267,7 +268,11 @@ func (s *Scheduler) fire(ctx context.Context, d Def, at time.Time, note string) 
 			reason = ve.Problems[0].Field + ": " + ve.Problems[0].Message
 		}
 		finish(store.FireFailed, "", reason)
-		s.log.Warn("schedule fire failed", "schedule", d.ID, "at", at, "err", err)
+		if errors.Is(err, audit.ErrUnavailable) {
+			s.log.Error("schedule fire not run: its audit event cannot be recorded", "schedule", d.ID, "at", at, "err", err)
+		} else {
+			s.log.Warn("schedule fire failed", "schedule", d.ID, "at", at, "err", err)
+		}
 		return "", nil
 	}
 	finish(store.FireFired, e.ExecID, note)

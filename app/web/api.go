@@ -274,7 +274,7 @@ func decodeJSON(c echo.Context, v any) error {
 	if ct != echo.MIMEApplicationJSON {
 		return apiErr(http.StatusUnsupportedMediaType, "unsupported_media_type", "send the body as application/json", nil)
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, 1<<20))
+	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, maxBodyBytes))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var te *json.UnmarshalTypeError

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -161,6 +162,8 @@ func (s *server) loginCallback(c echo.Context) error {
 		return err
 	}
 	s.Log.Info("signed in", "user", id.Name, "role", id.Role)
+	// Best effort (see package audit): refusing sign-in would lock out
+	// the admins who must repair the broker.
 	_ = s.Audit.Record(ctx, id.Name, audit.Login, id.Name, map[string]any{"role": id.Role.String(), "ip": c.RealIP()})
 	return c.Redirect(http.StatusSeeOther, next)
 }
@@ -276,18 +279,29 @@ func (s *server) createAPIToken(c echo.Context, req auth.NewTokenRequest) (store
 	if err != nil {
 		return t, "", err
 	}
+	// The id is the store's, so the event follows the creation; a token
+	// whose event cannot be recorded is revoked at once.
+	if err := s.Audit.Record(c.Request().Context(), actor(c), audit.APITokenCreate, t.ID, map[string]any{"name": t.Name, "role": t.Role, "expires_at": timePtr(t.ExpiresAt)}); err != nil {
+		if _, rerr := s.Store.RevokeAPIToken(context.WithoutCancel(c.Request().Context()), t.ID, actor(c), s.Now(), false); rerr != nil {
+			s.Log.Error("cannot revoke an api token whose creation was not audited", "id", t.ID, "err", rerr)
+		}
+		return store.APIToken{}, "", err
+	}
 	s.Log.Info("api token created", "name", t.Name, "role", t.Role, "by", actor(c))
-	_ = s.Audit.Record(c.Request().Context(), actor(c), audit.APITokenCreate, t.ID, map[string]any{"name": t.Name, "role": t.Role, "expires_at": timePtr(t.ExpiresAt)})
 	return t, secret, nil
 }
 
 func (s *server) revokeAPIToken(c echo.Context) (store.APIToken, error) {
-	t, err := s.Store.RevokeAPIToken(c.Request().Context(), c.Param("id"), actor(c), s.Now(), false)
+	id := c.Param("id")
+	if err := s.Audit.Record(c.Request().Context(), actor(c), audit.APITokenRevoke, id, nil); err != nil {
+		return store.APIToken{}, err
+	}
+	t, err := s.Store.RevokeAPIToken(c.Request().Context(), id, actor(c), s.Now(), false)
 	if err != nil {
+		s.Audit.Failed(c.Request().Context(), actor(c), audit.APITokenRevoke, id, err)
 		return t, err
 	}
 	s.Log.Info("api token revoked", "name", t.Name, "by", actor(c))
-	_ = s.Audit.Record(c.Request().Context(), actor(c), audit.APITokenRevoke, t.ID, map[string]any{"name": t.Name})
 	return t, nil
 }
 

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -18,7 +19,9 @@ import (
 )
 
 // apiDeploy deploys a manifest sent as JSON or YAML (`?version=` overrides
-// its version). Every mistake comes back at once, with YAML line numbers.
+// its version; `?allow_mismatch=true` deploys an id and version the jobs
+// directory has with another script). Every mistake comes back at once,
+// with YAML line numbers.
 func (s *server) apiDeploy(c echo.Context) error {
 	ct, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
 	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, jobs.MaxSize))
@@ -38,11 +41,27 @@ func (s *server) apiDeploy(c echo.Context) error {
 	if len(ps) > 0 {
 		return &dispatch.ValidationError{Problems: dispatchProblems(ps)}
 	}
-	e, err := s.Dispatcher.Deploy(c.Request().Context(), dispatch.DeployRequest{Manifest: m, Version: c.QueryParam("version"), Actor: actor(c)})
+	allow, err := queryBool(c, "allow_mismatch")
+	if err != nil {
+		return err
+	}
+	e, err := s.Dispatcher.Deploy(c.Request().Context(), dispatch.DeployRequest{Manifest: m, Version: c.QueryParam("version"), Actor: actor(c), AllowMismatch: allow})
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusAccepted, toExecutionJSON(e))
+}
+
+// queryBool reads an optional true/false query parameter.
+func queryBool(c echo.Context, name string) (bool, error) {
+	switch v := c.QueryParam(name); v {
+	case "", "false", "0":
+		return false, nil
+	case "true", "1":
+		return true, nil
+	default:
+		return false, validation(name, fmt.Sprintf("%q is not true or false", v))
+	}
 }
 
 func dispatchProblems(ps []jobs.Problem) []dispatch.Problem {

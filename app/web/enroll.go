@@ -232,15 +232,26 @@ func (s *server) commandKeysJSON() []map[string]string {
 // fleet, signed by the previous key; agents that miss the announcement
 // fetch the keys when they next see an unknown key id.
 func (s *server) apiRotateCommandKeys(c echo.Context) error {
+	// Recorded before the new key exists: the event names the key it
+	// replaces.
+	prev := s.Keys.Trusted()[len(s.Keys.Trusted())-1].Kid
+	if err := s.Audit.Record(c.Request().Context(), actor(c), audit.CommandKeysRotate, prev, map[string]any{"replaces": prev}); err != nil {
+		return err
+	}
 	msg, err := s.Keys.RotateMsg(s.Now())
 	if err != nil {
+		s.Audit.Failed(c.Request().Context(), actor(c), audit.CommandKeysRotate, prev, err)
 		return err
 	}
 	if err := s.NC.PublishMsg(msg); err != nil {
 		return fmt.Errorf("announce new command key: %w", err)
 	}
+	// The emergency stop, pins and revoked flags carry signatures too;
+	// sign them with the new key before their old key leaves the trusted set.
+	if err := s.Dispatcher.ResignState(c.Request().Context()); err != nil {
+		return fmt.Errorf("re-sign the stored security values: %w", err)
+	}
 	s.Log.Info("command signing key rotated", "by", actor(c))
-	_ = s.Audit.Record(c.Request().Context(), actor(c), audit.CommandKeysRotate, s.Keys.Trusted()[len(s.Keys.Trusted())-1].Kid, nil)
 	return c.JSON(http.StatusOK, map[string]any{"keys": s.commandKeysJSON()})
 }
 
@@ -249,6 +260,7 @@ type tokenJSON struct {
 	ID            string     `json:"id"`
 	Name          string     `json:"name"`
 	DefaultGroups []string   `json:"default_groups"`
+	AllowGroups   []string   `json:"allow_groups"`
 	AutoApprove   bool       `json:"auto_approve"`
 	MaxUses       int        `json:"max_uses"`
 	Uses          int        `json:"uses"`
@@ -264,7 +276,11 @@ func (s *server) toTokenJSON(t store.EnrollmentToken) tokenJSON {
 	if groups == nil {
 		groups = []string{}
 	}
-	return tokenJSON{ID: t.ID, Name: t.Name, DefaultGroups: groups, AutoApprove: t.AutoApprove, MaxUses: t.MaxUses, Uses: t.Uses,
+	allow := t.AllowGroups
+	if allow == nil {
+		allow = []string{}
+	}
+	return tokenJSON{ID: t.ID, Name: t.Name, DefaultGroups: groups, AllowGroups: allow, AutoApprove: t.AutoApprove, MaxUses: t.MaxUses, Uses: t.Uses,
 		ExpiresAt: timePtr(t.ExpiresAt), RevokedAt: timePtr(t.RevokedAt), CreatedAt: t.CreatedAt, CreatedBy: t.CreatedBy,
 		Usable: t.Usable(s.Now()) == ""}
 }
@@ -285,7 +301,8 @@ func (s *server) apiTokens(c echo.Context) error {
 type tokenRequestJSON struct {
 	Name          string   `json:"name"`
 	DefaultGroups []string `json:"default_groups"`
-	ExpiresIn     string   `json:"expires_in"` // duration; "" = never
+	AllowGroups   []string `json:"allow_groups"` // groups a PC may ask for; "*" = any
+	ExpiresIn     string   `json:"expires_in"`   // duration; "" = never
 	MaxUses       int      `json:"max_uses"`
 	AutoApprove   bool     `json:"auto_approve"`
 }
@@ -305,29 +322,44 @@ func (s *server) apiCreateToken(c echo.Context) error {
 			return validation("expires_in", fmt.Sprintf("%q is not a positive duration like \"24h\"", req.ExpiresIn))
 		}
 	}
-	t, secret, err := e.CreateToken(c.Request().Context(), enroll.TokenRequest{Name: req.Name, DefaultGroups: req.DefaultGroups,
-		ExpiresIn: expires, MaxUses: req.MaxUses, AutoApprove: req.AutoApprove, By: actor(c)})
+	is, err := e.CreateToken(c.Request().Context(), enroll.TokenRequest{Name: req.Name, DefaultGroups: req.DefaultGroups,
+		AllowGroups: req.AllowGroups, ExpiresIn: expires, MaxUses: req.MaxUses, AutoApprove: req.AutoApprove, By: actor(c)})
 	if err != nil {
 		return err
 	}
-	creds, err := e.AgentCredentialsFor(secret)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusCreated, map[string]any{"token": s.toTokenJSON(t), "secret": secret, "agent_credentials": string(creds)})
+	return c.JSON(http.StatusCreated, map[string]any{"token": s.toTokenJSON(is.Token), "secret": is.Secret, "agent_credentials": string(is.Bundle)})
 }
 
 func (s *server) apiRevokeToken(c echo.Context) error {
+	e, err := s.enroller()
+	if err != nil {
+		return err
+	}
 	id := c.Param("id")
-	if err := s.Store.RevokeEnrollmentToken(c.Request().Context(), id, s.Now()); err != nil {
+	if err := e.RevokeToken(c.Request().Context(), id, actor(c)); err != nil {
 		return err
 	}
 	t, err := s.Store.EnrollmentToken(c.Request().Context(), id)
 	if err != nil {
 		return err
 	}
-	s.Log.Info("enrollment token revoked", "id", id, "by", actor(c))
-	_ = s.Audit.Record(c.Request().Context(), actor(c), audit.TokenRevoke, id, nil)
+	return c.JSON(http.StatusOK, s.toTokenJSON(t))
+}
+
+// apiRotateDefaultToken gives DATA/agent-credentials a new secret and a
+// new broker user; the old file stops working at once.
+func (s *server) apiRotateDefaultToken(c echo.Context) error {
+	e, err := s.enroller()
+	if err != nil {
+		return err
+	}
+	if err := e.RotateDefault(c.Request().Context(), actor(c)); err != nil {
+		return err
+	}
+	t, err := s.Store.EnrollmentToken(c.Request().Context(), enroll.DefaultTokenID)
+	if err != nil {
+		return err
+	}
 	return c.JSON(http.StatusOK, s.toTokenJSON(t))
 }
 
@@ -361,7 +393,7 @@ func (s *server) tokenCreate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	req := enroll.TokenRequest{Name: c.FormValue("name"), DefaultGroups: splitIDs(c.FormValue("groups")),
+	req := enroll.TokenRequest{Name: c.FormValue("name"), DefaultGroups: splitIDs(c.FormValue("groups")), AllowGroups: splitIDs(c.FormValue("allow_groups")),
 		AutoApprove: c.FormValue("auto_approve") == "true", By: actor(c)}
 	var problem string
 	if v := c.FormValue("expires_in"); v != "" {
@@ -375,16 +407,12 @@ func (s *server) tokenCreate(c echo.Context) error {
 		}
 	}
 	if problem == "" {
-		t, secret, err := e.CreateToken(c.Request().Context(), req)
+		is, err := e.CreateToken(c.Request().Context(), req)
 		switch {
 		case err == nil:
-			creds, err := e.AgentCredentialsFor(secret)
-			if err != nil {
-				return err
-			}
 			c.Response().Header().Set("Cache-Control", "no-store")
 			return render(c, http.StatusCreated, views.TokenCreatedPage(s.layout(c, "New enrollment token", "agents"),
-				views.TokenCreatedModel{Name: t.Name, Secret: secret, Credentials: string(creds)}))
+				views.TokenCreatedModel{Name: is.Token.Name, Secret: is.Secret, Credentials: string(is.Bundle)}))
 		case errors.Is(err, enroll.ErrInvalid):
 			problem = err.Error()
 		default:
@@ -395,11 +423,13 @@ func (s *server) tokenCreate(c echo.Context) error {
 }
 
 func (s *server) tokenRevoke(c echo.Context) error {
-	if err := s.Store.RevokeEnrollmentToken(c.Request().Context(), c.Param("id"), s.Now()); err != nil {
+	e, err := s.enroller()
+	if err != nil {
 		return err
 	}
-	s.Log.Info("enrollment token revoked", "id", c.Param("id"), "by", actor(c))
-	_ = s.Audit.Record(c.Request().Context(), actor(c), audit.TokenRevoke, c.Param("id"), nil)
+	if err := e.RevokeToken(c.Request().Context(), c.Param("id"), actor(c)); err != nil {
+		return err
+	}
 	return c.Redirect(http.StatusSeeOther, "/enrollments#enrollment-tokens")
 }
 

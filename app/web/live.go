@@ -3,14 +3,18 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/app/events"
+	"github.com/kanadehq/kanade/store"
 	"github.com/kanadehq/kanade/views"
 )
 
@@ -20,7 +24,30 @@ const (
 	minUpdateGap = 300 * time.Millisecond
 	// keepAlive is the comment interval that keeps proxies from closing an idle stream.
 	keepAlive = 15 * time.Second
+	// maxLiveChunk is the most of one output chunk a live viewer is sent;
+	// maxLiveFlush the most output one flush (100 ms) gathers.
+	maxLiveChunk = 64 << 10
+	maxLiveFlush = 256 << 10
+	// livePull is how many OUTPUT messages a live viewer's consumer may
+	// hold ahead of what the viewer was sent.
+	livePull = 16
+	// replaySlack starts the replay of a target's output this much before
+	// its start, for a broker whose clock is behind the server's.
+	replaySlack = 5 * time.Second
 )
+
+// capChunk returns data cut to at most max bytes (at a character
+// boundary) with a marker saying how much was left out.
+func capChunk(data string, max int) string {
+	if len(data) <= max {
+		return data
+	}
+	cut := max
+	for cut > 0 && cut > max-utf8.UTFMax && !utf8.RuneStart(data[cut]) {
+		cut--
+	}
+	return data[:cut] + fmt.Sprintf("\n[kanade: %d more bytes of this chunk are not shown live]\n", len(data)-cut)
+}
 
 // execEvents streams a bare "changed" event whenever the execution
 // changes; each live region of the page re-fetches itself.
@@ -32,6 +59,11 @@ func (s *server) execEvents(c echo.Context) error {
 	if _, err := s.Store.Execution(c.Request().Context(), id); err != nil {
 		return err
 	}
+	release, err := s.acquireSSE(c)
+	if err != nil {
+		return err
+	}
+	defer release()
 	ch, cancel := s.Events.Subscribe(events.Execution(id))
 	defer cancel()
 	defer s.Metrics.TrackSSE()()
@@ -77,7 +109,10 @@ func (s *server) execEvents(c echo.Context) error {
 
 // logStream streams a running target's output: everything it printed so
 // far (replayed from the OUTPUT stream), then live chunks, then "done"
-// once its final result is in.
+// once its final result is in. An agent's output is untrusted: a chunk
+// is cut at maxLiveChunk and one flush at maxLiveFlush, with a visible
+// marker (the stored output, shown once the target ends, has the rest up
+// to the output cap).
 func (s *server) logStream(c echo.Context) error {
 	ctx := c.Request().Context()
 	id, err := idParam(c, "id", "execution")
@@ -96,6 +131,15 @@ func (s *server) logStream(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	from, err := s.targetStart(ctx, id, r)
+	if err != nil {
+		return err
+	}
+	release, err := s.acquireSSE(c)
+	if err != nil {
+		return err
+	}
+	defer release()
 	defer s.Metrics.TrackSSE()()
 	out := startSSE(c)
 	if r.State.Final() {
@@ -104,7 +148,7 @@ func (s *server) logStream(c echo.Context) error {
 
 	cctx, stop := context.WithCancel(ctx)
 	defer stop()
-	chunks, err := s.followOutput(cctx, id, pc)
+	chunks, err := s.followOutput(cctx, id, pc, from)
 	if err != nil {
 		s.Log.Warn("live output unavailable", "exec_id", id, "pc_id", pc, "err", err)
 		_ = out.comment("live output unavailable")
@@ -116,6 +160,7 @@ func (s *server) logStream(c echo.Context) error {
 	flush := time.NewTicker(100 * time.Millisecond)
 	defer flush.Stop()
 	var pending strings.Builder
+	var dropped int // bytes left out of this flush
 	var finalSeen time.Time
 	for {
 		select {
@@ -132,12 +177,24 @@ func (s *server) logStream(c echo.Context) error {
 				chunks = nil
 				continue
 			}
-			html, err := renderString(c, views.LogChunk(ch.Stream, ch.Data))
+			if pending.Len() >= maxLiveFlush {
+				dropped += len(ch.Data)
+				continue
+			}
+			html, err := renderString(c, views.LogChunk(ch.Stream, capChunk(ch.Data, maxLiveChunk)))
 			if err != nil {
 				return err
 			}
 			pending.WriteString(html)
 		case <-flush.C:
+			if dropped > 0 {
+				html, err := renderString(c, views.LogChunk("stderr", fmt.Sprintf("\n[kanade: %d bytes of output arrived faster than they can be shown live and were skipped here]\n", dropped)))
+				if err != nil {
+					return err
+				}
+				pending.WriteString(html)
+				dropped = 0
+			}
 			if pending.Len() > 0 {
 				if out.send("chunk", pending.String()) != nil {
 					return nil
@@ -160,16 +217,46 @@ func (s *server) logStream(c echo.Context) error {
 	}
 }
 
-// followOutput replays and follows the OUTPUT stream of one target.
-func (s *server) followOutput(ctx context.Context, execID, pc string) (<-chan wire.OutputChunk, error) {
-	cons, err := s.JS.OrderedConsumer(ctx, wire.StreamOutput, jetstream.OrderedConsumerConfig{
+// targetStart returns when the target could first have printed: its
+// wave's start in a rollout, else its execution's creation, less
+// replaySlack.
+func (s *server) targetStart(ctx context.Context, execID string, r store.Result) (time.Time, error) {
+	e, err := s.Store.Execution(ctx, execID)
+	if err != nil {
+		return time.Time{}, err
+	}
+	start := e.CreatedAt
+	if r.Wave != nil {
+		ws, err := s.Store.Waves(ctx, execID)
+		if err != nil {
+			return time.Time{}, err
+		}
+		for _, w := range ws {
+			if w.Index == *r.Wave && w.StartedAt.After(start) {
+				start = w.StartedAt
+			}
+		}
+	}
+	return start.Add(-replaySlack), nil
+}
+
+// followOutput replays the OUTPUT stream of one target from when it could
+// first have printed (not the whole stream: the PC's subject holds all
+// its executions' output), then follows it. It reads on LiveJS, at most
+// livePull messages ahead of the viewer.
+func (s *server) followOutput(ctx context.Context, execID, pc string, from time.Time) (<-chan wire.OutputChunk, error) {
+	if s.LiveJS == nil {
+		return nil, errors.New("no JetStream connection")
+	}
+	cons, err := s.LiveJS.OrderedConsumer(ctx, wire.StreamOutput, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{wire.OutputSubject(pc)},
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
+		OptStartTime:   &from,
 	})
 	if err != nil {
 		return nil, err
 	}
-	it, err := cons.Messages()
+	it, err := cons.Messages(jetstream.PullMaxMessages(livePull))
 	if err != nil {
 		return nil, err
 	}

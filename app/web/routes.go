@@ -19,7 +19,7 @@ func (s *server) routes(e *echo.Echo) {
 
 	// Public
 	e.GET("/healthz", s.health)
-	e.GET(metrics.MetricsPath, echo.WrapHandler(s.Metrics.Handler()))
+	e.GET(metrics.MetricsPath, s.serveMetrics) // a token outside dev mode
 	e.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", staticHandler(static.FS))))
 	e.GET("/login", s.loginPage)
 	e.GET("/auth/start", s.loginStart)
@@ -109,6 +109,7 @@ func (s *server) routes(e *echo.Echo) {
 	e.GET("/api/enrollment-tokens", s.apiTokens, admin)
 	e.POST("/api/enrollment-tokens", s.apiCreateToken, admin)
 	e.POST("/api/enrollment-tokens/:id/revoke", s.apiRevokeToken, admin)
+	e.POST("/api/enrollment-tokens/default/rotate", s.apiRotateDefaultToken, admin)
 	e.GET("/api/command-keys", s.apiCommandKeys, viewer)
 	e.POST("/api/command-keys/rotate", s.apiRotateCommandKeys, admin)
 	e.GET("/api/tokens", s.apiAPITokens, admin)

@@ -143,19 +143,25 @@ func (s *server) saveSchedule(c echo.Context, r scheduleRequestJSON, create bool
 	sc.UpdatedAt = now
 	action := audit.ScheduleUpdate
 	if create {
-		sc.CreatedAt, sc.CreatedBy, action = now, actor(c), audit.ScheduleCreate
+		action = audit.ScheduleCreate
+	}
+	if err := s.Audit.Record(ctx, actor(c), action, sc.ID, map[string]any{"cron": sc.Cron, "job_id": sc.JobID, "target": sc.Target, "enabled": sc.Enabled, "timezone": sc.Timezone}); err != nil {
+		return sc, err
+	}
+	if create {
+		sc.CreatedAt, sc.CreatedBy = now, actor(c)
 		err = s.Store.CreateSchedule(ctx, sc)
 		if errors.Is(err, store.ErrExists) {
-			return sc, fmt.Errorf("%w: schedule %s exists; change it with PUT /api/schedules/%s", dispatch.ErrConflict, sc.ID, sc.ID)
+			err = fmt.Errorf("%w: schedule %s exists; change it with PUT /api/schedules/%s", dispatch.ErrConflict, sc.ID, sc.ID)
 		}
 	} else {
 		err = s.Store.UpdateSchedule(ctx, sc)
 	}
 	if err != nil {
+		s.Audit.Failed(ctx, actor(c), action, sc.ID, err)
 		return sc, err
 	}
 	s.Scheduler.Kick()
-	_ = s.Audit.Record(ctx, actor(c), action, sc.ID, map[string]any{"cron": sc.Cron, "job_id": sc.JobID, "target": sc.Target, "enabled": sc.Enabled, "timezone": sc.Timezone})
 	return sc, nil
 }
 
@@ -215,14 +221,17 @@ func (s *server) deleteSchedule(c echo.Context) (string, error) {
 	if s.Scheduler == nil {
 		return "", echo.NewHTTPError(http.StatusConflict, "this server runs no scheduler")
 	}
+	if err := s.Audit.Record(c.Request().Context(), actor(c), audit.ScheduleDelete, id, nil); err != nil {
+		return "", err
+	}
 	if err := s.Store.DeleteSchedule(c.Request().Context(), id); err != nil {
+		s.Audit.Failed(c.Request().Context(), actor(c), audit.ScheduleDelete, id, err)
 		if src := s.Scheduler.FileSource(id); src != "" && errors.Is(err, store.ErrNotFound) {
 			return "", fmt.Errorf("%w: schedule %s is defined by %s in the jobs directory; delete or disable it there", dispatch.ErrConflict, id, src)
 		}
 		return "", err
 	}
 	s.Scheduler.Kick()
-	_ = s.Audit.Record(c.Request().Context(), actor(c), audit.ScheduleDelete, id, nil)
 	return id, nil
 }
 

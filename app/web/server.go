@@ -75,10 +75,21 @@ type Deps struct {
 	// Metrics is served at /metrics and times requests (nil: a fresh one
 	// with only the HTTP, SSE and runtime metrics).
 	Metrics *metrics.Metrics
+	// MetricsToken is a bearer token that opens /metrics outside dev mode
+	// ("" = none; API tokens open it too).
+	MetricsToken string
+	// LiveJS follows live output for viewers: a connection of its own, so
+	// that viewers who read slowly can never make the broker drop the
+	// server's main connection as a slow consumer (nil: JS).
+	LiveJS jetstream.JetStream
+	// SSEPerCaller is how many live streams one caller may hold open
+	// (0: DefaultSSEPerCaller).
+	SSEPerCaller int
 }
 
 type server struct {
 	Deps
+	sse *sseLimiter
 }
 
 // New returns the HTTP handler.
@@ -92,6 +103,12 @@ func New(d Deps) *echo.Echo {
 	if d.Metrics == nil {
 		d.Metrics = metrics.New()
 	}
+	if d.LiveJS == nil {
+		d.LiveJS = d.JS
+	}
+	if d.SSEPerCaller <= 0 {
+		d.SSEPerCaller = DefaultSSEPerCaller
+	}
 	if d.Auth == nil {
 		if !d.DevMode {
 			panic("web: Deps.Auth is required outside dev mode")
@@ -104,7 +121,7 @@ func New(d Deps) *echo.Echo {
 		}
 		d.Auth = a
 	}
-	s := &server{Deps: d}
+	s := &server{Deps: d, sse: &sseLimiter{max: d.SSEPerCaller, open: map[string]int{}}}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
@@ -113,31 +130,14 @@ func New(d Deps) *echo.Echo {
 		return err
 	}}))
 	e.Use(s.Metrics.Middleware) // outside accessLog, which turns errors into responses
-	e.Use(s.accessLog, securityHeaders, s.authenticate)
-	e.Use(middleware.CSRFWithConfig(middleware.CSRFConfig{
-		TokenLookup:    "header:X-CSRF-Token,form:_csrf",
-		CookieName:     "kanade_csrf",
-		CookiePath:     "/",
-		CookieHTTPOnly: true,
-		CookieSameSite: http.SameSiteStrictMode,
-		ContextKey:     csrfKey,
-		Skipper:        csrfExempt,
-		ErrorHandler: func(err error, c echo.Context) error {
-			return echo.NewHTTPError(http.StatusForbidden, "the form expired or came from another site; reload the page and try again")
-		},
-	}))
+	// The dev-mode guard runs before anything reads the request; the body
+	// limit before the CSRF check reads the form.
+	e.Use(s.accessLog, securityHeaders, s.loopbackOnly, limitFormBody, s.authenticate, s.csrf)
 	s.routes(e)
 	return e
 }
 
-const csrfKey = "csrf"
-
 func isAPI(c echo.Context) bool { return strings.HasPrefix(c.Request().URL.Path, "/api/") }
-
-func csrfToken(c echo.Context) string {
-	t, _ := c.Get(csrfKey).(string)
-	return t
-}
 
 func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
@@ -208,6 +208,8 @@ func (s *server) handleError(err error, c echo.Context) {
 		status, code, msg = http.StatusConflict, "conflict", err.Error()
 	case errors.Is(err, dispatch.ErrLocked):
 		status, code, msg = http.StatusLocked, "emergency_stop", err.Error()
+	case errors.Is(err, audit.ErrUnavailable):
+		status, code, msg = http.StatusServiceUnavailable, "audit_unavailable", audit.ErrUnavailable.Error()+"; try again once the broker stores audit events again (the server log has the cause)"
 	case errors.Is(err, dispatch.ErrConflict):
 		status, code, msg = http.StatusConflict, "conflict", strings.TrimPrefix(err.Error(), dispatch.ErrConflict.Error()+": ")
 	case errors.As(err, &he):
@@ -225,7 +227,7 @@ func (s *server) handleError(err error, c echo.Context) {
 	if status >= 500 {
 		s.Log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 	}
-	if isAPI(c) || c.Request().URL.Path == "/healthz" {
+	if p := c.Request().URL.Path; isAPI(c) || p == "/healthz" || p == metrics.MetricsPath {
 		_ = c.JSON(status, apiError{Error: apiErrorBody{Code: code, Message: msg, Details: details}})
 		return
 	}

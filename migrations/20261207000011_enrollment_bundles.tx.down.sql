@@ -1,0 +1,3 @@
+ALTER TABLE enrollment_tokens DROP COLUMN allow_groups;
+--bun:split
+ALTER TABLE enrollment_tokens DROP COLUMN nats_user;
