@@ -185,6 +185,15 @@ const (
 	Stderr = "stderr"
 )
 
+// The OUTPUT stream keeps, per PC, at most OutputChunksPerPC chunks of at
+// most MaxOutputChunkBytes each (agents send at most 32 KiB of output a
+// chunk; JSON escaping can grow it several times): one PC, hostile or
+// chatty, cannot push the others' live output out of the stream.
+const (
+	MaxOutputChunkBytes = 256 << 10
+	OutputChunksPerPC   = 1024
+)
+
 // OutputChunk is a piece of live output of one target, published on
 // OutputSubject while the script runs.
 type OutputChunk struct {

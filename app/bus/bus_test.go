@@ -375,3 +375,34 @@ func TestResults_StoredPerPC(t *testing.T) {
 		t.Errorf("RESULTS subjects (-want +got):\n%s", diff)
 	}
 }
+
+// One PC's output is bounded in the OUTPUT stream: a chunk larger than
+// wire.MaxOutputChunkBytes is refused, and a PC keeps at most
+// wire.OutputChunksPerPC chunks, so it cannot push out the others'.
+func TestOutput_BoundedPerPC(t *testing.T) {
+	b := openTestBus(t)
+	ctx := context.Background()
+	if _, err := b.JS.Publish(ctx, wire.OutputSubject("pc1"), make([]byte, wire.MaxOutputChunkBytes+1)); err == nil {
+		t.Error("an oversized chunk was stored")
+	}
+	if _, err := b.JS.Publish(ctx, wire.OutputSubject("pc2"), []byte("other")); err != nil {
+		t.Fatal(err)
+	}
+	for range wire.OutputChunksPerPC + 10 {
+		if _, err := b.JS.PublishAsync(wire.OutputSubject("pc1"), []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-b.JS.PublishAsyncComplete()
+	st, err := b.JS.Stream(ctx, wire.StreamOutput)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter("output.>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.State.Subjects; got[wire.OutputSubject("pc1")] != wire.OutputChunksPerPC || got[wire.OutputSubject("pc2")] != 1 {
+		t.Errorf("chunks per PC = %v, want %d for pc1 and 1 for pc2", got, wire.OutputChunksPerPC)
+	}
+}

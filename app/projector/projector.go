@@ -89,6 +89,7 @@ func Results(ctx context.Context, js jetstream.JetStream, st *store.Store, ev *e
 	defer wg.Wait()
 	defer it.Stop()
 
+	limits := newPCLimits(ResultsPerPCPerSecond, ResultsPerPCBurst)
 	batch := make([]jetstream.Msg, 0, MaxBatch)
 	for {
 		select {
@@ -100,7 +101,7 @@ func Results(ctx context.Context, js jetstream.JetStream, st *store.Store, ev *e
 			}
 			var open bool
 			batch, open = collect(msgs, append(batch[:0], m), MaxBatch, Linger, MaxLinger)
-			applyBatch(ctx, st, ev, log, ingested, batch)
+			applyBatch(ctx, st, ev, log, ingested, limits, batch)
 			if !open {
 				return nil
 			}
@@ -134,13 +135,16 @@ func collect[T any](msgs <-chan T, batch []T, max int, linger, maxLinger time.Du
 	}
 }
 
-func applyBatch(ctx context.Context, st *store.Store, ev *events.Broker, log *slog.Logger, ingested Counter, batch []jetstream.Msg) {
+func applyBatch(ctx context.Context, st *store.Store, ev *events.Broker, log *slog.Logger, ingested Counter, limits *pcLimits, batch []jetstream.Msg) {
 	rs := make([]wire.Result, 0, len(batch))
 	good := make([]jetstream.Msg, 0, len(batch))
 	for _, m := range batch {
 		r, err := decodeResult(m.Subject(), m.Data())
+		if err == nil && !limits.allow(r.PCID) {
+			err = fmt.Errorf("more than %d results a second from %s", ResultsPerPCPerSecond, r.PCID)
+		}
 		if err != nil {
-			log.Warn("results projector: dropping a bad result", "subject", m.Subject(), "err", err)
+			limits.warnf(log, "results projector: dropping a result", "subject", m.Subject(), "err", err)
 			_ = m.Term()
 			continue
 		}
