@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -404,5 +405,20 @@ func TestOutput_BoundedPerPC(t *testing.T) {
 	}
 	if got := info.State.Subjects; got[wire.OutputSubject("pc1")] != wire.OutputChunksPerPC || got[wire.OutputSubject("pc2")] != 1 {
 		t.Errorf("chunks per PC = %v, want %d for pc1 and 1 for pc2", got, wire.OutputChunksPerPC)
+	}
+}
+
+// A broker whose port is taken fails at once with the reason instead of
+// waiting to become ready.
+func TestEmbedded_PortTaken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, err = Open(context.Background(), Options{DataDir: t.TempDir(), Listen: ln.Addr().String(),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err == nil || !strings.Contains(err.Error(), "nats listen") || !strings.Contains(err.Error(), "--nats-listen") {
+		t.Errorf("Open on a taken port = %v, want an error naming the listener and the flag", err)
 	}
 }
