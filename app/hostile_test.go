@@ -156,12 +156,26 @@ type fleetState struct {
 	KV         map[string]string // bucket/key → revision and value
 	AuditTotal int
 	Accounts   map[string]string // account → its JWT as the broker has it
+	// Executions maps the seeded executions to their status and targets.
+	Executions map[string]string
 }
 
-func (s *testServer) fleetState(t *testing.T, js jetstream.JetStream, sys *nats.Conn, id *bus.Identity) fleetState {
+func (s *testServer) fleetState(t *testing.T, js jetstream.JetStream, sys *nats.Conn, id *bus.Identity, execs ...string) fleetState {
 	t.Helper()
 	ctx := context.Background()
-	fs := fleetState{Streams: map[string][3]uint64{}, Newest: map[string]uint64{}, KV: map[string]string{}, Accounts: map[string]string{}}
+	fs := fleetState{Streams: map[string][3]uint64{}, Newest: map[string]uint64{}, KV: map[string]string{}, Accounts: map[string]string{},
+		Executions: map[string]string{}}
+	for _, ex := range execs {
+		var e execution
+		if code := s.get(t, "/api/executions/"+ex, &e); code != http.StatusOK {
+			t.Fatalf("execution %s: %d", ex, code)
+		}
+		var targets []string
+		for _, tr := range e.Targets {
+			targets = append(targets, tr.PCID+" "+tr.State)
+		}
+		fs.Executions[ex] = e.Status + ": " + strings.Join(targets, ", ")
+	}
 	for _, name := range []string{wire.StreamExec, wire.StreamAudit, "KV_" + wire.KVFleet, "KV_" + wire.KVScriptCurrent, "KV_" + wire.KVScriptStatus} {
 		st, err := js.Stream(ctx, name)
 		if err != nil {
@@ -301,7 +315,7 @@ func TestHostileEndpoint(t *testing.T) {
 	}
 	defer enroller.nc.Close()
 
-	before := s.fleetState(t, js, sys, id)
+	before := s.fleetState(t, js, sys, id, done.ExecID)
 	subjects := probeSubjects(id.AgentAccountPublicKey(), id.AccountPublicKey())
 
 	// Requests each credential may make, with a body the server answers.
@@ -310,7 +324,8 @@ func TestHostileEndpoint(t *testing.T) {
 	enrollReq := wire.EnrollRequest{Protocol: wire.ProtocolVersion, PCID: "squatter", PublicKey: apub, Token: bundle.Token, At: time.Now().UTC()}
 	enrollReq.Signature, _ = akp.Sign(enrollReq.SigningBytes())
 	enrollBody, _ := json.Marshal(enrollReq)
-	resultBody, _ := json.Marshal(wire.Result{ExecID: done.ExecID, State: wire.StateSucceeded, FinishedAt: time.Now().UTC()})
+	// A result that adds the attacker to the victim's finished execution.
+	resultBody, _ := json.Marshal(wire.Result{ExecID: done.ExecID, PCID: attackerPC, State: wire.StateRunning})
 	type request struct {
 		subject string
 		body    []byte
@@ -363,7 +378,7 @@ func TestHostileEndpoint(t *testing.T) {
 	}
 	s.waitOnline(t, victimPC)
 
-	after := s.fleetState(t, js, sys, id)
+	after := s.fleetState(t, js, sys, id, done.ExecID)
 	if diff := cmp.Diff(before, after); diff != "" {
 		t.Errorf("the attacker changed the fleet's state (-before +after):\n%s", diff)
 	}

@@ -92,7 +92,9 @@ WHERE results.state IN ('pending', 'running') OR results.by_server = TRUE`
 // row is pending or running or its state was written by the server
 // (expired, killed before it started); it never replaces a final state an
 // agent reported, so repeats and late "running" reports change nothing. A
-// row that does not exist yet is inserted. A report that omits started_at
+// report for a PC that is not a target of a recorded execution is dropped
+// (onlyTargets); one for an execution not recorded yet is kept. A report
+// that omits started_at
 // keeps the stored one. Within rs, reports for one target count in order
 // under the same rule. Text is made valid UTF-8 without NUL bytes.
 //
@@ -148,7 +150,10 @@ func (s *Store) ApplyResults(ctx context.Context, rs []wire.Result, now time.Tim
 
 	var touched []string
 	err := s.inTx(ctx, func(tx *Store) error {
-		var err error
+		rows, err := tx.onlyTargets(ctx, rows)
+		if err != nil {
+			return err
+		}
 		if tx.driver == DriverSQLite {
 			touched, err = tx.upsertResultsSQLite(ctx, rows)
 		} else {
@@ -165,6 +170,55 @@ func (s *Store) ApplyResults(ctx context.Context, rs []wire.Result, now time.Tim
 		return nil, err
 	}
 	return touched, nil
+}
+
+// onlyTargets keeps the rows (sorted by exec_id) of recorded targets.
+// Every target of an execution has a row from the moment the execution
+// (or its wave) starts, so a result for a recorded execution without one
+// comes from a PC that was never asked: an agent cannot add itself to an
+// execution, reopen a finished one or add failures to it. Results of an
+// execution that is not recorded (yet: a replay after a restore) are kept.
+func (s *Store) onlyTargets(ctx context.Context, rows []resultRow) ([]resultRow, error) {
+	out := rows[:0]
+	for len(rows) > 0 {
+		n := 1
+		for n < len(rows) && rows[n].ExecID == rows[0].ExecID {
+			n++
+		}
+		pcs := make([]string, n)
+		for i, r := range rows[:n] {
+			pcs[i] = r.PCID
+		}
+		known := make(map[string]bool, n)
+		for _, batch := range chunks(pcs) {
+			var have []string
+			if err := s.db.NewSelect().Table("results").Column("pc_id").Where("exec_id = ?", rows[0].ExecID).
+				Where("pc_id IN (?)", bun.In(batch)).Scan(ctx, &have); err != nil {
+				return nil, fmt.Errorf("store: apply results: %w", err)
+			}
+			for _, pc := range have {
+				known[pc] = true
+			}
+		}
+		if len(known) < n {
+			recorded, err := s.db.NewSelect().Table("executions").Where("exec_id = ?", rows[0].ExecID).Exists(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("store: apply results: %w", err)
+			}
+			if !recorded {
+				out = append(out, rows[:n]...)
+				rows = rows[n:]
+				continue
+			}
+		}
+		for _, r := range rows[:n] {
+			if known[r.PCID] {
+				out = append(out, r)
+			}
+		}
+		rows = rows[n:]
+	}
+	return out, nil
 }
 
 // upsertResultsSQLite upserts the rows of one execution at a time, in

@@ -112,13 +112,7 @@ func TestApplyResults_Precedence(t *testing.T) {
 			wantTouched: []string{"e"}, wantStatus: store.StatusKilled,
 		},
 		{
-			name:        "unknown target is inserted",
-			report:      wire.Result{ExecID: "e", PCID: "stranger", State: wire.StateSkipped, Reason: "revoked"},
-			want:        store.Result{ExecID: "e", PCID: "stranger", State: wire.StateSkipped, Reason: "revoked"},
-			wantTouched: []string{"e"}, wantStatus: store.StatusRunning,
-		},
-		{
-			name:        "unknown execution is inserted",
+			name:        "unknown execution is inserted (a replay before its row)",
 			report:      wire.Result{ExecID: "ghost", PCID: "pc1", State: wire.StateRunning},
 			want:        store.Result{ExecID: "ghost", PCID: "pc1", State: wire.StateRunning},
 			wantTouched: []string{"ghost"}, wantStatus: store.StatusRunning,
@@ -404,6 +398,30 @@ func TestApplyResults_StatementShapes(t *testing.T) {
 		}
 		if e := mustExecution(t, s, "c"); e.Counts != (store.Counts{Succeeded: 3}) {
 			t.Errorf("c = %s %+v", e.Status, e.Counts)
+		}
+	})
+}
+
+// A report from a PC that is not a target of the execution is dropped: an
+// agent cannot add itself to an execution, add failures to it or reopen
+// it once it is finished.
+func TestApplyResults_OnlyTargets(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		mustCreate(t, s, execution("e", t0), "pc1")
+		mustApply(t, s, t0.Add(time.Minute),
+			wire.Result{ExecID: "e", PCID: "pc1", State: wire.StateSucceeded, ExitCode: exit(0)},
+			wire.Result{ExecID: "e", PCID: "intruder", State: wire.StateFailed, ExitCode: exit(1)})
+		if e := mustExecution(t, s, "e"); e.Status != store.StatusCompleted {
+			t.Fatalf("status = %s, want completed", e.Status)
+		}
+		mustApply(t, s, t0.Add(2*time.Minute), wire.Result{ExecID: "e", PCID: "intruder", State: wire.StateRunning})
+		if e := mustExecution(t, s, "e"); e.Status != store.StatusCompleted {
+			t.Errorf("a stranger's running report reopened the execution: %s", e.Status)
+		}
+		rs, n, err := s.Results(ctx, store.ResultFilter{ExecID: "e"})
+		if err != nil || n != 1 || rs[0].PCID != "pc1" {
+			t.Errorf("results of e = %+v (%d), %v; want pc1's only", rs, n, err)
 		}
 	})
 }
