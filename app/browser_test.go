@@ -15,7 +15,11 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 	"github.com/oauth2-proxy/mockoidc"
+
+	"github.com/kanadehq/kanade/agent/enroll"
 )
 
 // chromiumPath finds Debian's chromium (make test installs it).
@@ -277,4 +281,47 @@ func TestBrowser_ApproveWave(t *testing.T) {
 	if r := s.rollout(t, e.ExecID); r.Status != "completed" || r.Waves[1].Counts["succeeded"] != 2 {
 		t.Errorf("rollout = %s %+v", r.Status, r.Waves)
 	}
+}
+
+// TestBrowser_RotateEnrollmentFile: an admin rotates DATA/agent-credentials
+// from the Pending agents page; the old file can no longer connect, the
+// new one enrolls, and the running agent is not affected.
+func TestBrowser_RotateEnrollmentFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test (-short)")
+	}
+	s := startServer(t, t.TempDir(), "")
+	startAgent(t, s, "rpc1", nil, "")
+	s.waitOnline(t, "rpc1")
+	old, err := os.ReadFile(s.Creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := newBrowser(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate(s.URL+"/enrollments")); err != nil {
+		t.Fatal(err)
+	}
+	click(t, ctx, `[data-testid=rotate-default]`)
+	waitJS(t, ctx, "back on the enrollments page", `location.pathname === '/enrollments' && document.readyState === 'complete'`)
+	checkFor(t, 10*time.Second, func() error {
+		b, err := os.ReadFile(s.Creds)
+		if err != nil || string(b) == string(old) {
+			return fmt.Errorf("DATA/agent-credentials not rewritten (%v)", err)
+		}
+		return nil
+	})
+	oldFile, err := enroll.ParseEnrollmentFile(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := nkeys.FromSeed(oldFile.Seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nc, err := nats.Connect(s.NATSURL, nats.UserJWT(func() (string, error) { return oldFile.JWT, nil }, kp.Sign), nats.NoReconnect()); err == nil {
+		nc.Close()
+		t.Error("the old enrollment file still connects")
+	}
+	startAgent(t, s, "rpc2", nil, "")
+	s.waitOnline(t, "rpc1", "rpc2")
 }

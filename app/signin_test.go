@@ -296,7 +296,7 @@ func TestRoleMatrix(t *testing.T) {
 		"POST /emergency-stop": A, "POST /agents/:pc/revoke": A, "POST /agents/:pc/inventory": O, "POST /api/agents/:pc/inventory": O,
 		"POST /agents/:pc/ping": O, "POST /api/agents/:pc/ping": O, "POST /agents/:pc/groups": A, "POST /agents/groups/add": A,
 		"GET /enrollments": A, "POST /enrollments/:pc/approve": A, "POST /enrollments/:pc/reject": A,
-		"POST /enrollments/tokens": A, "POST /enrollments/tokens/:id/revoke": A,
+		"POST /enrollments/tokens": A, "POST /enrollments/tokens/:id/revoke": A, "POST /enrollments/tokens/default/rotate": A,
 		"GET /schedules": V, "POST /schedules": O, "POST /schedules/:id/toggle": O, "POST /schedules/:id/delete": O,
 		"GET /api/schedules": V, "GET /api/schedules/:id/fires": V, "POST /api/schedules": O, "PUT /api/schedules/:id": O, "DELETE /api/schedules/:id": O,
 		"GET /settings": A, "POST /settings/tokens": A, "POST /settings/tokens/:id/revoke": A,

@@ -44,6 +44,11 @@ type TokenRow struct {
 	Expires, Created      TimeText
 	CreatedBy             string
 	RevokeURL             string
+	// RotateURL gives the default token's file a new secret and broker
+	// user ("" for other tokens).
+	RotateURL string
+	// AllowGroups are the groups agents may ask for ("*": any).
+	AllowGroups []string
 }
 
 // TokenCreatedModel shows a new token's secret, once.

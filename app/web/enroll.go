@@ -380,8 +380,12 @@ func (s *server) tokenRows(c echo.Context) ([]views.TokenRow, error) {
 		if why := t.Usable(now); why != "" {
 			r.State = why
 		}
+		r.AllowGroups = t.AllowGroups
 		if t.RevokedAt.IsZero() && s.Enroller != nil {
 			r.RevokeURL = "/enrollments/tokens/" + url.PathEscape(t.ID) + "/revoke"
+			if t.ID == enroll.DefaultTokenID {
+				r.RotateURL = "/enrollments/tokens/default/rotate"
+			}
 		}
 		rows = append(rows, r)
 	}
@@ -420,6 +424,19 @@ func (s *server) tokenCreate(c echo.Context) error {
 		}
 	}
 	return s.renderEnrollments(c, http.StatusUnprocessableEntity, problem)
+}
+
+// tokenRotateDefault gives DATA/agent-credentials a new secret and broker
+// user; the old file stops working at once.
+func (s *server) tokenRotateDefault(c echo.Context) error {
+	e, err := s.enroller()
+	if err != nil {
+		return err
+	}
+	if err := e.RotateDefault(c.Request().Context(), actor(c)); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/enrollments#enrollment-tokens")
 }
 
 func (s *server) tokenRevoke(c echo.Context) error {

@@ -67,6 +67,7 @@ func (s *server) routes(e *echo.Echo) {
 	e.POST("/enrollments/:pc/reject", s.formDecide("reject", "/enrollments"), admin)
 	e.POST("/enrollments/tokens", s.tokenCreate, admin)
 	e.POST("/enrollments/tokens/:id/revoke", s.tokenRevoke, admin)
+	e.POST("/enrollments/tokens/default/rotate", s.tokenRotateDefault, admin)
 	e.GET("/settings", s.settingsPage, admin)
 	e.POST("/settings/tokens", s.formCreateAPIToken, admin)
 	e.POST("/settings/tokens/:id/revoke", s.formRevokeAPIToken, admin)
