@@ -98,8 +98,8 @@ func (c *counter) WithGroup(string) slog.Handler             { return c }
 
 // The projector returns when AUDIT is deleted under it (projector.Keep
 // then starts it again, which creates its consumer again), after at most a
-// few log lines; it used to retry at once forever, about 16,000 warnings a
-// second.
+// few log lines, rather than retrying at once for ever (a warning each
+// time).
 func TestProject_StreamDeleted(t *testing.T) {
 	b := openBus(t)
 	st := storetest.New(t)

@@ -11,9 +11,8 @@ import (
 )
 
 // Pauses after a failed fetch or a projector that stopped: doubling from
-// MinPause up to MaxPause. A stream that is gone used to cost a warning per
-// fetch attempt (16,000 a second for a deleted AUDIT); now it costs one per
-// pause.
+// MinPause up to MaxPause, so a stream that is gone costs one warning per
+// pause, not one per fetch attempt (thousands a second).
 const (
 	MinPause = time.Second
 	MaxPause = 30 * time.Second
