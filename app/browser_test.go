@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -318,10 +319,16 @@ func TestBrowser_RotateEnrollmentFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if nc, err := nats.Connect(s.NATSURL, nats.UserJWT(func() (string, error) { return oldFile.JWT, nil }, kp.Sign), nats.NoReconnect()); err == nil {
-		nc.Close()
-		t.Error("the old enrollment file still connects")
-	}
+	// The handler answers once the revocation is pushed; the file is
+	// written just before it.
+	checkFor(t, 10*time.Second, func() error {
+		nc, err := nats.Connect(s.NATSURL, nats.UserJWT(func() (string, error) { return oldFile.JWT, nil }, kp.Sign), nats.NoReconnect())
+		if err == nil {
+			nc.Close()
+			return errors.New("the old enrollment file still connects")
+		}
+		return nil
+	})
 	startAgent(t, s, "rpc2", nil, "")
 	s.waitOnline(t, "rpc1", "rpc2")
 }
