@@ -72,12 +72,14 @@ bench:
 	$(GO) build -trimpath -ldflags '-s -w' -o bin/kanade-bench ./app/bench
 	bin/kanade-bench -n $(BENCH_N) -bin bin $(BENCH_FLAGS)
 
-## lint: formatting, vet (also for Windows), generated templ code in sync
+## lint: formatting, vet (also for Windows), staticcheck (pinned in go.mod), go.mod tidy, generated templ code in sync
 lint: check-generated
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod or go.sum is not tidy: run 'go mod tidy'"; $(GO) mod tidy -diff; exit 1; }
 	$(GO) vet ./...
 	GOOS=windows $(GO) vet ./...
 	GOOS=windows $(GO) build -o /dev/null ./app ./agent
+	$(GO) tool staticcheck ./...
 
 ## generate: templ → *_templ.go
 generate:

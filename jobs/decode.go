@@ -129,9 +129,6 @@ func (f fields) get(name string) *yaml.Node {
 	return v
 }
 
-// has reports whether name is set to something other than an empty value.
-func (f fields) has(name string) bool { return f.get(name) != nil }
-
 // require returns the value of name, or reports it missing.
 func (d *decoder) require(f fields, name, what string) *yaml.Node {
 	if v := f.get(name); v != nil {

@@ -286,7 +286,7 @@ func (s *Store) replaceGroups(ctx context.Context, ids []string, want map[string
 	}
 	for _, batch := range chunks(changed) {
 		if _, err := s.db.NewDelete().TableExpr("agent_groups").
-			Where("pc_id IN (?)", bun.In(batch)).Exec(ctx); err != nil {
+			Where("pc_id IN (?)", bun.List(batch)).Exec(ctx); err != nil {
 			return fmt.Errorf("store: replace agent groups: %w", err)
 		}
 	}
@@ -439,7 +439,7 @@ func (s *Store) fillGroups(ctx context.Context, as []Agent) error {
 			GroupName string `bun:"group_name"`
 		}
 		if err := s.db.NewSelect().TableExpr("agent_groups").Column("pc_id", "group_name").
-			Where("pc_id IN (?)", bun.In(batch)).Scan(ctx, &pairs); err != nil {
+			Where("pc_id IN (?)", bun.List(batch)).Scan(ctx, &pairs); err != nil {
 			return fmt.Errorf("store: agent groups: %w", err)
 		}
 		for _, p := range pairs {
@@ -502,7 +502,7 @@ func (s *Store) ResolveTarget(ctx context.Context, all bool, groups, pcs []strin
 	case len(groups) > 0:
 		for _, batch := range chunks(uniq(groups)) {
 			if err := s.db.NewSelect().TableExpr("agents AS a").Column("a.pc_id", "a.offline_after").
-				Where("EXISTS (SELECT 1 FROM agent_groups AS g WHERE g.pc_id = a.pc_id AND g.group_name IN (?))", bun.In(batch)).
+				Where("EXISTS (SELECT 1 FROM agent_groups AS g WHERE g.pc_id = a.pc_id AND g.group_name IN (?))", bun.List(batch)).
 				Scan(ctx, &rows); err != nil {
 				return nil, 0, fmt.Errorf("store: resolve target groups: %w", err)
 			}
@@ -518,7 +518,7 @@ func (s *Store) ResolveTarget(ctx context.Context, all bool, groups, pcs []strin
 	if !all { // with all, every known agent is loaded already
 		for _, batch := range chunks(listed) {
 			if err := s.db.NewSelect().TableExpr("agents").Column("pc_id", "offline_after").
-				Where("pc_id IN (?)", bun.In(batch)).Scan(ctx, &rows); err != nil {
+				Where("pc_id IN (?)", bun.List(batch)).Scan(ctx, &rows); err != nil {
 				return nil, 0, fmt.Errorf("store: resolve target pcs: %w", err)
 			}
 			add()

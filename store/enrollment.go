@@ -351,7 +351,7 @@ func (s *Store) GrantedGroups(ctx context.Context, pcIDs []string) (map[string][
 	for _, batch := range chunks(pcIDs) {
 		var rows []keyRow
 		if err := s.db.NewSelect().Model(&rows).Column("pc_id", "groups").
-			Where("k.pc_id IN (?)", bun.In(batch)).Where("k.status = ?", KeyApproved).Scan(ctx); err != nil {
+			Where("k.pc_id IN (?)", bun.List(batch)).Where("k.status = ?", KeyApproved).Scan(ctx); err != nil {
 			return nil, fmt.Errorf("store: granted groups: %w", err)
 		}
 		for _, r := range rows {

@@ -356,7 +356,7 @@ func (s *Store) counts(ctx context.Context, ids []string) (map[string]Counts, er
 		}
 		if err := s.db.NewSelect().TableExpr("results").
 			ColumnExpr("exec_id, state, COUNT(*) AS n").
-			Where("exec_id IN (?)", bun.In(batch)).
+			Where("exec_id IN (?)", bun.List(batch)).
 			GroupExpr("exec_id, state").
 			Scan(ctx, &rows); err != nil {
 			return nil, fmt.Errorf("store: count targets: %w", err)
@@ -412,7 +412,7 @@ func (s *Store) ExpireOverdue(ctx context.Context, now time.Time) ([]string, err
 	err := s.inTx(ctx, func(tx *Store) error {
 		ids = ids[:0]
 		if err := tx.db.NewSelect().TableExpr("executions AS e").Column("e.exec_id").
-			Where("e.status IN (?)", bun.In(openStatuses)).
+			Where("e.status IN (?)", bun.List(openStatuses)).
 			Where("e.deadline_at < ?", ms).
 			Where("EXISTS (SELECT 1 FROM results AS r WHERE r.exec_id = e.exec_id AND r.state = ?)", string(wire.StatePending)).
 			Scan(ctx, &ids); err != nil {
@@ -423,7 +423,7 @@ func (s *Store) ExpireOverdue(ctx context.Context, now time.Time) ([]string, err
 			if _, err := tx.db.ExecContext(ctx, `UPDATE results
 SET state = ?, reason = ?, by_server = TRUE, updated_at = ?
 WHERE exec_id IN (?) AND state = ?`,
-				string(wire.StateExpired), ReasonExpired, ms, bun.In(batch), string(wire.StatePending)); err != nil {
+				string(wire.StateExpired), ReasonExpired, ms, bun.List(batch), string(wire.StatePending)); err != nil {
 				return fmt.Errorf("store: expire targets: %w", err)
 			}
 		}
@@ -439,7 +439,7 @@ WHERE exec_id IN (?) AND state = ?`,
 			if _, err := tx.db.ExecContext(ctx, `UPDATE results
 SET state = ?, reason = ?, by_server = TRUE, updated_at = ?
 WHERE state = ? AND exec_id IN (?) AND wave IN (SELECT w.idx FROM waves AS w WHERE w.exec_id = results.exec_id AND w.deadline_at < ?)`,
-				string(wire.StateExpired), ReasonExpired, ms, string(wire.StatePending), bun.In(waveIDs), ms); err != nil {
+				string(wire.StateExpired), ReasonExpired, ms, string(wire.StatePending), bun.List(waveIDs), ms); err != nil {
 				return fmt.Errorf("store: expire wave targets: %w", err)
 			}
 			ids = append(ids, waveIDs...)

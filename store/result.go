@@ -193,7 +193,7 @@ func (s *Store) onlyTargets(ctx context.Context, rows []resultRow) ([]resultRow,
 		for _, batch := range chunks(pcs) {
 			var have []string
 			if err := s.db.NewSelect().Table("results").Column("pc_id").Where("exec_id = ?", rows[0].ExecID).
-				Where("pc_id IN (?)", bun.In(batch)).Scan(ctx, &have); err != nil {
+				Where("pc_id IN (?)", bun.List(batch)).Scan(ctx, &have); err != nil {
 				return nil, fmt.Errorf("store: apply results: %w", err)
 			}
 			for _, pc := range have {

@@ -101,7 +101,7 @@ func (s *Store) CreateRollout(ctx context.Context, e Execution, waves []Wave, pc
 				return fmt.Errorf("store: create wave %d of %s: %w", i, e.ExecID, err)
 			}
 			for _, batch := range chunks(pcs[i]) {
-				if _, err := tx.db.ExecContext(ctx, "UPDATE results SET wave = ? WHERE exec_id = ? AND pc_id IN (?)", i, e.ExecID, bun.In(batch)); err != nil {
+				if _, err := tx.db.ExecContext(ctx, "UPDATE results SET wave = ? WHERE exec_id = ? AND pc_id IN (?)", i, e.ExecID, bun.List(batch)); err != nil {
 					return fmt.Errorf("store: create wave %d of %s: %w", i, e.ExecID, err)
 				}
 			}
@@ -186,7 +186,7 @@ func (s *Store) CountWavesAwaitingApproval(ctx context.Context) (int, error) {
 func (s *Store) SaveRollout(ctx context.Context, execID, status, haltReason string, waves []Wave, now time.Time) error {
 	return s.inTx(ctx, func(tx *Store) error {
 		if _, err := tx.db.ExecContext(ctx, "UPDATE executions SET status = ?, halt_reason = ? WHERE exec_id = ? AND status IN (?)",
-			status, haltReason, execID, bun.In(openStatuses)); err != nil {
+			status, haltReason, execID, bun.List(openStatuses)); err != nil {
 			return fmt.Errorf("store: save rollout %s: %w", execID, err)
 		}
 		for _, w := range waves {

@@ -137,15 +137,15 @@ func measureIdle(ctx context.Context, c *client, cfg config, prof *profiler, pha
 
 // diag is one extra round with /metrics scraped alongside.
 type diag struct {
-	Wall, Accepted          time.Duration
-	FirstIngest, AllIngest  time.Duration // since the POST was sent
-	AllStream               time.Duration // since the POST: every target's result in the stream (ingested + backlog)
-	Ingested, PeakPending   float64
-	Scrapes                 int
-	ScrapeFailures          int
-	FirstScrapeErr          error
-	ingestedBefore, pending float64
-	n                       int
+	Wall, Accepted         time.Duration
+	FirstIngest, AllIngest time.Duration // since the POST was sent
+	AllStream              time.Duration // since the POST: every target's result in the stream (ingested + backlog)
+	Ingested, PeakPending  float64
+	Scrapes                int
+	ScrapeFailures         int
+	FirstScrapeErr         error
+	ingestedBefore         float64
+	n                      int
 }
 
 // inFlight is what the execution page saw during a run that stays in

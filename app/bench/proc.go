@@ -101,9 +101,6 @@ func (c *child) stop(grace time.Duration) {
 	}
 }
 
-// sample reads the child's CPU time and RSS.
-func (c *child) sample() (procSample, error) { return readProc(c.pid()) }
-
 // tail returns the last n lines of a file.
 func tail(path string, n int) string {
 	b, err := os.ReadFile(path)
