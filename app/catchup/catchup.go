@@ -25,6 +25,7 @@ import (
 
 	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/app/bus"
+	"github.com/kanadehq/kanade/app/limit"
 	"github.com/kanadehq/kanade/store"
 )
 
@@ -60,25 +61,14 @@ func Serve(ctx context.Context, b *bus.Bus, st *store.Store, log *slog.Logger) e
 func ServeLimited(ctx context.Context, b *bus.Bus, st *store.Store, log *slog.Logger, per Limit) error {
 	nc := b.NC
 	warn := rate.NewLimiter(1, 5) // a flood of refused requests must not flood the log
-	var mu sync.Mutex
-	limits := map[string]*rate.Limiter{}
-	allow := func(pc string) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		l := limits[pc]
-		if l == nil {
-			l = rate.NewLimiter(rate.Every(per.Every), per.Burst)
-			limits[pc] = l
-		}
-		return l.Allow()
-	}
+	perAgent := limit.NewKeyed(rate.Every(per.Every), per.Burst)
 	// The callback hands each request to a worker and waits for one to
 	// take it: the requests of a reconnect wave queue in the subscription
 	// (up to its pending limits), where a channel subscription would drop
 	// what its channel cannot hold.
 	reqs := make(chan *nats.Msg)
 	sub, err := nc.QueueSubscribe(wire.CatchupWildcard, Queue, func(m *nats.Msg) {
-		if !allow(wire.LastToken(m.Subject)) {
+		if !perAgent.Allow(wire.LastToken(m.Subject)) {
 			if warn.Allow() {
 				log.Warn("catch-up: too many requests from one agent; dropped", "subject", m.Subject)
 			}

@@ -1,10 +1,6 @@
 package enroll
 
-import (
-	"sync"
-
-	"golang.org/x/time/rate"
-)
+import "github.com/kanadehq/kanade/app/limit"
 
 // Per-token rate limits. Every request of a token draws on the first; a
 // request that would make a new binding wait for an admin also draws on
@@ -19,30 +15,12 @@ const (
 
 // tokenLimits holds the limiters of each token.
 type tokenLimits struct {
-	mu       sync.Mutex
-	requests map[string]*rate.Limiter
-	pending  map[string]*rate.Limiter
+	requests, pending *limit.Keyed
 }
 
 func newTokenLimits() *tokenLimits {
-	return &tokenLimits{requests: map[string]*rate.Limiter{}, pending: map[string]*rate.Limiter{}}
+	return &tokenLimits{requests: limit.NewKeyed(requestsPerSecond, requestBurst), pending: limit.NewKeyed(pendingPerSecond, pendingBurst)}
 }
 
-func (l *tokenLimits) allow(token string) bool {
-	return l.get(l.requests, token, requestsPerSecond, requestBurst).Allow()
-}
-
-func (l *tokenLimits) allowPending(token string) bool {
-	return l.get(l.pending, token, pendingPerSecond, pendingBurst).Allow()
-}
-
-func (l *tokenLimits) get(m map[string]*rate.Limiter, token string, r rate.Limit, burst int) *rate.Limiter {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	lim := m[token]
-	if lim == nil {
-		lim = rate.NewLimiter(r, burst)
-		m[token] = lim
-	}
-	return lim
-}
+func (l *tokenLimits) allow(token string) bool        { return l.requests.Allow(token) }
+func (l *tokenLimits) allowPending(token string) bool { return l.pending.Allow(token) }

@@ -2,9 +2,10 @@ package projector
 
 import (
 	"log/slog"
-	"sync"
 
 	"golang.org/x/time/rate"
+
+	"github.com/kanadehq/kanade/app/limit"
 )
 
 // Per-PC bounds on the results an agent's subject may carry: an agent
@@ -17,31 +18,18 @@ const (
 	ResultsPerPCBurst     = 1000
 )
 
-// pcLimits holds one limiter per PC and a limiter for the warnings about
-// dropped messages.
+// pcLimits bounds each PC's results and the warnings about dropped ones.
 type pcLimits struct {
-	mu    sync.Mutex
-	every rate.Limit
-	burst int
-	pcs   map[string]*rate.Limiter
-	warn  *rate.Limiter
+	pcs  *limit.Keyed
+	warn *rate.Limiter
 }
 
 func newPCLimits(perSecond rate.Limit, burst int) *pcLimits {
-	return &pcLimits{every: perSecond, burst: burst, pcs: map[string]*rate.Limiter{}, warn: rate.NewLimiter(1, 5)}
+	return &pcLimits{pcs: limit.NewKeyed(perSecond, burst), warn: rate.NewLimiter(1, 5)}
 }
 
-// allow reports whether pc may have one more message now.
-func (l *pcLimits) allow(pc string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	lim := l.pcs[pc]
-	if lim == nil {
-		lim = rate.NewLimiter(l.every, l.burst)
-		l.pcs[pc] = lim
-	}
-	return lim.Allow()
-}
+// allow reports whether pc may have one more result now.
+func (l *pcLimits) allow(pc string) bool { return l.pcs.Allow(pc) }
 
 // warnf logs at most one warning a second.
 func (l *pcLimits) warnf(log *slog.Logger, msg string, args ...any) {

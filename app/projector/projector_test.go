@@ -153,18 +153,3 @@ func TestCollectWaitsForAStream(t *testing.T) {
 		t.Errorf("%d results in %d batches, want all %d in at most %d", total, batches, n, n/10)
 	}
 }
-
-// One PC's results are bounded per second; other PCs are not affected.
-func TestPCLimits(t *testing.T) {
-	l := newPCLimits(1, 3)
-	var got []bool
-	for range 5 {
-		got = append(got, l.allow("flood"))
-	}
-	if want := []bool{true, true, true, false, false}; !slices.Equal(got, want) {
-		t.Errorf("flood: %v, want %v", got, want)
-	}
-	if !l.allow("other") {
-		t.Error("another PC was limited by the flood")
-	}
-}
