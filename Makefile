@@ -1,6 +1,6 @@
 # kanade — build, run and test. See README.md.
 #   make run     server (dev mode, embedded NATS, SQLite) + one local agent
-#   make test    the whole suite (installs Chromium for the browser tests when missing)
+#   make test    the whole suite, and the agent's Windows build under Wine (installs Chromium and Wine when missing)
 #   make bench   kanade vs a bare NATS + SQLite program at N simulated agents (N=1000; N=1000,5000,10000)
 
 SHELL      := /bin/bash
@@ -18,16 +18,18 @@ N          ?= 1000
 BENCH_N    ?= $(N)
 BENCH_FLAGS ?=
 
-.PHONY: all build run test test-short bench lint generate check-generated tidy clean deps-browser
+.PHONY: all build run test test-short test-windows bench lint generate check-generated tidy clean deps-browser
 
 all: build
 
 ## build: bin/kanade and bin/kanade-agent for this machine, plus linux/amd64 and windows/amd64 builds
+##        and a linux/arm64 agent; kanade serve offers the agents under bin/<os>-<arch>/ for download
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kanade ./app
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kanade-agent ./agent
 	GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/linux-amd64/kanade ./app
 	GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/linux-amd64/kanade-agent ./agent
+	GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/linux-arm64/kanade-agent ./agent
 	GOOS=windows GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/windows-amd64/kanade.exe ./app
 	GOOS=windows GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/windows-amd64/kanade-agent.exe ./agent
 
@@ -45,10 +47,17 @@ run:
 	echo ""; echo "  kanade is running: open http://$(HTTP_ADDR)   (dev mode; Ctrl+C stops the server and the agent)"; echo ""; \
 	wait $$server
 
-## test: the full suite with the race detector (which needs cgo; the binaries under test are still built CGO_ENABLED=0)
-test: deps-browser
+## test: the full suite with the race detector (which needs cgo; the binaries under test are still built CGO_ENABLED=0),
+##       after test-windows
+test: deps-browser test-windows
 	GOOS=windows $(GO) vet ./...
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 15m ./...
+
+## test-windows: the agent's packages built for Windows, their tests run under Wine (docs/WINDOWS.md);
+##               installs Wine when run as root with apt, else says how
+test-windows:
+	.ci/wine/wine-env --install --server env PATH="$(CURDIR)/.ci/wine/bin:$$PATH" GOOS=windows GOARCH=amd64 \
+	  $(GO) test -count=1 -timeout 10m ./agent/...
 
 ## test-short: the suite without browser, end-to-end and slow integration tests
 test-short:
@@ -65,7 +74,7 @@ deps-browser:
 	  fi; }
 
 ## bench: kanade (server + swarm of N simulated agents) next to a bare NATS + SQLite baseline; markdown table on stdout.
-##        make bench N=10000, make bench BENCH_N=1000,5000,10000, BENCH_FLAGS='-rounds 5 -keep' (kanade-bench -h)
+##        make bench N=10000, make bench BENCH_N=1000,5000,10000, BENCH_FLAGS='-rounds 5 -keep' or '-tls compare' (kanade-bench -h)
 bench:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kanade ./app
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kanade-agent ./agent

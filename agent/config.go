@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/kanadehq/kanade/agent/datadir"
 	"github.com/kanadehq/kanade/agent/wire"
 )
 
@@ -28,6 +30,11 @@ type config struct {
 	InventoryInterval duration `toml:"inventory_interval"`
 	OutputCap         byteSize `toml:"output_cap"`
 	LogLevel          string   `toml:"log_level"`
+
+	// Where values came from, for `service install` and the log.
+	configPath string // --config, as given
+	pcIDSet    bool   // pc_id was configured (not the host name)
+	dataNote   string // why the data directory is not the default
 }
 
 func defaultConfig() config {
@@ -41,11 +48,21 @@ func defaultConfig() config {
 	}
 }
 
-func loadConfig(args, environ []string, stderr io.Writer) (config, error) {
-	fs := flag.NewFlagSet("kanade-agent", flag.ContinueOnError)
+// loadConfig reads the configuration of a run (name is the command, for
+// the usage text).
+func loadConfig(name string, args, environ []string, stderr io.Writer) (config, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: kanade-agent [flags]   |   kanade-agent version")
+		if name == "kanade-agent" {
+			fmt.Fprintln(stderr, "usage: kanade-agent [flags]   (runs the agent in the foreground)\n"+
+				"       kanade-agent service install|uninstall|start|stop|status [flags]\n"+
+				"       kanade-agent status [--data DIR]\n"+
+				"       kanade-agent version\n"+
+				"       kanade-agent swarm --help")
+		} else {
+			fmt.Fprintf(stderr, "usage: %s [flags]\n", name)
+		}
 		fs.PrintDefaults()
 		fmt.Fprintln(stderr, "\nEnvironment: KANADE_AGENT_SERVER, KANADE_AGENT_CREDENTIALS, KANADE_AGENT_PC_ID, KANADE_AGENT_GROUPS,\n"+
 			"KANADE_AGENT_DATA, KANADE_AGENT_HEARTBEAT_INTERVAL, KANADE_AGENT_INVENTORY_INTERVAL, KANADE_AGENT_OUTPUT_CAP,\n"+
@@ -57,7 +74,7 @@ func loadConfig(args, environ []string, stderr io.Writer) (config, error) {
 	creds := fs.String("credentials", "", "credentials file (the server's DATA/agent-credentials)")
 	pcID := fs.String("pc-id", "", "this PC's id (default: the short host name)")
 	groups := fs.String("groups", "", "comma-separated groups")
-	data := fs.String("data", "", "data directory (default "+def.Data+")")
+	data := fs.String("data", "", "data directory: identity, logs (DATA/logs/agent.log), status (default "+def.Data+")")
 	hb := fs.String("heartbeat", "", "heartbeat interval (default 30s)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -67,6 +84,7 @@ func loadConfig(args, environ []string, stderr io.Writer) (config, error) {
 		return config{}, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
 	}
 	c := def
+	c.Data = ""
 	if *configPath != "" {
 		md, err := toml.DecodeFile(*configPath, &c)
 		if err != nil {
@@ -75,6 +93,7 @@ func loadConfig(args, environ []string, stderr io.Writer) (config, error) {
 		if und := md.Undecoded(); len(und) > 0 {
 			return c, fmt.Errorf("config %s: unknown key %s", *configPath, und[0])
 		}
+		c.configPath = *configPath
 	}
 	env := map[string]string{}
 	for _, kv := range environ {
@@ -121,6 +140,10 @@ func loadConfig(args, environ []string, stderr io.Writer) (config, error) {
 			errs = append(errs, fmt.Errorf("output_cap: %w", err))
 		}
 	}
+	c.pcIDSet = c.PCID != ""
+	if c.Data == "" {
+		c.Data, c.dataNote = chooseDataDir()
+	}
 	if c.PCID == "" {
 		host, err := os.Hostname()
 		if err != nil {
@@ -148,6 +171,10 @@ func loadConfig(args, environ []string, stderr io.Writer) (config, error) {
 	if d := c.InventoryInterval.D(); d != 0 && d < time.Minute {
 		errs = append(errs, errors.New("inventory_interval: must be at least 1m (or 0 to turn inventory off)"))
 	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		errs = append(errs, fmt.Errorf("log_level: %q is not debug, info, warn or error", c.LogLevel))
+	}
 	if c.OutputCap < 1024 {
 		errs = append(errs, errors.New("output_cap: must be at least 1KiB"))
 	}
@@ -155,6 +182,18 @@ func loadConfig(args, environ []string, stderr io.Writer) (config, error) {
 		errs = append(errs, errors.New("data: must not be empty"))
 	}
 	return c, errors.Join(errs...)
+}
+
+// chooseDataDir returns the default data directory, or that of an
+// earlier release when only that one holds this PC's identity (an upgrade
+// must not enroll the PC anew); the note says so.
+func chooseDataDir() (dir, note string) {
+	current, legacy := defaultDataDirs()
+	dir, old := datadir.Choose(current, legacy)
+	if old {
+		note = fmt.Sprintf("using the data directory of an earlier release, which holds this PC's identity (the default is now %s; pass --data to choose)", current)
+	}
+	return dir, note
 }
 
 func splitList(s string) []string {

@@ -25,6 +25,7 @@ var buildBinaries = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	builtDir = dir
 	for _, b := range []struct{ out, pkg string }{{"kanade", "."}, {"kanade-agent", "../agent"}} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b.out), b.pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -34,6 +35,18 @@ var buildBinaries = sync.OnceValues(func() (string, error) {
 	}
 	return dir, nil
 })
+
+// builtDir is where buildBinaries put the binaries ("" until it ran);
+// TestMain removes it.
+var builtDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtDir != "" {
+		_ = os.RemoveAll(builtDir)
+	}
+	os.Exit(code)
+}
 
 // proc is a running binary whose output is kept for failure reports.
 type proc struct {

@@ -74,6 +74,12 @@ func startServer(t testing.TB, dataDir, natsListen string) *testServer {
 // startServerWith is startServer with a chance to adjust the configuration.
 func startServerWith(t testing.TB, dataDir, natsListen string, adjust func(*config.Config)) *testServer {
 	t.Helper()
+	return startServerLogged(t, dataDir, natsListen, adjust, testLogger(t))
+}
+
+// startServerLogged is startServerWith logging to log.
+func startServerLogged(t testing.TB, dataDir, natsListen string, adjust func(*config.Config), log *slog.Logger) *testServer {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Server.Data = dataDir
 	cfg.Server.HTTP = "127.0.0.1:0"
@@ -91,7 +97,7 @@ func startServerWith(t testing.TB, dataDir, natsListen string, adjust func(*conf
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &testServer{t: t, data: dataDir, cancel: cancel, done: make(chan error, 1)}
 	go func() {
-		err := serve(ctx, cfg, pw, testLogger(t))
+		err := serve(ctx, cfg, pw, log)
 		pw.CloseWithError(fmt.Errorf("server stopped: %v", err))
 		s.done <- err
 	}()

@@ -66,7 +66,7 @@ func probeSubjects(agentsAccount, kanadeAccount string) []string {
 			set[s] = true
 		}
 	}
-	streams := []string{wire.StreamExec, wire.StreamResults, wire.StreamOutput, wire.StreamInventory, wire.StreamAudit,
+	streams := []string{wire.StreamExec, wire.StreamResults, wire.StreamOutput, wire.StreamInventory, wire.StreamAudit, wire.StreamHealth,
 		"KV_" + wire.KVFleet, "KV_" + wire.KVScriptCurrent, "KV_" + wire.KVScriptStatus}
 	for _, st := range streams {
 		for _, api := range []string{"STREAM.PURGE", "STREAM.DELETE", "STREAM.UPDATE", "STREAM.INFO", "STREAM.MSG.DELETE",

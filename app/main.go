@@ -85,6 +85,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   kanade [serve] [--config FILE] [--data DIR] [--http ADDR] [--nats-listen ADDR]
+                 [--nats-tls auto|off] [--insecure-plaintext]
   kanade migrate [--config FILE] [--data DIR]
   kanade token create --role viewer|operator|approver|admin --name NAME [--expires 90d] [--config FILE] [--data DIR]
   kanade token list [--config FILE] [--data DIR]
@@ -92,7 +93,8 @@ func usage(w io.Writer) {
   kanade version
 
 Configuration: kanade.toml (every key documented there), overridden by KANADE_* environment
-variables (KANADE_DATA, KANADE_HTTP, KANADE_NATS_LISTEN, KANADE_NATS_URL, KANADE_<SECTION>_<KEY>),
+variables (KANADE_DATA, KANADE_HTTP, KANADE_NATS_LISTEN, KANADE_NATS_URL, KANADE_NATS_TLS,
+KANADE_<SECTION>_<KEY>),
 overridden by flags.
 `)
 }
@@ -103,10 +105,13 @@ func loadConfig(name string, args []string, stderr io.Writer, serveFlags bool, e
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "config file (default ./kanade.toml when it exists)")
 	data := fs.String("data", "", "data directory (embedded NATS store, SQLite file, generated keys)")
-	var httpAddr, natsListen *string
+	var httpAddr, natsListen, natsTLS *string
+	var insecurePlaintext *bool
 	if serveFlags {
 		httpAddr = fs.String("http", "", "web/API listener (default 127.0.0.1:8080)")
 		natsListen = fs.String("nats-listen", "", "embedded NATS client listener (default 127.0.0.1:4222)")
+		natsTLS = fs.String("nats-tls", "", `TLS on the broker's client listener: "auto" (a private CA in DATA/tls) or "off"`)
+		insecurePlaintext = fs.Bool("insecure-plaintext", false, "allow a plain-text broker listener on a non-loopback address")
 	}
 	for _, f := range extra {
 		f(fs)
@@ -136,6 +141,12 @@ func loadConfig(name string, args []string, stderr io.Writer, serveFlags bool, e
 		}
 		if *natsListen != "" {
 			cfg.NATS.Listen = *natsListen
+		}
+		if *natsTLS != "" {
+			cfg.NATS.TLS = *natsTLS
+		}
+		if *insecurePlaintext {
+			cfg.NATS.InsecurePlaintext = true
 		}
 	}
 	return cfg, cfg.Validate()

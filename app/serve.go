@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -10,19 +11,23 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/kanadehq/kanade/agent/profiling"
 	"github.com/kanadehq/kanade/agent/wire"
+	"github.com/kanadehq/kanade/app/agentinstall"
 	"github.com/kanadehq/kanade/app/audit"
 	"github.com/kanadehq/kanade/app/bus"
 	"github.com/kanadehq/kanade/app/catalog"
 	"github.com/kanadehq/kanade/app/catchup"
+	"github.com/kanadehq/kanade/app/certs"
 	"github.com/kanadehq/kanade/app/config"
 	"github.com/kanadehq/kanade/app/dispatch"
 	"github.com/kanadehq/kanade/app/enroll"
 	"github.com/kanadehq/kanade/app/events"
+	"github.com/kanadehq/kanade/app/health"
 	"github.com/kanadehq/kanade/app/memtrim"
 	"github.com/kanadehq/kanade/app/metrics"
 	"github.com/kanadehq/kanade/app/projector"
@@ -47,7 +52,14 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 			return fmt.Errorf("nats.listen %s: dev mode (no OIDC issuer configured) listens on loopback only; use 127.0.0.1:PORT, or configure sign-in ([oidc] in kanade.toml, README: Sign-in)", cfg.NATS.Listen)
 		}
 	}
+	if cfg.NATS.URL == "" && !cfg.NATS.TLSEnabled() && !config.IsLoopback(cfg.NATS.Listen) && !cfg.NATS.InsecurePlaintext {
+		return fmt.Errorf("nats.listen %s: agents would cross the network in plain text; turn TLS on with --nats-tls auto (or [nats] tls = \"auto\", or tls_cert and tls_key), or accept plain text with --insecure-plaintext", cfg.NATS.Listen)
+	}
 	if err := cfg.PrepareData(); err != nil {
+		return err
+	}
+	brokerTLS, err := brokerCertificates(ctx, cfg, log)
+	if err != nil {
 		return err
 	}
 	if err := profiling.FromEnv(ctx, log); err != nil {
@@ -71,11 +83,17 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		ResultsMaxAge: cfg.Streams.ResultsMaxAge.D(), ResultsMaxBytes: int64(cfg.Streams.ResultsMaxBytes),
 		OutputMaxAge: cfg.Streams.OutputMaxAge.D(), OutputMaxBytes: int64(cfg.Streams.OutputMaxBytes),
 		AuditMaxAge: cfg.Streams.AuditMaxAge.D(), AuditMaxBytes: int64(cfg.Streams.AuditMaxBytes),
+		InventoryMaxBytes: int64(cfg.Streams.InventoryMaxBytes), FleetMaxBytes: int64(cfg.Streams.FleetMaxBytes),
+		ScriptCurrentMaxBytes: int64(cfg.Streams.ScriptCurrentMaxBytes), ScriptStatusMaxBytes: int64(cfg.Streams.ScriptStatusMaxBytes),
 	}
-	b, err := bus.Open(ctx, bus.Options{
+	busOpts := bus.Options{
 		DataDir: cfg.Server.Data, Listen: cfg.NATS.Listen, URL: cfg.NATS.URL, Credentials: cfg.NATS.Credentials,
 		MaxPayload: int32(cfg.NATS.MaxPayload), Logger: log, Revoked: revoked, Streams: limits,
-	})
+	}
+	if brokerTLS != nil {
+		busOpts.TLS = brokerTLS.TLSConfig()
+	}
+	b, err := bus.Open(ctx, busOpts)
 	if err != nil {
 		return err
 	}
@@ -97,10 +115,10 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	disp := dispatch.New(st, b.CmdNC, b.CmdJS, keys, ev, dispatch.Limits{
 		DefaultTimeout: cfg.Execution.DefaultTimeout.D(), MaxTimeout: cfg.Execution.MaxTimeout.D(),
 		DefaultDeadline: cfg.Execution.DefaultDeadline.D(), OutputCap: int(cfg.Execution.OutputCap),
-		FourEyes: cfg.Rollout.FourEyes, MaxFailures: cfg.Rollout.MaxFailures,
+		FourEyes: cfg.Rollout.FourEyes, MaxFailures: cfg.Rollout.MaxFailures, LostGrace: cfg.Execution.LostGrace.D(),
 	}, log)
 	// Streams and buckets deleted while the server runs come back.
-	provisioner := bus.NewProvisioner(b.JS, limits, log)
+	provisioner := b.NewProvisioner(log)
 	disp.Provisioner = provisioner
 	disp.Catalog = func(id string) (jobs.Manifest, bool) {
 		if e, ok := jobCatalog.Get(id); ok && e.Kind == jobs.KindJob && e.Valid && e.Manifest != nil {
@@ -156,6 +174,11 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	goWork("rollouts", rollouts.Run)
 	sched := schedule.New(st, jobCatalog, disp, cfg.Scheduler.MisfireGrace.D(), log)
 	goWork("scheduler", sched.Run)
+	// Health: the broker stores, the database writes, the disk has room;
+	// JetStream comes back by itself after a full disk.
+	monitor := newHealthMonitor(cfg, b, st, log)
+	mx.Registry.MustRegister(monitor.Collector())
+	goWork("health", func(ctx context.Context) error { monitor.Run(ctx, health.Interval); return nil })
 	goWork("memory trim", func(ctx context.Context) error {
 		memtrim.Run(ctx, memtrim.Interval, memtrim.MinFree, mx.MemoryTrims, log)
 		return nil
@@ -166,6 +189,9 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	if b.Embedded() {
 		enroller = enroll.New(st, b, keys, ev, log)
 		enroller.Audit = recorder
+		if brokerTLS != nil {
+			enroller.BrokerCA = brokerTLS.CA
+		}
 		// Dev mode approves agents that enroll with the default token; otherwise an admin does.
 		if credsPath, err = enroller.WriteAgentCredentials(ctx, cfg.Server.Data, devMode, nil, devAllowGroups(devMode)); err != nil {
 			stopWork()
@@ -182,11 +208,27 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		return err
 	}
 	defer liveNC.Close()
+	agentBins, err := agentinstall.NewBinaries(cfg.Server.AgentDownloads)
+	if err != nil {
+		stopWork()
+		wg.Wait()
+		return fmt.Errorf("server.agent_downloads: %w", err)
+	}
+	var built []string
+	for _, p := range agentBins.Available() {
+		built = append(built, p.String())
+	}
+	log.Info("agent downloads", "dir", agentBins.Dir(), "built", strings.Join(built, ","))
+	brokerURL := ""
+	if b.Embedded() {
+		brokerURL = b.ClientURL()
+	}
 	host, _ := os.Hostname()
 	handler := web.New(web.Deps{
 		Store: st, Dispatcher: disp, Enroller: enroller, Keys: keys, NC: b.NC, Audit: recorder, Events: ev, JS: b.JS, Catalog: jobCatalog, NATSHealthy: b.Healthy, Log: log, Version: version,
 		DevMode: devMode, Auth: authSvc, Pongs: pongs, Rollouts: rollouts, Scheduler: sched, FourEyes: cfg.Rollout.FourEyes, OIDCIssuer: cfg.OIDC.Issuer, RolesClaim: cfg.OIDC.RolesClaim, LocalPC: wire.PCIDFromHostname(host), OutputCap: int(cfg.Execution.OutputCap),
 		SSEMaxLifetime: cfg.Server.SSEMaxLifetime.D(), Metrics: mx, MetricsToken: cfg.Metrics.Token, LiveJS: liveJS,
+		AgentBinaries: agentBins, AgentURL: cfg.NATS.AgentURL, BrokerURL: brokerURL, Health: monitor,
 	})
 	ln, err := net.Listen("tcp", cfg.Server.HTTP)
 	if err != nil {
@@ -209,6 +251,23 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		mux.Handle("GET "+metrics.MetricsPath, mx.Handler())
 		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: time.Minute}
 	}
+	scheme := "http"
+	var webTLS *tls.Config
+	if cfg.Server.TLSCert != "" {
+		webCert, err := certs.Files(cfg.Server.TLSCert, cfg.Server.TLSKey, "", nil, log)
+		if err != nil {
+			_ = ln.Close()
+			if metricsLn != nil {
+				_ = metricsLn.Close()
+			}
+			stopWork()
+			wg.Wait()
+			return fmt.Errorf("server.tls_cert: %w", err)
+		}
+		go webCert.Run(ctx.Done(), time.Minute)
+		webTLS, scheme = webCert.TLSConfig(), "https"
+		ln = tls.NewListener(ln, webTLS)
+	}
 	baseCtx, cancelBase := context.WithCancel(context.Background())
 	srv := &http.Server{
 		Handler:           handler,
@@ -217,6 +276,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		WriteTimeout:      2 * time.Minute, // SSE handlers lift it for their own connection
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+		TLSConfig:         webTLS,
 	}
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -225,11 +285,18 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		log.Info("metrics listener", "url", "http://"+metricsLn.Addr().String()+metrics.MetricsPath)
 	}
 
-	url := "http://" + ln.Addr().String()
+	url := scheme + "://" + ln.Addr().String()
 	log.Info("kanade is running", "url", url, "nats", b.ClientURL(), "data", cfg.Server.Data, "db", cfg.DB.Driver, "dev_mode", devMode, "oidc_issuer", cfg.OIDC.Issuer, "gogc", gogc, "version", version)
 	fmt.Fprintf(stdout, "kanade is running: open %s\n", url)
 	if credsPath != "" {
 		fmt.Fprintf(stdout, "agents connect with: kanade-agent --server %s --credentials %s\n", b.ClientURL(), credsPath)
+	}
+	switch {
+	case brokerTLS != nil:
+		fmt.Fprintf(stdout, "agents connect over TLS; the enrollment bundles carry the broker's CA%s\n", caNote(cfg))
+	case b.Embedded() && !config.IsLoopback(cfg.NATS.Listen):
+		fmt.Fprintf(stdout, "WARNING: the broker listens on %s in PLAIN TEXT (--insecure-plaintext): anyone on the network path can read credentials and scripts\n", cfg.NATS.Listen)
+		log.Warn("the broker's client listener is plain text on a non-loopback address", "listen", cfg.NATS.Listen)
 	}
 
 	select {
@@ -262,4 +329,49 @@ func devAllowGroups(devMode bool) []string {
 		return []string{"*"}
 	}
 	return nil
+}
+
+// brokerCertificates is the embedded broker's TLS material (nil: plain
+// text), refreshed every minute until ctx is done.
+func brokerCertificates(ctx context.Context, cfg config.Config, log *slog.Logger) (*certs.Source, error) {
+	if cfg.NATS.URL != "" || !cfg.NATS.TLSEnabled() {
+		return nil, nil
+	}
+	var src *certs.Source
+	var err error
+	if cfg.NATS.TLS == "auto" {
+		src, err = certs.Auto(filepath.Join(cfg.Server.Data, "tls"), certs.Hosts(cfg.NATS.Listen, cfg.NATS.TLSHosts), nil, log)
+	} else {
+		src, err = certs.Files(cfg.NATS.TLSCert, cfg.NATS.TLSKey, cfg.NATS.TLSCA, nil, log)
+	}
+	if err != nil {
+		return nil, err
+	}
+	go src.Run(ctx.Done(), time.Minute)
+	return src, nil
+}
+
+func caNote(cfg config.Config) string {
+	if cfg.NATS.TLS == "auto" {
+		return " (" + filepath.Join(cfg.Server.Data, "tls", certs.CAFile) + ")"
+	}
+	if cfg.NATS.TLSCA == "" {
+		return " (none: agents verify the certificate against their system's roots)"
+	}
+	return " (" + cfg.NATS.TLSCA + ")"
+}
+
+// newHealthMonitor watches the data directory's volume (and the SQLite
+// file's, when it lives elsewhere) besides the broker and the database.
+func newHealthMonitor(cfg config.Config, b *bus.Bus, st *store.Store, log *slog.Logger) *health.Monitor {
+	paths := map[string]string{"data": cfg.Server.Data}
+	if cfg.DB.Driver == store.DriverSQLite {
+		paths["database"] = filepath.Dir(cfg.DBDSN())
+	}
+	host, _ := os.Hostname()
+	name := wire.PCIDFromHostname(host)
+	if wire.ValidateID("server name", name) != nil {
+		name = "kanade"
+	}
+	return health.New(health.Options{Bus: b, Store: st, Paths: paths, WarnPercent: cfg.Server.DiskWarnPercent, Name: name, Log: log})
 }

@@ -300,6 +300,9 @@ func TestRoleMatrix(t *testing.T) {
 		"GET /schedules": V, "POST /schedules": O, "POST /schedules/:id/toggle": O, "POST /schedules/:id/delete": O,
 		"GET /api/schedules": V, "GET /api/schedules/:id/fires": V, "POST /api/schedules": O, "PUT /api/schedules/:id": O, "DELETE /api/schedules/:id": O,
 		"GET /settings": A, "POST /settings/tokens": A, "POST /settings/tokens/:id/revoke": A,
+		"GET /settings/add-agents": A, "POST /settings/add-agents": A, "POST /api/agent-installs": A,
+		// Also an enrollment token (TestDownload_Authorisation); JSON errors like the API's.
+		"GET /download/agent/:platform": V,
 
 		"GET /api/me": V, "GET /api/agents": V, "GET /api/agents/:pc": V, "GET /api/jobs": V, "GET /api/jobs/:id": V,
 		"GET /api/schemas/manifest.json": V, "GET /api/executions": V, "GET /api/executions/:id": V, "GET /api/executions/:id/wait": V, "GET /api/results": V,
@@ -312,6 +315,7 @@ func TestRoleMatrix(t *testing.T) {
 		"POST /api/enrollments/:pc/reject": A, "GET /api/enrollment-tokens": A, "POST /api/enrollment-tokens": A,
 		"POST /api/enrollment-tokens/:id/revoke": A, "POST /api/enrollment-tokens/default/rotate": A, "POST /api/command-keys/rotate": A,
 		"GET /api/tokens": A, "POST /api/tokens": A, "POST /api/tokens/:id/revoke": A,
+		"GET /system": A, "GET /api/system": A,
 	}
 	// The routes the server really has.
 	routes := map[string]bool{}
@@ -335,7 +339,7 @@ func TestRoleMatrix(t *testing.T) {
 		tokens[r] = cliToken(t, s, r.String(), "matrix-"+r.String())
 	}
 	client := &http.Client{Timeout: 20 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	fill := strings.NewReplacer(":id", "nope", ":pc", "nope-pc", ":n", "1", "*", "kanade.css")
+	fill := strings.NewReplacer(":id", "nope", ":pc", "nope-pc", ":n", "1", "*", "kanade.css", ":platform", "linux-amd64")
 	keys := make([]string, 0, len(matrix))
 	for k := range matrix {
 		keys = append(keys, k)
@@ -346,7 +350,7 @@ func TestRoleMatrix(t *testing.T) {
 		method, path, _ := strings.Cut(k, " ")
 		path = fill.Replace(path)
 		// /metrics answers a scraper without a token like the API: 401.
-		isAPI := strings.HasPrefix(path, "/api/") || path == "/metrics"
+		isAPI := strings.HasPrefix(path, "/api/") || path == "/metrics" || strings.HasPrefix(path, "/download/")
 		for _, caller := range append([]auth.Role{auth.RoleNone}, auth.Roles()...) {
 			body := ""
 			req, _ := http.NewRequest(method, s.URL+path, nil)

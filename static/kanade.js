@@ -11,6 +11,10 @@
 //                        its current content (so filters and paging survive)
 //   [data-log-link]      a row's "Log" link; its row becomes the selected one
 //   time[data-rel]       relative times, refreshed every 30 s
+//   [data-copy]          a button that copies the text of the element its
+//                        value selects; data-state says "copied", or
+//                        "select" when the browser refused and the text is
+//                        selected for Ctrl+C instead
 (function () {
   "use strict";
 
@@ -109,6 +113,58 @@
     });
     row.classList.add("selected");
     row.setAttribute("aria-current", "true");
+  });
+
+  // ---------- copy buttons ----------
+
+  function selectText(el) {
+    var range = document.createRange();
+    range.selectNodeContents(el);
+    var sel = window.getSelection();
+    sel.removeAllRanges();
+    sel.addRange(range);
+  }
+
+  function copied(btn, state, label) {
+    btn.setAttribute("data-state", state);
+    btn.textContent = label;
+    window.setTimeout(function () {
+      btn.removeAttribute("data-state");
+      btn.textContent = "Copy";
+    }, 4000);
+  }
+
+  document.addEventListener("click", function (e) {
+    var btn = e.target && e.target.closest ? e.target.closest("[data-copy]") : null;
+    if (!btn) return;
+    var src = document.querySelector(btn.getAttribute("data-copy"));
+    if (!src) return;
+    e.preventDefault();
+    var text = src.textContent;
+    function fallback() {
+      selectText(src);
+      var ok = false;
+      try { ok = document.execCommand("copy"); } catch (err) { ok = false; }
+      if (ok) copied(btn, "copied", "Copied");
+      else copied(btn, "select", "Press Ctrl+C");
+    }
+    if (!navigator.clipboard || !window.isSecureContext) {
+      fallback();
+      return;
+    }
+    // A clipboard request the browser leaves unanswered (a permission
+    // prompt nobody sees) falls back after a moment.
+    var settled = false;
+    function once(fn) {
+      return function () {
+        if (settled) return;
+        settled = true;
+        window.clearTimeout(timer);
+        fn();
+      };
+    }
+    var timer = window.setTimeout(once(fallback), 1500);
+    navigator.clipboard.writeText(text).then(once(function () { copied(btn, "copied", "Copied"); }), once(fallback));
   });
 
   // ---------- relative times ----------

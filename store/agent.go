@@ -22,6 +22,9 @@ type Agent struct {
 	Interval time.Duration
 	// Running is the number of targets the agent was running.
 	Running int
+	// RunningExecs are the exec_ids of the targets it was running, sorted;
+	// complete only when there are Running of them (see RunningComplete).
+	RunningExecs []string
 	// RSSBytes and CPUPercent are what the agent reported about its own
 	// process (0: not reported).
 	RSSBytes   int64
@@ -33,6 +36,19 @@ type Agent struct {
 
 // Online reports whether the agent counts as online at now.
 func (a Agent) Online(now time.Time) bool { return now.Before(a.OfflineAfter) }
+
+// HeartbeatLate reports whether an online agent's next heartbeat is
+// overdue at now: more than one and a half intervals since the last one
+// (agents jitter their beat by ±10 % and the server writes heartbeats in
+// batches), well before it counts as offline after three.
+func (a Agent) HeartbeatLate(now time.Time) bool {
+	return a.Online(now) && a.Interval > 0 && now.Sub(a.LastSeen) > a.Interval+a.Interval/2
+}
+
+// RunningComplete reports whether RunningExecs lists every target the
+// agent was running (agents that run many, and older agents, send the
+// count alone).
+func (a Agent) RunningComplete() bool { return len(a.RunningExecs) == a.Running }
 
 // Agent statuses accepted by AgentFilter.Status.
 const (
@@ -77,6 +93,7 @@ type agentRow struct {
 	FirstSeen    int64  `bun:"first_seen"`
 	LastSeen     int64  `bun:"last_seen"`
 	OfflineAfter int64  `bun:"offline_after"`
+	RunningExecs string `bun:"running_execs"`
 	// NULL (read as 0) until the agent reports them.
 	RSSBytes   int64   `bun:"rss_bytes"`
 	CPUPercent float64 `bun:"cpu_percent"`
@@ -93,6 +110,7 @@ func (r *agentRow) agent() Agent {
 		Protocol:     r.Protocol,
 		Interval:     time.Duration(r.IntervalMS) * time.Millisecond,
 		Running:      r.Running,
+		RunningExecs: splitExecs(r.RunningExecs),
 		FirstSeen:    time.UnixMilli(r.FirstSeen).UTC(),
 		LastSeen:     time.UnixMilli(r.LastSeen).UTC(),
 		OfflineAfter: time.UnixMilli(r.OfflineAfter).UTC(),
@@ -102,10 +120,21 @@ func (r *agentRow) agent() Agent {
 }
 
 // agentCols are the columns an upsert writes, in valuesList order.
-const agentCols = "pc_id, hostname, os, os_version, arch, agent_version, protocol, interval_ms, running, first_seen, last_seen, offline_after, rss_bytes, cpu_percent"
+const agentCols = "pc_id, hostname, os, os_version, arch, agent_version, protocol, interval_ms, running, running_execs, first_seen, last_seen, offline_after, rss_bytes, cpu_percent"
 
 // agentColCount is the number of agentCols.
-const agentColCount = 14
+const agentColCount = 15
+
+// joinExecs and splitExecs store a list of exec_ids as one column: exec_ids
+// never hold a comma (wire.ValidateID).
+func joinExecs(ids []string) string { return strings.Join(ids, ",") }
+
+func splitExecs(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
 
 // UpsertAgents inserts or updates agents in one transaction with
 // multi-row statements and replaces their groups. An existing agent keeps
@@ -141,6 +170,7 @@ func (s *Store) UpsertAgents(ctx context.Context, agents []Agent) error {
 			Protocol:     a.Protocol,
 			IntervalMS:   a.Interval.Milliseconds(),
 			Running:      a.Running,
+			RunningExecs: joinExecs(a.RunningExecs),
 			FirstSeen:    first.UnixMilli(),
 			LastSeen:     a.LastSeen.UnixMilli(),
 			OfflineAfter: off.UnixMilli(),
@@ -177,13 +207,13 @@ func (s *Store) UpsertAgents(ctx context.Context, agents []Agent) error {
 			args := make([]any, 0, len(batch)*agentColCount)
 			for _, r := range batch {
 				args = append(args, r.PCID, r.Hostname, r.OS, r.OSVersion, r.Arch, r.AgentVersion,
-					r.Protocol, r.IntervalMS, r.Running, r.FirstSeen, r.LastSeen, r.OfflineAfter, r.RSSBytes, r.CPUPercent)
+					r.Protocol, r.IntervalMS, r.Running, r.RunningExecs, r.FirstSeen, r.LastSeen, r.OfflineAfter, r.RSSBytes, r.CPUPercent)
 			}
 			q := "INSERT INTO agents (" + agentCols + ") VALUES " + valuesList(len(batch), agentColCount) + `
 ON CONFLICT (pc_id) DO UPDATE SET
 	hostname = excluded.hostname, os = excluded.os, os_version = excluded.os_version,
 	arch = excluded.arch, agent_version = excluded.agent_version, protocol = excluded.protocol,
-	interval_ms = excluded.interval_ms, running = excluded.running,
+	interval_ms = excluded.interval_ms, running = excluded.running, running_execs = excluded.running_execs,
 	rss_bytes = excluded.rss_bytes, cpu_percent = excluded.cpu_percent,
 	last_seen = excluded.last_seen, offline_after = excluded.offline_after
 WHERE agents.last_seen <= excluded.last_seen
@@ -205,12 +235,13 @@ type Seen struct {
 	PCID                   string
 	LastSeen, OfflineAfter time.Time
 	Running                int
+	RunningExecs           []string
 	RSSBytes               int64
 	CPUPercent             float64
 }
 
 // touchAgent is the statement TouchAgents runs per agent.
-const touchAgent = `UPDATE agents SET last_seen = ?, offline_after = ?, running = ?, rss_bytes = ?, cpu_percent = ?
+const touchAgent = `UPDATE agents SET last_seen = ?, offline_after = ?, running = ?, running_execs = ?, rss_bytes = ?, cpu_percent = ?
 WHERE pc_id = ? AND last_seen <= ?`
 
 // TouchAgents records heartbeats of agents whose other facts (host, OS,
@@ -241,7 +272,7 @@ func (s *Store) TouchAgents(ctx context.Context, seen []Seen) (missed []string, 
 		// parsed anew for every batch.
 		return tx.prepared(ctx, touchAgent, func(exec func(...any) (sql.Result, error)) error {
 			for _, a := range seen {
-				res, err := exec(a.LastSeen.UnixMilli(), a.OfflineAfter.UnixMilli(), a.Running,
+				res, err := exec(a.LastSeen.UnixMilli(), a.OfflineAfter.UnixMilli(), a.Running, joinExecs(a.RunningExecs),
 					a.RSSBytes, a.CPUPercent, a.PCID, a.LastSeen.UnixMilli())
 				if err != nil {
 					return fmt.Errorf("store: touch agent %s: %w", a.PCID, err)

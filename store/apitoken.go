@@ -63,7 +63,7 @@ func (r apiTokenRow) token() APIToken {
 func (s *Store) CreateAPIToken(ctx context.Context, t APIToken, secretHash string) error {
 	r := apiTokenRow{ID: t.ID, Name: t.Name, Role: t.Role, SecretHash: secretHash, CreatedAt: t.CreatedAt.UnixMilli(),
 		CreatedBy: t.CreatedBy, ExpiresAt: millis(t.ExpiresAt), AuditPending: t.AuditPending}
-	res, err := s.db.NewInsert().Model(&r).On("CONFLICT DO NOTHING").Exec(ctx)
+	res, err := s.w().NewInsert().Model(&r).On("CONFLICT DO NOTHING").Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("store: api token %s: %w", t.ID, err)
 	}
@@ -123,7 +123,7 @@ func (s *Store) RevokeAPIToken(ctx context.Context, id, by string, at time.Time,
 
 // TouchAPIToken records a use of the token.
 func (s *Store) TouchAPIToken(ctx context.Context, id string, at time.Time) error {
-	if _, err := s.db.NewUpdate().Table("api_tokens").Set("last_used_at = ?", at.UnixMilli()).Where("id = ?", id).Exec(ctx); err != nil {
+	if _, err := s.w().NewUpdate().Table("api_tokens").Set("last_used_at = ?", at.UnixMilli()).Where("id = ?", id).Exec(ctx); err != nil {
 		return fmt.Errorf("store: api token %s: %w", id, err)
 	}
 	return nil
@@ -145,7 +145,7 @@ func (s *Store) APITokensAuditPending(ctx context.Context) ([]APIToken, error) {
 
 // APITokenAudited clears a token's pending audit flags.
 func (s *Store) APITokenAudited(ctx context.Context, id string) error {
-	if _, err := s.db.NewUpdate().Table("api_tokens").Set("audit_pending = ?, revoke_audit_pending = ?", false, false).Where("id = ?", id).Exec(ctx); err != nil {
+	if _, err := s.w().NewUpdate().Table("api_tokens").Set("audit_pending = ?, revoke_audit_pending = ?", false, false).Where("id = ?", id).Exec(ctx); err != nil {
 		return fmt.Errorf("store: api token %s: %w", id, err)
 	}
 	return nil

@@ -85,7 +85,7 @@ func splitList(s string) []string {
 func (s *Store) CreateEnrollmentToken(ctx context.Context, t EnrollmentToken, secretHash string) error {
 	r := tokenRow{ID: t.ID, Name: t.Name, SecretHash: secretHash, DefaultGroups: strings.Join(t.DefaultGroups, ","),
 		AllowGroups: strings.Join(t.AllowGroups, ","), NATSUser: t.NATSUser, AutoApprove: t.AutoApprove, MaxUses: t.MaxUses, ExpiresAt: millis(t.ExpiresAt), CreatedAt: t.CreatedAt.UnixMilli(), CreatedBy: t.CreatedBy}
-	_, err := s.db.NewInsert().Model(&r).On("CONFLICT (id) DO UPDATE").
+	_, err := s.w().NewInsert().Model(&r).On("CONFLICT (id) DO UPDATE").
 		Set("name = EXCLUDED.name, secret_hash = EXCLUDED.secret_hash, default_groups = EXCLUDED.default_groups, allow_groups = EXCLUDED.allow_groups, nats_user = EXCLUDED.nats_user, auto_approve = EXCLUDED.auto_approve, max_uses = EXCLUDED.max_uses, expires_at = EXCLUDED.expires_at").
 		Exec(ctx)
 	if err != nil {
@@ -122,7 +122,7 @@ func (s *Store) EnrollmentToken(ctx context.Context, id string) (EnrollmentToken
 
 // CountTokenUse adds one use to a token.
 func (s *Store) CountTokenUse(ctx context.Context, id string) error {
-	_, err := s.db.NewUpdate().Table("enrollment_tokens").Set("uses = uses + 1").Where("id = ?", id).Exec(ctx)
+	_, err := s.w().NewUpdate().Table("enrollment_tokens").Set("uses = uses + 1").Where("id = ?", id).Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("store: enrollment token %s: %w", id, err)
 	}
@@ -138,6 +138,15 @@ type AgentKey struct {
 	RequestedAt, DecidedAt  time.Time
 	DecidedBy, Reason       string
 	JWTExpiresAt            time.Time
+	// Reenroll is a request of this PC to enroll with another key, waiting
+	// for an admin (nil: none). The bound key keeps working meanwhile.
+	Reenroll *Reenrollment
+}
+
+// Reenrollment is a known PC's request to be bound to a new key.
+type Reenrollment struct {
+	PublicKey, Hostname, OS, Arch, TokenID string
+	RequestedAt                            time.Time
 }
 
 type keyRow struct {
@@ -155,12 +164,28 @@ type keyRow struct {
 	DecidedBy     string `bun:"decided_by"`
 	Reason        string `bun:"reason"`
 	JWTExpiresAt  *int64 `bun:"jwt_expires_at"`
+
+	ReenrollKey         string `bun:"reenroll_key"`
+	ReenrollHostname    string `bun:"reenroll_hostname"`
+	ReenrollOS          string `bun:"reenroll_os"`
+	ReenrollArch        string `bun:"reenroll_arch"`
+	ReenrollTokenID     string `bun:"reenroll_token_id"`
+	ReenrollRequestedAt *int64 `bun:"reenroll_requested_at"`
 }
 
 func (r keyRow) key() AgentKey {
 	return AgentKey{PCID: r.PCID, PublicKey: r.PublicKey, Status: r.Status, Hostname: r.Hostname, OS: r.OS, Arch: r.Arch,
 		Groups: splitList(r.Groups), TokenID: r.TokenID, RequestedAt: time.UnixMilli(r.RequestedAt).UTC(),
-		DecidedAt: fromMillis(r.DecidedAt), DecidedBy: r.DecidedBy, Reason: r.Reason, JWTExpiresAt: fromMillis(r.JWTExpiresAt)}
+		DecidedAt: fromMillis(r.DecidedAt), DecidedBy: r.DecidedBy, Reason: r.Reason, JWTExpiresAt: fromMillis(r.JWTExpiresAt),
+		Reenroll: r.reenroll()}
+}
+
+func (r keyRow) reenroll() *Reenrollment {
+	if r.ReenrollKey == "" {
+		return nil
+	}
+	return &Reenrollment{PublicKey: r.ReenrollKey, Hostname: r.ReenrollHostname, OS: r.ReenrollOS, Arch: r.ReenrollArch,
+		TokenID: r.ReenrollTokenID, RequestedAt: fromMillis(r.ReenrollRequestedAt)}
 }
 
 // PutAgentKey creates or replaces the binding of k.PCID.
@@ -168,8 +193,13 @@ func (s *Store) PutAgentKey(ctx context.Context, k AgentKey) error {
 	r := keyRow{PCID: k.PCID, PublicKey: k.PublicKey, Status: k.Status, Hostname: clean(k.Hostname), OS: clean(k.OS), Arch: clean(k.Arch),
 		Groups: strings.Join(k.Groups, ","), TokenID: k.TokenID, RequestedAt: k.RequestedAt.UnixMilli(), DecidedAt: millis(k.DecidedAt),
 		DecidedBy: k.DecidedBy, Reason: k.Reason, JWTExpiresAt: millis(k.JWTExpiresAt)}
-	_, err := s.db.NewInsert().Model(&r).On("CONFLICT (pc_id) DO UPDATE").
-		Set("public_key = EXCLUDED.public_key, status = EXCLUDED.status, hostname = EXCLUDED.hostname, os = EXCLUDED.os, arch = EXCLUDED.arch, groups = EXCLUDED.groups, token_id = EXCLUDED.token_id, requested_at = EXCLUDED.requested_at, decided_at = EXCLUDED.decided_at, decided_by = EXCLUDED.decided_by, reason = EXCLUDED.reason, jwt_expires_at = EXCLUDED.jwt_expires_at").
+	if re := k.Reenroll; re != nil {
+		r.ReenrollKey, r.ReenrollHostname, r.ReenrollOS, r.ReenrollArch = re.PublicKey, clean(re.Hostname), clean(re.OS), clean(re.Arch)
+		r.ReenrollTokenID, r.ReenrollRequestedAt = re.TokenID, millis(re.RequestedAt)
+	}
+	_, err := s.w().NewInsert().Model(&r).On("CONFLICT (pc_id) DO UPDATE").
+		Set("public_key = EXCLUDED.public_key, status = EXCLUDED.status, hostname = EXCLUDED.hostname, os = EXCLUDED.os, arch = EXCLUDED.arch, groups = EXCLUDED.groups, token_id = EXCLUDED.token_id, requested_at = EXCLUDED.requested_at, decided_at = EXCLUDED.decided_at, decided_by = EXCLUDED.decided_by, reason = EXCLUDED.reason, jwt_expires_at = EXCLUDED.jwt_expires_at, " +
+			"reenroll_key = EXCLUDED.reenroll_key, reenroll_hostname = EXCLUDED.reenroll_hostname, reenroll_os = EXCLUDED.reenroll_os, reenroll_arch = EXCLUDED.reenroll_arch, reenroll_token_id = EXCLUDED.reenroll_token_id, reenroll_requested_at = EXCLUDED.reenroll_requested_at").
 		Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("store: agent key %s: %w", k.PCID, err)
@@ -190,12 +220,18 @@ func (s *Store) AgentKey(ctx context.Context, pcID string) (AgentKey, error) {
 	return r.key(), nil
 }
 
-// AgentKeys lists bindings with the given status ("" for all), oldest request first.
+// AgentKeys lists bindings with the given status ("" for all), oldest
+// request first. Pending includes the bindings with a re-enrollment
+// request (AgentKey.Reenroll).
 func (s *Store) AgentKeys(ctx context.Context, status string, limit, offset int) ([]AgentKey, int, error) {
 	limit, offset = page(limit, offset)
 	var rows []keyRow
 	q := s.db.NewSelect().Model(&rows)
-	if status != "" {
+	switch status {
+	case "":
+	case KeyPending:
+		q = q.Where("k.status = ? OR k.reenroll_key <> ''", status)
+	default:
 		q = q.Where("k.status = ?", status)
 	}
 	n, err := q.Order("k.requested_at", "k.pc_id").Limit(int64(limit)).Offset(int64(offset)).ScanAndCount(ctx)
@@ -302,7 +338,7 @@ func (s *Store) RevokeEnrollmentToken(ctx context.Context, id, by string, at tim
 // RevokeKey adds a public key to the revoked keys (pc is the PC it
 // belonged to, or "" for an enrollment bundle's user).
 func (s *Store) RevokeKey(ctx context.Context, publicKey, pc, by string, at time.Time) error {
-	_, err := s.db.NewRaw("INSERT INTO revoked_keys (public_key, pc_id, revoked_at, revoked_by) VALUES (?, ?, ?, ?) ON CONFLICT (public_key) DO NOTHING",
+	_, err := s.w().NewRaw("INSERT INTO revoked_keys (public_key, pc_id, revoked_at, revoked_by) VALUES (?, ?, ?, ?) ON CONFLICT (public_key) DO NOTHING",
 		publicKey, pc, at.UnixMilli(), by).Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("store: revoke key: %w", err)
@@ -311,9 +347,15 @@ func (s *Store) RevokeKey(ctx context.Context, publicKey, pc, by string, at time
 }
 
 // CountAgentKeys counts the bindings with a status that came through a
-// token.
+// token; pending includes the re-enrollment requests made with it.
 func (s *Store) CountAgentKeys(ctx context.Context, status, tokenID string) (int, error) {
-	n, err := s.db.NewSelect().Table("agent_keys").Where("status = ?", status).Where("token_id = ?", tokenID).Count(ctx)
+	q := s.db.NewSelect().Table("agent_keys")
+	if status == KeyPending {
+		q = q.Where("(status = ? AND token_id = ?) OR (reenroll_key <> '' AND reenroll_token_id = ?)", status, tokenID, tokenID)
+	} else {
+		q = q.Where("status = ?", status).Where("token_id = ?", tokenID)
+	}
+	n, err := q.Count(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("store: count agent keys: %w", err)
 	}

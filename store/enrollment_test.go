@@ -81,6 +81,49 @@ func TestAgentKeys_Revoke(t *testing.T) {
 	})
 }
 
+func TestAgentKeys_Reenrollment(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		now := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+		k := store.AgentKey{PCID: "pc1", PublicKey: "UKEY1", Status: store.KeyApproved, TokenID: "tok-a", Groups: []string{"lab"}, RequestedAt: now}
+		if err := s.PutAgentKey(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+		if _, n, _ := s.AgentKeys(ctx, store.KeyPending, 10, 0); n != 0 {
+			t.Fatalf("pending = %d before the request", n)
+		}
+		re := &store.Reenrollment{PublicKey: "UKEY2", Hostname: "pc1-new", OS: "windows", Arch: "amd64", TokenID: "tok-b", RequestedAt: now.Add(time.Hour)}
+		k.Reenroll = re
+		if err := s.PutAgentKey(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.AgentKey(ctx, "pc1")
+		if err != nil || got.Reenroll == nil || *got.Reenroll != *re || got.PublicKey != "UKEY1" || got.Status != store.KeyApproved {
+			t.Fatalf("binding = %+v (%+v), %v", got, got.Reenroll, err)
+		}
+		if keys, n, err := s.AgentKeys(ctx, store.KeyPending, 10, 0); err != nil || n != 1 || keys[0].Reenroll == nil {
+			t.Fatalf("pending = %+v %d %v, want the re-enrollment", keys, n, err)
+		}
+		for tok, want := range map[string]int{"tok-a": 0, "tok-b": 1} {
+			if n, err := s.CountAgentKeys(ctx, store.KeyPending, tok); err != nil || n != want {
+				t.Errorf("pending of %s = %d %v, want %d", tok, n, err, want)
+			}
+		}
+		// One key is pending for at most one PC.
+		other := store.AgentKey{PCID: "pc2", PublicKey: "UKEY3", Status: store.KeyApproved, RequestedAt: now, Reenroll: &store.Reenrollment{PublicKey: "UKEY2", RequestedAt: now}}
+		if err := s.PutAgentKey(ctx, other); err == nil {
+			t.Error("the same key was accepted as the re-enrollment of two PCs")
+		}
+		got.Reenroll = nil
+		if err := s.PutAgentKey(ctx, got); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.AgentKey(ctx, "pc1"); got.Reenroll != nil {
+			t.Fatalf("the request was not cleared: %+v", got.Reenroll)
+		}
+	})
+}
+
 func TestAuditEvents(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
 		ctx := t.Context()

@@ -38,6 +38,10 @@ const ReasonKilledBeforeStart = "killed before it started"
 // ReasonExpired is the reason of a target that never answered.
 const ReasonExpired = "no answer before the deadline"
 
+// ReasonLostAtKill is the reason of a running target that became lost
+// because its agent was offline when the execution was killed.
+const ReasonLostAtKill = "the agent was offline when the execution was killed: the kill could not reach it and the outcome is unknown"
+
 // Target is what an execution was aimed at. It is stored as JSON text.
 type Target struct {
 	All    bool     `json:"all"`
@@ -47,12 +51,12 @@ type Target struct {
 
 // Counts are the number of targets of an execution in each state.
 type Counts struct {
-	Pending, Running, Succeeded, Failed, TimedOut, Killed, Skipped, Expired int
+	Pending, Running, Succeeded, Failed, TimedOut, Killed, Skipped, Expired, Lost int
 }
 
 // Total is the number of targets (an execution's target count).
 func (c Counts) Total() int {
-	return c.Pending + c.Running + c.Succeeded + c.Failed + c.TimedOut + c.Killed + c.Skipped + c.Expired
+	return c.Pending + c.Running + c.Succeeded + c.Failed + c.TimedOut + c.Killed + c.Skipped + c.Expired + c.Lost
 }
 
 // CountResults counts targets by state.
@@ -92,6 +96,8 @@ func (c *Counts) field(st wire.State) *int {
 		return &c.Skipped
 	case wire.StateExpired:
 		return &c.Expired
+	case wire.StateLost:
+		return &c.Lost
 	}
 	return nil
 }
@@ -374,9 +380,13 @@ func (s *Store) counts(ctx context.Context, ids []string) (map[string]Counts, er
 
 // RequestKill records a kill request: the execution's status becomes
 // killed (a completed execution stays completed), the first request's time
-// and requester are kept, and every pending target becomes killed with
-// ReasonKilledBeforeStart, marked as written by the server. An unknown
-// execID fails with ErrNotFound.
+// and requester are kept, every pending target becomes killed with
+// ReasonKilledBeforeStart, and every running target whose agent is known
+// and offline at at becomes lost with ReasonLostAtKill: the kill cannot
+// reach it, and what became of the script is unknown (a target whose
+// agent the server has not heard of is left to the sweeper). Both are marked as
+// written by the server, so a late report of the agent replaces them. An
+// unknown execID fails with ErrNotFound.
 func (s *Store) RequestKill(ctx context.Context, execID, by string, at time.Time) error {
 	ms := at.UnixMilli()
 	return s.inTx(ctx, func(tx *Store) error {
@@ -398,6 +408,13 @@ SET state = ?, reason = ?, by_server = TRUE, updated_at = ?
 WHERE exec_id = ? AND state = ?`,
 			string(wire.StateKilled), ReasonKilledBeforeStart, ms, execID, string(wire.StatePending)); err != nil {
 			return fmt.Errorf("store: kill pending targets of %s: %w", execID, err)
+		}
+		if _, err := tx.db.ExecContext(ctx, `UPDATE results
+SET state = ?, reason = ?, by_server = TRUE, updated_at = ?, finished_at = ?
+WHERE exec_id = ? AND state = ?
+AND EXISTS (SELECT 1 FROM agents AS a WHERE a.pc_id = results.pc_id AND a.offline_after <= ?)`,
+			string(wire.StateLost), ReasonLostAtKill, ms, ms, execID, string(wire.StateRunning), ms); err != nil {
+			return fmt.Errorf("store: end running targets of offline agents of %s: %w", execID, err)
 		}
 		return tx.refreshStatus(ctx, []string{execID}, at)
 	})

@@ -29,7 +29,10 @@ func softwareID(nameLower string) int64 {
 
 // PutInventories stores the newest inventory of each PC in one
 // transaction. A section whose collector failed (Inventory.Failed) keeps
-// what was stored before.
+// what was stored before; of the OS and hardware sections, the fields a
+// failed collector still filled replace the stored ones (a partial
+// result: the hardware of one WMI class of three, or an OS read from the
+// registry, which older agents report as failed when WMI fails).
 func (s *Store) PutInventories(ctx context.Context, invs []wire.Inventory, now time.Time) error {
 	return s.inTx(ctx, func(tx *Store) error {
 		for i := range invs {
@@ -46,16 +49,32 @@ func (s *Store) putInventory(ctx context.Context, inv *wire.Inventory, now time.
 	errs, _ := json.Marshal(inv.Errors)
 	cols := []string{"pc_id", "collected_at", "received_at", "errors", "truncated"}
 	args := []any{pc, inv.CollectedAt.UnixMilli(), now.UnixMilli(), string(errs), inv.Truncated}
-	if !inv.Failed(wire.SectionOS) {
-		o := inv.OS
-		cols = append(cols, "os_name", "os_version", "os_release", "os_build", "os_kind", "install_date", "last_boot")
-		args = append(args, clean(o.Name), clean(o.Version), clean(o.Release), clean(o.Build), o.Kind, millis(o.InstallDate), millis(o.LastBoot))
+	// A scalar section is written whole, or, when its collector failed,
+	// only the fields the report filled.
+	type field struct {
+		col    string
+		v      any
+		filled bool
 	}
-	if !inv.Failed(wire.SectionHardware) {
-		h := inv.Hardware
-		cols = append(cols, "manufacturer", "model", "serial_number", "bios_version", "cpu_model", "cpu_cores", "cpu_logical", "ram_bytes")
-		args = append(args, clean(h.Manufacturer), clean(h.Model), clean(h.SerialNumber), clean(h.BIOSVersion), clean(h.CPUModel), h.CPUCores, h.CPULogical, h.RAMBytes)
+	section := func(failed bool, fields ...field) {
+		for _, f := range fields {
+			if !failed || f.filled {
+				cols, args = append(cols, f.col), append(args, f.v)
+			}
+		}
 	}
+	o := inv.OS
+	section(inv.Failed(wire.SectionOS),
+		field{"os_name", clean(o.Name), o.Name != ""}, field{"os_version", clean(o.Version), o.Version != ""},
+		field{"os_release", clean(o.Release), o.Release != ""}, field{"os_build", clean(o.Build), o.Build != ""},
+		field{"os_kind", o.Kind, o.Kind != ""}, field{"install_date", millis(o.InstallDate), !o.InstallDate.IsZero()},
+		field{"last_boot", millis(o.LastBoot), !o.LastBoot.IsZero()})
+	h := inv.Hardware
+	section(inv.Failed(wire.SectionHardware),
+		field{"manufacturer", clean(h.Manufacturer), h.Manufacturer != ""}, field{"model", clean(h.Model), h.Model != ""},
+		field{"serial_number", clean(h.SerialNumber), h.SerialNumber != ""}, field{"bios_version", clean(h.BIOSVersion), h.BIOSVersion != ""},
+		field{"cpu_model", clean(h.CPUModel), h.CPUModel != ""}, field{"cpu_cores", h.CPUCores, h.CPUCores != 0},
+		field{"cpu_logical", h.CPULogical, h.CPULogical != 0}, field{"ram_bytes", h.RAMBytes, h.RAMBytes != 0})
 	set := make([]string, 0, len(cols)-1)
 	for _, c := range cols[1:] {
 		set = append(set, c+" = EXCLUDED."+c)

@@ -133,3 +133,97 @@ func TestRecentFailures(t *testing.T) {
 		}
 	})
 }
+
+// TestInventory_RegistryFallback: a PC whose WMI is broken reports the OS
+// it read from the registry. The server keeps that OS — for a PC it has
+// never seen and for one it knows — while the sections that really failed
+// keep what was stored before. Older agents mark such an OS section
+// failed; the fields it still carries are kept too.
+func TestInventory_RegistryFallback(t *testing.T) {
+	// What the agent reads from the CurrentVersion key without WMI (under
+	// Wine with WMI disabled); the boot comes from the uptime.
+	registryOS := wire.OSInfo{Name: "Windows 10 Pro", Version: "10.0.19043", Build: "19043", Kind: wire.KindWorkstation,
+		InstallDate: time.Date(2010, 5, 8, 6, 15, 54, 0, time.UTC), LastBoot: t0.Add(-10 * time.Minute)}
+	wmiErrors := []string{
+		"hardware: Win32_ComputerSystem: error 2147614729", "hardware: Win32_Processor: error 2147614729",
+		"hardware: Win32_BIOS: error 2147614729", "disks: Win32_LogicalDisk: error 2147614729",
+	}
+	broken := func(pc string, osError string) wire.Inventory {
+		return wire.Inventory{Protocol: wire.ProtocolVersion, PCID: pc, CollectedAt: t0.Add(time.Hour), OS: registryOS,
+			Errors: append([]string{osError}, wmiErrors...)}
+	}
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		mustUpsert(t, s, agent("new-pc", t0), agent("known-pc", t0), agent("old-agent", t0))
+		before := inventory("known-pc")
+		if err := s.PutInventories(ctx, []wire.Inventory{before, inventory("old-agent")}, t0); err != nil {
+			t.Fatal(err)
+		}
+		fallback := "os (from the registry): Win32_OperatingSystem: error 2147614729"
+		old := broken("old-agent", "os: Win32_OperatingSystem: error 2147614729")
+		old.OS.LastBoot = time.Time{} // older agents had no boot time without WMI
+		if err := s.PutInventories(ctx, []wire.Inventory{broken("new-pc", fallback), broken("known-pc", fallback), old}, t0.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		tests := []struct {
+			pc       string
+			wantOS   wire.OSInfo
+			wantHW   wire.Hardware
+			wantDisk int
+		}{
+			{"new-pc", registryOS, wire.Hardware{}, 0},
+			{"known-pc", registryOS, before.Hardware, 1},
+			// Fields the failed section lacks (the last boot) keep their
+			// stored value; the others are the registry's.
+			{"old-agent", func() wire.OSInfo { o := registryOS; o.LastBoot = before.OS.LastBoot; return o }(), before.Hardware, 1},
+		}
+		for _, tt := range tests {
+			got, err := s.AgentInventory(ctx, tt.pc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.wantOS, got.OS); diff != "" {
+				t.Errorf("%s: OS (-want +got):\n%s", tt.pc, diff)
+			}
+			if diff := cmp.Diff(tt.wantHW, got.Hardware); diff != "" {
+				t.Errorf("%s: hardware (-want +got):\n%s", tt.pc, diff)
+			}
+			if len(got.Disks) != tt.wantDisk || len(got.Errors) != 1+len(wmiErrors) {
+				t.Errorf("%s: %d disks, errors %q; want %d disks and every error kept", tt.pc, len(got.Disks), got.Errors, tt.wantDisk)
+			}
+		}
+		byOS, _, err := s.FleetBreakdown(ctx)
+		if err != nil || len(byOS) != 1 || byOS[0] != (store.Count{Value: "Windows 10 Pro", N: 3}) {
+			t.Errorf("breakdown by OS = %v, %v; want all three on the registry's Windows 10 Pro", byOS, err)
+		}
+	})
+}
+
+// TestInventory_PartialHardware: one failed WMI class of the hardware
+// section (the BIOS) does not discard what the other classes read.
+func TestInventory_PartialHardware(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		mustUpsert(t, s, agent("pc1", t0))
+		before := inventory("pc1")
+		before.Hardware.BIOSVersion, before.Hardware.SerialNumber = "N3HET82W", "PF2ABCDE"
+		if err := s.PutInventories(ctx, []wire.Inventory{before}, t0); err != nil {
+			t.Fatal(err)
+		}
+		next := inventory("pc1")
+		next.Hardware.CPUModel, next.Hardware.RAMBytes = "Intel Core i7-1365U", 32<<30
+		next.Errors = []string{"hardware: Win32_BIOS: timed out after 45s"}
+		if err := s.PutInventories(ctx, []wire.Inventory{next}, t0.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.AgentInventory(ctx, "pc1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := next.Hardware
+		want.BIOSVersion, want.SerialNumber = before.Hardware.BIOSVersion, before.Hardware.SerialNumber
+		if diff := cmp.Diff(want, got.Hardware); diff != "" {
+			t.Errorf("hardware (-want +got):\n%s", diff)
+		}
+	})
+}

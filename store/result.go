@@ -74,7 +74,8 @@ func (r *resultRow) result() Result {
 // upsertResults is the statement ApplyResults runs, without its VALUES
 // rows. A report replaces a row only while the row is pending or
 // running or was written by the server; it never replaces a final state an
-// agent reported.
+// agent reported, and a lost target only takes a final report (a late
+// "running" would reopen a target the server has given up on).
 const upsertResults = `INSERT INTO results
 	(exec_id, pc_id, state, reason, exit_code, stdout, stderr, truncated, started_at, finished_at, updated_at, by_server)
 VALUES %s
@@ -83,15 +84,17 @@ ON CONFLICT (exec_id, pc_id) DO UPDATE SET
 	stdout = excluded.stdout, stderr = excluded.stderr, truncated = excluded.truncated,
 	started_at = COALESCE(excluded.started_at, results.started_at),
 	finished_at = excluded.finished_at, updated_at = excluded.updated_at, by_server = FALSE
-WHERE results.state IN ('pending', 'running') OR results.by_server = TRUE`
+WHERE results.state IN ('pending', 'running')
+	OR (results.by_server = TRUE AND NOT (results.state = 'lost' AND excluded.state = 'running'))`
 
 // ApplyResults stores agent reports in one transaction, upserting each by
 // (exec_id, pc_id) with multi-row statements, and then updates the status
 // of every execution it changed (see RequestKill and ExpireOverdue for the
 // other ways a status moves). A report replaces the stored row only if the
 // row is pending or running or its state was written by the server
-// (expired, killed before it started); it never replaces a final state an
-// agent reported, so repeats and late "running" reports change nothing. A
+// (expired, killed before it started, lost); it never replaces a final
+// state an agent reported, so repeats and late "running" reports change
+// nothing. A lost target takes the agent's final report, not a "running". A
 // report for a PC that is not a target of a recorded execution is dropped
 // (onlyTargets); one for an execution not recorded yet is kept. A report
 // that omits started_at
@@ -363,15 +366,16 @@ func (s *Store) Result(ctx context.Context, execID, pcID string) (Result, error)
 
 // failedStates is the predicate of the partial index results_failures_idx,
 // written the same way so that both databases use the index for it.
-const failedStates = "r.state IN ('failed', 'timed_out')"
+const failedStates = "r.state IN ('failed', 'timed_out', 'lost')"
 
-// failuresQuery selects the targets that failed or timed out since since.
+// failuresQuery selects the targets that failed, timed out or were lost
+// since since.
 func (s *Store) failuresQuery(rows *[]resultRow, since time.Time) *bun.SelectQuery {
 	return s.db.NewSelect().Model(rows).Where(failedStates).Where("r.finished_at >= ?", since.UnixMilli())
 }
 
-// RecentFailures returns the newest targets that failed or timed out
-// since since (at most limit) and how many there are in all.
+// RecentFailures returns the newest targets that failed, timed out or
+// were lost since since (at most limit) and how many there are in all.
 func (s *Store) RecentFailures(ctx context.Context, since time.Time, limit int) ([]Result, int, error) {
 	limit, _ = page(limit, 0)
 	var rows []resultRow

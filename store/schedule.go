@@ -60,7 +60,7 @@ func toScheduleRow(s Schedule) scheduleRow {
 // CreateSchedule stores a new schedule; a taken id wraps ErrExists.
 func (s *Store) CreateSchedule(ctx context.Context, sc Schedule) error {
 	r := toScheduleRow(sc)
-	res, err := s.db.NewInsert().Model(&r).On("CONFLICT DO NOTHING").Exec(ctx)
+	res, err := s.w().NewInsert().Model(&r).On("CONFLICT DO NOTHING").Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("store: schedule %s: %w", sc.ID, err)
 	}
@@ -73,7 +73,7 @@ func (s *Store) CreateSchedule(ctx context.Context, sc Schedule) error {
 // UpdateSchedule replaces a schedule's definition (not its creation).
 func (s *Store) UpdateSchedule(ctx context.Context, sc Schedule) error {
 	r := toScheduleRow(sc)
-	res, err := s.db.NewUpdate().Model(&r).Column("description", "cron", "timezone", "job_id", "target", "enabled", "updated_at").WherePK().Exec(ctx)
+	res, err := s.w().NewUpdate().Model(&r).Column("description", "cron", "timezone", "job_id", "target", "enabled", "updated_at").WherePK().Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("store: schedule %s: %w", sc.ID, err)
 	}
@@ -85,7 +85,7 @@ func (s *Store) UpdateSchedule(ctx context.Context, sc Schedule) error {
 
 // DeleteSchedule removes a schedule; its fire history stays.
 func (s *Store) DeleteSchedule(ctx context.Context, id string) error {
-	res, err := s.db.NewDelete().Model((*scheduleRow)(nil)).Where("id = ?", id).Exec(ctx)
+	res, err := s.w().NewDelete().Model((*scheduleRow)(nil)).Where("id = ?", id).Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("store: schedule %s: %w", id, err)
 	}
@@ -157,7 +157,7 @@ func (r fireRow) fire() Fire {
 // or before a restart).
 func (s *Store) ClaimFire(ctx context.Context, id string, at, now time.Time) (bool, error) {
 	r := fireRow{ScheduleID: id, FireAt: at.UnixMilli(), Status: FireFiring, ClaimedAt: now.UnixMilli()}
-	res, err := s.db.NewInsert().Model(&r).On("CONFLICT DO NOTHING").Exec(ctx)
+	res, err := s.w().NewInsert().Model(&r).On("CONFLICT DO NOTHING").Exec(ctx)
 	if err != nil {
 		return false, fmt.Errorf("store: claim fire %s@%s: %w", id, at.Format(time.RFC3339), err)
 	}
@@ -167,7 +167,7 @@ func (s *Store) ClaimFire(ctx context.Context, id string, at, now time.Time) (bo
 
 // FinishFire records how a claimed fire ended.
 func (s *Store) FinishFire(ctx context.Context, id string, at time.Time, status, execID, reason string) error {
-	if _, err := s.db.NewUpdate().Model((*fireRow)(nil)).Set("status = ?, exec_id = ?, reason = ?", status, execID, reason).
+	if _, err := s.w().NewUpdate().Model((*fireRow)(nil)).Set("status = ?, exec_id = ?, reason = ?", status, execID, reason).
 		Where("schedule_id = ? AND fire_at = ?", id, at.UnixMilli()).Exec(ctx); err != nil {
 		return fmt.Errorf("store: fire %s@%s: %w", id, at.Format(time.RFC3339), err)
 	}

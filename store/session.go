@@ -39,7 +39,7 @@ func (r sessionRow) session() Session {
 func (s *Store) CreateSession(ctx context.Context, ss Session) error {
 	r := sessionRow{IDHash: ss.IDHash, Subject: ss.Subject, Name: ss.Name, Display: ss.Display, Email: ss.Email, Role: ss.Role,
 		CreatedAt: ss.CreatedAt.UnixMilli(), LastSeenAt: ss.LastSeenAt.UnixMilli(), ExpiresAt: ss.ExpiresAt.UnixMilli()}
-	if _, err := s.db.NewInsert().Model(&r).Exec(ctx); err != nil {
+	if _, err := s.w().NewInsert().Model(&r).Exec(ctx); err != nil {
 		return fmt.Errorf("store: session: %w", err)
 	}
 	return nil
@@ -60,7 +60,7 @@ func (s *Store) Session(ctx context.Context, idHash string) (Session, error) {
 
 // TouchSession records activity on a session.
 func (s *Store) TouchSession(ctx context.Context, idHash string, at time.Time) error {
-	if _, err := s.db.NewUpdate().Table("sessions").Set("last_seen_at = ?", at.UnixMilli()).Where("id_hash = ?", idHash).Exec(ctx); err != nil {
+	if _, err := s.w().NewUpdate().Table("sessions").Set("last_seen_at = ?", at.UnixMilli()).Where("id_hash = ?", idHash).Exec(ctx); err != nil {
 		return fmt.Errorf("store: session: %w", err)
 	}
 	return nil
@@ -68,7 +68,7 @@ func (s *Store) TouchSession(ctx context.Context, idHash string, at time.Time) e
 
 // DeleteSession ends a session; an unknown one wraps ErrNotFound.
 func (s *Store) DeleteSession(ctx context.Context, idHash string) error {
-	res, err := s.db.NewDelete().Table("sessions").Where("id_hash = ?", idHash).Exec(ctx)
+	res, err := s.w().NewDelete().Table("sessions").Where("id_hash = ?", idHash).Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("store: session: %w", err)
 	}
@@ -81,7 +81,7 @@ func (s *Store) DeleteSession(ctx context.Context, idHash string) error {
 // DeleteSessionsBefore removes the sessions that expired or were idle
 // since before idleBefore, and returns how many.
 func (s *Store) DeleteSessionsBefore(ctx context.Context, now, idleBefore time.Time) (int, error) {
-	res, err := s.db.NewDelete().Table("sessions").Where("expires_at <= ? OR last_seen_at < ?", now.UnixMilli(), idleBefore.UnixMilli()).Exec(ctx)
+	res, err := s.w().NewDelete().Table("sessions").Where("expires_at <= ? OR last_seen_at < ?", now.UnixMilli(), idleBefore.UnixMilli()).Exec(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("store: sessions: %w", err)
 	}

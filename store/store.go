@@ -8,10 +8,13 @@
 // millisecond precision. Lookups of a missing row return an error wrapping
 // ErrNotFound, never a zero value with a nil error.
 //
-// Write methods run in one transaction each. On SQLite every write
-// transaction starts with BEGIN IMMEDIATE (the _txlock DSN parameter), so
-// concurrent writers queue on the busy timeout instead of failing with
-// SQLITE_BUSY; on PostgreSQL a transaction that loses a deadlock or a
+// Write methods run in one transaction each. On SQLite they share one
+// writer connection while reads use a pool of their own: writers queue in
+// the process, in order, instead of racing for the database's write lock
+// (a writer that waited out the busy timeout failed with SQLITE_BUSY),
+// and a wait for the writer longer than writerWait fails with ErrBusy.
+// Every write transaction starts with BEGIN IMMEDIATE (the _txlock DSN
+// parameter). On PostgreSQL a transaction that loses a deadlock or a
 // serialization conflict is retried a few times.
 package store
 
@@ -35,7 +38,8 @@ import (
 	"github.com/uptrace/bun/dialect/pgdialect"
 	"github.com/uptrace/bun/dialect/sqlitedialect"
 	"github.com/uptrace/bun/migrate"
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite" // also registers the "sqlite" database/sql driver
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/kanadehq/kanade/migrations"
 )
@@ -45,6 +49,37 @@ var ErrNotFound = errors.New("not found")
 
 // ErrExists is wrapped by the error of a create whose key is already taken.
 var ErrExists = errors.New("already exists")
+
+// ErrBusy is wrapped by the error of a write that could not get the
+// database in time (SQLite: the writer stayed taken for writerWait, or the
+// database lock for the busy timeout). Nothing was written; the caller
+// may try again.
+var ErrBusy = errors.New("database busy")
+
+// IsBusy reports whether err is ErrBusy or SQLite's SQLITE_BUSY or
+// SQLITE_LOCKED (also from a read, or from a write that did not go through
+// the writer).
+func IsBusy(err error) bool {
+	if errors.Is(err, ErrBusy) {
+		return true
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff { // the primary code of an extended one
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			return true
+		}
+	}
+	return false
+}
+
+// busy wraps a SQLite busy or locked error with ErrBusy.
+func busy(err error) error {
+	if err != nil && !errors.Is(err, ErrBusy) && IsBusy(err) {
+		return fmt.Errorf("%w: %w", ErrBusy, err)
+	}
+	return err
+}
 
 // Database drivers accepted by Open.
 const (
@@ -79,10 +114,27 @@ const batchBytes = 8 << 20
 // pages of a 10,000-target execution. Applying 10,000 shuffled results in
 // batches of 2,000 took 126–136 ms with the defaults, 109–113 ms with
 // these (BenchmarkApplyResults10k).
-const sqliteParams = "_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)&_pragma=wal_autocheckpoint(10000)&_pragma=cache_size(-8000)&_txlock=immediate"
+//
+// A checkpoint that resets the WAL cuts the file back to
+// journal_size_limit (walSizeLimit); without it the file keeps the largest
+// size it ever reached (see also Checkpoint).
+const sqliteParams = "_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)&_pragma=wal_autocheckpoint(10000)&_pragma=cache_size(-8000)&_pragma=journal_size_limit(67108864)&_txlock=immediate"
 
-// sqliteMaxConns is the most SQLite connections one Store opens.
+// walSizeLimit is journal_size_limit in sqliteParams: the size a reset WAL
+// is cut back to, and the size above which the periodic checkpoint
+// truncates it.
+const walSizeLimit = 64 << 20
+
+// checkpointEvery is how often a SQLite Store looks at the size of its WAL.
+const checkpointEvery = time.Minute
+
+// sqliteMaxConns is the most SQLite connections one Store opens for reads;
+// writes have one more of their own.
 const sqliteMaxConns = 16
+
+// writerWait is the longest a SQLite write waits for the writer connection
+// before it fails with ErrBusy.
+const writerWait = 10 * time.Second
 
 // txAttempts is how often a PostgreSQL transaction that failed with a
 // deadlock or serialization error is tried.
@@ -92,9 +144,22 @@ const txAttempts = 4
 // concurrent use; the Store that InTx passes to its function is bound to
 // that transaction and must not outlive it.
 type Store struct {
-	db     bun.IDB
-	root   *bun.DB // the database; nil inside a transaction
+	db   bun.IDB
+	root *bun.DB // the database (its read pool on SQLite); nil inside a transaction
+	// writer is where writes go: on SQLite a pool of one connection, on
+	// PostgreSQL root; nil inside a transaction.
+	writer *bun.DB
 	driver string
+	// wstmts are the statements prepared on writer (stmts on PostgreSQL).
+	wstmts *stmtCache
+	// stopCheckpoints ends the SQLite checkpoint loop (nil: none runs).
+	stopCheckpoints context.CancelFunc
+	checkpointsDone chan struct{}
+	// walPath is the SQLite database's -wal file.
+	walPath string
+	// writerWait is the longest a write waits for SQLite's writer
+	// (writerWait, the constant, outside tests).
+	writerWait time.Duration
 	// migrateMu serializes Migrate calls on one Store; other processes are
 	// kept out by the database lock Migrate takes.
 	migrateMu *sync.Mutex
@@ -108,8 +173,14 @@ type Store struct {
 // of the batch's database time at 10,000 agents.
 type stmtCache struct {
 	db *sql.DB
-	mu sync.Mutex
-	m  map[string]*sql.Stmt
+	// single: db has one connection (SQLite's writer), which the
+	// transaction asking for a statement holds, so db cannot prepare it
+	// then: the transaction prepares it for itself, and db once the
+	// transaction is over (want, prepareWanted).
+	single bool
+	mu     sync.Mutex
+	m      map[string]*sql.Stmt
+	want   map[string]bool
 }
 
 func (c *stmtCache) get(ctx context.Context, query string) (*sql.Stmt, error) {
@@ -124,6 +195,56 @@ func (c *stmtCache) get(ctx context.Context, query string) (*sql.Stmt, error) {
 	}
 	c.m[query] = st
 	return st, nil
+}
+
+// forTx returns query prepared for tx; the statement ends with tx, or
+// earlier when closed.
+func (c *stmtCache) forTx(ctx context.Context, tx bun.Tx, query string) (*sql.Stmt, error) {
+	c.mu.Lock()
+	base := c.m[query]
+	if base == nil && c.single {
+		c.want[query] = true
+		c.mu.Unlock()
+		return tx.PrepareContext(ctx, query)
+	}
+	c.mu.Unlock()
+	if base == nil {
+		var err error
+		if base, err = c.get(ctx, query); err != nil {
+			return nil, err
+		}
+	}
+	return tx.StmtContext(ctx, base), nil
+}
+
+// prepareWanted prepares on db the statements transactions prepared for
+// themselves; one that fails is tried again after the next transaction
+// that wants it.
+func (c *stmtCache) prepareWanted(ctx context.Context) {
+	c.mu.Lock()
+	var qs []string
+	for q := range c.want {
+		if c.m[q] == nil {
+			qs = append(qs, q)
+		}
+	}
+	clear(c.want)
+	c.mu.Unlock()
+	// Without the lock: preparing waits for the connection, which a
+	// transaction asking the cache for a statement may hold.
+	for _, q := range qs {
+		st, err := c.db.PrepareContext(ctx, q)
+		c.mu.Lock()
+		switch {
+		case err != nil:
+			c.want[q] = true
+		case c.m[q] == nil:
+			c.m[q] = st
+		default:
+			_ = st.Close()
+		}
+		c.mu.Unlock()
+	}
 }
 
 func (c *stmtCache) close() {
@@ -141,9 +262,9 @@ func (c *stmtCache) close() {
 // checked before Open returns; the schema is not touched (see Migrate).
 func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 	var (
-		sqldb *sql.DB
-		db    *bun.DB
-		err   error
+		sqldb, wsqldb *sql.DB
+		db, wdb       *bun.DB
+		err           error
 	)
 	switch driver {
 	case DriverSQLite:
@@ -161,6 +282,20 @@ func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 		sqldb.SetMaxOpenConns(sqliteMaxConns)
 		sqldb.SetMaxIdleConns(sqliteMaxConns)
 		db = bun.NewDB(sqldb, sqlitedialect.New())
+		if wsqldb, err = sql.Open("sqlite", uri); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("store: open sqlite %s: %w", dsn, err)
+		}
+		wsqldb.SetMaxOpenConns(1)
+		wsqldb.SetMaxIdleConns(1)
+		wdb = bun.NewDB(wsqldb, sqlitedialect.New())
+		// The writer connects first: it sets the WAL mode, which needs a
+		// write.
+		if err := wdb.PingContext(ctx); err != nil {
+			_ = wdb.Close()
+			_ = db.Close()
+			return nil, fmt.Errorf("store: connect to %s: %w", driver, err)
+		}
 	case DriverPostgres:
 		if dsn == "" {
 			return nil, errors.New("store: postgres needs a dsn")
@@ -170,21 +305,37 @@ func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 		}
 		sqldb.SetMaxIdleConns(8)
 		db = bun.NewDB(sqldb, pgdialect.New())
+		wsqldb, wdb = sqldb, db
 	default:
 		return nil, fmt.Errorf("store: unknown driver %q: use %q or %q", driver, DriverSQLite, DriverPostgres)
 	}
-	if err := db.PingContext(ctx); err != nil {
+	closeAll := func() {
+		if wdb != db {
+			_ = wdb.Close()
+		}
 		_ = db.Close()
+	}
+	if err := db.PingContext(ctx); err != nil {
+		closeAll()
 		return nil, fmt.Errorf("store: connect to %s: %w", driver, err)
 	}
+	s := &Store{db: db, root: db, writer: wdb, driver: driver, migrateMu: new(sync.Mutex), stmts: &stmtCache{db: sqldb, m: map[string]*sql.Stmt{}},
+		writerWait: writerWait}
+	s.wstmts = s.stmts
 	if driver == DriverSQLite {
 		// The first connection made the -wal and -shm files.
 		if err := restrictSQLiteFiles(dsn, false); err != nil {
-			_ = db.Close()
+			closeAll()
 			return nil, err
 		}
+		s.wstmts = &stmtCache{db: wsqldb, single: true, m: map[string]*sql.Stmt{}, want: map[string]bool{}}
+		abs, _ := filepath.Abs(dsn) // sqliteURI made it absolute already
+		s.walPath = abs + "-wal"
+		loop, stop := context.WithCancel(context.Background())
+		s.stopCheckpoints, s.checkpointsDone = stop, make(chan struct{})
+		go s.checkpoints(loop, checkpointEvery)
 	}
-	return &Store{db: db, root: db, driver: driver, migrateMu: new(sync.Mutex), stmts: &stmtCache{db: sqldb, m: map[string]*sql.Stmt{}}}, nil
+	return s, nil
 }
 
 // sqliteURI turns a file path into the SQLite URI with kanade's connection
@@ -250,11 +401,31 @@ func (s *Store) Close() error {
 	if s.root == nil {
 		return errors.New("store: close inside a transaction")
 	}
+	if s.stopCheckpoints != nil {
+		s.stopCheckpoints()
+		<-s.checkpointsDone
+	}
 	s.stmts.close()
-	if err := s.root.Close(); err != nil {
+	var errs []error
+	if s.writer != s.root {
+		s.wstmts.close()
+		errs = append(errs, s.writer.Close())
+	}
+	errs = append(errs, s.root.Close())
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
 	return nil
+}
+
+// w is where a write outside a transaction goes: the writer (on SQLite
+// its one connection, so that writes queue in the process instead of on
+// the database's lock), or the transaction s is bound to.
+func (s *Store) w() bun.IDB {
+	if s.writer != nil {
+		return s.writer
+	}
+	return s.db
 }
 
 // Ping checks that the database answers.
@@ -287,7 +458,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
-	m := migrate.NewMigrator(s.root, ms, migrate.WithMarkAppliedOnSuccess(true))
+	m := migrate.NewMigrator(s.writer, ms, migrate.WithMarkAppliedOnSuccess(true))
 
 	if s.driver == DriverPostgres {
 		unlock, err := s.pgMigrationLock(ctx)
@@ -316,7 +487,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 // pgMigrationLock takes a session advisory lock for the current schema on a
 // connection of its own and returns the function that releases it.
 func (s *Store) pgMigrationLock(ctx context.Context) (func(), error) {
-	conn, err := s.root.Conn(ctx)
+	conn, err := s.writer.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("store: migration lock: %w", err)
 	}
@@ -364,19 +535,49 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
 
 func (s *Store) inTx(ctx context.Context, fn func(tx *Store) error) error {
 	run := func(ctx context.Context, tx bun.Tx) error {
-		return fn(&Store{db: tx, driver: s.driver, migrateMu: s.migrateMu, stmts: s.stmts})
+		// Statements prepared on the writer: a transaction takes only its
+		// own database's.
+		return fn(&Store{db: tx, driver: s.driver, migrateMu: s.migrateMu, stmts: s.wstmts, wstmts: s.wstmts})
 	}
 	if s.root == nil {
 		return s.db.RunInTx(ctx, nil, run)
 	}
+	if s.driver == DriverSQLite {
+		conn, err := s.writerConn(ctx)
+		if err != nil {
+			return err
+		}
+		err = busy(conn.RunInTx(ctx, nil, run))
+		_ = conn.Close()
+		wait, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.writerWait)
+		s.wstmts.prepareWanted(wait)
+		cancel()
+		return err
+	}
 	var err error
 	for attempt := 1; attempt <= txAttempts; attempt++ {
-		err = s.root.RunInTx(ctx, nil, run)
+		err = s.writer.RunInTx(ctx, nil, run)
 		if err == nil || !retryable(err) || ctx.Err() != nil {
 			return err
 		}
 	}
 	return err
+}
+
+// writerConn takes SQLite's writer connection, waiting at most writerWait
+// (ErrBusy) or until ctx is done. The caller closes it, which gives it
+// back.
+func (s *Store) writerConn(ctx context.Context) (bun.Conn, error) {
+	wait, cancel := context.WithTimeout(ctx, s.writerWait)
+	defer cancel()
+	conn, err := s.writer.Conn(wait)
+	if err != nil {
+		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			return bun.Conn{}, fmt.Errorf("store: %w: writes waited %s for the database", ErrBusy, s.writerWait)
+		}
+		return bun.Conn{}, fmt.Errorf("store: %w", busy(err))
+	}
+	return conn, nil
 }
 
 // prepared runs fn with a func that executes query (with ? placeholders,
@@ -393,11 +594,10 @@ func (s *Store) prepared(ctx context.Context, query string, fn func(exec func(ar
 	if !ok {
 		return errors.New("store: prepared statements need a transaction")
 	}
-	base, err := s.stmts.get(ctx, s.placeholders(query))
+	st, err := s.stmts.forTx(ctx, tx, s.placeholders(query))
 	if err != nil {
 		return fmt.Errorf("store: prepare: %w", err)
 	}
-	st := tx.StmtContext(ctx, base)
 	defer st.Close()
 	runCtx := context.WithoutCancel(ctx)
 	return fn(func(args ...any) (sql.Result, error) {
@@ -457,12 +657,15 @@ func (s *Store) execInShapes(ctx context.Context, query string, cols, n int, row
 // any: for the small reads that run many times a second under load, where
 // parsing the query each time cost more than running it.
 func (s *Store) queryPrepared(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	st, err := s.stmts.get(ctx, s.placeholders(query))
+	var st *sql.Stmt
+	var err error
+	if tx, ok := s.db.(bun.Tx); ok {
+		st, err = s.stmts.forTx(ctx, tx, s.placeholders(query)) // closed with the transaction
+	} else {
+		st, err = s.stmts.get(ctx, s.placeholders(query))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store: prepare: %w", err)
-	}
-	if tx, ok := s.db.(bun.Tx); ok {
-		st = tx.StmtContext(ctx, st) // closed with the transaction
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err

@@ -22,6 +22,9 @@ type EnrollmentRow struct {
 	Groups                                                                  []string
 	Requested                                                               TimeText
 	ApproveURL, RejectURL                                                   string
+	// BoundKey is set for a re-enrollment: the key the PC is bound to now,
+	// which approving revokes.
+	BoundKey string
 }
 
 // EnrollmentsModel is the Pending agents page.

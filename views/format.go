@@ -29,6 +29,7 @@ var nav = []navItem{
 	{"schedules", "Schedules", "/schedules", "viewer"},
 	{"audit", "Audit", "/audit", "viewer"},
 	{"settings", "Settings", "/settings", "admin"},
+	{"system", "System", "/system", "admin"},
 }
 
 // navItems are the sections the caller's role may open.
@@ -66,6 +67,7 @@ func (c Counts) segments() []components.Segment {
 		{State: "killed", N: c.Killed},
 		{State: "skipped", N: c.Skipped},
 		{State: "expired", N: c.Expired},
+		{State: "lost", N: c.Lost},
 	}
 }
 

@@ -20,6 +20,10 @@ type Layout struct {
 	// Emergency, when not empty, shows the red emergency-stop banner with
 	// this text (e.g. "Emergency stop is on since 10:42 by alice: ransomware").
 	Emergency string
+	// Health, when not empty, shows a banner about the server's health:
+	// red when HealthLevel is "unavailable" (it cannot store), amber for
+	// "warning" (a disk filling up). HealthURL links it to the System page.
+	Health, HealthLevel, HealthURL string
 }
 
 // roleRank orders the roles; the server enforces them, the views only
@@ -46,7 +50,7 @@ type Pager struct {
 
 // Counts is the number of targets of an execution in each state.
 type Counts struct {
-	Pending, Running, Succeeded, Failed, TimedOut, Killed, Skipped, Expired, Total int
+	Pending, Running, Succeeded, Failed, TimedOut, Killed, Skipped, Expired, Lost, Total int
 }
 
 // AgentRow is one agent in a list.
@@ -54,6 +58,7 @@ type AgentRow struct {
 	PCID, Hostname, OS, OSVersion, Arch, AgentVersion string
 	Groups                                            []string
 	Online                                            bool
+	HeartbeatLate                                     bool // online, but its heartbeat is overdue
 	LastSeen                                          TimeText
 	URL                                               string // the agent's page
 }

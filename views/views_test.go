@@ -33,7 +33,7 @@ func sampleLayout(nav string) Layout {
 func sampleAgentList() AgentListModel {
 	rows := []AgentRow{
 		{PCID: "PC-0001", Hostname: "tokyo-fin-01", OS: "Windows 11 Pro", OSVersion: "23H2 (22631.4460)", Arch: "amd64", AgentVersion: "0.1.0", Groups: []string{"canary", "finance"}, Online: true, LastSeen: TimeText{"4s ago", "2026-11-28T10:41:56Z"}, URL: "/agents/PC-0001"},
-		{PCID: "PC-0002", Hostname: "tokyo-fin-02", OS: "Windows 11 Pro", OSVersion: "23H2 (22631.4460)", Arch: "amd64", AgentVersion: "0.1.0", Groups: []string{"finance"}, Online: true, LastSeen: TimeText{"11s ago", "2026-11-28T10:41:49Z"}, URL: "/agents/PC-0002"},
+		{PCID: "PC-0002", Hostname: "tokyo-fin-02", OS: "Windows 11 Pro", OSVersion: "23H2 (22631.4460)", Arch: "amd64", AgentVersion: "0.1.0", Groups: []string{"finance"}, Online: true, HeartbeatLate: true, LastSeen: TimeText{"51s ago", "2026-11-28T10:41:09Z"}, URL: "/agents/PC-0002"},
 		{PCID: "PC-0003", Hostname: "osaka-ops-07", OS: "Windows 10 Enterprise", OSVersion: "22H2 (19045.5131)", Arch: "amd64", AgentVersion: "0.0.9", Groups: []string{"wave1"}, Online: false, LastSeen: TimeText{"3h ago", "2026-11-28T07:40:00Z"}, URL: "/agents/PC-0003"},
 		{PCID: "PC-0004", Hostname: "kiosk-lobby", OS: "Windows 11 IoT", OSVersion: "24H2", Arch: "arm64", AgentVersion: "0.1.0", Online: true, LastSeen: TimeText{"2s ago", "2026-11-28T10:41:58Z"}, URL: "/agents/PC-0004"},
 		{PCID: "LNX-0101", Hostname: "build-runner-1", OS: "Debian", OSVersion: "13", Arch: "amd64", AgentVersion: "0.1.0", Groups: []string{"servers", "wave1", "linux"}, Online: true, LastSeen: TimeText{"1s ago", "2026-11-28T10:41:59Z"}, URL: "/agents/LNX-0101"},
@@ -71,6 +71,7 @@ func sampleTargets() TargetTableModel {
 			{ExecID: "7f3a9c2e", PCID: "PC-0006", State: "skipped", Reason: "emergency stop", Started: TimeText{"—", ""}, LogURL: "/executions/7f3a9c2e?pc=PC-0006"},
 			{ExecID: "7f3a9c2e", PCID: "PC-0007", State: "killed", ExitCode: "-1", Reason: "killed by alice", Started: TimeText{"2m ago", "2026-11-28T10:40:05Z"}, Duration: "41.2s", LogURL: "/executions/7f3a9c2e?pc=PC-0007"},
 			{ExecID: "7f3a9c2e", PCID: "PC-0008", State: "expired", Reason: "deadline passed while offline", Started: TimeText{"—", ""}, LogURL: "/executions/7f3a9c2e?pc=PC-0008"},
+			{ExecID: "7f3a9c2e", PCID: "PC-0009", State: "lost", Reason: "the agent went offline and never reported the end", Started: TimeText{"20m ago", "2026-11-28T10:20:05Z"}, LogURL: "/executions/7f3a9c2e?pc=PC-0009"},
 		},
 		Pager: Pager{Total: 1240, From: 1, To: 50, NextURL: "/executions/7f3a9c2e/targets?offset=50"},
 	}
@@ -226,7 +227,7 @@ func TestPages_TestIDs(t *testing.T) {
 		{"dashboard empty", DashboardPage(sampleLayout("dashboard"), DashboardModel{}), map[string]int{"exec-row": 0, "empty-state": 1}},
 		{"run", RunPage(sampleLayout("run"), sampleRun()), map[string]int{"run-button": 1, "run-preview": 1, "error-timeout": 1, "form-error": 1, "error-pcs": 0}},
 		{"executions", ExecListPage(sampleLayout("executions"), ExecListModel{Rows: sampleExecRows()}), map[string]int{"exec-row": 4, "progress": 4}},
-		{"exec", ExecPage(sampleLayout("executions"), sampleExec()), map[string]int{"kill-button": 1, "target-row": 8, "log-out": 1, "log-err": 1, "truncated": 1, "live": 1, "script": 1, "progress": 1}},
+		{"exec", ExecPage(sampleLayout("executions"), sampleExec()), map[string]int{"kill-button": 1, "target-row": 9, "log-out": 1, "log-err": 1, "truncated": 1, "live": 1, "script": 1, "progress": 1}},
 		{"error", ErrorPage(sampleLayout(""), ErrorModel{Code: 500, Title: "Oops"}), map[string]int{"error": 1}},
 	}
 	for _, tt := range tests {
@@ -253,7 +254,7 @@ func TestPages_StateBadges(t *testing.T) {
 			got = append(got, s+"="+strings.TrimSpace(text(b)))
 		}
 	}
-	want := []string{"succeeded=succeeded", "failed=failed", "running=running", "timed_out=timed out", "pending=pending", "skipped=skipped", "killed=killed", "expired=expired"}
+	want := []string{"succeeded=succeeded", "failed=failed", "running=running", "timed_out=timed out", "pending=pending", "skipped=skipped", "killed=killed", "expired=expired", "lost=lost"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("target row badges (-want +got):\n%s", diff)
 	}
@@ -617,6 +618,33 @@ func TestAgentListPage_Search(t *testing.T) {
 	}
 }
 
+// An online agent whose heartbeat is overdue says so in the list and on
+// its page; the others do not.
+func TestAgents_HeartbeatLate(t *testing.T) {
+	m := sampleAgentList()
+	_, doc := render(t, AgentListPage(sampleLayout("agents"), m))
+	var late []string
+	for _, row := range find(doc, byAttr("data-testid", "agent-row")) {
+		if len(find(row, byAttr("data-testid", "heartbeat-late"))) > 0 {
+			late = append(late, strings.TrimSpace(text(find(row, byTag("a"))[0])))
+		}
+	}
+	if !cmp.Equal(late, []string{"PC-0002"}) {
+		t.Errorf("rows marked heartbeat late = %v, want [PC-0002]", late)
+	}
+	for _, tt := range []struct {
+		row  int
+		want int
+	}{{0, 0}, {1, 1}} {
+		a := sampleAgent()
+		a.Agent = m.Rows[tt.row]
+		_, doc := render(t, AgentPage(sampleLayout("agents"), a))
+		if n := len(find(doc, byAttr("data-testid", "heartbeat-late"))); n != tt.want {
+			t.Errorf("agent page of %s: %d heartbeat-late badges, want %d", a.Agent.PCID, n, tt.want)
+		}
+	}
+}
+
 func TestPage_Layout(t *testing.T) {
 	tests := []struct {
 		name        string
@@ -663,7 +691,7 @@ func TestPage_RoleHidesWhatItCannotDo(t *testing.T) {
 		{"viewer", true, []string{"Dashboard", "Agents", "Jobs", "Executions", "Schedules", "Audit"}, 0, 1},
 		{"operator", true, []string{"Dashboard", "Agents", "Run", "Jobs", "Executions", "Schedules", "Audit"}, 0, 1},
 		{"approver", false, []string{"Dashboard", "Agents", "Run", "Jobs", "Executions", "Schedules", "Audit"}, 0, 0},
-		{"admin", true, []string{"Dashboard", "Agents", "Run", "Jobs", "Executions", "Schedules", "Audit", "Settings"}, 1, 1},
+		{"admin", true, []string{"Dashboard", "Agents", "Run", "Jobs", "Executions", "Schedules", "Audit", "Settings", "System"}, 1, 1},
 		{"", false, nil, 0, 0}, // the sign-in page: nobody yet
 	} {
 		l := Layout{Nav: "dashboard", Role: tc.role, User: "Jane", SignedIn: tc.signedIn}
@@ -739,6 +767,7 @@ func TestTargetTable_Links(t *testing.T) {
 		"/executions/7f3a9c2e/targets?state=killed",
 		"/executions/7f3a9c2e/targets?state=skipped",
 		"/executions/7f3a9c2e/targets?state=expired",
+		"/executions/7f3a9c2e/targets?state=lost",
 	}
 	if diff := cmp.Diff(want, filters); diff != "" {
 		t.Errorf("state filter links (-want +got):\n%s", diff)

@@ -15,6 +15,9 @@
 package dialer
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -29,13 +32,16 @@ const UserTimeout = 2 * time.Minute
 // Timeout bounds one dial (nats.go's own default).
 const Timeout = 2 * time.Second
 
-// Supported reports whether this OS can bound unacknowledged data.
+// Supported reports whether this OS has an option that bounds
+// unacknowledged data. Whether the running system accepts it is Probe's
+// answer.
 const Supported = supported
 
 // PingInterval is how often an agent pings the broker. Where the kernel
-// bounds unacknowledged data, pings only need to catch a broker that hangs
-// with its kernel still acknowledging (two missed pings: 20–30 minutes);
-// elsewhere they must find dead paths too (4–6 minutes).
+// bounds unacknowledged data (supported: Probe succeeded), pings only
+// need to catch a broker that hangs with its kernel still acknowledging
+// (two missed pings: 20–30 minutes); elsewhere they must find dead paths
+// too (4–6 minutes).
 func PingInterval(supported bool) time.Duration {
 	if supported {
 		return 10 * time.Minute
@@ -65,6 +71,38 @@ func New(bound time.Duration, log *slog.Logger) *net.Dialer {
 			return nil
 		},
 	}
+}
+
+// Probe reports whether the bound can be set on this system, by setting it
+// to bound on a TCP socket that is never bound nor connected. The OS alone
+// does not tell: Wine (WSAENOPROTOOPT) and old kernels refuse the option
+// at run time. An agent chooses its ping interval from the answer before
+// it dials (nats.go fixes the interval when it connects).
+func Probe(bound time.Duration) error {
+	return probe(func(fd uintptr) error { return setUserTimeout(fd, bound) })
+}
+
+// errProbed ends a probe's listen before the socket is bound.
+var errProbed = errors.New("probed")
+
+// probe runs set on a new TCP socket, which is closed unbound.
+func probe(set func(fd uintptr) error) error {
+	var err error
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		if cerr := rc.Control(func(fd uintptr) { err = set(fd) }); cerr != nil {
+			err = cerr
+		}
+		return errProbed
+	}}
+	ln, lerr := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+	switch {
+	case lerr == nil: // Control always fails the listen; never reached
+		ln.Close()
+		return errors.New("probe: the socket was bound")
+	case !errors.Is(lerr, errProbed):
+		return fmt.Errorf("probe: %w", lerr)
+	}
+	return err
 }
 
 // optionValue is d in units of unit, rounded up, at least 1 and at most

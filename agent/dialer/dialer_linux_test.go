@@ -206,3 +206,23 @@ func listenIn(t *testing.T, ns, addr string) net.Listener {
 	}
 	return r.ln
 }
+
+// TestProbe_SetsTheOption: on Linux the probe succeeds, and the option it
+// sets really takes on its socket.
+func TestProbe_SetsTheOption(t *testing.T) {
+	if err := Probe(UserTimeout); err != nil {
+		t.Fatalf("Probe = %v, want nil on Linux", err)
+	}
+	var got time.Duration
+	err := probe(func(fd uintptr) error {
+		if err := setUserTimeout(fd, 3*time.Second); err != nil {
+			return err
+		}
+		var gerr error
+		got, gerr = userTimeout(fd)
+		return gerr
+	})
+	if err != nil || got != 3*time.Second {
+		t.Errorf("probe socket TCP_USER_TIMEOUT = %v, %v; want 3s", got, err)
+	}
+}

@@ -1,6 +1,7 @@
 package dialer
 
 import (
+	"errors"
 	"testing"
 	"time"
 )
@@ -30,5 +31,31 @@ func TestPingInterval(t *testing.T) {
 	// must still come well within the bound's reach elsewhere.
 	if on, off := PingInterval(true), PingInterval(false); on <= off || off > 5*time.Minute {
 		t.Errorf("PingInterval(true) = %v, PingInterval(false) = %v", on, off)
+	}
+}
+
+// TestProbe: the probe reports what the option setter says on a real
+// socket, whatever the OS claims to support.
+func TestProbe(t *testing.T) {
+	refused := errors.New("WSAENOPROTOOPT")
+	tests := []struct {
+		name string
+		set  func(fd uintptr) error
+		want error
+	}{
+		{"refused", func(uintptr) error { return refused }, refused},
+		{"accepted", func(uintptr) error { return nil }, nil},
+	}
+	for _, tt := range tests {
+		called := false
+		err := probe(func(fd uintptr) error { called = true; return tt.set(fd) })
+		if !called || !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+			t.Errorf("%s: probe = %v (setter called: %v), want %v", tt.name, err, called, tt.want)
+		}
+	}
+	if !Supported {
+		if err := Probe(UserTimeout); err == nil {
+			t.Error("Probe succeeded on a system without the option")
+		}
 	}
 }

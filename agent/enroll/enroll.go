@@ -8,7 +8,9 @@ package enroll
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -46,6 +48,9 @@ type EnrollmentFile struct {
 	JWT   string
 	Seed  []byte
 	Token string
+	// CA is the broker's TLS CA (PEM) when the server serves TLS: the
+	// agent then trusts only broker certificates it signed.
+	CA []byte
 }
 
 // ParseEnrollmentFile reads the enrollment credential and its token.
@@ -69,7 +74,41 @@ func ParseEnrollmentFile(b []byte) (EnrollmentFile, error) {
 	if f.Token == "" {
 		return f, errors.New("the enrollment token is empty")
 	}
+	if f.CA, err = certificates(b[j:]); err != nil {
+		return f, err
+	}
 	return f, nil
+}
+
+// certificates returns the CERTIFICATE blocks of b as PEM (nil: none).
+func certificates(b []byte) ([]byte, error) {
+	var out []byte
+	for {
+		i := bytes.Index(b, []byte("-----BEGIN CERTIFICATE-----"))
+		if i < 0 {
+			break
+		}
+		blk, rest := pem.Decode(b[i:])
+		if blk == nil {
+			return nil, errors.New("the broker CA in the credentials file is not a readable PEM certificate")
+		}
+		if _, err := x509.ParseCertificate(blk.Bytes); err != nil {
+			return nil, fmt.Errorf("the broker CA in the credentials file: %w", err)
+		}
+		out = append(out, pem.EncodeToMemory(blk)...)
+		b = rest
+	}
+	return out, nil
+}
+
+// both applies two options.
+func both(a, b nats.Option) nats.Option {
+	return func(o *nats.Options) error {
+		if err := a(o); err != nil {
+			return err
+		}
+		return b(o)
+	}
 }
 
 // blockAfter returns the line that follows a "-----BEGIN …-----" marker.
@@ -148,13 +187,42 @@ type Request struct {
 // Enroll asks the server for a credential, waiting while the request is
 // pending approval, until it is approved, rejected or ctx ends.
 func Enroll(ctx context.Context, url string, f EnrollmentFile, kp nkeys.KeyPair, r Request, log *slog.Logger) (Credential, error) {
+	return enroll(ctx, url, f, kp, r, log, nats.RetryOnFailedConnect(true))
+}
+
+// enroll is Enroll with the connection's retry behaviour as an option: a
+// first enrollment waits for the broker; a re-enrollment gives up on a
+// broker that refuses the bundle, so that a replaced bundle is read.
+func enroll(ctx context.Context, url string, f EnrollmentFile, kp nkeys.KeyPair, r Request, log *slog.Logger, connect nats.Option) (Credential, error) {
 	kf, err := nkeys.FromSeed(f.Seed)
 	if err != nil {
 		return Credential{}, fmt.Errorf("enrollment credential: %w", err)
 	}
-	nc, err := nats.Connect(url, nats.Name("kanade-agent enroll "+r.PCID),
+	var mu sync.Mutex
+	var lastErr string
+	report := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err == nil || err.Error() == lastErr {
+			return
+		}
+		lastErr = err.Error()
+		cause, hint := Diagnose(err)
+		log.Error("cannot connect to the broker to enroll", "url", url, "err", err, "cause", string(cause), "what_to_do", hint)
+	}
+	tr := &trust{onFail: report}
+	if err := tr.set(f.CA); err != nil {
+		return Credential{}, err
+	}
+	nc, err := nats.Connect(url, nats.Name("kanade-agent enroll "+r.PCID), tr.option(),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) { report(err) }),
+		nats.ErrorHandler(func(_ *nats.Conn, s *nats.Subscription, err error) {
+			if s == nil {
+				report(err)
+			}
+		}),
 		nats.UserJWT(func() (string, error) { return f.JWT, nil }, kf.Sign),
-		nats.CustomInboxPrefix(wire.EnrollInboxPrefix), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
+		nats.CustomInboxPrefix(wire.EnrollInboxPrefix), nats.MaxReconnects(-1), connect)
 	if err != nil {
 		return Credential{}, fmt.Errorf("connect %s: %w", url, err)
 	}
@@ -236,6 +304,9 @@ type Keeper struct {
 	mu       sync.Mutex
 	cred     Credential
 	obtained time.Time
+	// rec, when set, lets the keeper enroll again after the broker
+	// refused its credential (ConnError).
+	rec *recovery
 }
 
 // NewKeeper returns a keeper for an issued credential.
@@ -278,6 +349,10 @@ func (k *Keeper) Option() nats.Option {
 // Run renews the credential when a third of its lifetime is left, and
 // retries every minute (or sooner, close to expiry) after a failure.
 func (k *Keeper) Run(ctx context.Context, nc *nats.Conn) {
+	var kick chan Cause
+	if k.rec != nil {
+		kick = k.rec.kick
+	}
 	for {
 		k.mu.Lock()
 		c, obtained := k.cred, k.obtained
@@ -288,6 +363,10 @@ func (k *Keeper) Run(ctx context.Context, nc *nats.Conn) {
 		case <-ctx.Done():
 			t.Stop()
 			return
+		case cause := <-kick:
+			t.Stop()
+			k.reenroll(ctx, cause)
+			continue
 		case <-t.C:
 		}
 		for {

@@ -67,8 +67,14 @@ func Setup(ctx context.Context, url, credsPath, dataDir string, r Request, log *
 			return Identity{}, fmt.Errorf("save credential: %w", err)
 		}
 	}
+	tr := &trust{}
+	if err := tr.set(f.CA); err != nil {
+		return Identity{}, fmt.Errorf("credentials %s: %w", credsPath, err)
+	}
 	k := NewKeeper(kp, c, dataDir, r.PCID, log)
-	return Identity{Option: k.Option(), Groups: c.Groups, Enrolled: true, Renew: k.Run, Keeper: k}, nil
+	tr.onFail = k.ConnError
+	k.rec = &recovery{url: url, credsPath: credsPath, req: r, trust: tr, kick: make(chan Cause, 1)}
+	return Identity{Option: both(tr.option(), k.Option()), Groups: c.Groups, Enrolled: true, Renew: k.Run, Keeper: k}, nil
 }
 
 // IssuerAccount is the account a user JWT belongs to: the issuer account

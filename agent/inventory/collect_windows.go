@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
+	"unsafe"
 
 	"github.com/yusufpapurcu/wmi"
+	"golang.org/x/sys/windows"
 	"golang.org/x/sys/windows/registry"
 
 	"github.com/kanadehq/kanade/agent/wire"
@@ -69,7 +72,10 @@ func wmiRows[T any](class, where string) ([]T, error) {
 }
 
 // collectOS combines Win32_OperatingSystem with the CurrentVersion key;
-// either one alone still gives a useful answer.
+// either one alone still gives a useful answer. When WMI fails and the
+// registry answers, the section is complete but for WMI-only details (the
+// last boot is then worked out from the uptime): it is not a failure, and
+// the WMI error is kept as a note (see fallbackNote).
 func collectOS(ctx context.Context, inv *wire.Inventory) error {
 	rows, werr := wmiRows[win32OperatingSystem]("Win32_OperatingSystem", "")
 	cv, rerr := readCurrentVersion()
@@ -78,13 +84,31 @@ func collectOS(ctx context.Context, inv *wire.Inventory) error {
 		o = &rows[0]
 	}
 	inv.OS = osFromWindows(o, cv)
-	if werr != nil && rerr != nil {
+	switch {
+	case werr != nil && rerr != nil:
 		return fmt.Errorf("Win32_OperatingSystem: %w; registry: %w", werr, rerr)
-	}
-	if werr != nil {
-		return fmt.Errorf("Win32_OperatingSystem: %w", werr)
+	case werr != nil:
+		if inv.OS.LastBoot.IsZero() {
+			inv.OS.LastBoot = bootFromUptime()
+		}
+		inv.Errors = append(inv.Errors, fallbackNote(wire.SectionOS, "the registry", fmt.Errorf("Win32_OperatingSystem: %w", werr)))
 	}
 	return nil
+}
+
+var procTickCount64 = windows.NewLazySystemDLL("kernel32.dll").NewProc("GetTickCount64")
+
+// bootFromUptime is when the system started, from GetTickCount64 (the
+// milliseconds since); zero when unknown.
+func bootFromUptime() time.Time {
+	if unsafe.Sizeof(uintptr(0)) < 8 || procTickCount64.Find() != nil {
+		return time.Time{} // the 64-bit count does not fit a 32-bit return register
+	}
+	ms, _, _ := procTickCount64.Call()
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(-time.Duration(ms) * time.Millisecond).UTC().Truncate(time.Second)
 }
 
 func readCurrentVersion() (winCurrentVersion, error) {

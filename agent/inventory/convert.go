@@ -134,6 +134,42 @@ func unreadable(rows any) bool {
 	return true
 }
 
+// firstWindows11Build is the first build of Windows 11, whose registry
+// still says "Windows 10" in ProductName.
+const firstWindows11Build = 22000
+
+// productName is the CurrentVersion key's ProductName, with "Windows 10"
+// made "Windows 11" from build 22000 on.
+func productName(cv winCurrentVersion) string {
+	name := text(cv.ProductName)
+	if rest, ok := strings.CutPrefix(name, "Windows 10"); ok {
+		if b, err := strconv.Atoi(text(cv.CurrentBuild)); err == nil && b >= firstWindows11Build {
+			name = "Windows 11" + rest
+		}
+	}
+	return name
+}
+
+// windowsVersion is the OS a Windows heartbeat names (os_version), from
+// the CurrentVersion key: "Windows 11 Pro 23H2 (build 22631.2715)". ""
+// when the key holds no product name.
+func windowsVersion(cv winCurrentVersion) string {
+	name := productName(cv)
+	if name == "" {
+		return ""
+	}
+	if r := first(text(cv.DisplayVersion), text(cv.ReleaseID)); r != "" {
+		name += " " + r
+	}
+	if b := text(cv.CurrentBuild); b != "" {
+		if cv.UBR != nil {
+			b += "." + strconv.FormatUint(*cv.UBR, 10)
+		}
+		name += " (build " + b + ")"
+	}
+	return name
+}
+
 // osFromWindows builds the OS section from Win32_OperatingSystem (nil when
 // the query failed) and the CurrentVersion registry key.
 func osFromWindows(o *win32OperatingSystem, cv winCurrentVersion) wire.OSInfo {
@@ -141,7 +177,7 @@ func osFromWindows(o *win32OperatingSystem, cv winCurrentVersion) wire.OSInfo {
 	if o == nil {
 		o = &win32OperatingSystem{}
 	}
-	out.Name = first(str(o.Caption), text(cv.ProductName))
+	out.Name = first(str(o.Caption), productName(cv))
 	out.Version = str(o.Version)
 	if build := text(cv.CurrentBuild); out.Version == "" && build != "" {
 		switch {

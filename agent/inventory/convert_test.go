@@ -89,7 +89,7 @@ func TestOSFromWindows(t *testing.T) {
 			wire.OSInfo{Name: "Microsoft Windows 10 Pro", Version: "10.0.19043", Build: "19043", Kind: wire.KindWorkstation, LastBoot: utc("2026-11-28T08:00:00Z")}},
 		{"server, domain controller", &win32OperatingSystem{Caption: sp("Microsoft Windows Server 2022 Standard"), ProductType: u32(2)}, winCurrentVersion{},
 			wire.OSInfo{Name: "Microsoft Windows Server 2022 Standard", Kind: wire.KindServer}},
-		{"WMI failed: registry only", nil, regCV, wire.OSInfo{Name: "Windows 10 Pro", Version: "10.0.22631", Release: "23H2",
+		{"WMI failed: registry only (Windows 11 says 10 there)", nil, regCV, wire.OSInfo{Name: "Windows 11 Pro", Version: "10.0.22631", Release: "23H2",
 			Build: "22631.2715", Kind: wire.KindWorkstation, InstallDate: utc("2023-11-05T11:34:56Z")}},
 		{"all NULL", &win32OperatingSystem{}, winCurrentVersion{}, wire.OSInfo{}},
 		{"Wine 8: no WMI property readable, Windows 7 registry", &win32OperatingSystem{},
@@ -270,6 +270,32 @@ func TestUnreadable(t *testing.T) {
 	for _, tt := range tests {
 		if got := unreadable(tt.rows); got != tt.want {
 			t.Errorf("%s: unreadable = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestWindowsVersion(t *testing.T) {
+	u64 := func(v uint64) *uint64 { return &v }
+	tests := []struct {
+		name string
+		cv   winCurrentVersion
+		want string
+	}{
+		{"Windows 11 (the registry says 10)", winCurrentVersion{ProductName: "Windows 10 Pro", DisplayVersion: "23H2", CurrentBuild: "22631", UBR: u64(2715)},
+			"Windows 11 Pro 23H2 (build 22631.2715)"},
+		{"Windows 10 22H2", winCurrentVersion{ProductName: "Windows 10 Enterprise", DisplayVersion: "22H2", CurrentBuild: "19045", UBR: u64(3693)},
+			"Windows 10 Enterprise 22H2 (build 19045.3693)"},
+		{"Windows 10 1809: ReleaseId", winCurrentVersion{ProductName: "Windows 10 Enterprise LTSC 2019", ReleaseID: "1809", CurrentBuild: "17763", UBR: u64(5329)},
+			"Windows 10 Enterprise LTSC 2019 1809 (build 17763.5329)"},
+		{"Server 2022", winCurrentVersion{ProductName: "Windows Server 2022 Standard", DisplayVersion: "21H2", CurrentBuild: "20348", UBR: u64(2113)},
+			"Windows Server 2022 Standard 21H2 (build 20348.2113)"},
+		{"Wine 10", winCurrentVersion{ProductName: "Windows 10 Pro", CurrentVersion: "6.3", CurrentBuild: "19043"}, "Windows 10 Pro (build 19043)"},
+		{"Wine 8", winCurrentVersion{ProductName: "Microsoft Windows 7", CurrentVersion: "6.1", CurrentBuild: "7601"}, "Microsoft Windows 7 (build 7601)"},
+		{"no product name", winCurrentVersion{CurrentBuild: "19045"}, ""},
+	}
+	for _, tt := range tests {
+		if got := windowsVersion(tt.cv); got != tt.want {
+			t.Errorf("%s: windowsVersion = %q, want %q", tt.name, got, tt.want)
 		}
 	}
 }

@@ -104,6 +104,15 @@ func run(ctx context.Context, inv *wire.Inventory, cs []collector, per time.Dura
 	}
 }
 
+// fallbackNote is the Errors entry of a section that a collector filled
+// from a fallback source after its main source failed: it names the
+// section and the fallback ("os (from the registry): …") without the
+// "section:" prefix of a failure (wire.Inventory.Failed), so the server
+// stores the section.
+func fallbackNote(section, from string, err error) string {
+	return section + " (from " + from + "): " + err.Error()
+}
+
 func (c collector) label() string {
 	if c.name == "" {
 		return c.section + ": "

@@ -2,8 +2,13 @@
 // claimed and finished, so that a redelivered command, a catch-up replay
 // or an agent restart never runs the same execution twice.
 //
-// The file is an append-only list of JSON lines, fsynced on every claim;
-// it is compacted on open, dropping entries older than the retention.
+// While an execution runs, the ledger also keeps what identifies its
+// process tree (an opaque value from the runner, see runner.Tree), so that
+// the next agent can kill what a crash left running.
+//
+// The file is an append-only list of JSON lines, fsynced on every write;
+// it is compacted on open, dropping entries older than the retention and
+// the trees of finished executions.
 package ledger
 
 import (
@@ -23,14 +28,16 @@ import (
 const Retention = 60 * 24 * time.Hour
 
 type line struct {
-	ExecID string `json:"e"`
-	Done   bool   `json:"d,omitempty"`
-	At     int64  `json:"t"` // unix ms
+	ExecID string          `json:"e"`
+	Done   bool            `json:"d,omitempty"`
+	Tree   json.RawMessage `json:"r,omitempty"` // the process tree of the running execution
+	At     int64           `json:"t"`           // unix ms
 }
 
 type entry struct {
 	claimed time.Time
 	done    bool
+	tree    json.RawMessage // while not done
 }
 
 // Ledger is safe for concurrent use.
@@ -62,6 +69,9 @@ func Open(path string, now time.Time) (*Ledger, error) {
 			if ln.Done {
 				e.done = true
 			}
+			if len(ln.Tree) > 0 {
+				e.tree = ln.Tree
+			}
 			if e.claimed.IsZero() {
 				e.claimed = time.UnixMilli(ln.At)
 			}
@@ -75,8 +85,12 @@ func Open(path string, now time.Time) (*Ledger, error) {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
 	for id, e := range l.entries {
-		if e.done && now.Sub(e.claimed) > Retention {
+		switch {
+		case e.done && now.Sub(e.claimed) > Retention:
 			delete(l.entries, id)
+		case e.done && e.tree != nil:
+			e.tree = nil // kept only while the execution runs
+			l.entries[id] = e
 		}
 	}
 	if lines != l.lineCount() {
@@ -112,6 +126,9 @@ func (l *Ledger) lineCount() int {
 		if e.done {
 			n++
 		}
+		if e.tree != nil {
+			n++
+		}
 	}
 	return n
 }
@@ -132,6 +149,9 @@ func (l *Ledger) rewrite() error {
 	for _, id := range ids {
 		e := l.entries[id]
 		_ = enc.Encode(line{ExecID: id, At: e.claimed.UnixMilli()})
+		if e.tree != nil {
+			_ = enc.Encode(line{ExecID: id, Tree: e.tree, At: e.claimed.UnixMilli()})
+		}
 		if e.done {
 			_ = enc.Encode(line{ExecID: id, Done: true, At: e.claimed.UnixMilli()})
 		}
@@ -189,9 +209,44 @@ func (l *Ledger) Finish(execID string) error {
 	if err := l.append(line{ExecID: execID, Done: true, At: e.claimed.UnixMilli()}); err != nil {
 		return err
 	}
-	e.done = true
+	e.done, e.tree = true, nil
 	l.entries[execID] = e
 	return nil
+}
+
+// Started records the process tree of a claimed execution that is
+// running (tree is JSON, see runner.Tree); the record is on disk when
+// Started returns. An execution that is not claimed, or is finished, is
+// left as it is.
+func (l *Ledger) Started(execID string, tree []byte) error {
+	if !json.Valid(tree) {
+		return fmt.Errorf("ledger: the tree of %s is not JSON", execID)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e, ok := l.entries[execID]
+	if !ok || e.done {
+		return nil
+	}
+	t := json.RawMessage(append([]byte(nil), tree...))
+	if err := l.append(line{ExecID: execID, Tree: t, At: e.claimed.UnixMilli()}); err != nil {
+		return err
+	}
+	e.tree = t
+	l.entries[execID] = e
+	return nil
+}
+
+// Tree returns the process tree recorded for an unfinished execution, or
+// nil.
+func (l *Ledger) Tree(execID string) []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := l.entries[execID]
+	if e.done || e.tree == nil {
+		return nil
+	}
+	return append([]byte(nil), e.tree...)
 }
 
 // Seen reports whether execID was claimed.

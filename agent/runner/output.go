@@ -1,61 +1,71 @@
 package runner
 
 import (
-	"strings"
 	"unicode/utf8"
+
+	"golang.org/x/text/encoding"
 )
 
-// capture keeps the first limit bytes of one output stream and counts the
-// rest as truncated. It is written by one reader goroutine and read only
-// after that goroutine has ended.
+// capture decodes one output stream to UTF-8 as it arrives (see
+// streamDecoder) and keeps the first limit bytes of the result, counting
+// the rest as truncated. It is written by one reader goroutine and read
+// only after that goroutine has ended.
 type capture struct {
 	stream   string // wire.Stdout or wire.Stderr
 	limit    int
 	onOutput func(stream string, p []byte)
+	dec      *streamDecoder
 
-	buf       []byte
+	buf       []byte // the decoded output kept
+	full      bool   // the limit was reached: later output is dropped
 	truncated bool
 	err       error // a read error other than EOF
 }
 
-// write keeps what still fits under the limit, hands the kept bytes to
-// onOutput, and drops the rest (the pipe is still drained by the caller, so
-// the child never blocks on a full pipe).
+func newCapture(stream string, limit int, legacy encoding.Encoding, onOutput func(string, []byte)) *capture {
+	return &capture{stream: stream, limit: limit, onOutput: onOutput, dec: newStreamDecoder(legacy)}
+}
+
+// write decodes p and keeps what still fits under the limit. Once the
+// limit is reached the rest is dropped undecoded (the pipe is still
+// drained by the caller, so the child never blocks on a full pipe).
 func (c *capture) write(p []byte) {
-	keep := min(len(p), c.limit-len(c.buf))
-	if keep < len(p) {
-		c.truncated = true
+	if c.full {
+		c.truncated = c.truncated || len(p) > 0
+		return
 	}
-	if keep <= 0 {
+	c.keep(c.dec.write(nil, p))
+}
+
+// close decodes what the decoder held back (an incomplete character at
+// the end of the stream).
+func (c *capture) close() {
+	if !c.full {
+		c.keep(c.dec.flush(nil))
+	}
+}
+
+// keep appends what fits of text to buf, never splitting a character, and
+// hands the kept part to onOutput.
+func (c *capture) keep(text []byte) {
+	if len(text) == 0 {
+		return
+	}
+	n := min(len(text), c.limit-len(c.buf))
+	if n < len(text) {
+		c.truncated, c.full = true, true
+		for n > 0 && !utf8.RuneStart(text[n]) {
+			n--
+		}
+	}
+	if n <= 0 {
 		return
 	}
 	start := len(c.buf)
-	c.buf = append(c.buf, p[:keep]...)
+	c.buf = append(c.buf, text[:n]...)
 	if c.onOutput != nil {
 		// A full slice expression: the callee may keep or append to it
 		// without touching later output.
 		c.onOutput(c.stream, c.buf[start:len(c.buf):len(c.buf)])
 	}
-}
-
-// Decode turns captured bytes into valid UTF-8 (lossy): every byte that is
-// not part of a valid UTF-8 sequence becomes U+FFFD, so output in another
-// encoding (CP932 from a Japanese Windows) keeps its valid parts instead of
-// spoiling the whole capture.
-func Decode(b []byte) string {
-	if utf8.Valid(b) {
-		return string(b)
-	}
-	var sb strings.Builder
-	sb.Grow(len(b) + 8)
-	for len(b) > 0 {
-		r, size := utf8.DecodeRune(b)
-		if r == utf8.RuneError && size <= 1 {
-			sb.WriteRune(utf8.RuneError)
-		} else {
-			sb.Write(b[:size])
-		}
-		b = b[size:]
-	}
-	return sb.String()
 }

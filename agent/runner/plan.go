@@ -41,24 +41,36 @@ type plan struct {
 	launch bool
 }
 
+// refusal says why a script cannot run on a machine, and how its run
+// ends: skipped for a shell that does not exist on the machine's OS (a
+// script meant for other systems, or a shell this agent does not know),
+// failed for one that belongs there but is missing or is a stub that would
+// fake a success.
+type refusal struct {
+	state  wire.State // wire.StateSkipped or wire.StateFailed; "" when the script can run
+	reason string
+}
+
+func skipped(reason string) refusal { return refusal{wire.StateSkipped, reason} }
+
 // resolve finds the interpreter for shell on h, or says why it cannot run.
-func resolve(h host, shell string) (prog, reason string) {
+func resolve(h host, shell string) (prog string, no refusal) {
 	windows := h.goos == "windows"
 	var candidates []string
 	switch shell {
 	case wire.ShellSh:
 		if windows {
-			return "", "shell sh is not available on windows"
+			return "", skipped("shell sh is not available on windows")
 		}
 		candidates = []string{"/bin/sh"}
 	case wire.ShellCmd:
 		if !windows {
-			return "", "shell cmd is not available on " + h.goos
+			return "", skipped("shell cmd is not available on " + h.goos)
 		}
 		candidates = systemCandidates(h, `\System32\cmd.exe`, "cmd.exe")
 	case wire.ShellPowerShell:
 		if !windows {
-			return "", "shell powershell is not available on " + h.goos + " (use pwsh)"
+			return "", skipped("shell powershell is not available on " + h.goos + " (use pwsh)")
 		}
 		candidates = systemCandidates(h, `\System32\WindowsPowerShell\v1.0\powershell.exe`, "powershell.exe")
 	case wire.ShellPwsh:
@@ -68,7 +80,7 @@ func resolve(h host, shell string) (prog, reason string) {
 			candidates = []string{"pwsh"}
 		}
 	default:
-		return "", fmt.Sprintf("unknown shell %q", shell)
+		return "", skipped(fmt.Sprintf("unknown shell %q", shell))
 	}
 	for _, c := range candidates {
 		p, err := h.lookPath(c)
@@ -77,12 +89,12 @@ func resolve(h host, shell string) (prog, reason string) {
 		}
 		if h.stub != nil {
 			if why := h.stub(shell, p); why != "" {
-				return "", why
+				return "", refusal{wire.StateFailed, why}
 			}
 		}
-		return p, ""
+		return p, refusal{}
 	}
-	return "", shell + " is not installed"
+	return "", refusal{wire.StateFailed, shell + " is not installed"}
 }
 
 // systemCandidates lists a Windows system program by absolute path first
@@ -94,12 +106,12 @@ func systemCandidates(h host, underRoot, name string) []string {
 	return []string{strings.TrimRight(h.systemRoot, `\`) + underRoot, name}
 }
 
-// makePlan works out how to run script with shell on h. A non-empty reason
-// means the script cannot run there (StateSkipped).
-func makePlan(h host, shell, script string) (p plan, reason string) {
-	prog, reason := resolve(h, shell)
-	if reason != "" {
-		return plan{}, reason
+// makePlan works out how to run script with shell on h, or says why the
+// script cannot run there.
+func makePlan(h host, shell, script string) (p plan, no refusal) {
+	prog, no := resolve(h, shell)
+	if no.state != "" {
+		return plan{}, no
 	}
 	p = plan{goos: h.goos, shell: shell, prog: prog}
 	switch shell {
@@ -114,7 +126,7 @@ func makePlan(h host, shell, script string) (p plan, reason string) {
 		p.content = []byte(utf8BOM + script)
 		p.launch = h.goos == "windows"
 	}
-	return p, ""
+	return p, refusal{}
 }
 
 // crlf gives every line of s a CRLF ending: cmd misreads labels and
@@ -149,13 +161,15 @@ func (p plan) cmdLine(file string) string {
 	return `"` + p.prog + `" /D /S /C ""` + file + `""`
 }
 
-// launcher is the .ps1 that PowerShell runs on Windows: it forces UTF-8
-// output whatever the console code page, calls the script and exits with
-// its exit code. A script that ends without exit reports the exit code of
-// the last native program it ran, or 0.
-func launcher(script string) []byte {
+// launcher is the .ps1 that PowerShell runs on Windows: it deletes marker
+// (the proof that the interpreter really ran it: a stub exits without
+// doing so), forces UTF-8 output whatever the console code page, calls the
+// script and exits with its exit code. A script that ends without exit
+// reports the exit code of the last native program it ran, or 0.
+func launcher(script, marker string) []byte {
 	var b strings.Builder
 	b.WriteString(utf8BOM)
+	b.WriteString("[System.IO.File]::Delete(" + psQuote(marker) + ")\r\n")
 	b.WriteString("try { [Console]::OutputEncoding = New-Object System.Text.UTF8Encoding $false } catch { }\r\n")
 	b.WriteString("$OutputEncoding = New-Object System.Text.UTF8Encoding $false\r\n")
 	b.WriteString("$global:LASTEXITCODE = 0\r\n")
@@ -180,32 +194,47 @@ func psQuote(s string) string {
 	return b.String()
 }
 
+// written is what plan.write created.
+type written struct {
+	run string // the file to run
+	// marker, when not "", is an empty file the launcher deletes first:
+	// if it is still there after a run that exited, the interpreter never
+	// ran the script.
+	marker string
+	files  []string // every file created, which the caller removes
+}
+
 // write creates dir if needed (0700) and writes the script file (0600,
-// unique name) and, for PowerShell on Windows, its launcher. It returns the
-// file to run and every file it created, which the caller removes — also
-// when err is not nil.
-func (p plan) write(dir string) (run string, written []string, err error) {
+// unique name) and, for PowerShell on Windows, its launcher and marker.
+// The caller removes w.files, also when err is not nil.
+func (p plan) write(dir string) (w written, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", nil, fmt.Errorf("create script directory: %w", err)
+		return w, fmt.Errorf("create script directory: %w", err)
 	}
-	script, err := writeTemp(dir, "kanade-*"+p.ext, p.content)
-	if script != "" {
-		written = append(written, script)
+	add := func(name string, err error) (string, error) {
+		if name != "" {
+			w.files = append(w.files, name)
+		}
+		return name, err
 	}
+	script, err := add(writeTemp(dir, "kanade-*"+p.ext, p.content))
 	if err != nil {
-		return "", written, err
+		return w, err
 	}
 	if !p.launch {
-		return script, written, nil
+		w.run = script
+		return w, nil
 	}
-	launch, err := writeTemp(dir, "kanade-*-launch.ps1", launcher(script))
-	if launch != "" {
-		written = append(written, launch)
-	}
+	marker, err := add(writeTemp(dir, "kanade-*.pending", nil))
 	if err != nil {
-		return "", written, err
+		return w, err
 	}
-	return launch, written, nil
+	launch, err := add(writeTemp(dir, "kanade-*-launch.ps1", launcher(script, marker)))
+	if err != nil {
+		return w, err
+	}
+	w.run, w.marker = launch, marker
+	return w, nil
 }
 
 // writeTemp writes content to a new file (0600) in dir named after pattern

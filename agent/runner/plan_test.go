@@ -61,6 +61,7 @@ func TestMakePlan(t *testing.T) {
 		wantExt     string
 		wantContent string
 		wantLaunch  bool
+		wantState   wire.State // how a run that cannot start ends
 		wantReason  string
 	}{
 		{
@@ -73,13 +74,13 @@ func TestMakePlan(t *testing.T) {
 			wantArgv: []string{"/usr/bin/pwsh", "-NoProfile", "-NonInteractive", "-File", "/tmp/kanade-2.ps1"},
 			wantExt:  ".ps1", wantContent: bom + "Write-Output hi",
 		},
-		{name: "linux pwsh missing", h: bareLinuxHost, shell: wire.ShellPwsh, wantReason: "pwsh is not installed"},
-		{name: "linux sh missing", h: bareLinuxHost, shell: wire.ShellSh, wantReason: "sh is not installed"},
-		{name: "linux cmd", h: linuxHost, shell: wire.ShellCmd, wantReason: "shell cmd is not available on linux"},
-		{name: "darwin cmd", h: fakeHost("darwin", "", nil), shell: wire.ShellCmd, wantReason: "shell cmd is not available on darwin"},
-		{name: "linux powershell", h: linuxHost, shell: wire.ShellPowerShell, wantReason: "shell powershell is not available on linux (use pwsh)"},
-		{name: "unknown shell", h: linuxHost, shell: "zsh", wantReason: `unknown shell "zsh"`},
-		{name: "windows sh", h: windowsHost, shell: wire.ShellSh, wantReason: "shell sh is not available on windows"},
+		{name: "linux pwsh missing", h: bareLinuxHost, shell: wire.ShellPwsh, wantState: wire.StateFailed, wantReason: "pwsh is not installed"},
+		{name: "linux sh missing", h: bareLinuxHost, shell: wire.ShellSh, wantState: wire.StateFailed, wantReason: "sh is not installed"},
+		{name: "linux cmd", h: linuxHost, shell: wire.ShellCmd, wantState: wire.StateSkipped, wantReason: "shell cmd is not available on linux"},
+		{name: "darwin cmd", h: fakeHost("darwin", "", nil), shell: wire.ShellCmd, wantState: wire.StateSkipped, wantReason: "shell cmd is not available on darwin"},
+		{name: "linux powershell", h: linuxHost, shell: wire.ShellPowerShell, wantState: wire.StateSkipped, wantReason: "shell powershell is not available on linux (use pwsh)"},
+		{name: "unknown shell", h: linuxHost, shell: "zsh", wantState: wire.StateSkipped, wantReason: `unknown shell "zsh"`},
+		{name: "windows sh", h: windowsHost, shell: wire.ShellSh, wantState: wire.StateSkipped, wantReason: "shell sh is not available on windows"},
 		{
 			name: "windows cmd", h: windowsHost, shell: wire.ShellCmd, script: "@echo off\necho hi\r\nexit /b 3", file: `C:\ProgramData\Kanade\run\kanade-3.cmd`,
 			wantArgv:    []string{`C:\Windows\System32\cmd.exe`, "/D", "/S", "/C", `C:\ProgramData\Kanade\run\kanade-3.cmd`},
@@ -110,8 +111,8 @@ func TestMakePlan(t *testing.T) {
 				"-ExecutionPolicy", "Bypass", "-File", `C:\t\kanade-7-launch.ps1`},
 			wantExt: ".ps1", wantContent: bom + "exit 1", wantLaunch: true,
 		},
-		{name: "windows pwsh missing", h: noRootWindowsHost, shell: wire.ShellPwsh, wantReason: "pwsh is not installed"},
-		{name: "windows powershell missing", h: fakeHost("windows", `C:\Windows`, nil), shell: wire.ShellPowerShell, wantReason: "powershell is not installed"},
+		{name: "windows pwsh missing", h: noRootWindowsHost, shell: wire.ShellPwsh, wantState: wire.StateFailed, wantReason: "pwsh is not installed"},
+		{name: "windows powershell missing", h: fakeHost("windows", `C:\Windows`, nil), shell: wire.ShellPowerShell, wantState: wire.StateFailed, wantReason: "powershell is not installed"},
 		{
 			name: "windows powershell stub", shell: wire.ShellPowerShell,
 			h: func() host {
@@ -119,17 +120,17 @@ func TestMakePlan(t *testing.T) {
 				h.stub = func(shell, prog string) string { return "stub: " + shell + " at " + prog }
 				return h
 			}(),
-			wantReason: `stub: powershell at C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe`,
+			wantState: wire.StateFailed, wantReason: `stub: powershell at C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe`,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			p, reason := makePlan(tt.h, tt.shell, tt.script)
-			if reason != tt.wantReason {
-				t.Fatalf("makePlan(%s, %q) reason = %q, want %q", tt.h.goos, tt.shell, reason, tt.wantReason)
+			p, no := makePlan(tt.h, tt.shell, tt.script)
+			if want := (refusal{tt.wantState, tt.wantReason}); no != want {
+				t.Fatalf("makePlan(%s, %q) refusal = %+v, want %+v", tt.h.goos, tt.shell, no, want)
 			}
-			if reason != "" {
+			if no.state != "" {
 				return
 			}
 			if diff := cmp.Diff(tt.wantArgv, p.argv(tt.file)); diff != "" {
@@ -156,9 +157,11 @@ func TestLauncher(t *testing.T) {
 		{"C:\\Users\\O\u2019Neil\\日本\\kanade-3.ps1", "& 'C:\\Users\\O\u2019\u2019Neil\\日本\\kanade-3.ps1'"},
 		{`C:\a b\$x;‘q‛.ps1`, `& 'C:\a b\$x;‘‘q‛‛.ps1'`},
 	}
+	const marker = `C:\ProgramData\Kanade\O'Brien\kanade-9.pending`
 	for _, tt := range tests {
-		got := string(launcher(tt.script))
+		got := string(launcher(tt.script, marker))
 		want := "\xEF\xBB\xBF" +
+			"[System.IO.File]::Delete('C:\\ProgramData\\Kanade\\O''Brien\\kanade-9.pending')\r\n" +
 			"try { [Console]::OutputEncoding = New-Object System.Text.UTF8Encoding $false } catch { }\r\n" +
 			"$OutputEncoding = New-Object System.Text.UTF8Encoding $false\r\n" +
 			"$global:LASTEXITCODE = 0\r\n" +
@@ -182,17 +185,18 @@ func TestPlanWrite(t *testing.T) {
 		{"sh", linuxHost, wire.ShellSh, 1, "kanade-*.sh"},
 		{"linux pwsh: no launcher", linuxHost, wire.ShellPwsh, 1, "kanade-*.ps1"},
 		{"windows cmd", windowsHost, wire.ShellCmd, 1, "kanade-*.cmd"},
-		{"windows powershell: script and launcher", windowsHost, wire.ShellPowerShell, 2, "kanade-*-launch.ps1"},
+		{"windows powershell: script, marker and launcher", windowsHost, wire.ShellPowerShell, 3, "kanade-*-launch.ps1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			p, reason := makePlan(tt.h, tt.shell, "echo hi")
-			if reason != "" {
-				t.Fatal(reason)
+			p, no := makePlan(tt.h, tt.shell, "echo hi")
+			if no.state != "" {
+				t.Fatal(no.reason)
 			}
 			dir := filepath.Join(t.TempDir(), "new")
-			run, written, err := p.write(dir)
+			w, err := p.write(dir)
+			run, written := w.run, w.files
 			if err != nil {
 				t.Fatalf("write: %v", err)
 			}
@@ -210,13 +214,18 @@ func TestPlanWrite(t *testing.T) {
 				t.Errorf("script file holds %q, want %q", script, p.content)
 			}
 			if p.launch {
-				launch, err := os.ReadFile(written[1])
+				launch, err := os.ReadFile(run)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if !strings.Contains(string(launch), psQuote(written[0])) {
-					t.Errorf("launcher %q does not call the script %s", launch, written[0])
+				if !strings.Contains(string(launch), psQuote(written[0])) || !strings.Contains(string(launch), psQuote(w.marker)) {
+					t.Errorf("launcher %q does not delete the marker %s and call the script %s", launch, w.marker, written[0])
 				}
+				if m, err := os.ReadFile(w.marker); err != nil || len(m) != 0 {
+					t.Errorf("marker %s: %q, %v; want an empty file", w.marker, m, err)
+				}
+			} else if w.marker != "" {
+				t.Errorf("marker %s written for a run without a launcher", w.marker)
 			}
 			for _, f := range append(written, dir) {
 				fi, err := os.Stat(f)

@@ -6,11 +6,20 @@
 // tree — a process group on Unix, a Job Object on Windows — and a kill or a
 // timeout kills the whole tree at once. The tree is also killed after the
 // main process exits, so left-over background children never outlive a run.
-// Output is read as bytes, capped per stream and decoded lossily.
+// Output is read as bytes, decoded to UTF-8 as it arrives (decode.go) and
+// capped per stream.
 //
-// The command lines, script file contents and the classification of an
-// ending are pure functions (plan.go, outcome.go, output.go), tested on every
-// OS; runner_unix.go and runner_windows.go hold only process-tree handling.
+// A tree also must not outlive the agent. On Windows the Job Object kills
+// it when the agent's last handle closes, which a crash does too. On Unix
+// the group is recorded (Spec.OnStart, a Tree) so that the next agent can
+// kill what is left of it (KillLeftover); on Linux the main process also
+// gets SIGKILL as soon as the agent dies (a parent-death signal).
+//
+// The command lines, script file contents, the classification of an
+// ending, output decoding and the recognition of a leftover tree are pure
+// functions (plan.go, outcome.go, output.go, decode.go, tree.go), tested on
+// every OS; runner_unix.go, runner_windows.go and the leftover_*.go and
+// decode_*.go files hold only what asks the OS.
 package runner
 
 import (
@@ -45,19 +54,26 @@ type Spec struct {
 	Script string
 	// Timeout counts from the real start of the child; 0 means no timeout.
 	Timeout time.Duration
-	// OutputCap is the most bytes kept per stream (stdout, stderr);
-	// 0 or less means DefaultOutputCap.
+	// OutputCap is the most bytes of (decoded) output kept per stream
+	// (stdout, stderr); 0 or less means DefaultOutputCap.
 	OutputCap int
 	// Dir is the directory where the script file is written. It is created
 	// (0700) if missing; "" means os.TempDir().
 	Dir string
-	// Env holds extra environment entries ("KEY=value") appended to os.Environ().
+	// Env holds extra environment entries ("KEY=value") appended to
+	// os.Environ(). The runner adds TreeEnv.
 	Env []string
-	// OnOutput, if set, is called as output arrives with the raw bytes that
-	// were kept (never beyond the cap), from the reader goroutines; stream is
+	// OnOutput, if set, is called as output arrives with what was kept of
+	// it (never beyond the cap), decoded to UTF-8, from the reader
+	// goroutines; a character is never split between two calls. stream is
 	// wire.Stdout or wire.Stderr. It must not block for long. p is never
 	// modified afterwards and may be retained.
 	OnOutput func(stream string, p []byte)
+	// OnStart, if set, is called once the child runs in its tree, before
+	// Run waits for it, with what identifies the tree after a restart of
+	// the agent (see KillLeftover). The child runs meanwhile; Run goes on
+	// when OnStart returns.
+	OnStart func(Tree)
 	// Logger receives warnings (a failed kill, a script file that could not
 	// be removed); nil means slog.Default().
 	Logger *slog.Logger
@@ -66,16 +82,16 @@ type Spec struct {
 // Outcome is how a run ended.
 type Outcome struct {
 	// State is wire.StateSucceeded, StateFailed, StateTimedOut, StateKilled
-	// or StateSkipped.
+	// or StateSkipped (a shell that does not exist on this OS).
 	State wire.State
 	// Reason is a human sentence such as "exit code 3", "timed out after
-	// 1m0s", "killed: killed by alice" or "pwsh is not installed". It is
-	// empty for a plain success.
+	// 1m0s", "killed: killed by alice" or "pwsh is not installed" (a
+	// failure). It is empty for a plain success.
 	Reason string
 	// ExitCode is nil when the process never ran, was killed or timed out,
 	// or ended without an exit status (a signal).
 	ExitCode *int
-	// Stdout and Stderr are decoded lossily (invalid UTF-8 → U+FFFD) and
+	// Stdout and Stderr are decoded to UTF-8 lossily (see Decode) and
 	// never hold more than the cap.
 	Stdout, Stderr string
 	// Truncated is set when either stream hit the cap.
@@ -87,8 +103,8 @@ type Outcome struct {
 
 // Available reports whether shell can run on this machine, and why not.
 func Available(shell string) (ok bool, reason string) {
-	_, reason = resolve(localHost(), shell)
-	return reason == "", reason
+	_, no := resolve(localHost(), shell)
+	return no.state == "", no.reason
 }
 
 // localHost describes the machine Run runs on.
@@ -104,15 +120,21 @@ func localHost() host {
 // Run runs the script and blocks until the whole tree is gone. Cancelling
 // ctx kills the tree; the Outcome is then StateKilled and Reason includes
 // context.Cause(ctx). A timeout gives StateTimedOut. Exit 0 → succeeded,
-// anything else → failed. A shell that cannot run here gives StateSkipped.
+// anything else → failed. A shell of another OS gives StateSkipped; one
+// that belongs here but is missing, or a stub, gives StateFailed.
 func Run(ctx context.Context, s Spec) Outcome {
+	p, no := makePlan(localHost(), s.Shell, s.Script)
+	if no.state != "" {
+		return Outcome{State: no.state, Reason: no.reason, FinishedAt: time.Now()}
+	}
+	return runPlan(ctx, s, p)
+}
+
+// runPlan writes the planned files, runs them and removes them.
+func runPlan(ctx context.Context, s Spec, p plan) Outcome {
 	log := s.Logger
 	if log == nil {
 		log = slog.Default()
-	}
-	p, reason := makePlan(localHost(), s.Shell, s.Script)
-	if reason != "" {
-		return Outcome{State: wire.StateSkipped, Reason: reason, FinishedAt: time.Now()}
 	}
 	if ctx.Err() != nil {
 		return Outcome{State: wire.StateKilled, Reason: killReason(ctx), FinishedAt: time.Now()}
@@ -121,9 +143,9 @@ func Run(ctx context.Context, s Spec) Outcome {
 	if dir == "" {
 		dir = os.TempDir()
 	}
-	file, written, err := p.write(dir)
+	w, err := p.write(dir)
 	defer func() {
-		for _, f := range written {
+		for _, f := range w.files {
 			if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
 				log.Warn("runner: remove script file", "file", f, "err", err)
 			}
@@ -132,7 +154,18 @@ func Run(ctx context.Context, s Spec) Outcome {
 	if err != nil {
 		return Outcome{State: wire.StateFailed, Reason: err.Error(), FinishedAt: time.Now()}
 	}
-	return execute(ctx, s, p, file, log)
+	o := execute(ctx, s, p, w.run, log)
+	if w.marker != "" && o.ExitCode != nil {
+		if _, err := os.Stat(w.marker); err == nil {
+			// The interpreter exited without running its first line.
+			why := fmt.Sprintf("%s did not run the script: it exited with code %d without starting it (a stub, or a broken or blocked install)", p.shell, *o.ExitCode)
+			if o.Reason != "" {
+				why += "; " + o.Reason
+			}
+			o.State, o.Reason = wire.StateFailed, why
+		}
+	}
+	return o
 }
 
 // killReason is the Reason of a run killed through its context.
@@ -151,8 +184,13 @@ func execute(ctx context.Context, s Spec, p plan, file string, log *slog.Logger)
 	if limit <= 0 {
 		limit = DefaultOutputCap
 	}
-	stdout := &capture{stream: wire.Stdout, limit: limit, onOutput: s.OnOutput}
-	stderr := &capture{stream: wire.Stderr, limit: limit, onOutput: s.OnOutput}
+	token, err := newTreeToken()
+	if err != nil {
+		return failedToStart(err)
+	}
+	legacy := systemLegacy()
+	stdout := newCapture(wire.Stdout, limit, legacy, s.OnOutput)
+	stderr := newCapture(wire.Stderr, limit, legacy, s.OnOutput)
 
 	// The pipes are ours, not exec's: exec.Cmd.Wait then returns as soon as
 	// the main process exits, the tree can be killed at that moment, and
@@ -173,11 +211,19 @@ func execute(ctx context.Context, s Spec, p plan, file string, log *slog.Logger)
 
 	argv := p.argv(file)
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), s.Env...)
+	cmd.Env = append(append(os.Environ(), s.Env...), TreeEnv+"="+token)
 	cmd.Stdout = outW
 	cmd.Stderr = errW
 	prepare(cmd, p.cmdLine(file))
 
+	if pinThread {
+		// The parent-death signal fires when the thread that started the
+		// child exits, not the process: the Go runtime ends a thread whose
+		// goroutine exits while locked to it. Holding this thread until
+		// the child has exited keeps any goroutine from taking it over.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+	}
 	t, err := startTree(cmd)
 	// The child has its own copies of the write ends (or never started);
 	// closing ours lets the readers see EOF once the tree is gone.
@@ -187,6 +233,9 @@ func execute(ctx context.Context, s Spec, p plan, file string, log *slog.Logger)
 		return failedToStart(fmt.Errorf("start %s: %w", p.shell, err))
 	}
 	started := time.Now()
+	if s.OnStart != nil {
+		s.OnStart(t.identity(token))
+	}
 
 	var readers sync.WaitGroup
 	readers.Go(func() { stdout.readFrom(outR) })
@@ -213,13 +262,14 @@ func execute(ctx context.Context, s Spec, p plan, file string, log *slog.Logger)
 			log.Warn("runner: kill process tree", "shell", p.shell, "err", err)
 		}
 	}
-	select {
-	case e.waitErr = <-waited:
-	case <-ctx.Done():
+	switch cause, err := awaitEnd(waited, ctx.Done(), timeout); cause {
+	case endExited:
+		e.waitErr = err
+	case endKilled:
 		e.killed = killReason(ctx)
 		kill()
 		e.waitErr = <-waited
-	case <-timeout:
+	case endTimedOut:
 		e.timedOut = true
 		kill()
 		e.waitErr = <-waited
@@ -254,8 +304,8 @@ func execute(ctx context.Context, s Spec, p plan, file string, log *slog.Logger)
 	e.readErr = errors.Join(stdout.err, stderr.err)
 
 	o := classify(e)
-	o.Stdout = Decode(stdout.buf)
-	o.Stderr = Decode(stderr.buf)
+	o.Stdout = string(stdout.buf)
+	o.Stderr = string(stderr.buf)
 	o.Truncated = stdout.truncated || stderr.truncated
 	o.StartedAt = started
 	o.FinishedAt = time.Now()
@@ -269,6 +319,7 @@ func failedToStart(err error) Outcome {
 
 // readFrom reads r in chunks into c until EOF or until r is closed.
 func (c *capture) readFrom(r io.Reader) {
+	defer c.close()
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := r.Read(buf)

@@ -278,17 +278,20 @@ func TestRun_DefaultOutputCap(t *testing.T) {
 	}
 }
 
-func TestRun_Skipped(t *testing.T) {
+// TestRun_CannotRun: a shell of another OS (or unknown) skips the run; one
+// that belongs here but is missing fails it. Neither writes a file.
+func TestRun_CannotRun(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		shell string
+		state wire.State
 		want  string
 	}{
-		{wire.ShellCmd, "shell cmd is not available on " + runtime.GOOS},
-		{wire.ShellPowerShell, "shell powershell is not available on " + runtime.GOOS + " (use pwsh)"},
-		{wire.ShellPwsh, "pwsh is not installed"},
-		{"bash", `unknown shell "bash"`},
-		{"", `unknown shell ""`},
+		{wire.ShellCmd, wire.StateSkipped, "shell cmd is not available on " + runtime.GOOS},
+		{wire.ShellPowerShell, wire.StateSkipped, "shell powershell is not available on " + runtime.GOOS + " (use pwsh)"},
+		{wire.ShellPwsh, wire.StateFailed, "pwsh is not installed"},
+		{"bash", wire.StateSkipped, `unknown shell "bash"`},
+		{"", wire.StateSkipped, `unknown shell ""`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.shell, func(t *testing.T) {
@@ -300,7 +303,7 @@ func TestRun_Skipped(t *testing.T) {
 			}
 			dir := t.TempDir()
 			o := runBounded(t, t.Context(), Spec{Shell: tt.shell, Script: "echo hi", Dir: dir})
-			want := summary{State: wire.StateSkipped, Reason: tt.want}
+			want := summary{State: tt.state, Reason: tt.want}
 			if diff := cmp.Diff(want, summarize(o)); diff != "" {
 				t.Errorf("Run(shell %q) mismatch (-want +got):\n%s", tt.shell, diff)
 			}
@@ -311,7 +314,47 @@ func TestRun_Skipped(t *testing.T) {
 				t.Errorf("Available(%q) = %v, %q; want false, %q", tt.shell, ok, reason, tt.want)
 			}
 			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
-				t.Errorf("a skipped run left %d files in Dir", len(entries))
+				t.Errorf("a run that could not start left %d files in Dir", len(entries))
+			}
+		})
+	}
+}
+
+// TestRun_LauncherNeverRan: an interpreter that exits without running the
+// launcher (a stub, like Wine's powershell.exe, which prints nothing and
+// exits 0) fails the run; one that runs it does not. The interpreters here
+// stand in for PowerShell: they take the launcher as their last argument.
+func TestRun_LauncherNeverRan(t *testing.T) {
+	t.Parallel()
+	bin := t.TempDir()
+	// Runs the launcher's first line, which deletes the marker.
+	runs := filepath.Join(bin, "runs")
+	if err := os.WriteFile(runs, []byte("#!/bin/sh\nfor f; do :; done\n"+
+		"m=$(sed -n \"1s/.*Delete('\\(.*\\)').*/\\1/p\" \"$f\")\nrm -f \"$m\" && echo ran\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		prog string
+		want summary
+	}{
+		{"stub exits 0", "/bin/true", summary{State: wire.StateFailed, ExitCode: new(0),
+			Reason: "pwsh did not run the script: it exited with code 0 without starting it (a stub, or a broken or blocked install)"}},
+		{"exits 1 without running it", "/bin/false", summary{State: wire.StateFailed, ExitCode: new(1),
+			Reason: "pwsh did not run the script: it exited with code 1 without starting it (a stub, or a broken or blocked install); exit code 1"}},
+		{"runs it", runs, summary{State: wire.StateSucceeded, ExitCode: new(0), Stdout: "ran\n"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p := plan{goos: runtime.GOOS, shell: wire.ShellPwsh, prog: tt.prog, ext: ".ps1", content: []byte(utf8BOM + "exit 0"), launch: true}
+			dir := t.TempDir()
+			o := runPlan(t.Context(), Spec{Dir: dir}, p)
+			if diff := cmp.Diff(tt.want, summarize(o)); diff != "" {
+				t.Errorf("run with %s mismatch (-want +got):\n%s", tt.prog, diff)
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+				t.Errorf("the run left %d files in Dir", len(entries))
 			}
 		})
 	}

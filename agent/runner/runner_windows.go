@@ -14,6 +14,9 @@ import (
 	"github.com/kanadehq/kanade/agent/wire"
 )
 
+// pinThread is false: a Job Object is not tied to a thread.
+const pinThread = false
+
 // killedExitCode is the exit code that TerminateJobObject gives every
 // process of a killed tree.
 const killedExitCode = 137
@@ -50,7 +53,9 @@ type tree struct {
 }
 
 // startTree starts cmd suspended, assigns it to a new Job Object that kills
-// its processes when the job is closed, and resumes it. If any step after
+// its processes when the job is closed, and resumes it. The job's handle
+// is not inheritable and is the only one: when the agent stops or crashes
+// the system closes it, and the job kills the whole tree. If any step after
 // the start fails, the child is killed and reaped before the error returns.
 func startTree(cmd *exec.Cmd) (*tree, error) {
 	job, err := windows.CreateJobObject(nil, nil)
@@ -95,6 +100,15 @@ func startTree(cmd *exec.Cmd) (*tree, error) {
 	}
 	return t, nil
 }
+
+// identity is empty: the job holds the tree, and the agent's handle is
+// its only one, so the tree dies with the agent (KILL_ON_JOB_CLOSE) and a
+// restarted agent has nothing to find.
+func (t *tree) identity(token string) Tree { return Tree{} }
+
+// KillLeftover has nothing to do on Windows: a run's tree died with the
+// agent's handle to its Job Object.
+func KillLeftover(Tree) (int, error) { return 0, nil }
 
 // kill terminates every process in the job.
 func (t *tree) kill() error {

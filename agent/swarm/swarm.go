@@ -36,8 +36,8 @@ type Config struct {
 	Groups []string
 	// StartPeriod spreads the agents' starts over this long.
 	StartPeriod time.Duration
-	// DataDir keeps each agent's key and credential, so a restarted swarm
-	// does not enroll again.
+	// DataDir keeps each agent's key and credential (in DataDir/<pc_id>),
+	// so a swarm restarted on the same DataDir does not enroll again.
 	DataDir           string
 	HeartbeatInterval time.Duration
 	// Parallel bounds concurrent enrollments.
@@ -67,13 +67,41 @@ var Templates = []Template{
 	{"linux", "Ubuntu 22.04.5 LTS", "arm64"},
 }
 
-// Stats counts what the swarm did.
+// Stats counts what the swarm did. Connected is the number of agents
+// connected to the broker now.
 type Stats struct {
-	Enrolled, Started atomic.Int64
+	Enrolled, Started, Connected atomic.Int64
 }
 
+// connCounter counts one agent in Stats.Connected while it is connected
+// (a worker.StatusRecorder).
+type connCounter struct {
+	on      atomic.Bool
+	stats   *Stats
+	allOnce *sync.Once
+	count   int64
+	ready   func()
+}
+
+func (c *connCounter) Connected(string) {
+	if !c.on.Swap(true) && c.stats.Connected.Add(1) == c.count && c.ready != nil {
+		c.allOnce.Do(c.ready)
+	}
+}
+
+func (c *connCounter) Disconnected(error) {
+	if c.on.Swap(false) {
+		c.stats.Connected.Add(-1)
+	}
+}
+
+func (*connCounter) Error(error)     {}
+func (*connCounter) Groups([]string) {}
+func (*connCounter) Heartbeat()      {}
+
 // Run starts the agents and runs until ctx is done. ready, if set, is
-// called once every agent has started.
+// called once, when every agent is connected to the broker for the
+// first time.
 func Run(ctx context.Context, cfg Config, stats *Stats, ready func()) error {
 	if cfg.Count <= 0 {
 		return errors.New("swarm: count must be positive")
@@ -99,6 +127,7 @@ func Run(ctx context.Context, cfg Config, stats *Stats, ready func()) error {
 	cfg.Groups = wire.NormalizeGroups(cfg.Groups)
 	quiet := slog.New(slog.DiscardHandler)
 	sigs := newSigMemo()
+	var allOnce sync.Once
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, cfg.Parallel)
 	errs := make(chan error, cfg.Count)
@@ -122,7 +151,8 @@ func Run(ctx context.Context, cfg Config, stats *Stats, ready func()) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w, opt, err := cfg.agent(ctx, i, quiet, sigs)
+			counter := &connCounter{stats: stats, allOnce: &allOnce, count: int64(cfg.Count), ready: ready}
+			w, opt, err := cfg.agent(ctx, i, quiet, sigs, counter)
 			<-sem
 			if err != nil {
 				if ctx.Err() == nil {
@@ -131,9 +161,7 @@ func Run(ctx context.Context, cfg Config, stats *Stats, ready func()) error {
 				return
 			}
 			stats.Enrolled.Add(1)
-			if stats.Started.Add(1) == int64(cfg.Count) && ready != nil {
-				ready()
-			}
+			stats.Started.Add(1)
 			_ = w.Run(ctx, cfg.Server, opt, nats.ReconnectBufSize(64<<10))
 		}()
 	}
@@ -147,7 +175,7 @@ func Run(ctx context.Context, cfg Config, stats *Stats, ready func()) error {
 }
 
 // agent enrolls (or reloads) simulated agent i and builds its worker.
-func (cfg Config) agent(ctx context.Context, i int, quiet *slog.Logger, sigs *sigMemo) (*worker.Worker, nats.Option, error) {
+func (cfg Config) agent(ctx context.Context, i int, quiet *slog.Logger, sigs *sigMemo, st worker.StatusRecorder) (*worker.Worker, nats.Option, error) {
 	pc := fmt.Sprintf("%s-%05d", cfg.Prefix, i)
 	rng := rand.New(rand.NewPCG(cfg.Seed, uint64(i)))
 	tpl := Templates[rng.IntN(len(Templates))]
@@ -169,7 +197,7 @@ func (cfg Config) agent(ctx context.Context, i int, quiet *slog.Logger, sigs *si
 		PCID: pc, Hostname: strings.ToUpper(pc), Groups: groups, HeartbeatInterval: cfg.HeartbeatInterval,
 		AgentVersion: cfg.AgentVersion, OS: tpl.OS, OSVersion: tpl.OSVersion, Arch: tpl.Arch,
 		Exec: cfg.Model.exec(cfg.Seed, pc), Ledger: newMemLedger(), Outbox: newMemOutbox(),
-		Trust: trust, SigCheck: sigs.check, Tasks: tasks, Logger: quiet,
+		Trust: trust, SigCheck: sigs.check, Tasks: tasks, Logger: quiet, Status: st,
 	})
 	return w, id.Option, err
 }

@@ -13,7 +13,8 @@ import (
 type State string
 
 // Target states. pending → running → succeeded | failed | timed_out |
-// killed, or skipped / expired without running.
+// killed, or skipped / expired without running, or lost: the server ended
+// a running target whose agent went silent (see StateLost).
 const (
 	StatePending   State = "pending"
 	StateRunning   State = "running"
@@ -23,15 +24,20 @@ const (
 	StateKilled    State = "killed"
 	StateSkipped   State = "skipped"
 	StateExpired   State = "expired"
+	// StateLost is written by the server, never reported by an agent: the
+	// target was running, its timeout and a grace have passed, and its
+	// agent is offline or no longer lists it as running. The outcome is
+	// unknown; a late report of the agent replaces it.
+	StateLost State = "lost"
 )
 
 // States lists every target state in display order.
-var States = []State{StatePending, StateRunning, StateSucceeded, StateFailed, StateTimedOut, StateKilled, StateSkipped, StateExpired}
+var States = []State{StatePending, StateRunning, StateSucceeded, StateFailed, StateTimedOut, StateKilled, StateSkipped, StateExpired, StateLost}
 
 // Final reports whether s is an end state.
 func (s State) Final() bool {
 	switch s {
-	case StateSucceeded, StateFailed, StateTimedOut, StateKilled, StateSkipped, StateExpired:
+	case StateSucceeded, StateFailed, StateTimedOut, StateKilled, StateSkipped, StateExpired, StateLost:
 		return true
 	}
 	return false
@@ -173,7 +179,7 @@ func (r *Result) Validate() error {
 	if err := ValidateID("pc_id", r.PCID); err != nil {
 		errs = append(errs, err)
 	}
-	if !r.State.Valid() || r.State == StatePending {
+	if !r.State.Valid() || r.State == StatePending || r.State == StateLost {
 		errs = append(errs, fmt.Errorf("state %q is not a reportable state", r.State))
 	}
 	return errors.Join(errs...)
@@ -217,6 +223,12 @@ type Heartbeat struct {
 	Interval     Duration  `json:"interval"`
 	At           time.Time `json:"at"`
 	Running      int       `json:"running"`
+	// RunningExecs are the exec_ids of the targets the agent is running
+	// (waiting for jitter included), sorted. It is complete when its
+	// length is Running: an agent running more than MaxRunningExecs
+	// leaves it out, and so do older agents, which the server then judges
+	// by the heartbeat's arrival alone (see StateLost).
+	RunningExecs []string `json:"running_execs,omitempty"`
 	// Stopping is set in the last heartbeat of an agent that shuts down.
 	Stopping bool `json:"stopping,omitempty"`
 	// RSSBytes is the agent process's resident memory (0: unknown).
@@ -227,6 +239,9 @@ type Heartbeat struct {
 	// Pong answers a ControlPing: its nonce, sent at once.
 	Pong string `json:"pong,omitempty"`
 }
+
+// MaxRunningExecs is the most exec_ids a heartbeat lists in RunningExecs.
+const MaxRunningExecs = 256
 
 // Validate checks a heartbeat.
 func (h *Heartbeat) Validate() error {
@@ -241,6 +256,15 @@ func (h *Heartbeat) Validate() error {
 	}
 	if h.Interval <= 0 {
 		errs = append(errs, errors.New("interval must be positive"))
+	}
+	if len(h.RunningExecs) > MaxRunningExecs {
+		errs = append(errs, fmt.Errorf("running_execs lists %d executions; the limit is %d", len(h.RunningExecs), MaxRunningExecs))
+	}
+	for _, id := range h.RunningExecs {
+		if err := ValidateID("running_execs", id); err != nil {
+			errs = append(errs, err)
+			break
+		}
 	}
 	if len(h.Pong) > 64 {
 		errs = append(errs, errors.New("pong is longer than 64 bytes"))

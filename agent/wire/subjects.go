@@ -22,6 +22,12 @@ const (
 	// access), kept long.
 	StreamAudit         = "AUDIT"
 	StreamAuditSubjects = "audit.>"
+
+	// StreamHealth holds the server's canary: one small message per
+	// server, rewritten by the health check to prove that the broker can
+	// still store (server → server; agents have no access).
+	StreamHealth         = "HEALTH"
+	StreamHealthSubjects = "health.>"
 )
 
 // KV buckets. script_current pins the version of each job (set before a
@@ -53,6 +59,9 @@ func KVDirectGetPrefix(bucket string) string { return "$JS.API.DIRECT.GET.KV_" +
 
 // AuditSubject is where an audit event of action is recorded.
 func AuditSubject(action string) string { return "audit." + action }
+
+// HealthSubject is where the health check of the named server writes its canary.
+func HealthSubject(server string) string { return "health." + server }
 
 // Wildcards the server subscribes to.
 const (

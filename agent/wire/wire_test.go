@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -190,14 +191,16 @@ func TestResult_LenientReader(t *testing.T) {
 	if err := r.Validate(); err != nil {
 		t.Error(err)
 	}
-	r.State = StatePending
-	if r.Validate() == nil {
-		t.Error("an agent must not report pending")
+	for _, st := range []State{StatePending, StateLost} {
+		r.State = st
+		if r.Validate() == nil {
+			t.Errorf("an agent must not report %s", st)
+		}
 	}
 }
 
 func TestStates(t *testing.T) {
-	final := map[State]bool{StateSucceeded: true, StateFailed: true, StateTimedOut: true, StateKilled: true, StateSkipped: true, StateExpired: true}
+	final := map[State]bool{StateSucceeded: true, StateFailed: true, StateTimedOut: true, StateKilled: true, StateSkipped: true, StateExpired: true, StateLost: true}
 	for _, s := range States {
 		if s.Final() != final[s] || !s.Valid() {
 			t.Errorf("%s: Final=%v Valid=%v", s, s.Final(), s.Valid())
@@ -205,6 +208,40 @@ func TestStates(t *testing.T) {
 	}
 	if State("done").Valid() {
 		t.Error("unknown state valid")
+	}
+}
+
+func TestHeartbeat_RunningExecs(t *testing.T) {
+	many := make([]string, MaxRunningExecs+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("e%d", i)
+	}
+	tests := []struct {
+		name  string
+		execs []string
+		ok    bool
+	}{
+		{"none", nil, true},
+		{"some", []string{"e1", "e2"}, true},
+		{"at the limit", many[:MaxRunningExecs], true},
+		{"over the limit", many, false},
+		{"not an id", []string{"e1", "a.b"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hb := Heartbeat{PCID: "pc1", Interval: Duration(time.Second), Running: len(tt.execs), RunningExecs: tt.execs}
+			if err := hb.Validate(); (err == nil) != tt.ok {
+				t.Errorf("Validate() = %v, want ok=%v", err, tt.ok)
+			}
+			b, _ := json.Marshal(hb)
+			var back Heartbeat
+			if err := json.Unmarshal(b, &back); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.execs, back.RunningExecs); diff != "" {
+				t.Errorf("round trip (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 

@@ -169,6 +169,7 @@ func (w *Worker) execute(ctx context.Context, cmd wire.Command) {
 		Dir:      filepath.Join(w.cfg.DataDir, "scripts"),
 		Env:      []string{"KANADE_EXEC_ID=" + cmd.ExecID, "KANADE_JOB_ID=" + cmd.JobID, "KANADE_PC_ID=" + w.cfg.PCID},
 		OnOutput: out.add,
+		OnStart:  w.recordTree(cmd.ExecID),
 	})
 	out.stop()
 	running.Stop()

@@ -34,18 +34,32 @@ func (m *cpuMeter) percent(now time.Time) float64 {
 // rssCache holds the process's RSS for a second: the simulated agents of
 // a swarm share one process, and 10,000 of them would otherwise read
 // /proc 333 times a second for the same number.
-var rssCache struct {
+var rssCache = cachedRSS{read: rssBytes}
+
+// processRSS is rssBytes, read at most once a second.
+func processRSS(now time.Time) int64 { return rssCache.get(now) }
+
+// cachedRSS is a value of read, read again when it is a second old (or
+// the clock went back).
+type cachedRSS struct {
+	read func() int64
+
 	mu sync.Mutex
 	at time.Time
 	v  int64
 }
 
-// processRSS is rssBytes, read at most once a second.
-func processRSS(now time.Time) int64 {
-	rssCache.mu.Lock()
-	defer rssCache.mu.Unlock()
-	if rssCache.at.IsZero() || now.Sub(rssCache.at) >= time.Second || now.Before(rssCache.at) {
-		rssCache.v, rssCache.at = rssBytes(), now
+func (c *cachedRSS) get(now time.Time) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.at.IsZero() || now.Sub(c.at) >= time.Second || now.Before(c.at) {
+		c.v, c.at = c.read(), now
 	}
-	return rssCache.v
+	return c.v
+}
+
+// fileTimeSpan is a Windows FILETIME span (100-nanosecond units, split
+// in two 32-bit halves) as a duration.
+func fileTimeSpan(high, low uint32) time.Duration {
+	return time.Duration(uint64(high)<<32|uint64(low)) * 100
 }

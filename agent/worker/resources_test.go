@@ -14,19 +14,46 @@ func TestRSSBytes(t *testing.T) {
 }
 
 func TestProcessRSS(t *testing.T) {
+	if got := processRSS(time.Now()); got < 1<<20 {
+		t.Errorf("processRSS = %d, want a plausible size", got)
+	}
+	// The cache on its own read function: other tests' heartbeats fill
+	// the process's cache at times of their own.
+	reads := int64(0)
+	c := cachedRSS{read: func() int64 { reads++; return reads }}
 	t0 := time.Now()
-	first := processRSS(t0)
-	if first < 1<<20 {
-		t.Fatalf("processRSS = %d, want a plausible size", first)
+	tests := []struct {
+		name string
+		at   time.Time
+		want int64
+	}{
+		{"first", t0, 1},
+		{"within the second", t0.Add(500 * time.Millisecond), 1},
+		{"a second later", t0.Add(1100 * time.Millisecond), 2},
+		{"right after", t0.Add(1200 * time.Millisecond), 2},
+		{"the clock went back", t0, 3},
 	}
-	rssCache.mu.Lock()
-	rssCache.v = 42 // what a read within the second returns
-	rssCache.mu.Unlock()
-	if got := processRSS(t0.Add(500 * time.Millisecond)); got != 42 {
-		t.Errorf("within the second: %d, want the cached 42", got)
+	for _, tt := range tests {
+		if got := c.get(tt.at); got != tt.want {
+			t.Errorf("%s: get = %d, want read %d", tt.name, got, tt.want)
+		}
 	}
-	if got := processRSS(t0.Add(1100 * time.Millisecond)); got == 42 || got < 1<<20 {
-		t.Errorf("after a second: %d, want a fresh read", got)
+}
+
+func TestFileTimeSpan(t *testing.T) {
+	tests := []struct {
+		high, low uint32
+		want      time.Duration
+	}{
+		{0, 0, 0},
+		{0, 10_000_000, time.Second},
+		{1, 0, (1 << 32) * 100 * time.Nanosecond},
+		{0, 15, 1500 * time.Nanosecond},
+	}
+	for _, tt := range tests {
+		if got := fileTimeSpan(tt.high, tt.low); got != tt.want {
+			t.Errorf("fileTimeSpan(%d, %d) = %v, want %v", tt.high, tt.low, got, tt.want)
+		}
 	}
 }
 
@@ -38,19 +65,21 @@ func TestCPUMeter(t *testing.T) {
 	}
 	before, ok := cpuTime()
 	if !ok {
-		if runtime.GOOS != "windows" && runtime.GOOS != "plan9" && runtime.GOOS != "js" && runtime.GOOS != "wasip1" {
-			t.Fatal("cpuTime unknown on a Unix")
+		if runtime.GOOS != "plan9" && runtime.GOOS != "js" && runtime.GOOS != "wasip1" {
+			t.Fatal("cpuTime unknown on " + runtime.GOOS)
 		}
 		return
 	}
-	// Burn CPU until the process has used at least 20 ms more.
+	// Burn CPU until the process has used at least 200 ms more: long
+	// enough that a clock counting CPU time in coarse ticks (15.6 ms on
+	// Windows) cannot push the figure past the machine's cores.
 	deadline := time.Now().Add(10 * time.Second)
 	x := 0
 	for {
 		for i := range 1_000_000 {
 			x += i
 		}
-		if used, _ := cpuTime(); used-before >= 20*time.Millisecond {
+		if used, _ := cpuTime(); used-before >= 200*time.Millisecond {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -67,6 +68,11 @@ type Config struct {
 	// renewal), until it stops.
 	Tasks  []func(ctx context.Context, nc *nats.Conn)
 	Logger *slog.Logger
+	// Status is told about connections, errors, group changes and
+	// heartbeats (status.Recorder keeps DATA/status.json for
+	// `kanade-agent status`; the swarm counts connected agents); nil
+	// records nothing.
+	Status StatusRecorder
 
 	// Inventory collects this PC's inventory (inventory.Collect); nil
 	// means the agent sends none. The worker publishes it on
@@ -90,6 +96,23 @@ type Trust interface {
 	// Groups are the groups of the current credential.
 	Groups() []string
 }
+
+// StatusRecorder records the agent's state as it changes.
+type StatusRecorder interface {
+	Connected(url string)
+	Disconnected(err error)
+	Error(err error)
+	Groups(groups []string)
+	Heartbeat()
+}
+
+type noStatus struct{}
+
+func (noStatus) Connected(string)   {}
+func (noStatus) Disconnected(error) {}
+func (noStatus) Error(error)        {}
+func (noStatus) Groups([]string)    {}
+func (noStatus) Heartbeat()         {}
 
 // Ledger remembers which executions this agent claimed and finished
 // (see package ledger).
@@ -174,6 +197,9 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Status == nil {
+		cfg.Status = noStatus{}
+	}
 	if cfg.Hostname == "" {
 		cfg.Hostname = cfg.PCID
 	}
@@ -240,15 +266,25 @@ func (w *Worker) Run(ctx context.Context, url string, opts ...nats.Option) error
 		// always in flight); pings only catch a hung broker, so they are rare:
 		// each costs the broker a wake-up and a write for every agent.
 		nats.SetCustomDialer(dialer.New(dialer.UserTimeout, w.log)),
-		nats.PingInterval(dialer.PingInterval(dialer.Supported)),
-		nats.ConnectHandler(func(*nats.Conn) { w.log.Info("connected to NATS"); w.signalConnected() }),
+		// Where the bound cannot be set (Wine, an old kernel), pings must
+		// find dead paths too: the probe tries the option before the first
+		// dial, as nats.go fixes the interval at Connect.
+		nats.PingInterval(dialer.PingInterval(dialer.Probe(dialer.UserTimeout) == nil)),
+		nats.ConnectHandler(func(nc *nats.Conn) {
+			w.log.Info("connected to NATS")
+			w.cfg.Status.Connected(nc.ConnectedUrl())
+			w.signalConnected()
+		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			w.log.Info("reconnected to NATS", "url", nc.ConnectedUrl())
+			w.cfg.Status.Connected(nc.ConnectedUrl())
 			w.signalConnected()
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			w.cfg.Status.Disconnected(err)
 			if err != nil {
 				w.log.Warn("disconnected from NATS", "err", err)
+				w.connError(err)
 			}
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, s *nats.Subscription, err error) {
@@ -257,7 +293,16 @@ func (w *Worker) Run(ctx context.Context, url string, opts ...nats.Option) error
 				subj = s.Subject
 			}
 			w.log.Error("NATS error", "subject", subj, "err", err)
+			w.cfg.Status.Error(err)
+			if s == nil {
+				w.connError(err)
+			}
 		}),
+		// Failed connection attempts (a refused credential among them) go
+		// to the credential's keeper, which says what to do and enrolls
+		// again; the connection keeps trying instead of giving up.
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) { w.connError(err) }),
+		nats.IgnoreAuthErrorAbort(),
 	}
 	nc, err := nats.Connect(url, append(base, opts...)...)
 	if err != nil {
@@ -279,19 +324,25 @@ func (w *Worker) Run(ctx context.Context, url string, opts ...nats.Option) error
 		w.signalConnected()
 	}
 
-	var bg sync.WaitGroup
+	var bg, starters sync.WaitGroup
 	bgCtx, stopBG := context.WithCancel(context.Background())
-	bg.Add(4 + len(w.cfg.Tasks))
-	go func() { defer bg.Done(); w.route(bgCtx, runCtx) }()
+	// The router and the catch-up start runs: they stop before the runs
+	// are waited for, so that no run starts during that wait.
+	startCtx, stopStarting := context.WithCancel(context.Background())
+	starters.Add(2)
+	go func() { defer starters.Done(); w.route(startCtx, runCtx) }()
+	go func() { defer starters.Done(); w.catchupLoop(startCtx, runCtx) }()
+	bg.Add(2 + len(w.cfg.Tasks))
 	for _, task := range w.cfg.Tasks {
 		go func() { defer bg.Done(); task(bgCtx, nc) }()
 	}
 	go func() { defer bg.Done(); w.drainLoop(bgCtx) }()
 	go func() { defer bg.Done(); w.heartbeatLoop(bgCtx) }()
-	go func() { defer bg.Done(); w.catchupLoop(bgCtx, runCtx) }()
 
 	<-ctx.Done()
 	w.log.Info("agent stopping")
+	stopStarting()
+	starters.Wait()
 	stopRuns(ErrStopping)
 	w.runs.Wait()
 	// Give queued results a moment to reach the broker; whatever is left
@@ -307,6 +358,20 @@ func (w *Worker) Run(ctx context.Context, url string, opts ...nats.Option) error
 	_ = nc.Flush()
 	return nil
 }
+
+// connError hands a broker connection error to the credential's keeper
+// when it takes them (enroll.Keeper does: it logs the cause and enrolls
+// again when the credential was refused).
+func (w *Worker) connError(err error) {
+	w.cfg.Status.Error(err)
+	if h, ok := w.cfg.Trust.(interface{ ConnError(error) }); ok && err != nil {
+		h.ConnError(err)
+	}
+}
+
+// ReportError records err as the agent's last error (shown by
+// `kanade-agent status`).
+func (w *Worker) ReportError(err error) { w.cfg.Status.Error(err) }
 
 func reconnectDelay(attempts int) time.Duration {
 	d := time.Second << min(attempts, 5) // 2s … 32s
@@ -376,18 +441,6 @@ func (w *Worker) route(ctx, runCtx context.Context) {
 	}
 }
 
-// recoverUnfinished reports executions that were running when the agent
-// last stopped without reporting: they are never run again.
-func (w *Worker) recoverUnfinished() {
-	now := time.Now().UTC()
-	for _, id := range w.ledger.Unfinished() {
-		w.report(wire.Result{ExecID: id, State: wire.StateFailed, Reason: "the agent stopped while this ran; it was not run again", FinishedAt: now})
-		if err := w.ledger.Finish(id); err != nil {
-			w.log.Error("ledger", "err", err)
-		}
-	}
-}
-
 // CatchUps counts the catch-up passes completed since Run started.
 func (w *Worker) CatchUps() int64 { return w.caughtUp.Load() }
 
@@ -445,6 +498,7 @@ func (w *Worker) followCredentialGroups() {
 	}
 	if changed {
 		w.log.Info("groups changed", "groups", strings.Join(w.Groups(), ","))
+		w.cfg.Status.Groups(w.Groups())
 		if err := w.nc.ForceReconnect(); err != nil {
 			w.log.Warn("reconnect after a group change", "err", err)
 		}
@@ -452,10 +506,17 @@ func (w *Worker) followCredentialGroups() {
 	}
 }
 
-func (w *Worker) runningCount() int {
+// runningNow returns how many executions run and, when there are at most
+// wire.MaxRunningExecs, their exec_ids, sorted (the server tells a lost
+// target by its absence).
+func (w *Worker) runningNow() (int, []string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return len(w.running)
+	if len(w.running) > wire.MaxRunningExecs {
+		return len(w.running), nil
+	}
+	ids := slices.Sorted(maps.Keys(w.running))
+	return len(ids), ids
 }
 
 func (w *Worker) heartbeatLoop(ctx context.Context) {
@@ -482,14 +543,17 @@ func (w *Worker) sendHeartbeat(stopping bool) { w.heartbeat(stopping, "") }
 // heartbeat publishes a heartbeat; pong answers a ping.
 func (w *Worker) heartbeat(stopping bool, pong string) {
 	now := time.Now()
+	running, runningExecs := w.runningNow()
 	hb := wire.Heartbeat{
 		Protocol: wire.ProtocolVersion, PCID: w.cfg.PCID, Hostname: w.cfg.Hostname,
 		OS: w.cfg.OS, OSVersion: w.cfg.OSVersion, Arch: w.cfg.Arch, AgentVersion: w.cfg.AgentVersion,
 		Groups: w.Groups(), Interval: wire.Duration(w.cfg.HeartbeatInterval), At: now.UTC(),
-		Running: w.runningCount(), Stopping: stopping,
+		Stopping: stopping,
 		RSSBytes: processRSS(now), CPUPercent: w.cpu.percent(now), Pong: pong,
+		Running: running, RunningExecs: runningExecs,
 	}
 	if err := w.publishJSON(wire.HeartbeatSubject(w.cfg.PCID), hb); err != nil {
 		w.log.Debug("heartbeat", "err", err)
 	}
+	w.cfg.Status.Heartbeat()
 }

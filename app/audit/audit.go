@@ -52,22 +52,24 @@ const (
 	AgentGroups       = "agent.groups"
 	EnrollmentApprove = "enrollment.approve"
 	EnrollmentReject  = "enrollment.reject"
-	TokenCreate       = "enrollment_token.create"
-	TokenRevoke       = "enrollment_token.revoke"
-	TokenRotate       = "enrollment_token.rotate"
-	CommandKeysRotate = "command_keys.rotate"
-	Login             = "login"
-	LoginFailed       = "login.failed"
-	Logout            = "logout"
-	APITokenCreate    = "api_token.create"
-	APITokenRevoke    = "api_token.revoke"
-	WaveApprove       = "wave.approve"
-	RolloutHalt       = "rollout.halt"
-	RolloutResume     = "rollout.resume"
-	RolloutAutoHalt   = "rollout.auto_halt"
-	ScheduleCreate    = "schedule.create"
-	ScheduleUpdate    = "schedule.update"
-	ScheduleDelete    = "schedule.delete"
+	// EnrollmentReenrollRequest: a known PC asked to be bound to a new key.
+	EnrollmentReenrollRequest = "enrollment.reenroll_request"
+	TokenCreate               = "enrollment_token.create"
+	TokenRevoke               = "enrollment_token.revoke"
+	TokenRotate               = "enrollment_token.rotate"
+	CommandKeysRotate         = "command_keys.rotate"
+	Login                     = "login"
+	LoginFailed               = "login.failed"
+	Logout                    = "logout"
+	APITokenCreate            = "api_token.create"
+	APITokenRevoke            = "api_token.revoke"
+	WaveApprove               = "wave.approve"
+	RolloutHalt               = "rollout.halt"
+	RolloutResume             = "rollout.resume"
+	RolloutAutoHalt           = "rollout.auto_halt"
+	ScheduleCreate            = "schedule.create"
+	ScheduleUpdate            = "schedule.update"
+	ScheduleDelete            = "schedule.delete"
 )
 
 // Event is what is published on audit.<action>.
@@ -189,6 +191,9 @@ func Project(ctx context.Context, js jetstream.JetStream, st *store.Store, ev *e
 			continue
 		}
 		if err := st.AddAuditEvents(ctx, evs); err != nil {
+			if ctx.Err() != nil {
+				return nil // shutting down: the events come again
+			}
 			log.Error("audit projector: database write failed; will retry", "err", err)
 			for _, m := range msgs {
 				_ = m.NakWithDelay(time.Second)

@@ -162,7 +162,11 @@ type inFlight struct {
 // benchKanade measures kanade with n simulated agents. between, if set,
 // runs after each warm-up and measured round trip, given the server and
 // the swarm (the baseline's interleaved rounds).
-func benchKanade(ctx context.Context, cfg config, n int, between func(context.Context, ...*child)) (r kanadeResult, err error) {
+//
+// With tls the broker serves TLS (--nats-tls auto) and the swarm dials
+// tls://, pinning the CA of the enrollment bundle; with connectOnly the
+// measurement ends after the idle window.
+func benchKanade(ctx context.Context, cfg config, n int, tls, connectOnly bool, between func(context.Context, ...*child)) (r kanadeResult, err error) {
 	r.N = n
 	dir, err := os.MkdirTemp("", fmt.Sprintf("kanade-bench-%d-*", n))
 	if err != nil {
@@ -200,9 +204,13 @@ func benchKanade(ctx context.Context, cfg config, n int, between func(context.Co
 
 	// 1. The server.
 	progress("N=%d: starting the server (logs in %s)", n, filepath.Join(dir, "server.log"))
+	serveArgs := []string{"serve", "--data", data, "--http", fmt.Sprintf("127.0.0.1:%d", httpPort), "--nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort)}
+	scheme := "nats"
+	if tls {
+		serveArgs, scheme = append(serveArgs, "--nats-tls", "auto"), "tls"
+	}
 	srv, err := startChild("server", dir, filepath.Join(dir, "server.log"), nil, childEnv(srvProf...),
-		filepath.Join(cfg.binDir, "kanade"), "serve", "--data", data,
-		"--http", fmt.Sprintf("127.0.0.1:%d", httpPort), "--nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort))
+		filepath.Join(cfg.binDir, "kanade"), serveArgs...)
 	if err != nil {
 		return r, err
 	}
@@ -239,7 +247,7 @@ func benchKanade(ctx context.Context, cfg config, n int, between func(context.Co
 	swarmStart := time.Now()
 	swarm, err := startChild("swarm", dir, filepath.Join(dir, "swarm.log"), out, childEnv(swarmProf...),
 		filepath.Join(cfg.binDir, "kanade-agent"), "swarm",
-		"--server", fmt.Sprintf("nats://127.0.0.1:%d", natsPort), "--credentials", creds,
+		"--server", fmt.Sprintf("%s://127.0.0.1:%d", scheme, natsPort), "--credentials", creds,
 		"--count", strconv.Itoa(n), "--seed", "1", "--data", filepath.Join(dir, "swarm"),
 		"--heartbeat", cfg.heartbeat.String(), "--latency", "0s", "--latency-jitter", "0s",
 		"--fail-rate", strconv.FormatFloat(cfg.failRate, 'g', -1, 64), "--output-bytes", strconv.Itoa(cfg.outputBytes),
@@ -292,6 +300,9 @@ func benchKanade(ctx context.Context, cfg config, n int, between func(context.Co
 	}
 	progress("N=%d: idle server %.1f%% of a core, %s, %d garbage collections; swarm %.1f%%, %s", n,
 		r.Idle.ServerCPU, fmtMiB(r.Idle.ServerRSS), r.Idle.ServerGCs, r.Idle.SwarmCPU, fmtMiB(r.Idle.SwarmRSS))
+	if connectOnly {
+		return r, nil
+	}
 
 	// 4. Agents page.
 	progress("N=%d: agents page (%d requests each)", n, cfg.samples)

@@ -52,6 +52,10 @@ type config struct {
 	skipKanade     bool
 	profileDir     string
 	soak           int
+	// tls: "off" (plain text), "on" (everything over TLS) or "compare"
+	// (plain text, then a second server and swarm over TLS measured until
+	// the end of their idle window).
+	tls string
 }
 
 var started = time.Now()
@@ -103,8 +107,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.soak, "soak", 0, "after the rest, this many more executions back to back, then a second idle window (memory after activity)")
 	fs.DurationVar(&cfg.connectTimeout, "connect-timeout", 10*time.Minute, "longest wait for every agent to come online")
 	fs.DurationVar(&cfg.roundTimeout, "round-timeout", 2*time.Minute, "longest wait for one round trip")
+	fs.StringVar(&cfg.tls, "tls", "off", `broker TLS: "off", "on", or "compare" (plain text, then connecting and idle again over TLS)`)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if cfg.tls != "off" && cfg.tls != "on" && cfg.tls != "compare" {
+		return fmt.Errorf("-tls %q: want off, on or compare", cfg.tls)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -160,7 +168,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 			if rig != nil {
 				between = rig.between
 			}
-			k, err := benchKanade(ctx, cfg, n, between)
+			k, err := benchKanade(ctx, cfg, n, cfg.tls == "on", false, between)
 			res.Kanade = &k
 			if err != nil {
 				res.Err = append(res.Err, fmt.Errorf("kanade: %w", err))
@@ -186,6 +194,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 			res.Baseline = &b
 			if err != nil {
 				res.Err = append(res.Err, fmt.Errorf("baseline: %w", err))
+			}
+		}
+		if cfg.tls == "compare" && !cfg.skipKanade && ctx.Err() == nil {
+			progress("N=%d: again over TLS (connecting and idle)", n)
+			k, err := benchKanade(ctx, cfg, n, true, true, nil)
+			res.TLS = &k
+			if err != nil {
+				res.Err = append(res.Err, fmt.Errorf("kanade over TLS: %w", err))
 			}
 		}
 		for _, err := range res.Err {

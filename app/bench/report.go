@@ -10,8 +10,10 @@ import (
 
 // nResult is everything measured for one N.
 type nResult struct {
-	N        int
-	Kanade   *kanadeResult
+	N      int
+	Kanade *kanadeResult
+	// TLS is kanade again with the broker on TLS, connecting and idle only (-tls compare).
+	TLS      *kanadeResult
 	Baseline *baselineResult
 	Err      []error
 }
@@ -38,6 +40,12 @@ func (r report) String() string {
 		"Round trips: %d warm-up + %d measured, median (min–max)%s. Idle: %s window after %s settling. "+
 		"Page latencies: %d sequential requests from the bench, wall time to the last byte.\n\n",
 		r.cfg.heartbeat, r.cfg.failRate, r.cfg.outputBytes, r.cfg.warmup, r.cfg.rounds, interleaved, r.cfg.idle, r.cfg.settle, r.cfg.samples)
+	switch r.cfg.tls {
+	case "on":
+		b.WriteString("The broker serves TLS (--nats-tls auto); the swarm dials tls:// and pins the bundle's CA.\n\n")
+	case "compare":
+		b.WriteString("The \"over TLS\" rows are a second server and swarm, started after the plain-text ones stopped, with the broker on TLS (--nats-tls auto, the swarm pinning the bundle's CA); they measure connecting and idle only.\n\n")
+	}
 	b.WriteString(r.table().String())
 	if notes := r.notes(); notes != "" {
 		b.WriteString("\n" + notes)
@@ -89,6 +97,29 @@ func (r report) table() *table {
 	}
 	row("kanade: idle server CPU / RSS (garbage collections in the window)", kan(func(k *kanadeResult) string { return idleServer(k.Idle) }))
 	row("kanade: idle swarm CPU / RSS (context)", kan(func(k *kanadeResult) string { return cpuRSS(k.Idle.SwarmCPU, k.Idle.SwarmRSS) }))
+	if r.cfg.tls == "compare" {
+		tlsRow := func(name string, f func(k *kanadeResult) string) {
+			cells := []string{name}
+			for _, res := range r.results {
+				if res.TLS == nil {
+					cells = append(cells, "–")
+				} else {
+					cells = append(cells, f(res.TLS))
+				}
+			}
+			t.add(cells...)
+		}
+		tlsRow("kanade over TLS: all agents online after the swarm starts (all enrolled)", func(k *kanadeResult) string {
+			if k.Connect == 0 {
+				return "–"
+			}
+			return fmt.Sprintf("%s (%s)", fmtDur(k.Connect), fmtDur(k.Enrolled))
+		})
+		row("kanade: connecting, CPU-s server / swarm (plain text)", kan(func(k *kanadeResult) string { return cpuPair(k.ConnectServerCPU, k.ConnectSwarm) }))
+		tlsRow("kanade over TLS: connecting, CPU-s server / swarm", func(k *kanadeResult) string { return cpuPair(k.ConnectServerCPU, k.ConnectSwarm) })
+		tlsRow("kanade over TLS: idle server CPU / RSS (garbage collections in the window)", func(k *kanadeResult) string { return idleServer(k.Idle) })
+		tlsRow("kanade over TLS: idle swarm CPU / RSS (context)", func(k *kanadeResult) string { return cpuRSS(k.Idle.SwarmCPU, k.Idle.SwarmRSS) })
+	}
 	if r.cfg.soak > 0 {
 		row(fmt.Sprintf("kanade: idle server after %d more executions (-soak), CPU / RSS (collections)", r.cfg.soak),
 			kan(func(k *kanadeResult) string { return idleServer(k.Soak) }))

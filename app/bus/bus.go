@@ -7,6 +7,7 @@ package bus
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/jwt/v2"
@@ -40,13 +42,19 @@ type Options struct {
 	Streams    StreamLimits
 	// Revoked lists the agent keys that may not connect (embedded broker).
 	Revoked []Revocation
-	Logger  *slog.Logger
+	// TLS, when set, makes the embedded broker's client listener TLS only
+	// (the server's own in-process connections do not use it).
+	TLS    *tls.Config
+	Logger *slog.Logger
 }
 
-// StreamLimits bound the streams by age and size.
+// StreamLimits bound the streams by age and the streams and buckets by
+// size. A size of 0 is "auto": a share of the store's volume (Resolve).
 type StreamLimits struct {
 	ExecMaxAge, ResultsMaxAge, OutputMaxAge, AuditMaxAge         time.Duration
 	ExecMaxBytes, ResultsMaxBytes, OutputMaxBytes, AuditMaxBytes int64
+	InventoryMaxBytes                                            int64
+	ScriptCurrentMaxBytes, ScriptStatusMaxBytes, FleetMaxBytes   int64
 }
 
 // Bus is the server's NATS connection.
@@ -67,6 +75,16 @@ type Bus struct {
 	ID *Identity
 	// sys is a system-account connection that pushes account updates.
 	sys *nats.Conn
+	// limits are the stream limits with every auto size resolved.
+	limits StreamLimits
+	// plan is what the streams reserve on the embedded broker's volume.
+	plan StoragePlan
+	// opts are the embedded broker's options (RestartJetStream reloads them).
+	opts *server.Options
+	// restarts counts RestartJetStream calls that brought JetStream back.
+	restarts restartLog
+	// provMu keeps the bus's provisioners out while JetStream restarts.
+	provMu sync.Mutex
 }
 
 // SecretsDir is where the keys live, below the data directory.
@@ -83,13 +101,15 @@ func Open(ctx context.Context, o Options) (*Bus, error) {
 	if o.URL == "" {
 		err = b.startEmbedded(o)
 	} else {
+		// The external broker's disk is its own: auto sizes are the ceilings.
+		b.limits = o.Streams.Resolve(0)
 		err = b.dialExternal(o)
 	}
 	if err != nil {
 		b.Close()
 		return nil, err
 	}
-	if err := b.provision(ctx, o.Streams); err != nil {
+	if err := b.provision(ctx, b.limits); err != nil {
 		b.Close()
 		return nil, err
 	}
@@ -131,6 +151,19 @@ func (b *Bus) startEmbedded(o Options) error {
 		return err
 	}
 
+	// Every reservation must fit the volume before the broker starts, and
+	// JetStream's max_store is set to them: left unset, the broker takes
+	// three quarters of the free space as max_store and refuses to create
+	// (or update) streams whose reservations exceed it.
+	storeDir := filepath.Join(o.DataDir, "nats")
+	vol, stored, onDisk, err := ReadStorage(storeDir, id.AccountPublicKey())
+	if err != nil {
+		return err
+	}
+	if b.limits, b.plan, err = PlanStorage(o.Streams, storeDir, vol, stored, onDisk); err != nil {
+		return err
+	}
+
 	host, portStr, err := net.SplitHostPort(o.Listen)
 	if err != nil {
 		return fmt.Errorf("nats listen %q: %w", o.Listen, err)
@@ -152,7 +185,7 @@ func (b *Bus) startEmbedded(o Options) error {
 		Host:             host,
 		Port:             port,
 		JetStream:        true,
-		StoreDir:         filepath.Join(o.DataDir, "nats"),
+		StoreDir:         storeDir,
 		NoSigs:           true,
 		MaxPayload:       o.MaxPayload,
 		TrustedOperators: []*jwt.OperatorClaims{oc},
@@ -171,6 +204,13 @@ func (b *Bus) startEmbedded(o Options) error {
 		// subjects (a few literal tokens and one wildcard).
 		NoSublistCache: true,
 	}
+	if o.TLS != nil {
+		opts.TLSConfig = o.TLS
+		// Handshakes queue behind each other when a fleet reconnects at once.
+		opts.TLSTimeout = 10
+	}
+	// Explicit, so that the broker's limit is the plan checked above.
+	opts.JetStreamMaxStore = b.plan.MaxStore
 	if opts.MaxPayload == 0 {
 		opts.MaxPayload = 8 << 20
 	}
@@ -185,8 +225,9 @@ func (b *Bus) startEmbedded(o Options) error {
 		ns.Shutdown()
 		return errors.New("embedded nats: not ready after 30s (is the port in use?)")
 	}
-	b.srv, b.ID = ns, id
-	b.log.Info("embedded NATS ready", "url", ns.ClientURL(), "store", opts.StoreDir, "account", id.AccountPublicKey())
+	b.srv, b.ID, b.opts = ns, id, opts
+	b.log.Info("embedded NATS ready", "url", ns.ClientURL(), "store", opts.StoreDir, "account", id.AccountPublicKey(),
+		"reserved", sizeText(b.plan.Reserved()), "volume_free", sizeText(vol.Free), "volume_total", sizeText(vol.Total))
 
 	serverJWT, err := id.ServerUserJWT()
 	if err != nil {
@@ -196,13 +237,16 @@ func (b *Bus) startEmbedded(o Options) error {
 	if err != nil {
 		return err
 	}
-	b.sys, err = nats.Connect(ns.ClientURL(), nats.InProcessServer(ns), nats.Name("kanade-system"),
+	// In-process connections skip TLS, and nats.go refuses a tls:// URL
+	// for a connection that does not use it.
+	inproc := "nats://" + ns.Addr().String()
+	b.sys, err = nats.Connect(inproc, nats.InProcessServer(ns), nats.Name("kanade-system"),
 		userAuth(sysJWTUser, id.SysUser), nats.MaxReconnects(-1))
 	if err != nil {
 		return fmt.Errorf("connect embedded nats (system): %w", err)
 	}
 	return b.setConns(func(name string) (*nats.Conn, error) {
-		nc, err := nats.Connect(ns.ClientURL(), nats.InProcessServer(ns), nats.Name(name),
+		nc, err := nats.Connect(inproc, nats.InProcessServer(ns), nats.Name(name),
 			userAuth(serverJWT, id.ServerUser), nats.MaxReconnects(-1))
 		if err != nil {
 			return nil, fmt.Errorf("connect embedded nats: %w", err)
@@ -319,6 +363,13 @@ func (b *Bus) Stats() (st BrokerStats, ok bool, err error) {
 
 // Embedded reports whether the broker runs in this process.
 func (b *Bus) Embedded() bool { return b.srv != nil }
+
+// Limits are the stream limits in use, every auto size resolved.
+func (b *Bus) Limits() StreamLimits { return b.limits }
+
+// Plan is what the streams reserve on the embedded broker's volume (zero
+// with an external broker).
+func (b *Bus) Plan() StoragePlan { return b.plan }
 
 // Healthy reports whether the connection works.
 func (b *Bus) Healthy(ctx context.Context) error {

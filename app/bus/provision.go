@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -75,7 +76,7 @@ func StreamConfigs(l StreamLimits) []jetstream.StreamConfig {
 			Subjects:          []string{wire.StreamInventorySubjects},
 			MaxMsgsPerSubject: 1,
 			MaxMsgSize:        wire.MaxInventoryBytes,
-			MaxBytes:          8 << 30,
+			MaxBytes:          l.InventoryMaxBytes,
 			Discard:           jetstream.DiscardOld,
 			Storage:           jetstream.FileStorage,
 		},
@@ -92,27 +93,63 @@ func StreamConfigs(l StreamLimits) []jetstream.StreamConfig {
 			DenyDelete: true,
 			DenyPurge:  true,
 		},
+		{
+			Name:              wire.StreamHealth,
+			Description:       "the health check's canary: one message per server",
+			Subjects:          []string{wire.StreamHealthSubjects},
+			MaxMsgsPerSubject: 1,
+			MaxAge:            time.Hour,
+			MaxBytes:          HealthMaxBytes,
+			Discard:           jetstream.DiscardOld,
+			Storage:           jetstream.FileStorage,
+		},
 	}
 }
 
 // KVConfigs returns every key-value bucket kanade uses.
-func KVConfigs() []jetstream.KeyValueConfig {
+func KVConfigs(l StreamLimits) []jetstream.KeyValueConfig {
 	return []jetstream.KeyValueConfig{
-		{Bucket: wire.KVScriptCurrent, Description: "job → pinned version", History: 5, MaxBytes: 64 << 20, Storage: jetstream.FileStorage},
-		{Bucket: wire.KVScriptStatus, Description: "job → ACTIVE or REVOKED", History: 5, MaxBytes: 64 << 20, Storage: jetstream.FileStorage},
-		{Bucket: wire.KVFleet, Description: "fleet-wide switches (emergency stop)", History: 10, MaxBytes: 16 << 20, Storage: jetstream.FileStorage},
+		{Bucket: wire.KVScriptCurrent, Description: "job → pinned version", History: 5, MaxBytes: l.ScriptCurrentMaxBytes, Storage: jetstream.FileStorage},
+		{Bucket: wire.KVScriptStatus, Description: "job → ACTIVE or REVOKED", History: 5, MaxBytes: l.ScriptStatusMaxBytes, Storage: jetstream.FileStorage},
+		{Bucket: wire.KVFleet, Description: "fleet-wide switches (emergency stop)", History: 10, MaxBytes: l.FleetMaxBytes, Storage: jetstream.FileStorage},
 	}
 }
 
+// provision creates or updates every stream and bucket. Those that
+// shrink go first: the broker checks each update against what all
+// streams reserve at that moment, so growing one while another still
+// holds its larger reservation could exceed max_store.
 func (b *Bus) provision(ctx context.Context, l StreamLimits) error {
-	for _, cfg := range StreamConfigs(l) {
-		if _, err := b.JS.CreateOrUpdateStream(ctx, cfg); err != nil {
-			return fmt.Errorf("provision stream %s: %w", cfg.Name, err)
+	streams, buckets := StreamConfigs(l), KVConfigs(l)
+	want := map[string]int64{}
+	for _, cfg := range streams {
+		want[cfg.Name] = cfg.MaxBytes
+	}
+	for _, cfg := range buckets {
+		want[kvStream(cfg.Bucket)] = cfg.MaxBytes
+	}
+	shrinking := map[string]bool{}
+	for name, maxBytes := range want {
+		if s, err := b.JS.Stream(ctx, name); err == nil && s.CachedInfo().Config.MaxBytes > maxBytes {
+			shrinking[name] = true
 		}
 	}
-	for _, cfg := range KVConfigs() {
-		if _, err := b.JS.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
-			return fmt.Errorf("provision bucket %s: %w", cfg.Bucket, err)
+	for _, first := range []bool{true, false} {
+		for _, cfg := range streams {
+			if shrinking[cfg.Name] != first {
+				continue
+			}
+			if _, err := b.JS.CreateOrUpdateStream(ctx, cfg); err != nil {
+				return fmt.Errorf("provision stream %s: %w", cfg.Name, err)
+			}
+		}
+		for _, cfg := range buckets {
+			if shrinking[kvStream(cfg.Bucket)] != first {
+				continue
+			}
+			if _, err := b.JS.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
+				return fmt.Errorf("provision bucket %s: %w", cfg.Bucket, err)
+			}
 		}
 	}
 	return nil

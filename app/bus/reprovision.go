@@ -27,16 +27,27 @@ type Provisioner struct {
 	js     jetstream.JetStream
 	limits StreamLimits
 	log    *slog.Logger
-	mu     sync.Mutex // one check at a time
+	// mu: one check at a time, and none while JetStream restarts (Bus's
+	// provisioners share the Bus's lock): a stream not read back from
+	// disk yet must not be taken for a deleted one and re-created empty.
+	mu *sync.Mutex
 }
 
 // NewProvisioner returns a provisioner for the streams StreamConfigs(l)
-// and the buckets KVConfigs().
+// and the buckets KVConfigs(l); l's sizes are resolved (Bus.Limits).
 func NewProvisioner(js jetstream.JetStream, l StreamLimits, log *slog.Logger) *Provisioner {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Provisioner{js: js, limits: l, log: log}
+	return &Provisioner{js: js, limits: l, log: log, mu: new(sync.Mutex)}
+}
+
+// NewProvisioner returns a provisioner for the bus's streams and buckets
+// (its resolved limits) that waits while RestartJetStream runs.
+func (b *Bus) NewProvisioner(log *slog.Logger) *Provisioner {
+	p := NewProvisioner(b.JS, b.limits, log)
+	p.mu = &b.provMu
+	return p
 }
 
 // Missing reports whether err says that a stream or bucket does not exist:
@@ -66,7 +77,7 @@ func (p *Provisioner) Ensure(ctx context.Context) ([]string, error) {
 		p.log.Error("stream was missing; re-created it empty", "stream", cfg.Name)
 		created = append(created, cfg.Name)
 	}
-	for _, cfg := range KVConfigs() {
+	for _, cfg := range KVConfigs(p.limits) {
 		_, err := p.js.KeyValue(ctx, cfg.Bucket)
 		if err == nil {
 			continue

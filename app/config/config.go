@@ -18,6 +18,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/jobs"
 )
 
@@ -118,12 +119,24 @@ type Server struct {
 	HTTP string `toml:"http"`
 	// Data holds the embedded NATS store, the SQLite file and generated secrets.
 	Data string `toml:"data"`
+	// DiskWarnPercent: the health check warns (metrics, /healthz, a
+	// banner on every page) when the data volume is this full.
+	DiskWarnPercent int `toml:"disk_warn_percent"`
 	// SSEMaxLifetime ends a live-update stream after this long (the
 	// browser reconnects), so no connection lives forever.
 	SSEMaxLifetime Duration `toml:"sse_max_lifetime"`
 	// JobsDir holds the job manifests and schedules (*.yaml), reloaded
 	// when they change. A missing directory means no jobs, not an error.
 	JobsDir string `toml:"jobs_dir"`
+	// AgentDownloads holds the agent binaries served at
+	// /download/agent/<os>-<arch>, laid out as `make build` writes them
+	// (<os>-<arch>/kanade-agent[.exe]); "" is the directory of the
+	// running kanade binary.
+	AgentDownloads string `toml:"agent_downloads"`
+	// TLSCert and TLSKey make the web listener serve HTTPS itself (PEM
+	// files, reloaded when replaced); usually a reverse proxy does that.
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
 }
 
 // NATS selects the embedded broker or an external one.
@@ -138,7 +151,35 @@ type NATS struct {
 	// MaxPayload is the embedded broker's largest message; a result
 	// carries up to two capped output streams.
 	MaxPayload ByteSize `toml:"max_payload"`
+	// AgentURL is the broker URL install commands give agents
+	// (nats:// or tls://, comma-separated for several); "" derives it
+	// from Listen and the host name the admin's browser used.
+	AgentURL string `toml:"agent_url"`
+	// TLS on the embedded broker's client listener: "auto" makes a private
+	// CA (DATA/tls/ca.pem) and a server certificate and renews it; "" with
+	// TLSCert and TLSKey uses those files; "off" or "" without them is
+	// plain text.
+	// Enrollment bundles carry the CA, which agents pin.
+	TLS string `toml:"tls"`
+	// TLSCert and TLSKey are the broker's certificate and key (PEM),
+	// reloaded when the files change.
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
+	// TLSCA is the CA (PEM) agents are given to verify TLSCert; empty:
+	// the system's roots.
+	TLSCA string `toml:"tls_ca"`
+	// TLSHosts are the names and addresses agents use to reach the broker,
+	// for the certificate "auto" makes (the listen address, the host name
+	// and the interface addresses are always in it).
+	TLSHosts []string `toml:"tls_hosts"`
+	// InsecurePlaintext allows a plain-text client listener on a
+	// non-loopback address outside dev mode: credentials and scripts then
+	// cross the network readable by anyone on the path.
+	InsecurePlaintext bool `toml:"insecure_plaintext"`
 }
+
+// TLSEnabled reports whether the embedded broker serves TLS.
+func (n NATS) TLSEnabled() bool { return n.TLS == "auto" || (n.TLS != "off" && n.TLSCert != "") }
 
 // DB selects the database.
 type DB struct {
@@ -155,18 +196,28 @@ type Execution struct {
 	MaxTimeout      Duration `toml:"max_timeout"`
 	// OutputCap is the most output kept per stream and target.
 	OutputCap ByteSize `toml:"output_cap"`
+	// LostGrace is how long past its timeout a running target waits for
+	// its silent agent before the server ends it as lost.
+	LostGrace Duration `toml:"lost_grace"`
 }
 
-// Streams bounds every JetStream stream by age and by size.
+// Streams bounds every JetStream stream by age and every stream and KV
+// bucket by size. The embedded broker reserves each size on disk, so the
+// sizes together must fit the volume of DATA/nats; "auto" sizes one as a
+// share of that volume (app/bus).
 type Streams struct {
-	ExecMaxAge      Duration `toml:"exec_max_age"`
-	ExecMaxBytes    ByteSize `toml:"exec_max_bytes"`
-	ResultsMaxAge   Duration `toml:"results_max_age"`
-	ResultsMaxBytes ByteSize `toml:"results_max_bytes"`
-	OutputMaxAge    Duration `toml:"output_max_age"`
-	OutputMaxBytes  ByteSize `toml:"output_max_bytes"`
-	AuditMaxAge     Duration `toml:"audit_max_age"`
-	AuditMaxBytes   ByteSize `toml:"audit_max_bytes"`
+	ExecMaxAge            Duration   `toml:"exec_max_age"`
+	ExecMaxBytes          StreamSize `toml:"exec_max_bytes"`
+	ResultsMaxAge         Duration   `toml:"results_max_age"`
+	ResultsMaxBytes       StreamSize `toml:"results_max_bytes"`
+	OutputMaxAge          Duration   `toml:"output_max_age"`
+	OutputMaxBytes        StreamSize `toml:"output_max_bytes"`
+	InventoryMaxBytes     StreamSize `toml:"inventory_max_bytes"`
+	AuditMaxAge           Duration   `toml:"audit_max_age"`
+	AuditMaxBytes         StreamSize `toml:"audit_max_bytes"`
+	ScriptCurrentMaxBytes StreamSize `toml:"script_current_max_bytes"`
+	ScriptStatusMaxBytes  StreamSize `toml:"script_status_max_bytes"`
+	FleetMaxBytes         StreamSize `toml:"fleet_max_bytes"`
 }
 
 // Log configures slog.
@@ -178,7 +229,7 @@ type Log struct {
 // Default returns the configuration used when nothing is set.
 func Default() Config {
 	return Config{
-		Server: Server{HTTP: "127.0.0.1:8080", Data: "./data", SSEMaxLifetime: Duration(30 * time.Minute), JobsDir: "./jobs"},
+		Server: Server{HTTP: "127.0.0.1:8080", Data: "./data", DiskWarnPercent: 80, SSEMaxLifetime: Duration(30 * time.Minute), JobsDir: "./jobs"},
 		NATS:   NATS{Listen: "127.0.0.1:4222", MaxPayload: 8 << 20},
 		DB:     DB{Driver: "sqlite"},
 		Execution: Execution{
@@ -186,12 +237,11 @@ func Default() Config {
 			DefaultDeadline: Duration(time.Hour),
 			MaxTimeout:      Duration(24 * time.Hour),
 			OutputCap:       1 << 20,
+			LostGrace:       Duration(2 * time.Minute),
 		},
 		Streams: Streams{
-			ExecMaxAge: Duration(7 * 24 * time.Hour), ExecMaxBytes: 1 << 30,
-			ResultsMaxAge: Duration(30 * 24 * time.Hour), ResultsMaxBytes: 2 << 30,
-			OutputMaxAge: Duration(24 * time.Hour), OutputMaxBytes: 512 << 20,
-			AuditMaxAge: Duration(2 * 365 * 24 * time.Hour), AuditMaxBytes: 4 << 30,
+			ExecMaxAge: Duration(7 * 24 * time.Hour), ResultsMaxAge: Duration(30 * 24 * time.Hour),
+			OutputMaxAge: Duration(24 * time.Hour), AuditMaxAge: Duration(2 * 365 * 24 * time.Hour),
 		},
 		Log:       Log{Level: "info", Format: "text"},
 		OIDC:      OIDC{Scopes: []string{"openid", "profile", "email"}, RolesClaim: "groups"},
@@ -356,6 +406,9 @@ func (c *Config) Validate() error {
 	if c.Server.Data == "" {
 		add("server.data", "must not be empty")
 	}
+	if (c.Server.TLSCert == "") != (c.Server.TLSKey == "") {
+		add("server.tls_cert", "tls_cert and tls_key go together")
+	}
 	if c.Server.JobsDir == "" {
 		add("server.jobs_dir", "must not be empty")
 	}
@@ -366,6 +419,17 @@ func (c *Config) Validate() error {
 	} else if !strings.HasPrefix(c.NATS.URL, "nats://") && !strings.HasPrefix(c.NATS.URL, "tls://") {
 		add("nats.url", "%q must start with nats:// or tls://", c.NATS.URL)
 	}
+	switch {
+	case c.NATS.TLS != "" && c.NATS.TLS != "auto" && c.NATS.TLS != "off":
+		add("nats.tls", "%q is not \"auto\" or \"off\" (or empty with tls_cert and tls_key)", c.NATS.TLS)
+	case c.NATS.TLS == "auto" && (c.NATS.TLSCert != "" || c.NATS.TLSKey != ""):
+		add("nats.tls", "\"auto\" makes its own certificate: remove tls_cert and tls_key, or tls = \"auto\"")
+	case (c.NATS.TLSCert == "") != (c.NATS.TLSKey == ""):
+		add("nats.tls_cert", "tls_cert and tls_key go together")
+	case c.NATS.URL != "" && (c.NATS.TLSEnabled()):
+		add("nats.tls", "applies to the embedded broker; for an external broker configure TLS there, use a tls:// url and give agents its CA with tls_ca")
+	}
+	c.validateAgents(add)
 	if c.NATS.MaxPayload < 1<<20 || c.NATS.MaxPayload > 64<<20 {
 		add("nats.max_payload", "must be between 1MiB and 64MiB")
 	}
@@ -380,7 +444,7 @@ func (c *Config) Validate() error {
 	}
 	pos := map[string]Duration{
 		"execution.default_timeout": c.Execution.DefaultTimeout, "execution.default_deadline": c.Execution.DefaultDeadline,
-		"execution.max_timeout": c.Execution.MaxTimeout, "server.sse_max_lifetime": c.Server.SSEMaxLifetime,
+		"execution.max_timeout": c.Execution.MaxTimeout, "execution.lost_grace": c.Execution.LostGrace, "server.sse_max_lifetime": c.Server.SSEMaxLifetime,
 		"streams.exec_max_age": c.Streams.ExecMaxAge, "streams.results_max_age": c.Streams.ResultsMaxAge,
 		"streams.output_max_age": c.Streams.OutputMaxAge, "streams.audit_max_age": c.Streams.AuditMaxAge,
 	}
@@ -395,13 +459,21 @@ func (c *Config) Validate() error {
 	if c.Execution.OutputCap < 1024 || int64(c.Execution.OutputCap) > int64(c.NATS.MaxPayload)/2-64<<10 {
 		add("execution.output_cap", "must be at least 1KiB and at most half of nats.max_payload minus 64KiB")
 	}
-	sizes := map[string]ByteSize{"streams.exec_max_bytes": c.Streams.ExecMaxBytes,
-		"streams.results_max_bytes": c.Streams.ResultsMaxBytes, "streams.output_max_bytes": c.Streams.OutputMaxBytes,
-		"streams.audit_max_bytes": c.Streams.AuditMaxBytes}
+	sizes := map[string]struct{ v, min StreamSize }{
+		"streams.exec_max_bytes": {c.Streams.ExecMaxBytes, 1 << 20}, "streams.results_max_bytes": {c.Streams.ResultsMaxBytes, 1 << 20},
+		"streams.output_max_bytes":         {c.Streams.OutputMaxBytes, wire.MaxOutputChunkBytes},
+		"streams.inventory_max_bytes":      {c.Streams.InventoryMaxBytes, wire.MaxInventoryBytes},
+		"streams.audit_max_bytes":          {c.Streams.AuditMaxBytes, 1 << 20},
+		"streams.script_current_max_bytes": {c.Streams.ScriptCurrentMaxBytes, 1 << 20},
+		"streams.script_status_max_bytes":  {c.Streams.ScriptStatusMaxBytes, 1 << 20}, "streams.fleet_max_bytes": {c.Streams.FleetMaxBytes, 1 << 20},
+	}
 	for _, k := range sortedKeys(sizes) {
-		if sizes[k] < 1<<20 {
-			add(k, "must be at least 1MiB")
+		if sz := sizes[k]; sz.v != AutoStreamSize && sz.v < max(sz.min, 1<<20) {
+			add(k, "must be \"auto\" or at least %s", ByteSize(max(sz.min, 1<<20)))
 		}
+	}
+	if p := c.Server.DiskWarnPercent; p < 1 || p > 99 {
+		add("server.disk_warn_percent", "must be between 1 and 99")
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -557,6 +629,41 @@ func (b *ByteSize) UnmarshalText(t []byte) error {
 	}
 	*b = ByteSize(n * mult)
 	return nil
+}
+
+// String formats a size like MarshalText.
+func (b ByteSize) String() string { t, _ := b.MarshalText(); return string(t) }
+
+// StreamSize is the size of a stream or bucket: a ByteSize, or "auto"
+// (AutoStreamSize), sized from the volume when the server starts.
+type StreamSize int64
+
+// AutoStreamSize is "auto".
+const AutoStreamSize StreamSize = 0
+
+// UnmarshalText parses "auto" or a size.
+func (s *StreamSize) UnmarshalText(t []byte) error {
+	if strings.TrimSpace(string(t)) == "auto" {
+		*s = AutoStreamSize
+		return nil
+	}
+	var b ByteSize
+	if err := b.UnmarshalText(t); err != nil {
+		return fmt.Errorf("%q is not \"auto\" or a size like \"512MiB\" or \"2GiB\"", string(t))
+	}
+	if b == 0 {
+		return fmt.Errorf("%q: a stream needs a size; \"auto\" sizes it from the volume", string(t))
+	}
+	*s = StreamSize(b)
+	return nil
+}
+
+// MarshalText formats "auto" or the size.
+func (s StreamSize) MarshalText() ([]byte, error) {
+	if s == AutoStreamSize {
+		return []byte("auto"), nil
+	}
+	return ByteSize(s).MarshalText()
 }
 
 // MarshalText formats a size in the largest exact binary unit.

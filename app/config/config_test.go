@@ -196,3 +196,64 @@ func TestOIDC_ValidateReportsEverything(t *testing.T) {
 		t.Errorf("no roles and no default role: %v", err)
 	}
 }
+
+func TestStreams_SizesAndAuto(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kanade.toml")
+	err := os.WriteFile(path, []byte(`
+[server]
+disk_warn_percent = 90
+[streams]
+inventory_max_bytes = "2GiB"
+audit_max_bytes = "auto"
+fleet_max_bytes = "4MiB"
+`), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path, []string{"KANADE_STREAMS_RESULTS_MAX_BYTES=512MiB", "KANADE_STREAMS_EXEC_MAX_BYTES=auto"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	want := Streams{ExecMaxBytes: AutoStreamSize, ResultsMaxBytes: 512 << 20, InventoryMaxBytes: 2 << 30, AuditMaxBytes: AutoStreamSize, FleetMaxBytes: 4 << 20}
+	got := c.Streams
+	got.ExecMaxAge, got.ResultsMaxAge, got.OutputMaxAge, got.AuditMaxAge = 0, 0, 0, 0
+	if got != want {
+		t.Errorf("streams = %+v, want %+v", got, want)
+	}
+	if c.Server.DiskWarnPercent != 90 {
+		t.Errorf("disk_warn_percent = %d", c.Server.DiskWarnPercent)
+	}
+	for in, want := range map[string]string{"auto": "auto", "2GiB": "2GiB", "1536MiB": "1536MiB"} {
+		var s StreamSize
+		if err := s.UnmarshalText([]byte(in)); err != nil {
+			t.Errorf("StreamSize(%q): %v", in, err)
+		}
+		if out, _ := s.MarshalText(); string(out) != want {
+			t.Errorf("StreamSize(%q) = %s, want %s", in, out, want)
+		}
+	}
+	for _, bad := range []string{"0", "lots", "-1GiB", ""} {
+		var s StreamSize
+		if err := s.UnmarshalText([]byte(bad)); err == nil {
+			t.Errorf("StreamSize(%q) accepted", bad)
+		}
+	}
+}
+
+func TestStreams_ValidateSizes(t *testing.T) {
+	c := Default()
+	c.Streams.ExecMaxBytes = 1 << 10
+	c.Streams.InventoryMaxBytes = 2 << 20 // below one inventory report
+	c.Streams.FleetMaxBytes = 512 << 10
+	c.Server.DiskWarnPercent = 100
+	err := c.Validate()
+	for _, want := range []string{"streams.exec_max_bytes: must be \"auto\" or at least 1MiB", "streams.inventory_max_bytes: must be \"auto\" or at least 4MiB",
+		"streams.fleet_max_bytes", "server.disk_warn_percent"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want it to say %q", err, want)
+		}
+	}
+}

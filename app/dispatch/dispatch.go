@@ -1,8 +1,9 @@
 // Package dispatch turns a request to run something into an execution:
 // it validates the request, resolves the target to PCs, records the
 // execution with a pending row per PC, then publishes the command on the
-// target's subjects. It also kills executions and expires targets that
-// never answered before their deadline.
+// target's subjects. It also kills executions, expires targets that
+// never answered before their deadline, and ends as lost the running
+// targets of agents that went silent.
 package dispatch
 
 import (
@@ -37,6 +38,9 @@ type Limits struct {
 	// Rollout defaults: four-eyes, and a wave's max_failures ("0", "10%").
 	FourEyes    bool
 	MaxFailures string
+	// LostGrace is how long past its timeout a running target waits for
+	// its agent before it may end as lost (0: DefaultLostGrace).
+	LostGrace time.Duration
 }
 
 // MaxScriptBytes bounds a script's size.
@@ -266,8 +270,9 @@ func (d *Dispatcher) publishOnce(ctx context.Context, subjects []string, data []
 
 // Kill stops an execution: running processes are killed, targets that
 // have not started are cancelled (also offline PCs, which will not find
-// the command when they return). It is recorded first and refused when it
-// cannot be.
+// the command when they return), and running targets of offline agents,
+// which the kill cannot reach, end lost (store.RequestKill). It is
+// recorded first and refused when it cannot be.
 func (d *Dispatcher) Kill(ctx context.Context, execID, actor string) error {
 	return d.kill(ctx, execID, actor, true)
 }
@@ -328,15 +333,20 @@ func (d *Dispatcher) stop(ctx context.Context, e store.Execution, actor string) 
 }
 
 // ExpireLoop marks targets that never answered before their deadline as
-// expired, every interval, until ctx is done.
+// expired and running targets whose agent went silent as lost (SweepLost),
+// every interval, until ctx is done.
 func (d *Dispatcher) ExpireLoop(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	watching := d.now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if _, err := d.SweepLost(ctx, watching); err != nil && ctx.Err() == nil {
+			d.log.Error("end lost targets", "err", err)
 		}
 		ids, err := d.st.ExpireOverdue(ctx, d.now())
 		if err != nil {

@@ -59,6 +59,10 @@ type Service struct {
 
 	// MaxPending bounds the requests of one token that wait for an admin.
 	MaxPending int
+	// BrokerCA returns the PEM of the CA that signs the broker's TLS
+	// certificate (nil: plain text, or the system's roots). Bundles carry
+	// it so agents pin it.
+	BrokerCA func() []byte
 
 	limits   *tokenLimits
 	logLimit *rate.Limiter
@@ -356,9 +360,13 @@ func (s *Service) handleEnroll(ctx context.Context, from bus.Requester, data []b
 		default:
 			return rejected("enrollment " + cur.Status + ": " + cur.Reason)
 		}
-	case cur.Status == store.KeyApproved || cur.Status == store.KeyPending:
+	case cur.Reenroll != nil && cur.Reenroll.PublicKey == req.PublicKey:
+		return wire.EnrollReply{Status: wire.EnrollPending, Reason: "waiting for an admin to approve the re-enrollment", RetryAfter: wire.Duration(s.RetryAfter)}
+	case cur.Status == store.KeyApproved:
+		return s.requestReenroll(ctx, tok, cur, req)
+	case cur.Status == store.KeyPending:
 		s.warn("enroll: pc_id bound to another key", "pc_id", req.PCID)
-		return rejected(fmt.Sprintf("pc_id %s is already bound to another key; an admin must re-bind it", req.PCID))
+		return rejected(fmt.Sprintf("pc_id %s already waits for approval with another key; an admin must reject that request first", req.PCID))
 	}
 	// A request that waits for an admin carries every group it asks for:
 	// the admin sees them on the Pending page and decides. One that the
@@ -407,6 +415,44 @@ func (s *Service) handleEnroll(ctx context.Context, from bus.Requester, data []b
 		return wire.EnrollReply{Status: wire.EnrollPending, Reason: "waiting for an admin to approve", RetryAfter: wire.Duration(s.RetryAfter)}
 	}
 	return s.mint(ctx, k)
+}
+
+// requestReenroll records a known PC's request to be bound to a new key
+// (the PC was reinstalled or lost its data directory). It always waits for
+// an admin: a token cannot move a PC's name to another key, or whoever
+// holds a leaked token could take over any PC. The bound key keeps working
+// until an admin approves; then it is revoked.
+func (s *Service) requestReenroll(ctx context.Context, tok store.EnrollmentToken, cur store.AgentKey, req wire.EnrollRequest) wire.EnrollReply {
+	log := s.log.With("pc_id", req.PCID, "public_key", req.PublicKey)
+	if !s.limits.allowPending(tok.ID) {
+		return busy("too many new enrollment requests with this token; try again later", s.RetryAfter)
+	}
+	switch n, err := s.st.CountAgentKeys(ctx, store.KeyPending, tok.ID); {
+	case err != nil:
+		log.Error("enroll", "err", err)
+		return rejected("server error; try again")
+	case n >= s.MaxPending:
+		return busy(fmt.Sprintf("%d enrollment requests of this token already wait for an admin; try again later", n), 10*s.RetryAfter)
+	}
+	detail := map[string]any{"public_key": req.PublicKey, "bound_key": cur.PublicKey, "hostname": req.Hostname, "token": tok.ID}
+	if cur.Reenroll != nil {
+		detail["replaces_request_of"] = cur.Reenroll.PublicKey
+	}
+	if err := s.Audit.Record(ctx, "agent:"+req.PCID, audit.EnrollmentReenrollRequest, req.PCID, detail); err != nil {
+		log.Error("enroll", "err", err)
+		return rejected("server error; try again")
+	}
+	cur.Reenroll = &store.Reenrollment{PublicKey: req.PublicKey, Hostname: req.Hostname, OS: req.OS, Arch: req.Arch, TokenID: tok.ID, RequestedAt: s.now()}
+	if err := s.st.PutAgentKey(ctx, cur); err != nil {
+		log.Error("enroll", "err", err)
+		return rejected("server error; try again")
+	}
+	if err := s.st.CountTokenUse(ctx, tok.ID); err != nil {
+		log.Error("enroll", "err", err)
+	}
+	s.ev.Publish(events.Enrollments)
+	log.Warn("a known PC asks to enroll with a new key; an admin must approve it (Pending agents)", "bound_key", cur.PublicKey, "token", tok.ID)
+	return wire.EnrollReply{Status: wire.EnrollPending, Reason: "this PC is known with another key: waiting for an admin to approve the re-enrollment", RetryAfter: wire.Duration(s.RetryAfter)}
 }
 
 // MaxPendingPerToken bounds the requests of one token that wait for an
@@ -471,6 +517,9 @@ func (s *Service) Approve(ctx context.Context, pc, by string) error {
 	if err != nil {
 		return err
 	}
+	if k.Reenroll != nil {
+		return s.approveReenroll(ctx, k, by)
+	}
 	if k.Status == store.KeyRevoked {
 		return fmt.Errorf("%w: the key of %s was revoked; the agent must enroll with a new key", ErrState, pc)
 	}
@@ -487,6 +536,34 @@ func (s *Service) Approve(ctx context.Context, pc, by string) error {
 	return nil
 }
 
+// approveReenroll binds pc to the key of its re-enrollment request and
+// revokes the key it was bound to, at the broker too.
+func (s *Service) approveReenroll(ctx context.Context, k store.AgentKey, by string) error {
+	re, old, now := k.Reenroll, k.PublicKey, s.now()
+	if err := s.Audit.Record(ctx, by, audit.EnrollmentApprove, k.PCID, map[string]any{"reenrollment": true, "public_key": re.PublicKey,
+		"previous_key": old, "groups": k.Groups, "hostname": re.Hostname}); err != nil {
+		return err
+	}
+	nk := store.AgentKey{PCID: k.PCID, PublicKey: re.PublicKey, Status: store.KeyApproved, Hostname: re.Hostname, OS: re.OS, Arch: re.Arch,
+		Groups: k.Groups, TokenID: re.TokenID, RequestedAt: re.RequestedAt, DecidedAt: now, DecidedBy: by, Reason: "re-enrollment approved by " + by}
+	err := s.st.InTx(ctx, func(tx *store.Store) error {
+		if err := tx.PutAgentKey(ctx, nk); err != nil {
+			return err
+		}
+		return tx.RevokeKey(ctx, old, k.PCID, by, now)
+	})
+	if err == nil {
+		err = s.pushRevocations(ctx)
+	}
+	if err != nil {
+		s.Audit.Failed(ctx, by, audit.EnrollmentApprove, k.PCID, err)
+		return err
+	}
+	s.ev.Publish(events.Enrollments)
+	s.log.Info("re-enrollment approved", "pc_id", k.PCID, "by", by, "public_key", re.PublicKey, "revoked_key", old)
+	return nil
+}
+
 // ErrState reports an action that does not fit the enrollment's state.
 var ErrState = errors.New("conflict")
 
@@ -495,6 +572,26 @@ func (s *Service) Reject(ctx context.Context, pc, by string) error {
 	k, err := s.st.AgentKey(ctx, pc)
 	if err != nil {
 		return err
+	}
+	if re := k.Reenroll; re != nil {
+		// The new key is not this PC's: it is refused for good, so the
+		// requester cannot simply ask again.
+		if err := s.Audit.Record(ctx, by, audit.EnrollmentReject, pc, map[string]any{"reenrollment": true, "public_key": re.PublicKey, "hostname": re.Hostname}); err != nil {
+			return err
+		}
+		k.Reenroll = nil
+		err := s.st.InTx(ctx, func(tx *store.Store) error {
+			if err := tx.PutAgentKey(ctx, k); err != nil {
+				return err
+			}
+			return tx.RevokeKey(ctx, re.PublicKey, pc, by, s.now())
+		})
+		if err != nil {
+			s.Audit.Failed(ctx, by, audit.EnrollmentReject, pc, err)
+			return err
+		}
+		s.ev.Publish(events.Enrollments)
+		return nil
 	}
 	if k.Status != store.KeyPending {
 		return fmt.Errorf("%w: %s is %s, not pending", ErrState, pc, k.Status)
@@ -659,7 +756,14 @@ func (s *Service) bundle(user nkeys.KeyPair, t store.EnrollmentToken, secret str
 	if err != nil {
 		return nil, err
 	}
-	return append(creds, []byte("\n"+TokenBegin+"\n"+secret+"\n"+TokenEnd+"\n")...), nil
+	b := append(creds, []byte("\n"+TokenBegin+"\n"+secret+"\n"+TokenEnd+"\n")...)
+	if s.BrokerCA != nil {
+		if ca := s.BrokerCA(); len(ca) > 0 {
+			b = append(b, "\n# The broker's TLS CA: the agent trusts only a broker certificate it signed.\n"...)
+			b = append(b, ca...)
+		}
+	}
+	return b, nil
 }
 
 // SetGroups changes an agent's groups. An enrolled agent gets a re-minted

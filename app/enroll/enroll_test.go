@@ -113,10 +113,101 @@ func TestEnroll_AutoApproveAndConnect(t *testing.T) {
 	if err != nil || k.Status != store.KeyApproved {
 		t.Errorf("binding = %+v, %v", k, err)
 	}
-	// The same pc_id with another key is refused.
-	other, _ := nkeys.CreateUser()
-	if _, err := f.enroll(t, ctx, "pc1", other, f.file); err == nil || !strings.Contains(err.Error(), "already bound to another key") {
-		t.Errorf("second key for pc1: %v", err)
+}
+
+// TestEnroll_Reenrollment: a known PC asking with a new key waits for an
+// admin even with an auto-approving token; its bound key keeps working
+// until the approval, which revokes it. A rejected key stays refused.
+func TestEnroll_Reenrollment(t *testing.T) {
+	f := newFixture(t, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	kp, _ := nkeys.CreateUser()
+	oldPub, _ := kp.PublicKey()
+	c, err := f.enroll(t, ctx, "pc1", kp, f.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	connects := func(c agentenroll.Credential, kp nkeys.KeyPair) error {
+		nc, err := nats.Connect(f.b.ClientURL(), nats.UserJWT(func() (string, error) { return c.JWT, nil }, kp.Sign), nats.NoReconnect())
+		if err == nil {
+			nc.Close()
+		}
+		return err
+	}
+	waitFor := func(what string, cond func(store.AgentKey) bool) store.AgentKey {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			k, err := f.st.AgentKey(ctx, "pc1")
+			if err == nil && cond(k) {
+				return k
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: binding %+v, %v", what, k, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+
+	// A request with another key is rejected by the admin: that key stays refused.
+	intruder, _ := nkeys.CreateUser()
+	intruderPub, _ := intruder.PublicKey()
+	got := make(chan error, 1)
+	go func() { _, err := f.enroll(t, ctx, "pc1", intruder, f.file); got <- err }()
+	waitFor("re-enrollment request", func(k store.AgentKey) bool { return k.Reenroll != nil && k.Reenroll.PublicKey == intruderPub })
+	if k, _ := f.st.AgentKey(ctx, "pc1"); k.Status != store.KeyApproved || k.PublicKey != oldPub {
+		t.Fatalf("the request changed the binding: %+v", k)
+	}
+	if err := connects(c, kp); err != nil {
+		t.Fatalf("the bound key stopped working while a re-enrollment waits: %v", err)
+	}
+	if _, pending, _ := f.st.AgentKeys(ctx, store.KeyPending, 10, 0); pending != 1 {
+		t.Fatalf("pending = %d, want the re-enrollment listed", pending)
+	}
+	if err := f.svc.Reject(ctx, "pc1", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("the rejected key's enrollment = %v, want refused as revoked", err)
+	}
+	if k := waitFor("binding after reject", func(store.AgentKey) bool { return true }); k.Reenroll != nil || k.PublicKey != oldPub {
+		t.Fatalf("after reject: %+v", k)
+	}
+
+	// The reinstalled PC asks with its new key; the admin approves.
+	fresh, _ := nkeys.CreateUser()
+	freshPub, _ := fresh.PublicKey()
+	type result struct {
+		c   agentenroll.Credential
+		err error
+	}
+	done := make(chan result, 1)
+	go func() { c, err := f.enroll(t, ctx, "pc1", fresh, f.file); done <- result{c, err} }()
+	waitFor("second request", func(k store.AgentKey) bool { return k.Reenroll != nil && k.Reenroll.PublicKey == freshPub })
+	if err := f.svc.Approve(ctx, "pc1", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("re-enrollment after approval: %v", r.err)
+	}
+	k := waitFor("approved binding", func(k store.AgentKey) bool { return k.PublicKey == freshPub })
+	if k.Status != store.KeyApproved || k.Reenroll != nil || strings.Join(k.Groups, ",") != strings.Join(c.Groups, ",") {
+		t.Fatalf("binding after approval: %+v", k)
+	}
+	if revoked, _ := f.st.KeyRevoked(ctx, oldPub); !revoked {
+		t.Fatal("the previous key was not revoked")
+	}
+	if err := connects(r.c, fresh); err != nil {
+		t.Fatalf("the new credential cannot connect: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for connects(c, kp) == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the previous key still connects after the re-enrollment was approved")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -64,7 +64,10 @@ func Results(ctx context.Context, js jetstream.JetStream, st *store.Store, ev *e
 	if err != nil {
 		return err
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(2 * MaxBatch))
+	// Pulls expire after 10 s (heartbeats every 5 s): a pull the broker
+	// dropped, as a JetStream restart after a full disk does, is noticed
+	// and sent again within seconds instead of half a minute.
+	it, err := cons.Messages(jetstream.PullMaxMessages(2*MaxBatch), jetstream.PullExpiry(10*time.Second))
 	if err != nil {
 		return err
 	}
@@ -325,7 +328,7 @@ func flushHeartbeats(ctx context.Context, st *store.Store, known map[string]fact
 		if f, ok := known[pc]; ok && f == factsOf(hb) {
 			a := agentFromHeartbeat(hb, now)
 			seen = append(seen, store.Seen{PCID: pc, LastSeen: a.LastSeen, OfflineAfter: a.OfflineAfter,
-				Running: a.Running, RSSBytes: a.RSSBytes, CPUPercent: a.CPUPercent})
+				Running: a.Running, RunningExecs: a.RunningExecs, RSSBytes: a.RSSBytes, CPUPercent: a.CPUPercent})
 		} else {
 			whole = append(whole, pc)
 		}
@@ -368,7 +371,7 @@ func agentFromHeartbeat(hb wire.Heartbeat, now time.Time) store.Agent {
 	a := store.Agent{
 		PCID: hb.PCID, Hostname: hb.Hostname, OS: hb.OS, OSVersion: hb.OSVersion, Arch: hb.Arch,
 		AgentVersion: hb.AgentVersion, Protocol: hb.Protocol, Groups: hb.Groups, Interval: hb.Interval.D(),
-		Running: hb.Running, LastSeen: now, OfflineAfter: now.Add(3 * hb.Interval.D()),
+		Running: hb.Running, RunningExecs: hb.RunningExecs, LastSeen: now, OfflineAfter: now.Add(3 * hb.Interval.D()),
 		RSSBytes: hb.RSSBytes, CPUPercent: hb.CPUPercent,
 	}
 	if hb.Stopping {

@@ -33,9 +33,10 @@ type State struct {
 	Waves []store.Wave
 }
 
-// Failures counts a wave's targets that did not succeed and will not.
+// Failures counts a wave's targets that did not succeed and will not
+// (a lost target's agent may still report, but the wave does not wait).
 func Failures(c store.Counts) int {
-	return c.Failed + c.TimedOut + c.Skipped + c.Expired + c.Killed
+	return c.Failed + c.TimedOut + c.Skipped + c.Expired + c.Killed + c.Lost
 }
 
 func threshold(s string, total int) (int, bool) {

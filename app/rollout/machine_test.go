@@ -106,6 +106,15 @@ func TestStep(t *testing.T) {
 			{at: 0, starts: []int{0}},
 			{at: time.Minute, counts: []store.Counts{mixed(0, 3, 17), pending(10)}, status: "halted", states: []string{F, W}, reason: "3 of 20"},
 		}},
+		{"a lost target is a failure: within max_failures the next wave starts", rollout(false, wave("a", 4, maxFail("1")), wave("b", 4)), []step{
+			{at: 0, starts: []int{0}},
+			{at: time.Minute, counts: []store.Counts{{Succeeded: 3, Running: 1}, pending(4)}, status: "running", states: []string{R, W}},
+			{at: 20 * time.Minute, counts: []store.Counts{{Succeeded: 3, Lost: 1}, pending(4)}, starts: []int{1}, status: "running", states: []string{S, R}},
+		}},
+		{"lost targets past max_failures halt", rollout(false, wave("a", 4, maxFail("1")), wave("b", 4)), []step{
+			{at: 0, starts: []int{0}},
+			{at: 20 * time.Minute, counts: []store.Counts{{Succeeded: 2, Lost: 2}, pending(4)}, status: "halted", states: []string{F, W}, reason: "2 of 4 targets failed"},
+		}},
 		{"min_success not reached", rollout(false, wave("a", 10, maxFail("100%"), minSuccess("90%")), wave("b", 5)), []step{
 			{at: 0, starts: []int{0}},
 			{at: time.Minute, counts: []store.Counts{mixed(8, 1, 1), pending(5)}, status: "running", states: []string{R, W}},

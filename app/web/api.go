@@ -17,6 +17,7 @@ import (
 	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/app/dispatch"
 	"github.com/kanadehq/kanade/app/events"
+	"github.com/kanadehq/kanade/app/health"
 	"github.com/kanadehq/kanade/store"
 )
 
@@ -30,10 +31,12 @@ type agentJSON struct {
 	AgentVersion      string     `json:"agent_version"`
 	Groups            []string   `json:"groups"`
 	Online            bool       `json:"online"`
+	HeartbeatLate     bool       `json:"heartbeat_late"` // online, but the next heartbeat is overdue (store.Agent.HeartbeatLate)
 	LastSeen          *time.Time `json:"last_seen"`
 	FirstSeen         *time.Time `json:"first_seen,omitempty"`
 	HeartbeatInterval string     `json:"heartbeat_interval,omitempty"`
 	Running           int        `json:"running"`
+	RunningExecs      []string   `json:"running_execs,omitempty"` // the exec_ids it runs, when it lists them all
 	// AgentRSSBytes and AgentCPUPercent are the agent process's own
 	// resident memory and CPU use (100 = one core); absent until reported.
 	AgentRSSBytes   int64          `json:"agent_rss_bytes,omitempty"`
@@ -55,8 +58,8 @@ func toAgentJSON(a store.Agent, now time.Time) agentJSON {
 		groups = []string{}
 	}
 	return agentJSON{PCID: a.PCID, Hostname: a.Hostname, OS: a.OS, OSVersion: a.OSVersion, Arch: a.Arch,
-		AgentVersion: a.AgentVersion, Groups: groups, Online: a.Online(now), LastSeen: timePtr(a.LastSeen),
-		FirstSeen: timePtr(a.FirstSeen), HeartbeatInterval: a.Interval.String(), Running: a.Running,
+		AgentVersion: a.AgentVersion, Groups: groups, Online: a.Online(now), HeartbeatLate: a.HeartbeatLate(now), LastSeen: timePtr(a.LastSeen),
+		FirstSeen: timePtr(a.FirstSeen), HeartbeatInterval: a.Interval.String(), Running: a.Running, RunningExecs: a.RunningExecs,
 		AgentRSSBytes: a.RSSBytes, AgentCPUPercent: a.CPUPercent}
 }
 
@@ -69,6 +72,7 @@ type countsJSON struct {
 	Killed    int `json:"killed"`
 	Skipped   int `json:"skipped"`
 	Expired   int `json:"expired"`
+	Lost      int `json:"lost"`
 }
 
 // executionJSON is API.md's Execution.
@@ -132,7 +136,7 @@ func toWavesJSON(ws []store.Wave) []waveJSON {
 	for _, w := range ws {
 		c := w.Counts
 		j := waveJSON{Index: w.Index, Name: w.Name, State: w.State, TargetCount: w.TargetCount,
-			Counts:   countsJSON{c.Pending, c.Running, c.Succeeded, c.Failed, c.TimedOut, c.Killed, c.Skipped, c.Expired},
+			Counts:   countsJSON{c.Pending, c.Running, c.Succeeded, c.Failed, c.TimedOut, c.Killed, c.Skipped, c.Expired, c.Lost},
 			Approval: w.Approval, MaxFailures: w.MaxFailures, MinSuccess: w.MinSuccess, ApprovedBy: w.ApprovedBy,
 			ApprovedAt: timePtr(w.ApprovedAt), StartedAt: timePtr(w.StartedAt), FinishedAt: timePtr(w.FinishedAt),
 			DeadlineAt: timePtr(w.DeadlineAt), Reason: w.Reason}
@@ -157,7 +161,7 @@ func toExecutionJSON(e store.Execution) executionJSON {
 	j := executionJSON{ExecID: e.ExecID, JobID: e.JobID, Version: e.Version, Status: e.Status, InitiatedBy: e.InitiatedBy,
 		CreatedAt: e.CreatedAt.UTC(), DeadlineAt: timePtr(e.DeadlineAt), FinishedAt: timePtr(e.FinishedAt),
 		TargetCount: c.Total(), Target: e.Target, Shell: e.Shell, Script: e.Script, Timeout: e.Timeout.String(),
-		Counts: countsJSON{c.Pending, c.Running, c.Succeeded, c.Failed, c.TimedOut, c.Killed, c.Skipped, c.Expired}}
+		Counts: countsJSON{c.Pending, c.Running, c.Succeeded, c.Failed, c.TimedOut, c.Killed, c.Skipped, c.Expired, c.Lost}}
 	if !e.KillRequestedAt.IsZero() {
 		j.KillRequest = &killReqJSON{By: e.KillRequestedBy, At: e.KillRequestedAt.UTC()}
 	}
@@ -524,8 +528,21 @@ func (s *server) apiResults(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"results": out, "total": total})
 }
 
+// health answers /healthz: 200 while the server can do its work (the
+// broker stores, the database writes, the volumes have room; a volume
+// filling up is a warning in "disk"), else 503 with the problems in
+// "nats", "db" and "disk". Every value is a string.
 func (s *server) health(c echo.Context) error {
 	ctx := c.Request().Context()
+	if s.Health != nil {
+		r := s.Health.Check(ctx)
+		body := map[string]string{"status": "ok", "nats": r.NATS, "db": r.DB, "disk": r.Disk}
+		if r.Status == health.Unavailable {
+			body["status"] = "unavailable"
+			return c.JSON(http.StatusServiceUnavailable, body)
+		}
+		return c.JSON(http.StatusOK, body)
+	}
 	body := map[string]string{"status": "ok", "nats": "ok", "db": "ok"}
 	status := http.StatusOK
 	if err := s.NATSHealthy(ctx); err != nil {

@@ -35,6 +35,17 @@ type enrollmentJSON struct {
 	DecidedBy    string     `json:"decided_by,omitempty"`
 	Reason       string     `json:"reason,omitempty"`
 	JWTExpiresAt *time.Time `json:"credential_expires_at,omitempty"`
+	// Reenrollment is a request of this known PC to be bound to a new key.
+	Reenrollment *reenrollmentJSON `json:"reenrollment,omitempty"`
+}
+
+type reenrollmentJSON struct {
+	PublicKey   string    `json:"public_key"`
+	Hostname    string    `json:"hostname"`
+	OS          string    `json:"os"`
+	Arch        string    `json:"arch"`
+	TokenID     string    `json:"token_id"`
+	RequestedAt time.Time `json:"requested_at"`
 }
 
 func toEnrollmentJSON(k store.AgentKey) enrollmentJSON {
@@ -44,7 +55,14 @@ func toEnrollmentJSON(k store.AgentKey) enrollmentJSON {
 	}
 	return enrollmentJSON{PCID: k.PCID, PublicKey: k.PublicKey, Status: k.Status, Hostname: k.Hostname, OS: k.OS, Arch: k.Arch,
 		Groups: groups, TokenID: k.TokenID, RequestedAt: k.RequestedAt, DecidedAt: timePtr(k.DecidedAt), DecidedBy: k.DecidedBy,
-		Reason: k.Reason, JWTExpiresAt: timePtr(k.JWTExpiresAt)}
+		Reason: k.Reason, JWTExpiresAt: timePtr(k.JWTExpiresAt), Reenrollment: toReenrollmentJSON(k.Reenroll)}
+}
+
+func toReenrollmentJSON(r *store.Reenrollment) *reenrollmentJSON {
+	if r == nil {
+		return nil
+	}
+	return &reenrollmentJSON{PublicKey: r.PublicKey, Hostname: r.Hostname, OS: r.OS, Arch: r.Arch, TokenID: r.TokenID, RequestedAt: r.RequestedAt}
 }
 
 func (s *server) enroller() (*enroll.Service, error) {
@@ -180,6 +198,10 @@ func (s *server) renderEnrollments(c echo.Context, code int, tokenError string) 
 		}
 		if k.Status == store.KeyPending {
 			r.RejectURL = base + "/reject"
+		}
+		if re := k.Reenroll; re != nil {
+			r.BoundKey, r.PublicKey, r.Hostname, r.OS, r.Arch, r.TokenID = k.PublicKey, re.PublicKey, re.Hostname, re.OS, re.Arch, re.TokenID
+			r.Status, r.Requested, r.ApproveURL, r.RejectURL = store.KeyPending, timeText(re.RequestedAt, now), base+"/approve", base+"/reject"
 		}
 		m.Rows = append(m.Rows, r)
 	}

@@ -62,7 +62,7 @@ func optionalID(c echo.Context, name string) (string, error) {
 func stateParam(c echo.Context) (wire.State, error) {
 	v := wire.State(c.QueryParam("state"))
 	if v != "" && !v.Valid() {
-		return "", badParam("state", "is not one of pending, running, succeeded, failed, timed_out, killed, skipped, expired")
+		return "", badParam("state", "is not one of pending, running, succeeded, failed, timed_out, killed, skipped, expired, lost")
 	}
 	return v, nil
 }

@@ -48,6 +48,14 @@ func (s *server) layout(c echo.Context, title, nav string) views.Layout {
 		if p.Can(auth.Approver) && s.Store != nil {
 			l.Approvals, _ = s.Store.CountWavesAwaitingApproval(c.Request().Context())
 		}
+		if s.Health != nil {
+			if r := s.Health.Last(); healthBanner(r) != "" {
+				l.Health, l.HealthLevel = healthBanner(r), string(r.Status)
+				if p.Can(auth.Admin) {
+					l.HealthURL = "/system"
+				}
+			}
+		}
 	}
 	return l
 }

@@ -25,6 +25,9 @@ func (s *server) routes(e *echo.Echo) {
 	e.GET("/auth/start", s.loginStart)
 	e.GET("/auth/callback", s.loginCallback)
 	e.POST("/logout", s.logout)
+	// An enrollment token that may still enroll, or any signed-in role
+	// (checked in the handler: the caller is a PC being installed).
+	e.GET("/download/agent/:platform", s.downloadAgent)
 
 	// GUI
 	e.GET("/", s.dashboard, viewer)
@@ -71,6 +74,9 @@ func (s *server) routes(e *echo.Echo) {
 	e.GET("/settings", s.settingsPage, admin)
 	e.POST("/settings/tokens", s.formCreateAPIToken, admin)
 	e.POST("/settings/tokens/:id/revoke", s.formRevokeAPIToken, admin)
+	e.GET("/settings/add-agents", s.addAgentsPage, admin)
+	e.POST("/settings/add-agents", s.addAgentsForm, admin)
+	e.GET("/system", s.systemPage, admin)
 
 	// JSON API (API.md)
 	e.GET("/api/me", s.apiMe, viewer)
@@ -111,9 +117,11 @@ func (s *server) routes(e *echo.Echo) {
 	e.POST("/api/enrollment-tokens", s.apiCreateToken, admin)
 	e.POST("/api/enrollment-tokens/:id/revoke", s.apiRevokeToken, admin)
 	e.POST("/api/enrollment-tokens/default/rotate", s.apiRotateDefaultToken, admin)
+	e.POST("/api/agent-installs", s.apiAgentInstall, admin)
 	e.GET("/api/command-keys", s.apiCommandKeys, viewer)
 	e.POST("/api/command-keys/rotate", s.apiRotateCommandKeys, admin)
 	e.GET("/api/tokens", s.apiAPITokens, admin)
 	e.POST("/api/tokens", s.apiCreateAPIToken, admin)
 	e.POST("/api/tokens/:id/revoke", s.apiRevokeAPIToken, admin)
+	e.GET("/api/system", s.apiSystem, admin)
 }

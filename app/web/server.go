@@ -17,12 +17,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/kanadehq/kanade/app/agentinstall"
 	"github.com/kanadehq/kanade/app/audit"
 	"github.com/kanadehq/kanade/app/auth"
 	"github.com/kanadehq/kanade/app/catalog"
 	"github.com/kanadehq/kanade/app/dispatch"
 	"github.com/kanadehq/kanade/app/enroll"
 	"github.com/kanadehq/kanade/app/events"
+	"github.com/kanadehq/kanade/app/health"
 	"github.com/kanadehq/kanade/app/metrics"
 	"github.com/kanadehq/kanade/app/projector"
 	"github.com/kanadehq/kanade/app/rollout"
@@ -85,6 +87,19 @@ type Deps struct {
 	// SSEPerCaller is how many live streams one caller may hold open
 	// (0: DefaultSSEPerCaller).
 	SSEPerCaller int
+	// AgentBinaries are served at /download/agent and offered on
+	// Settings › Add agents (nil: none).
+	AgentBinaries *agentinstall.Binaries
+	// AgentURL is the broker URL install commands give agents ([nats]
+	// agent_url; "" derives it from BrokerURL).
+	AgentURL string
+	// BrokerURL is the embedded broker's client URL as bound
+	// (nats://host:port or tls://host:port; "" with an external broker).
+	BrokerURL string
+	// Health answers /healthz, feeds the disk banner and the System page
+	// (nil: /healthz pings NATSHealthy and the database, and there is no
+	// System page).
+	Health *health.Monitor
 }
 
 type server struct {
@@ -165,7 +180,10 @@ func (s *server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		status := c.Response().Status
 		lvl := slog.LevelDebug
-		if status >= 500 {
+		switch {
+		case status == http.StatusServiceUnavailable: // busy, shutting down: handleError said why
+			lvl = slog.LevelWarn
+		case status >= 500:
 			lvl = slog.LevelError
 		}
 		s.Log.Log(c.Request().Context(), lvl, "http", "method", c.Request().Method, "path", c.Request().URL.Path,
@@ -208,6 +226,15 @@ func (s *server) handleError(err error, c echo.Context) {
 		status, code, msg = http.StatusConflict, "conflict", err.Error()
 	case errors.Is(err, dispatch.ErrLocked):
 		status, code, msg = http.StatusLocked, "emergency_stop", err.Error()
+	case store.IsBusy(err):
+		// Nothing was written: the client may simply send it again.
+		status, code, msg = http.StatusServiceUnavailable, "busy", "the database is busy; try again in a moment"
+		c.Response().Header().Set("Retry-After", "1")
+	case errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil:
+		// The request's context ended: the server shuts down (or the
+		// client left, and hears nothing either way).
+		status, code, msg = http.StatusServiceUnavailable, "unavailable", "the server is shutting down; try again in a moment"
+		c.Response().Header().Set("Retry-After", "5")
 	case errors.Is(err, audit.ErrUnavailable):
 		status, code, msg = http.StatusServiceUnavailable, "audit_unavailable", audit.ErrUnavailable.Error()+"; try again once the broker stores audit events again (the server log has the cause)"
 	case errors.Is(err, dispatch.ErrConflict):
@@ -224,10 +251,18 @@ func (s *server) handleError(err error, c echo.Context) {
 			code, details = ce.code, ce.details
 		}
 	}
-	if status >= 500 {
+	if status == http.StatusInternalServerError {
+		status, code, msg = s.unavailable(c, status, code, msg)
+	}
+	switch {
+	case code == "busy":
+		s.Log.Warn("request refused: database busy", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+	case code == "unavailable":
+		s.Log.Info("request ended by shutdown", "method", c.Request().Method, "path", c.Request().URL.Path)
+	case status >= 500:
 		s.Log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 	}
-	if p := c.Request().URL.Path; isAPI(c) || p == "/healthz" || p == metrics.MetricsPath {
+	if p := c.Request().URL.Path; isAPI(c) || isDownload(c) || p == "/healthz" || p == metrics.MetricsPath {
 		_ = c.JSON(status, apiError{Error: apiErrorBody{Code: code, Message: msg, Details: details}})
 		return
 	}

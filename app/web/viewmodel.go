@@ -55,14 +55,15 @@ func shortDuration(d time.Duration) string {
 
 func countsView(c store.Counts) views.Counts {
 	return views.Counts{Pending: c.Pending, Running: c.Running, Succeeded: c.Succeeded, Failed: c.Failed,
-		TimedOut: c.TimedOut, Killed: c.Killed, Skipped: c.Skipped, Expired: c.Expired, Total: c.Total()}
+		TimedOut: c.TimedOut, Killed: c.Killed, Skipped: c.Skipped, Expired: c.Expired, Lost: c.Lost, Total: c.Total()}
 }
 
 func agentRow(a store.Agent, now time.Time) views.AgentRow {
 	return views.AgentRow{
 		PCID: a.PCID, Hostname: a.Hostname, OS: a.OS, OSVersion: a.OSVersion, Arch: a.Arch,
-		AgentVersion: a.AgentVersion, Groups: a.Groups, Online: a.Online(now), LastSeen: timeText(a.LastSeen, now),
-		URL: "/agents/" + url.PathEscape(a.PCID),
+		AgentVersion: a.AgentVersion, Groups: a.Groups, Online: a.Online(now), HeartbeatLate: a.HeartbeatLate(now),
+		LastSeen: timeText(a.LastSeen, now),
+		URL:      "/agents/" + url.PathEscape(a.PCID),
 	}
 }
 

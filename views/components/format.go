@@ -13,7 +13,7 @@ import (
 
 // TargetStates lists every target state in display order (the same order
 // as wire.States).
-var TargetStates = []string{"pending", "running", "succeeded", "failed", "timed_out", "killed", "skipped", "expired"}
+var TargetStates = []string{"pending", "running", "succeeded", "failed", "timed_out", "killed", "skipped", "expired", "lost"}
 
 // ExecStatuses lists every execution status in display order.
 var ExecStatuses = []string{"running", "awaiting_approval", "halted", "completed", "killed"}
