@@ -227,7 +227,7 @@ func (b *Bus) startEmbedded(o Options) error {
 	}
 	b.srv, b.ID, b.opts = ns, id, opts
 	b.log.Info("embedded NATS ready", "url", ns.ClientURL(), "store", opts.StoreDir, "account", id.AccountPublicKey(),
-		"reserved", sizeText(b.plan.Reserved()), "volume_free", sizeText(vol.Free), "volume_total", sizeText(vol.Total))
+		"reserved", SizeText(b.plan.Reserved()), "volume_free", SizeText(vol.Free), "volume_total", SizeText(vol.Total))
 
 	serverJWT, err := id.ServerUserJWT()
 	if err != nil {

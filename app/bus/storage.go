@@ -184,13 +184,13 @@ func PlanStorage(l StreamLimits, dir string, vol Volume, stored int64, onDisk ma
 func (p StoragePlan) shortfall() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "the streams and buckets need %s in DATA/nats (%s), the volume has %s for them (%s free + %s they hold already − %s kept free)",
-		sizeText(p.Reserved()), p.Dir, sizeText(max(p.Available(), 0)), sizeText(p.Volume.Free), sizeText(p.Stored), sizeText(p.Headroom))
+		SizeText(p.Reserved()), p.Dir, SizeText(max(p.Available(), 0)), SizeText(p.Volume.Free), SizeText(p.Stored), SizeText(p.Headroom))
 	rs := append([]Reservation(nil), p.Reservations...)
 	sort.SliceStable(rs, func(i, j int) bool { return rs[i].Bytes > rs[j].Bytes })
 	var keys []string
 	for _, r := range rs {
 		if r.Key != "" {
-			how := sizeText(r.Bytes)
+			how := SizeText(r.Bytes)
 			if r.Auto {
 				how += " auto"
 			}
@@ -201,7 +201,7 @@ func (p StoragePlan) shortfall() string {
 	if len(p.Others) > 0 {
 		names := make([]string, 0, len(p.Others))
 		for n, v := range p.Others {
-			names = append(names, fmt.Sprintf("%s (%s)", n, sizeText(v)))
+			names = append(names, fmt.Sprintf("%s (%s)", n, SizeText(v)))
 		}
 		sort.Strings(names)
 		fmt.Fprintf(&b, "; streams kanade does not use reserve space too: %s", strings.Join(names, ", "))
@@ -282,8 +282,8 @@ func streamsOnDisk(dir string) (map[string]int64, error) {
 	return out, nil
 }
 
-// sizeText formats a size in binary units with one decimal: "6.2 GiB".
-func sizeText(n int64) string {
+// SizeText formats a size in binary units with one decimal: "6.2 GiB".
+func SizeText(n int64) string {
 	switch {
 	case n >= 1<<40:
 		return fmt.Sprintf("%.1f TiB", float64(n)/(1<<40))

@@ -96,14 +96,14 @@ func TestPlanStorage(t *testing.T) {
 				t.Errorf("reserved %d > available %d", p.Reserved(), p.Available())
 			}
 			if tt.maxReserved > 0 && p.Reserved() > tt.maxReserved {
-				t.Errorf("reserved %s, want at most %s", sizeText(p.Reserved()), sizeText(tt.maxReserved))
+				t.Errorf("reserved %s, want at most %s", SizeText(p.Reserved()), SizeText(tt.maxReserved))
 			}
 			want := tt.wantMaxStore
 			if want == 0 {
 				want = p.Reserved()
 			}
 			if p.MaxStore != want {
-				t.Errorf("max_store %s, want %s", sizeText(p.MaxStore), sizeText(want))
+				t.Errorf("max_store %s, want %s", SizeText(p.MaxStore), SizeText(want))
 			}
 			for _, r := range p.Reservations {
 				if r.Bytes <= 0 {
@@ -167,7 +167,7 @@ func TestOpen_ShrinksBeforeGrowing(t *testing.T) {
 		}
 	}
 	if p := b.Plan(); p.MaxStore < (2<<30)+(1<<30) {
-		t.Errorf("max_store %s does not hold what the store reserved at start", sizeText(p.MaxStore))
+		t.Errorf("max_store %s does not hold what the store reserved at start", SizeText(p.MaxStore))
 	}
 }
 

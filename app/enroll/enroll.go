@@ -390,16 +390,8 @@ func (s *Service) handleEnroll(ctx context.Context, from bus.Requester, data []b
 		}
 	}
 	if k.Status == store.KeyPending {
-		if !s.limits.allowPending(tok.ID) {
-			return busy("too many new enrollment requests with this token; try again later", s.RetryAfter)
-		}
-		switch n, err := s.st.CountAgentKeys(ctx, store.KeyPending, tok.ID); {
-		case err != nil:
-			log.Error("enroll", "err", err)
-			return rejected("server error; try again")
-		case n >= s.MaxPending:
-			s.warn("enroll: too many pending requests", "token", tok.ID, "pending", n)
-			return busy(fmt.Sprintf("%d enrollment requests of this token already wait for an admin; try again later", n), 10*s.RetryAfter)
+		if full := s.pendingFull(ctx, tok.ID, log); full != nil {
+			return *full
 		}
 	}
 	if err := s.st.PutAgentKey(ctx, k); err != nil {
@@ -417,6 +409,28 @@ func (s *Service) handleEnroll(ctx context.Context, from bus.Requester, data []b
 	return s.mint(ctx, k)
 }
 
+// pendingFull is the answer to a request that would wait for an admin
+// when the token may not add one more (nil: it may): new pending requests
+// are rate limited, and at most MaxPending of a token wait.
+func (s *Service) pendingFull(ctx context.Context, tokenID string, log *slog.Logger) *wire.EnrollReply {
+	if !s.limits.allowPending(tokenID) {
+		r := busy("too many new enrollment requests with this token; try again later", s.RetryAfter)
+		return &r
+	}
+	n, err := s.st.CountAgentKeys(ctx, store.KeyPending, tokenID)
+	if err != nil {
+		log.Error("enroll", "err", err)
+		r := rejected("server error; try again")
+		return &r
+	}
+	if n >= s.MaxPending {
+		s.warn("enroll: too many pending requests", "token", tokenID, "pending", n)
+		r := busy(fmt.Sprintf("%d enrollment requests of this token already wait for an admin; try again later", n), 10*s.RetryAfter)
+		return &r
+	}
+	return nil
+}
+
 // requestReenroll records a known PC's request to be bound to a new key
 // (the PC was reinstalled or lost its data directory). It always waits for
 // an admin: a token cannot move a PC's name to another key, or whoever
@@ -424,15 +438,8 @@ func (s *Service) handleEnroll(ctx context.Context, from bus.Requester, data []b
 // until an admin approves; then it is revoked.
 func (s *Service) requestReenroll(ctx context.Context, tok store.EnrollmentToken, cur store.AgentKey, req wire.EnrollRequest) wire.EnrollReply {
 	log := s.log.With("pc_id", req.PCID, "public_key", req.PublicKey)
-	if !s.limits.allowPending(tok.ID) {
-		return busy("too many new enrollment requests with this token; try again later", s.RetryAfter)
-	}
-	switch n, err := s.st.CountAgentKeys(ctx, store.KeyPending, tok.ID); {
-	case err != nil:
-		log.Error("enroll", "err", err)
-		return rejected("server error; try again")
-	case n >= s.MaxPending:
-		return busy(fmt.Sprintf("%d enrollment requests of this token already wait for an admin; try again later", n), 10*s.RetryAfter)
+	if full := s.pendingFull(ctx, tok.ID, log); full != nil {
+		return *full
 	}
 	detail := map[string]any{"public_key": req.PublicKey, "bound_key": cur.PublicKey, "hostname": req.Hostname, "token": tok.ID}
 	if cur.Reenroll != nil {

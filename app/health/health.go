@@ -213,14 +213,14 @@ func (m *Monitor) check(ctx context.Context) Report {
 		where := fmt.Sprintf("the volume of %s (%s)", andList(v.Roles), v.Path)
 		switch v.Status {
 		case Unavailable:
-			msg := fmt.Sprintf("%s is full: %s free of %s", where, sizeText(v.Free), sizeText(v.Total))
+			msg := fmt.Sprintf("%s is full: %s free of %s", where, bus.SizeText(v.Free), bus.SizeText(v.Total))
 			r.Problems = append(r.Problems, "disk: "+msg)
 			if strings.HasPrefix(r.Disk, "warning") {
 				r.Disk = "ok" // an error outranks the warnings
 			}
 			r.Disk = addTo(r.Disk, "error: ", msg)
 		case Warning:
-			msg := fmt.Sprintf("%s is %d%% full (%s free of %s; warning at %d%%)", where, v.UsedPercent, sizeText(v.Free), sizeText(v.Total), m.o.WarnPercent)
+			msg := fmt.Sprintf("%s is %d%% full (%s free of %s; warning at %d%%)", where, v.UsedPercent, bus.SizeText(v.Free), bus.SizeText(v.Total), m.o.WarnPercent)
 			r.Warnings = append(r.Warnings, "disk: "+msg)
 			if !strings.HasPrefix(r.Disk, "error") {
 				r.Disk = addTo(r.Disk, "warning: ", msg)
