@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 
+	"github.com/kanadehq/kanade/agent/eventually"
 	"github.com/kanadehq/kanade/agent/service"
 	"github.com/kanadehq/kanade/agent/status"
 )
@@ -243,21 +244,6 @@ func startBroker(t *testing.T) (url, seedFile string) {
 	return s.ClientURL(), seedFile
 }
 
-func poll(t *testing.T, d time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // lockedBuffer is an io.Writer for the agent's stderr that a test may
 // read while the agent writes.
 type lockedBuffer struct {
@@ -298,7 +284,7 @@ func TestAgentRun(t *testing.T) {
 		<-done
 	}()
 
-	poll(t, 20*time.Second, func() error {
+	eventually.Within(t, 20*time.Second, func() error {
 		st, err := status.Read(data)
 		if err != nil {
 			return err

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/kanadehq/kanade/agent/enroll"
+	"github.com/kanadehq/kanade/agent/eventually"
 	"github.com/kanadehq/kanade/agent/worker"
 	"github.com/kanadehq/kanade/app/config"
 )
@@ -31,17 +32,7 @@ func skipIfShort(t *testing.T) {
 // checkFor polls fn until it returns nil or total passes.
 func checkFor(t testing.TB, total time.Duration, fn func() error) {
 	t.Helper()
-	deadline := time.Now().Add(total)
-	step := 10 * time.Millisecond
-	var err error
-	for time.Now().Before(deadline) {
-		if err = fn(); err == nil {
-			return
-		}
-		time.Sleep(step)
-		step = min(step*2, 200*time.Millisecond)
-	}
-	t.Fatalf("condition not met within %s: %v", total, err)
+	eventually.Within(t, total, fn)
 }
 
 func testLogger(t testing.TB) *slog.Logger {

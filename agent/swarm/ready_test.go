@@ -12,23 +12,9 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
-)
 
-// poll waits until cond holds, failing the test at the deadline.
-func poll(t *testing.T, d time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+	"github.com/kanadehq/kanade/agent/eventually"
+)
 
 // TestReadyWhenConnected runs simulated agents against an embedded
 // broker (a static nkey credential, no enrollment): ready is called once
@@ -71,7 +57,7 @@ func TestReadyWhenConnected(t *testing.T) {
 			t.Errorf("Run() = %v", err)
 		}
 	}()
-	poll(t, 20*time.Second, func() error {
+	eventually.Within(t, 20*time.Second, func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		if readyCalls == 0 {
@@ -86,7 +72,7 @@ func TestReadyWhenConnected(t *testing.T) {
 	mu.Unlock()
 
 	s.Shutdown()
-	poll(t, 20*time.Second, func() error {
+	eventually.Within(t, 20*time.Second, func() error {
 		if c := stats.Connected.Load(); c != 0 {
 			return fmt.Errorf("%d agents still counted as connected after the broker stopped", c)
 		}
@@ -97,7 +83,7 @@ func TestReadyWhenConnected(t *testing.T) {
 	// called again.
 	opts.Port = port
 	startBroker(t, opts)
-	poll(t, 20*time.Second, func() error {
+	eventually.Within(t, 20*time.Second, func() error {
 		if c := stats.Connected.Load(); c != n {
 			return fmt.Errorf("%d of %d agents connected again", c, n)
 		}

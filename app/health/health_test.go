@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/kanadehq/kanade/agent/eventually"
 	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/app/bus"
 	"github.com/kanadehq/kanade/app/bus/bustest"
@@ -24,20 +25,6 @@ import (
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
-// waitFor polls fn until it returns nil or 30 s pass.
-func waitFor(t *testing.T, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = fn(); err == nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("not within 30s: %v", err)
-}
 
 func TestCheck_Healthy(t *testing.T) {
 	b := bustest.Open(t)
@@ -156,7 +143,7 @@ func TestMonitor_DiskFullThenRecovers(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() error {
+	eventually.Within(t, 30*time.Second, func() error {
 		if r := m.Last(); r.Status != health.OK {
 			return fmt.Errorf("status %s: %v", r.Status, r.Problems)
 		}
