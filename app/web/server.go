@@ -251,14 +251,17 @@ func (s *server) handleError(err error, c echo.Context) {
 			code, details = ce.code, ce.details
 		}
 	}
+	shutdown := code == "unavailable"
 	if status == http.StatusInternalServerError {
 		status, code, msg = s.unavailable(c, status, code, msg)
 	}
 	switch {
+	case shutdown:
+		s.Log.Info("request ended by shutdown", "method", c.Request().Method, "path", c.Request().URL.Path)
 	case code == "busy":
 		s.Log.Warn("request refused: database busy", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 	case code == "unavailable":
-		s.Log.Info("request ended by shutdown", "method", c.Request().Method, "path", c.Request().URL.Path)
+		s.Log.Warn("request refused: the server cannot store", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 	case status >= 500:
 		s.Log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 	}
