@@ -10,6 +10,7 @@ LDFLAGS    := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED := 0
 
 RUN_DIR    ?= .kanade-dev
+RUN_BIN    ?= bin
 HTTP_ADDR  ?= 127.0.0.1:8080
 NATS_ADDR  ?= 127.0.0.1:4222
 LOCAL_OS   := $(shell uname -s | tr A-Z a-z)
@@ -23,29 +24,41 @@ BENCH_FLAGS ?=
 all: build
 
 ## build: bin/kanade and bin/kanade-agent for this machine, plus linux/amd64 and windows/amd64 builds
-##        and a linux/arm64 agent; kanade serve offers the agents under bin/<os>-<arch>/ for download
+##        and a linux/arm64 agent; kanade serve offers the agents under bin/<os>-<arch>/ for download.
+##        Also bin/kanade-swarm, the load simulator (for this machine only: it is not shipped)
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kanade ./app
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kanade-agent ./agent
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kanade-swarm ./agent/swarm/cmd/kanade-swarm
 	GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/linux-amd64/kanade ./app
 	GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/linux-amd64/kanade-agent ./agent
 	GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/linux-arm64/kanade-agent ./agent
 	GOOS=windows GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/windows-amd64/kanade.exe ./app
 	GOOS=windows GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/windows-amd64/kanade-agent.exe ./agent
 
-## run: the server in dev mode plus one local agent; data under $(RUN_DIR); Ctrl+C stops both
+## run: the server in dev mode plus one local agent; data under $(RUN_DIR); Ctrl+C stops both.
+##      The server and the agent run in their own process groups (set -m), so Ctrl+C reaches only this
+##      recipe, which stops them in order and exits 0 (no "Error 130").
 run:
-	$(GO) build -ldflags '$(LDFLAGS)' -o bin/kanade ./app
-	$(GO) build -ldflags '$(LDFLAGS)' -o bin/kanade-agent ./agent
-	@mkdir -p $(RUN_DIR)
-	@set -m; \
-	bin/kanade serve --data $(RUN_DIR)/server --http $(HTTP_ADDR) --nats-listen $(NATS_ADDR) & server=$$!; \
-	trap 'kill $$server $$agent 2>/dev/null; wait 2>/dev/null' INT TERM EXIT; \
-	for i in $$(seq 1 300); do [ -s $(RUN_DIR)/server/agent-credentials ] && break; kill -0 $$server 2>/dev/null || exit 1; sleep 0.1; done; \
-	bin/kanade-agent --server nats://$(NATS_ADDR) --credentials $(RUN_DIR)/server/agent-credentials \
-	  --data $(RUN_DIR)/agent --groups dev,$(LOCAL_OS) --heartbeat 10s & agent=$$!; \
+	@mkdir -p $(RUN_DIR) $(RUN_BIN)
+	@server=; agent=; \
+	stop() { trap - INT TERM; echo ""; echo "stopping the agent and the server…"; \
+	  [ -n "$$agent" ] && kill $$agent 2>/dev/null; [ -n "$$server" ] && kill $$server 2>/dev/null; wait 2>/dev/null; echo "stopped."; exit 0; }; \
+	trap stop INT TERM; \
+	echo "building the server (first build takes a minute)…"; \
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(RUN_BIN)/kanade ./app || exit 1; \
+	echo "building the agent…"; \
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(RUN_BIN)/kanade-agent ./agent || exit 1; \
+	echo "starting the server…"; \
+	set -m; $(RUN_BIN)/kanade serve --data $(RUN_DIR)/server --http $(HTTP_ADDR) --nats-listen $(NATS_ADDR) & server=$$!; set +m; \
+	for i in $$(seq 1 300); do [ -s $(RUN_DIR)/server/agent-credentials ] && break; \
+	  kill -0 $$server 2>/dev/null || { echo "the server did not start: see its messages above"; exit 1; }; sleep 0.1; done; \
+	echo "starting a local agent…"; \
+	set -m; $(RUN_BIN)/kanade-agent --server nats://$(NATS_ADDR) --credentials $(RUN_DIR)/server/agent-credentials \
+	  --data $(RUN_DIR)/agent --groups dev,$(LOCAL_OS) --heartbeat 10s & agent=$$!; set +m; \
 	echo ""; echo "  kanade is running: open http://$(HTTP_ADDR)   (dev mode; Ctrl+C stops the server and the agent)"; echo ""; \
-	wait $$server
+	wait $$server; rc=$$?; trap - INT TERM; kill $$agent 2>/dev/null; wait 2>/dev/null; \
+	echo "the server stopped (exit status $$rc)"; exit $$rc
 
 ## test: the full suite with the race detector (which needs cgo; the binaries under test are still built CGO_ENABLED=0),
 ##       after test-windows
@@ -77,7 +90,7 @@ deps-browser:
 ##        make bench N=10000, make bench BENCH_N=1000,5000,10000, BENCH_FLAGS='-rounds 5 -keep' or '-tls compare' (kanade-bench -h)
 bench:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kanade ./app
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kanade-agent ./agent
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kanade-swarm ./agent/swarm/cmd/kanade-swarm
 	$(GO) build -trimpath -ldflags '-s -w' -o bin/kanade-bench ./app/bench
 	bin/kanade-bench -n $(BENCH_N) -bin bin $(BENCH_FLAGS)
 

@@ -26,15 +26,17 @@ type config struct {
 	Data              string   `toml:"data"`
 	HeartbeatInterval duration `toml:"heartbeat_interval"`
 	// InventoryInterval is how often the inventory is collected and sent
-	// (also at start, and when the server asks); 0 turns it off.
+	// (also at start, and when the server asks); 0 turns it off, and with
+	// it the logged-on user in heartbeats.
 	InventoryInterval duration `toml:"inventory_interval"`
 	OutputCap         byteSize `toml:"output_cap"`
 	LogLevel          string   `toml:"log_level"`
 
 	// Where values came from, for `service install` and the log.
-	configPath string // --config, as given
-	pcIDSet    bool   // pc_id was configured (not the host name)
-	dataNote   string // why the data directory is not the default
+	args       []string // the flags of this run, as given (a trial run and a re-execution repeat them)
+	configPath string   // --config, as given
+	pcIDSet    bool     // pc_id was configured (not the host name)
+	dataNote   string   // why the data directory is not the default
 }
 
 func defaultConfig() config {
@@ -58,8 +60,7 @@ func loadConfig(name string, args, environ []string, stderr io.Writer) (config, 
 			fmt.Fprintln(stderr, "usage: kanade-agent [flags]   (runs the agent in the foreground)\n"+
 				"       kanade-agent service install|uninstall|start|stop|status [flags]\n"+
 				"       kanade-agent status [--data DIR]\n"+
-				"       kanade-agent version\n"+
-				"       kanade-agent swarm --help")
+				"       kanade-agent version")
 		} else {
 			fmt.Fprintf(stderr, "usage: %s [flags]\n", name)
 		}
@@ -85,6 +86,7 @@ func loadConfig(name string, args, environ []string, stderr io.Writer) (config, 
 	}
 	c := def
 	c.Data = ""
+	c.args = args
 	if *configPath != "" {
 		md, err := toml.DecodeFile(*configPath, &c)
 		if err != nil {

@@ -9,7 +9,8 @@ import (
 
 // TestAgentDoesNotLinkServerCode keeps the agent small: it must not link
 // the web framework, the ORM, templates, sessions or OIDC, nor any server
-// package, on any OS.
+// package, on any OS; nor the load simulator (package swarm and its
+// profiling listener), which is bin/kanade-swarm.
 func TestAgentDoesNotLinkServerCode(t *testing.T) {
 	needGo(t)
 	forbidden := []string{
@@ -17,6 +18,7 @@ func TestAgentDoesNotLinkServerCode(t *testing.T) {
 		"github.com/coreos/go-oidc", "github.com/nats-io/nats-server", "modernc.org/sqlite", "github.com/jackc/pgx",
 		"github.com/kanadehq/kanade/app", "github.com/kanadehq/kanade/store", "github.com/kanadehq/kanade/views",
 		"github.com/kanadehq/kanade/jobs", "github.com/kanadehq/kanade/migrations",
+		"github.com/kanadehq/kanade/agent/swarm",
 	}
 	for _, goos := range []string{"linux", "windows", "darwin"} {
 		cmd := exec.Command("go", "list", "-deps", ".")

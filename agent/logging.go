@@ -48,11 +48,3 @@ func openLog(dataDir, level string, stderr io.Writer, interactive bool) (*slog.L
 	}
 	return slog.New(h), lj, nil
 }
-
-func newLogger(w io.Writer, level string) *slog.Logger {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		l = slog.LevelInfo
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
-}

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/kanadehq/kanade/app/audit"
 	"github.com/kanadehq/kanade/app/auth"
 	"github.com/kanadehq/kanade/app/bus"
 	"github.com/kanadehq/kanade/app/config"
@@ -48,39 +47,4 @@ func newAuth(cfg config.Config, st *store.Store, log *slog.Logger) (*auth.Servic
 		}
 	}
 	return auth.New(st, ac)
-}
-
-// authHousekeeping prunes ended sessions and audits the API tokens made or
-// revoked with `kanade token` on the server host, until ctx is done.
-func authHousekeeping(ctx context.Context, a *auth.Service, st *store.Store, rec *audit.Recorder, log *slog.Logger) {
-	t := time.NewTicker(30 * time.Second)
-	defer t.Stop()
-	for {
-		if n, err := a.Prune(ctx); err != nil && ctx.Err() == nil {
-			log.Warn("pruning sessions", "err", err)
-		} else if n > 0 {
-			log.Debug("sessions pruned", "n", n)
-		}
-		pending, err := st.APITokensAuditPending(ctx)
-		if err != nil && ctx.Err() == nil {
-			log.Warn("api tokens to audit", "err", err)
-		}
-		for _, tok := range pending {
-			var err error
-			if tok.AuditPending {
-				err = rec.Record(ctx, tok.CreatedBy, audit.APITokenCreate, tok.ID, map[string]any{"name": tok.Name, "role": tok.Role, "via": "cli"})
-			}
-			if err == nil && tok.RevokeAuditPending {
-				err = rec.Record(ctx, tok.RevokedBy, audit.APITokenRevoke, tok.ID, map[string]any{"name": tok.Name, "via": "cli"})
-			}
-			if err == nil {
-				_ = st.APITokenAudited(ctx, tok.ID)
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }

@@ -37,8 +37,26 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
-// newBrowser starts headless Chromium with the flags this closed network needs.
+// newBrowser starts headless Chromium that accepts every confirmation dialog.
 func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	ctx := startChromium(t, 2*time.Minute)
+	// Accept confirmation dialogs (the Kill button asks first).
+	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
+	go func() {
+		for _, err := range dialogs {
+			if err != nil {
+				return
+			}
+			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+		}
+	}()
+	return ctx
+}
+
+// startChromium starts headless Chromium for at most timeout, with the
+// flags this closed network needs; it ends with the test.
+func startChromium(t *testing.T, timeout time.Duration) context.Context {
 	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath(t)),
@@ -55,18 +73,8 @@ func newBrowser(t *testing.T) context.Context {
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 2*time.Minute)
+	ctx, cancelTimeout := context.WithTimeout(ctx, timeout)
 	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
-	// Accept confirmation dialogs (the Kill button asks first).
-	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
-	go func() {
-		for _, err := range dialogs {
-			if err != nil {
-				return
-			}
-			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
-		}
-	}()
 	return ctx
 }
 
@@ -129,7 +137,7 @@ func TestBrowser_RunAndKill(t *testing.T) {
 
 	// Select the agent and add it to a group from the list.
 	if err := chromedp.Do(ctx,
-		chromedp.Evaluate[chromedp.Void](`document.querySelector('input[name=pc][value=bpc1]').checked = true`),
+		chromedp.Click(chromedp.CSS(`input[name=pc][value=bpc1]`)),
 		chromedp.SetValue(chromedp.CSS(`#bulk input[name=group]`), "Night-Shift"),
 	); err != nil {
 		t.Fatal(err)
@@ -196,7 +204,7 @@ func TestBrowser_SignIn(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(s.URL+"/agents")); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, ctx, "signed in as ana on the agents page", `location.pathname === '/agents' && document.querySelector('[data-testid=user]')?.textContent === 'ana@example.com'`)
+	waitJS(t, ctx, "signed in as ana on the agents page", `location.pathname === '/agents' && document.querySelector('[data-testid=user]')?.textContent === 'ana'`)
 	waitJS(t, ctx, "operator role, Run but no Settings or emergency stop",
 		`document.querySelector('[data-testid=role]').textContent === 'operator' && [...document.querySelectorAll('.nav a')].some(a => a.textContent === 'Run') && ![...document.querySelectorAll('.nav a')].some(a => a.textContent === 'Settings') && !document.querySelector('[data-testid=estop-link]')`)
 	screenshot(t, ctx, "signed-in")

@@ -4,8 +4,10 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/kanadehq/kanade/app/config"
 )
@@ -18,6 +20,19 @@ func TestDeploy_MismatchWithTheJobsDirectory(t *testing.T) {
 	dir := jobsDir(t) // tick, version 1: echo tick
 	// Only the answers to the deploys matter: no agent needs to run them.
 	s := startServerWith(t, t.TempDir(), "", func(c *config.Config) { c.Server.JobsDir = dir })
+	// Deploys name PCs some agent has had: pc1 enrolls (dev mode approves it).
+	enrollPending(t, s, s.Creds, "pc1")
+	checkFor(t, 20*time.Second, func() error {
+		var list struct {
+			Enrollments []struct {
+				PCID string `json:"pc_id"`
+			} `json:"enrollments"`
+		}
+		if code := s.get(t, "/api/enrollments?status=all", &list); code != http.StatusOK || len(list.Enrollments) == 0 {
+			return fmt.Errorf("GET /api/enrollments = %d %+v, want pc1", code, list)
+		}
+		return nil
+	})
 	tests := []struct {
 		name, query, script string
 		want                int

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -71,6 +70,14 @@ func startServerWith(t testing.TB, dataDir, natsListen string, adjust func(*conf
 // startServerLogged is startServerWith logging to log.
 func startServerLogged(t testing.TB, dataDir, natsListen string, adjust func(*config.Config), log *slog.Logger) *testServer {
 	t.Helper()
+	return startServerOpts(t, dataDir, natsListen, adjust, serveOptions{Log: log})
+}
+
+// startServerOpts is startServerWith with run options: a log (nil: the
+// test log), a clock for the schedules (nil: the real one). It learns the
+// server's addresses from the ready callback.
+func startServerOpts(t testing.TB, dataDir, natsListen string, adjust func(*config.Config), opts serveOptions) *testServer {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Server.Data = dataDir
 	cfg.Server.HTTP = "127.0.0.1:0"
@@ -84,35 +91,21 @@ func startServerLogged(t testing.TB, dataDir, natsListen string, adjust func(*co
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	pr, pw := io.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &testServer{t: t, data: dataDir, cancel: cancel, done: make(chan error, 1)}
-	go func() {
-		err := serve(ctx, cfg, pw, log)
-		pw.CloseWithError(fmt.Errorf("server stopped: %v", err))
-		s.done <- err
-	}()
-	sc := bufio.NewScanner(pr)
-	for sc.Scan() {
-		line := sc.Text()
-		if u, ok := strings.CutPrefix(line, "kanade is running: open "); ok {
-			s.URL = u
-			if cfg.NATS.URL != "" { // an external broker: no agent credentials line
-				s.NATSURL = cfg.NATS.URL
-				break
-			}
-		}
-		if rest, ok := strings.CutPrefix(line, "agents connect with: kanade-agent --server "); ok {
-			f := strings.Fields(rest)
-			s.NATSURL, s.Creds = f[0], f[2]
-			break
-		}
+	ready := make(chan Listening, 1)
+	opts.Stdout, opts.Ready = io.Discard, func(l Listening) { ready <- l }
+	if opts.Log == nil {
+		opts.Log = testLogger(t)
 	}
-	if s.URL == "" || s.NATSURL == "" {
+	go func() { s.done <- serve(ctx, cfg, opts) }()
+	select {
+	case l := <-ready:
+		s.URL, s.NATSURL, s.Creds = l.URL, l.NATS, l.Credentials
+	case err := <-s.done:
 		cancel()
-		t.Fatalf("server did not start: %v", sc.Err())
+		t.Fatalf("server did not start: %v", err)
 	}
-	go io.Copy(io.Discard, pr)
 	t.Cleanup(s.stop)
 	return s
 }

@@ -274,7 +274,14 @@ func TestHostileEndpoint(t *testing.T) {
 	var dep map[string]any
 	s.deploy(t, manifest(pinnedJob, "1", "groups: ["+probeGroup+"]", "echo pinned"), &dep)
 	s.waitExec(t, dep["exec_id"].(string), targetIn(victimPC, "succeeded"))
-	s.deploy(t, manifest(pendingJob, "1", "pcs: ["+offlinePC+"]", "echo pending"), &dep)
+	// The offline PC enrolled once and has not connected since (a PC no
+	// agent has ever had is refused).
+	if _, err := enroll.Setup(ctx, s.NATSURL, s.Creds, t.TempDir(), enroll.Request{PCID: offlinePC, Hostname: offlinePC}, testLogger(t)); err != nil {
+		t.Fatal(err)
+	}
+	if code := s.deploy(t, manifest(pendingJob, "1", "pcs: ["+offlinePC+"]", "echo pending"), &dep); code != http.StatusAccepted {
+		t.Fatalf("deploy for the offline PC: %d %v", code, dep)
+	}
 	if code := s.post(t, "/api/jobs/"+pinnedJob+"/revoke", nil, nil); code != http.StatusOK {
 		t.Fatalf("revoke: %d", code)
 	}

@@ -51,7 +51,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		return serve(ctx, cfg, stdout, newLogger(stderr, cfg.Log))
+		return serve(ctx, cfg, serveOptions{Stdout: stdout, Log: newLogger(stderr, cfg.Log)})
 	case "migrate":
 		cfg, err := loadConfig("migrate", args, stderr, false)
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/nats-io/jwt/v2"
 
 	"github.com/kanadehq/kanade/app/bus"
@@ -67,8 +68,11 @@ func (s *testServer) waitFires(t *testing.T, id string, n int) []fire {
 }
 
 // A schedule made in the API fires at its instants through the dispatcher
-// (actor scheduler), on a real agent; disabling stops it, the emergency stop
-// suppresses it, bad input names the field.
+// (actor scheduler), on a real agent; the emergency stop suppresses it,
+// disabling it leaves it without a next fire, bad input names the field.
+// That a schedule not live never fires is app/schedule's
+// TestScheduler_NotLiveDoesNotFire and TestScheduler_DisableAndEnable, on
+// a fake clock.
 func TestSchedule_FiresEnableEstop(t *testing.T) {
 	skipIfShort(t)
 	dir := jobsDir(t)
@@ -136,15 +140,13 @@ func TestSchedule_FiresEnableEstop(t *testing.T) {
 	if resp, err := http.DefaultClient.Do(req); err == nil {
 		resp.Body.Close()
 	}
-	// Disabling applies without a restart.
+	// Disabled, it has no next fire.
 	if code := s.call(t, http.MethodPut, "/api/schedules/every2", "", map[string]any{"cron": "*/2 * * * * *", "job_id": "tick", "enabled": false}, nil); code != 200 {
 		t.Fatalf("disable: %d", code)
 	}
-	time.Sleep(time.Second) // the scheduler picks the change up at once (Kick)
-	n = len(s.fires(t, "every2"))
-	time.Sleep(4 * time.Second)
-	if m := len(s.fires(t, "every2")); m != n {
-		t.Errorf("a disabled schedule fired: %d → %d", n, m)
+	s.get(t, "/api/schedules", &list)
+	if len(list.Schedules) != 2 || list.Schedules[0].ID != "every2" || list.Schedules[0].NextFireAt != nil {
+		t.Errorf("schedules after disabling every2 = %+v, want it without a next fire", list.Schedules)
 	}
 	if code := s.call(t, http.MethodDelete, "/api/schedules/every2", "", nil, nil); code != 204 {
 		t.Errorf("delete: %d", code)
@@ -213,9 +215,20 @@ func TestSchedule_TwoServersFireOnce(t *testing.T) {
 	s2.stop()
 }
 
+// aheadClock is the real clock moved forward by d: a server started on it
+// finds that d more of a schedule's instants have passed than really did,
+// as after d of downtime.
+type aheadClock struct {
+	clockwork.Clock
+	d time.Duration
+}
+
+func (c aheadClock) Now() time.Time { return c.Clock.Now().Add(c.d) }
+
 // A restart neither loses nor doubles a fire: instants claimed before the
 // stop are not fired again, the newest instant missed while down is made up
-// once (misfire_grace), older missed ones are skipped.
+// once (misfire_grace), older missed ones are skipped. The second server's
+// schedules run 5 s ahead of the first's, as if it had been down that long.
 func TestSchedule_Restart(t *testing.T) {
 	skipIfShort(t)
 	dir, data, natsAddr := jobsDir(t), t.TempDir(), freeAddr(t)
@@ -230,8 +243,7 @@ func TestSchedule_Restart(t *testing.T) {
 	before := s.waitFires(t, "r", 2)
 	a.stop() // first: an agent whose broker is gone waits to deliver its results
 	s.stop()
-	time.Sleep(5 * time.Second) // at least two instants pass while down
-	s2 := startServerWith(t, data, natsAddr, adjust)
+	s2 := startServerOpts(t, data, natsAddr, adjust, serveOptions{Clock: aheadClock{clockwork.NewRealClock(), 5 * time.Second}})
 	startAgent(t, s2, "pc1", []string{"lab"}, agentData)
 	after := s2.waitFires(t, "r", len(before)+3)
 	seen := map[time.Time]bool{}

@@ -15,10 +15,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kanadehq/kanade/agent/profiling"
+	"github.com/jonboulle/clockwork"
+
 	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/app/agentinstall"
 	"github.com/kanadehq/kanade/app/audit"
+	"github.com/kanadehq/kanade/app/auth"
 	"github.com/kanadehq/kanade/app/bus"
 	"github.com/kanadehq/kanade/app/catalog"
 	"github.com/kanadehq/kanade/app/catchup"
@@ -30,6 +32,7 @@ import (
 	"github.com/kanadehq/kanade/app/health"
 	"github.com/kanadehq/kanade/app/memtrim"
 	"github.com/kanadehq/kanade/app/metrics"
+	"github.com/kanadehq/kanade/app/profiling"
 	"github.com/kanadehq/kanade/app/projector"
 	"github.com/kanadehq/kanade/app/rollout"
 	"github.com/kanadehq/kanade/app/schedule"
@@ -39,8 +42,38 @@ import (
 	"github.com/kanadehq/kanade/store"
 )
 
+// serveOptions are what a run of the server needs besides its
+// configuration.
+type serveOptions struct {
+	// Stdout gets the banner: where to open the GUI, how agents connect.
+	Stdout io.Writer
+	Log    *slog.Logger
+	// Ready, when set, is called once, when every listener is bound and
+	// the banner is written, with the addresses the server listens on (a
+	// test harness runs it on random ports).
+	Ready func(Listening)
+	// Clock is the time schedules fire by (nil: the real clock); a test
+	// passes a fake one and moves it instead of waiting.
+	Clock clockwork.Clock
+}
+
+// Listening is where a running server can be reached.
+type Listening struct {
+	// URL is the GUI and API: http://host:port, or https:// with [server] tls_cert.
+	URL string
+	// NATS is the broker's client URL: the embedded broker's, or the
+	// external one the server connected to ([nats] url).
+	NATS string
+	// Credentials is DATA/agent-credentials, what agents enroll with
+	// ("" with an external broker, where the server writes none).
+	Credentials string
+	// Metrics is the metrics listener's URL ("" without [metrics] listen).
+	Metrics string
+}
+
 // serve runs the server until ctx is done, then shuts down gracefully.
-func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) error {
+func serve(ctx context.Context, cfg config.Config, opts serveOptions) error {
+	stdout, log := opts.Stdout, opts.Log
 	// Without sign-in configured the server runs in dev mode, which must
 	// not be reachable from other machines.
 	devMode := cfg.DevMode()
@@ -172,7 +205,11 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	goKeep("audit projector", func(ctx context.Context) error { return audit.Project(ctx, b.JS, st, ev, log) })
 	goWork("jobs catalog", jobCatalog.Run)
 	goWork("rollouts", rollouts.Run)
-	sched := schedule.New(st, jobCatalog, disp, cfg.Scheduler.MisfireGrace.D(), log)
+	clock := opts.Clock
+	if clock == nil {
+		clock = clockwork.NewRealClock()
+	}
+	sched := schedule.New(st, jobCatalog, disp, cfg.Scheduler.MisfireGrace.D(), clock, log)
 	goWork("scheduler", sched.Run)
 	// Health: the broker stores, the database writes, the disk has room;
 	// JetStream comes back by itself after a full disk.
@@ -183,7 +220,10 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		memtrim.Run(ctx, memtrim.Interval, memtrim.MinFree, mx.MemoryTrims, log)
 		return nil
 	})
-	goWork("sign-in housekeeping", func(ctx context.Context) error { authHousekeeping(ctx, authSvc, st, recorder, log); return nil })
+	goWork("sign-in housekeeping", func(ctx context.Context) error {
+		authSvc.Housekeeping(ctx, st, recorder, auth.HousekeepingInterval, log)
+		return nil
+	})
 	var enroller *enroll.Service
 	credsPath := ""
 	if b.Embedded() {
@@ -280,9 +320,11 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	}
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
+	metricsURL := ""
 	if metricsSrv != nil {
 		go func() { serveErr <- metricsSrv.Serve(metricsLn) }()
-		log.Info("metrics listener", "url", "http://"+metricsLn.Addr().String()+metrics.MetricsPath)
+		metricsURL = "http://" + metricsLn.Addr().String() + metrics.MetricsPath
+		log.Info("metrics listener", "url", metricsURL)
 	}
 
 	url := scheme + "://" + ln.Addr().String()
@@ -297,6 +339,9 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	case b.Embedded() && !config.IsLoopback(cfg.NATS.Listen):
 		fmt.Fprintf(stdout, "WARNING: the broker listens on %s in PLAIN TEXT (--insecure-plaintext): anyone on the network path can read credentials and scripts\n", cfg.NATS.Listen)
 		log.Warn("the broker's client listener is plain text on a non-loopback address", "listen", cfg.NATS.Listen)
+	}
+	if opts.Ready != nil {
+		opts.Ready(Listening{URL: url, NATS: b.ClientURL(), Credentials: credsPath, Metrics: metricsURL})
 	}
 
 	select {

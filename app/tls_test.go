@@ -157,7 +157,7 @@ func TestBrokerPlainTextOffLoopback(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	err := serve(context.Background(), cfg, io.Discard, testLogger(t))
+	err := serve(context.Background(), cfg, serveOptions{Stdout: io.Discard, Log: testLogger(t)})
 	if err == nil || !strings.Contains(err.Error(), "--nats-tls auto") || !strings.Contains(err.Error(), "--insecure-plaintext") {
 		t.Fatalf("serve = %v, want a refusal naming --nats-tls auto and --insecure-plaintext", err)
 	}

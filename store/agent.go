@@ -29,6 +29,9 @@ type Agent struct {
 	// process (0: not reported).
 	RSSBytes   int64
 	CPUPercent float64
+	// User is who is logged on at the PC, as its latest heartbeat said
+	// ("" when nobody is or the agent does not tell).
+	User string
 	// FirstSeen is kept from the first upsert. OfflineAfter is LastSeen +
 	// 3×Interval, or LastSeen when the agent said it is stopping.
 	FirstSeen, LastSeen, OfflineAfter time.Time
@@ -95,8 +98,9 @@ type agentRow struct {
 	OfflineAfter int64  `bun:"offline_after"`
 	RunningExecs string `bun:"running_execs"`
 	// NULL (read as 0) until the agent reports them.
-	RSSBytes   int64   `bun:"rss_bytes"`
-	CPUPercent float64 `bun:"cpu_percent"`
+	RSSBytes     int64   `bun:"rss_bytes"`
+	CPUPercent   float64 `bun:"cpu_percent"`
+	LoggedOnUser string  `bun:"logged_on_user"`
 }
 
 func (r *agentRow) agent() Agent {
@@ -116,14 +120,15 @@ func (r *agentRow) agent() Agent {
 		OfflineAfter: time.UnixMilli(r.OfflineAfter).UTC(),
 		RSSBytes:     r.RSSBytes,
 		CPUPercent:   r.CPUPercent,
+		User:         r.LoggedOnUser,
 	}
 }
 
 // agentCols are the columns an upsert writes, in valuesList order.
-const agentCols = "pc_id, hostname, os, os_version, arch, agent_version, protocol, interval_ms, running, running_execs, first_seen, last_seen, offline_after, rss_bytes, cpu_percent"
+const agentCols = "pc_id, hostname, os, os_version, arch, agent_version, protocol, interval_ms, running, running_execs, first_seen, last_seen, offline_after, rss_bytes, cpu_percent, logged_on_user"
 
 // agentColCount is the number of agentCols.
-const agentColCount = 15
+const agentColCount = 16
 
 // joinExecs and splitExecs store a list of exec_ids as one column: exec_ids
 // never hold a comma (wire.ValidateID).
@@ -176,6 +181,7 @@ func (s *Store) UpsertAgents(ctx context.Context, agents []Agent) error {
 			OfflineAfter: off.UnixMilli(),
 			RSSBytes:     a.RSSBytes,
 			CPUPercent:   a.CPUPercent,
+			LoggedOnUser: clean(a.User),
 		}
 		if j, ok := byID[a.PCID]; ok {
 			if r.LastSeen < rows[j].LastSeen {
@@ -207,14 +213,14 @@ func (s *Store) UpsertAgents(ctx context.Context, agents []Agent) error {
 			args := make([]any, 0, len(batch)*agentColCount)
 			for _, r := range batch {
 				args = append(args, r.PCID, r.Hostname, r.OS, r.OSVersion, r.Arch, r.AgentVersion,
-					r.Protocol, r.IntervalMS, r.Running, r.RunningExecs, r.FirstSeen, r.LastSeen, r.OfflineAfter, r.RSSBytes, r.CPUPercent)
+					r.Protocol, r.IntervalMS, r.Running, r.RunningExecs, r.FirstSeen, r.LastSeen, r.OfflineAfter, r.RSSBytes, r.CPUPercent, r.LoggedOnUser)
 			}
 			q := "INSERT INTO agents (" + agentCols + ") VALUES " + valuesList(len(batch), agentColCount) + `
 ON CONFLICT (pc_id) DO UPDATE SET
 	hostname = excluded.hostname, os = excluded.os, os_version = excluded.os_version,
 	arch = excluded.arch, agent_version = excluded.agent_version, protocol = excluded.protocol,
 	interval_ms = excluded.interval_ms, running = excluded.running, running_execs = excluded.running_execs,
-	rss_bytes = excluded.rss_bytes, cpu_percent = excluded.cpu_percent,
+	rss_bytes = excluded.rss_bytes, cpu_percent = excluded.cpu_percent, logged_on_user = excluded.logged_on_user,
 	last_seen = excluded.last_seen, offline_after = excluded.offline_after
 WHERE agents.last_seen <= excluded.last_seen
 RETURNING pc_id`

@@ -398,3 +398,23 @@ func TestTouchAgents(t *testing.T) {
 		}
 	})
 }
+
+// TestUpsertAgents_User: the logged-on user a heartbeat reports is stored
+// and replaced by the next report, also when nobody is logged on any more.
+func TestUpsertAgents_User(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		a := agent("pc1", t0)
+		a.User = `CORP\alice`
+		mustUpsert(t, s, a)
+		if got, err := s.Agent(ctx, "pc1"); err != nil || got.User != `CORP\alice` {
+			t.Fatalf("Agent(pc1).User = %q, %v; want CORP\\alice", got.User, err)
+		}
+		a.LastSeen, a.User = t0.Add(time.Minute), ""
+		mustUpsert(t, s, a)
+		as, _, err := s.Agents(ctx, store.AgentFilter{Now: t0})
+		if err != nil || len(as) != 1 || as[0].User != "" {
+			t.Errorf("Agents after logoff = %+v, %v; want the user gone", as, err)
+		}
+	})
+}

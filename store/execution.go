@@ -70,6 +70,14 @@ func CountResults(rs []Result) Counts {
 	return c
 }
 
+// Plus returns the sum of c and d, state by state.
+func (c Counts) Plus(d Counts) Counts {
+	for _, st := range wire.States {
+		*c.field(st) += d.Of(st)
+	}
+	return c
+}
+
 // Of returns the number of targets in state st.
 func (c Counts) Of(st wire.State) int {
 	if p := c.field(st); p != nil {
@@ -105,9 +113,11 @@ func (c *Counts) field(st wire.State) *int {
 // Execution is one run of one job against a target.
 type Execution struct {
 	ExecID, JobID, Version, Shell, Script string
-	Timeout, Jitter                       time.Duration
-	Target                                Target
-	InitiatedBy                           string
+	// Title is what a person calls it ("INC-4242 printer queue"); optional.
+	Title           string
+	Timeout, Jitter time.Duration
+	Target          Target
+	InitiatedBy     string
 	// Status is one of the Status* constants.
 	Status                                             string
 	CreatedAt, DeadlineAt, FinishedAt, KillRequestedAt time.Time
@@ -130,6 +140,7 @@ type executionRow struct {
 	Version         string `bun:"version"`
 	Shell           string `bun:"shell"`
 	Script          string `bun:"script"`
+	Title           string `bun:"title"`
 	TimeoutMS       int64  `bun:"timeout_ms"`
 	JitterMS        int64  `bun:"jitter_ms"`
 	Target          string `bun:"target"`
@@ -152,6 +163,7 @@ func (r *executionRow) execution() (Execution, error) {
 		Version:         r.Version,
 		Shell:           r.Shell,
 		Script:          r.Script,
+		Title:           r.Title,
 		Timeout:         time.Duration(r.TimeoutMS) * time.Millisecond,
 		Jitter:          time.Duration(r.JitterMS) * time.Millisecond,
 		InitiatedBy:     r.InitiatedBy,
@@ -200,6 +212,7 @@ func (s *Store) CreateExecution(ctx context.Context, e Execution, pcIDs []string
 		Version:         e.Version,
 		Shell:           e.Shell,
 		Script:          e.Script,
+		Title:           e.Title,
 		TimeoutMS:       e.Timeout.Milliseconds(),
 		JitterMS:        e.Jitter.Milliseconds(),
 		Target:          string(target),
@@ -308,6 +321,12 @@ func (s *Store) ExecutionStatus(ctx context.Context, execID string) (string, err
 // ExecFilter selects executions. Empty fields match everything.
 type ExecFilter struct {
 	JobID, Status string
+	Outcome       Outcome
+	// PCID selects the executions that have this PC as a target.
+	PCID string
+	// Title and InitiatedBy select the executions whose title or
+	// initiator contains them, ignoring case.
+	Title, InitiatedBy string
 	// Limit defaults to DefaultLimit and is clamped to MaxLimit.
 	Limit, Offset int
 }
@@ -323,6 +342,18 @@ func (s *Store) Executions(ctx context.Context, f ExecFilter) ([]Execution, int,
 	}
 	if f.Status != "" {
 		q = q.Where("e.status = ?", f.Status)
+	}
+	if f.Outcome != "" {
+		q = q.Where("e.outcome = ?", string(f.Outcome))
+	}
+	if f.PCID != "" {
+		q = q.Where("e.exec_id IN (SELECT r.exec_id FROM results AS r WHERE r.pc_id = ?)", f.PCID)
+	}
+	if f.Title != "" {
+		q = q.Where("LOWER(e.title) LIKE ? ESCAPE '!'", likePattern(f.Title))
+	}
+	if f.InitiatedBy != "" {
+		q = q.Where("LOWER(e.initiated_by) LIKE ? ESCAPE '!'", likePattern(f.InitiatedBy))
 	}
 	total, err := q.Count(ctx)
 	if err != nil {
@@ -388,7 +419,18 @@ func (s *Store) counts(ctx context.Context, ids []string) (map[string]Counts, er
 // written by the server, so a late report of the agent replaces them. An
 // unknown execID fails with ErrNotFound.
 func (s *Store) RequestKill(ctx context.Context, execID, by string, at time.Time) error {
+	return s.RequestKillBecause(ctx, execID, by, "", at)
+}
+
+// RequestKillBecause is RequestKill with why the execution is killed
+// ("emergency stop: …"), which the reason of its pending targets adds to
+// ReasonKilledBeforeStart ("" adds nothing).
+func (s *Store) RequestKillBecause(ctx context.Context, execID, by, why string, at time.Time) error {
 	ms := at.UnixMilli()
+	pendingReason := ReasonKilledBeforeStart
+	if why != "" {
+		pendingReason += ": " + why
+	}
 	return s.inTx(ctx, func(tx *Store) error {
 		res, err := tx.db.ExecContext(ctx, `UPDATE executions SET
 	status = CASE WHEN status = ? THEN status ELSE ? END,
@@ -406,7 +448,7 @@ WHERE exec_id = ?`, StatusCompleted, StatusKilled, by, ms, execID)
 		if _, err := tx.db.ExecContext(ctx, `UPDATE results
 SET state = ?, reason = ?, by_server = TRUE, updated_at = ?
 WHERE exec_id = ? AND state = ?`,
-			string(wire.StateKilled), ReasonKilledBeforeStart, ms, execID, string(wire.StatePending)); err != nil {
+			string(wire.StateKilled), pendingReason, ms, execID, string(wire.StatePending)); err != nil {
 			return fmt.Errorf("store: kill pending targets of %s: %w", execID, err)
 		}
 		if _, err := tx.db.ExecContext(ctx, `UPDATE results
@@ -479,7 +521,9 @@ const activeTargets = "EXISTS (SELECT 1 FROM results WHERE results.exec_id = exe
 // their targets: running becomes completed when no target is pending or
 // running any more (and completed becomes running again when one is, which
 // happens when an agent reports on a target the server had expired); a
-// killed execution gets its finished_at when its last target ends.
+// killed execution gets its finished_at when its last target ends. Then
+// it brings their stored outcomes up to date (refreshOutcomes): every
+// change of a status or of a target's state ends here.
 func (s *Store) refreshStatus(ctx context.Context, ids []string, now time.Time) error {
 	ms := now.UnixMilli()
 	for _, st := range []struct {
@@ -505,5 +549,5 @@ func (s *Store) refreshStatus(ctx context.Context, ids []string, now time.Time) 
 			return fmt.Errorf("store: update execution status: %w", err)
 		}
 	}
-	return nil
+	return s.refreshOutcomes(ctx, ids)
 }

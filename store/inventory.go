@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/uptrace/bun"
 
 	"github.com/kanadehq/kanade/agent/wire"
 )
@@ -237,6 +240,42 @@ FROM agent_inventory WHERE pc_id = ?`, pc).Scan(&r.CollectedAt, &r.ReceivedAt, &
 		inv.Hotfixes = append(inv.Hotfixes, h)
 	}
 	return inv, rows.Err()
+}
+
+// AgentAddresses returns, for each of pcs that reported its network, its
+// IP addresses from its newest inventory: IPv4 before IPv6, interfaces
+// by name, without loopback and link-local addresses (which say nothing
+// about where a PC is).
+func (s *Store) AgentAddresses(ctx context.Context, pcs []string) (map[string][]string, error) {
+	out := map[string][]string{}
+	for _, batch := range chunks(pcs) {
+		var rows []struct {
+			PCID string `bun:"pc_id"`
+			IPv4 string `bun:"ipv4"`
+			IPv6 string `bun:"ipv6"`
+		}
+		if err := s.db.NewSelect().TableExpr("agent_nics").Column("pc_id", "ipv4", "ipv6").
+			Where("pc_id IN (?)", bun.List(batch)).OrderExpr("pc_id, name").Scan(ctx, &rows); err != nil {
+			return nil, fmt.Errorf("store: agent addresses: %w", err)
+		}
+		v6 := map[string][]string{}
+		for _, r := range rows {
+			for _, a := range splitList(r.IPv4) {
+				if ip, err := netip.ParseAddr(a); err == nil && ip.IsGlobalUnicast() {
+					out[r.PCID] = append(out[r.PCID], a)
+				}
+			}
+			for _, a := range splitList(r.IPv6) {
+				if ip, err := netip.ParseAddr(a); err == nil && ip.IsGlobalUnicast() {
+					v6[r.PCID] = append(v6[r.PCID], a)
+				}
+			}
+		}
+		for pc, as := range v6 {
+			out[pc] = append(out[pc], as...)
+		}
+	}
+	return out, nil
 }
 
 // AgentSoftware lists a PC's software by name; q keeps names containing it.

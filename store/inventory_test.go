@@ -227,3 +227,30 @@ func TestInventory_PartialHardware(t *testing.T) {
 		}
 	})
 }
+
+// TestAgentAddresses: each PC's addresses for the agents list, IPv4
+// first, without loopback or link-local ones; PCs without an inventory
+// have none.
+func TestAgentAddresses(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		mustUpsert(t, s, agent("pc1", t0), agent("pc2", t0), agent("pc3", t0))
+		inv := inventory("pc1")
+		inv.Network = []wire.NIC{
+			{Name: "Wi-Fi", IPv4: []string{"192.168.1.23", "169.254.3.4"}, IPv6: []string{"fe80::1", "2001:db8::23"}},
+			{Name: "Ethernet", IPv4: []string{"10.1.2.3"}},
+			{Name: "lo", IPv4: []string{"127.0.0.1"}, IPv6: []string{"::1"}},
+		}
+		if err := s.PutInventories(ctx, []wire.Inventory{inv, inventory("pc2")}, t0); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.AgentAddresses(ctx, []string{"pc1", "pc2", "pc3"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string][]string{"pc1": {"10.1.2.3", "192.168.1.23", "2001:db8::23"}, "pc2": {"10.1.2.3"}}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("AgentAddresses (-want +got):\n%s", diff)
+		}
+	})
+}

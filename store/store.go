@@ -481,7 +481,8 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if _, err := m.Migrate(ctx); err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
-	return nil
+	// Executions recorded before outcomes were kept get theirs.
+	return s.fillOutcomes(ctx)
 }
 
 // pgMigrationLock takes a session advisory lock for the current schema on a

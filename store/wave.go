@@ -113,16 +113,9 @@ func (s *Store) CreateRollout(ctx context.Context, e Execution, waves []Wave, pc
 // Waves returns an execution's waves in order with their counts (none
 // for an execution without waves).
 func (s *Store) Waves(ctx context.Context, execID string) ([]Wave, error) {
-	var rows []waveRow
-	if err := s.db.NewSelect().Model(&rows).Where("w.exec_id = ?", execID).OrderExpr("w.idx").Scan(ctx); err != nil {
-		return nil, fmt.Errorf("store: waves of %s: %w", execID, err)
-	}
-	if len(rows) == 0 {
-		return nil, nil
-	}
-	out := make([]Wave, len(rows))
-	for i, r := range rows {
-		out[i] = r.wave()
+	out, err := s.WaveStates(ctx, execID)
+	if err != nil || len(out) == 0 {
+		return nil, err
 	}
 	var counts []struct {
 		Wave  int    `bun:"wave"`
@@ -139,6 +132,23 @@ func (s *Store) Waves(ctx context.Context, execID string) ([]Wave, error) {
 				*p += c.N
 			}
 		}
+	}
+	return out, nil
+}
+
+// WaveStates returns an execution's waves in order without their counts
+// (none for an execution without waves): what the targets table needs.
+func (s *Store) WaveStates(ctx context.Context, execID string) ([]Wave, error) {
+	var rows []waveRow
+	if err := s.db.NewSelect().Model(&rows).Where("w.exec_id = ?", execID).OrderExpr("w.idx").Scan(ctx); err != nil {
+		return nil, fmt.Errorf("store: waves of %s: %w", execID, err)
+	}
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	out := make([]Wave, len(rows))
+	for i, r := range rows {
+		out[i] = r.wave()
 	}
 	return out, nil
 }
@@ -167,6 +177,27 @@ ORDER BY e.created_at`, StatusKilled, WaveWaiting, WaveAwaitingApproval, WaveRun
 		return nil, fmt.Errorf("store: open rollouts: %w", err)
 	}
 	return ids, nil
+}
+
+// ExecutionsAwaitingApproval lists the rollouts a wave of which waits for
+// an approver, oldest first, without their counts: the top bar counts
+// those the caller may approve (app/rollout's four-eyes rule).
+func (s *Store) ExecutionsAwaitingApproval(ctx context.Context) ([]Execution, error) {
+	var rows []executionRow
+	if err := s.db.NewSelect().Model(&rows).
+		Where("e.status = ? AND e.exec_id IN (SELECT w.exec_id FROM waves AS w WHERE w.state = ?)", StatusAwaitingApproval, WaveAwaitingApproval).
+		OrderExpr("e.created_at").Scan(ctx); err != nil {
+		return nil, fmt.Errorf("store: executions awaiting approval: %w", err)
+	}
+	out := make([]Execution, 0, len(rows))
+	for i := range rows {
+		e, err := rows[i].execution()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
 }
 
 // CountWavesAwaitingApproval counts the waves that wait for an approver.

@@ -42,6 +42,9 @@ func TestRollouts(t *testing.T) {
 		if n, _ := s.CountWavesAwaitingApproval(ctx); n != 1 {
 			t.Errorf("awaiting approval = %d", n)
 		}
+		if es, err := s.ExecutionsAwaitingApproval(ctx); err != nil || len(es) != 1 || es[0].ExecID != "r1" || !es[0].FourEyes || es[0].InitiatedBy != e.InitiatedBy {
+			t.Errorf("executions awaiting approval = %+v, %v", es, err)
+		}
 		// Past the execution-wide default nothing expires; past wave 0's
 		// deadline only its pending target expires, not the unstarted wave's.
 		ids, err := s.ExpireOverdue(ctx, t0.Add(31*time.Minute))

@@ -14,7 +14,9 @@ type SettingsModel struct {
 	Tokens                []APITokenRow
 	Roles                 []string
 	Name, Role, ExpiresIn string
-	Problems              []string
+	// Errors are the create form's problems by field ("" for the
+	// form's own, or for a row's Revoke that failed).
+	Errors FieldErrors
 }
 
 // APITokenRow is one API token (never its secret).
@@ -22,6 +24,7 @@ type APITokenRow struct {
 	ID, Name, Role, CreatedBy, State string
 	Created, Expires, LastUsed       TimeText
 	RevokeURL                        string // empty once revoked
+	RevokeConfirm                    string // the question Revoke asks
 }
 
 // APITokenCreatedModel shows a new API token, once.

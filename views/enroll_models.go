@@ -14,6 +14,8 @@ type AgentIdentity struct {
 	// its current value ("canary, lab").
 	GroupsURL string
 	Groups    string
+	// GroupsError says why the groups typed in Groups were not saved.
+	GroupsError string
 }
 
 // EnrollmentRow is one agent key waiting for (or past) an admin's decision.
@@ -22,6 +24,8 @@ type EnrollmentRow struct {
 	Groups                                                                  []string
 	Requested                                                               TimeText
 	ApproveURL, RejectURL                                                   string
+	// RejectConfirm is the question Reject asks.
+	RejectConfirm string
 	// BoundKey is set for a re-enrollment: the key the PC is bound to now,
 	// which approving revokes.
 	BoundKey string
@@ -35,8 +39,18 @@ type EnrollmentsModel struct {
 	Pending   int
 	CSRFToken string
 	Tokens    []TokenRow
-	// TokenError is shown next to the create-token form.
-	TokenError string
+	// TokenForm is the New token form as shown (with what was typed
+	// when it had problems).
+	TokenForm TokenForm
+	// Errors are the New token form's problems by field ("" for the
+	// form's own; "row" for a button of the page that failed).
+	Errors FieldErrors
+}
+
+// TokenForm is the New enrollment token form.
+type TokenForm struct {
+	Name, Groups, AllowGroups, ExpiresIn, MaxUses string
+	AutoApprove                                   bool
 }
 
 // TokenRow is one enrollment token.
@@ -47,6 +61,8 @@ type TokenRow struct {
 	Expires, Created      TimeText
 	CreatedBy             string
 	RevokeURL             string
+	// RevokeConfirm and RotateConfirm are the questions the buttons ask.
+	RevokeConfirm, RotateConfirm string
 	// RotateURL gives the default token's file a new secret and broker
 	// user ("" for other tokens).
 	RotateURL string

@@ -16,7 +16,8 @@ type AddAgentsModel struct {
 	AgentURL string
 	// Downloads is the directory the server looks in for agent binaries.
 	Downloads string
-	Problems  []string
+	// Errors are the form's problems by field ("" for the form's own).
+	Errors FieldErrors
 	// Unavailable says why no command can be made on this server ("" when one can).
 	Unavailable string
 	Result      *InstallResult

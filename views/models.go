@@ -15,15 +15,26 @@ type Layout struct {
 	User      string // the caller's display name
 	Role      string // viewer, operator, approver or admin
 	SignedIn  bool   // a signed-in user (shows Sign out)
-	Approvals int    // rollout waves awaiting approval (shown to approvers)
+	// Approvals counts the rollout waves awaiting an approval the caller
+	// may give (approvers and admins; the four-eyes rule applied).
+	Approvals int
 	Version   string
-	// Emergency, when not empty, shows the red emergency-stop banner with
-	// this text (e.g. "Emergency stop is on since 10:42 by alice: ransomware").
-	Emergency string
+	// Estop is the emergency stop while it is on (nil when off): the top
+	// bar and a red banner say so on every page.
+	Estop *EstopState
+	// LiveURL is the top bar's live stream (empty: not live).
+	LiveURL string
 	// Health, when not empty, shows a banner about the server's health:
 	// red when HealthLevel is "unavailable" (it cannot store), amber for
 	// "warning" (a disk filling up). HealthURL links it to the System page.
 	Health, HealthLevel, HealthURL string
+}
+
+// EstopState is the emergency stop that is on: since when, who turned it
+// on and why.
+type EstopState struct {
+	Since      TimeText
+	By, Reason string
 }
 
 // roleRank orders the roles; the server enforces them, the views only
@@ -61,6 +72,15 @@ type AgentRow struct {
 	HeartbeatLate                                     bool // online, but its heartbeat is overdue
 	LastSeen                                          TimeText
 	URL                                               string // the agent's page
+	// OfflineFor is how long an offline agent has been silent ("3h");
+	// empty while it is online.
+	OfflineFor string
+	// IPs are its addresses from its newest inventory, IPv4 first (none
+	// before it reported one).
+	IPs []string
+	// User is who is logged on at its console, as its last heartbeat
+	// said ("" when nobody is or its agent does not say).
+	User string
 }
 
 // AgentListModel is the agents page and its table partial.
@@ -96,6 +116,10 @@ type AgentModel struct {
 	// RefreshURL asks the agent for a new inventory and PingURL measures
 	// the round trip to it (empty: not allowed).
 	RefreshURL, PingURL string
+	// Blocked, when not empty, says why Run, Ping and Refresh cannot reach
+	// this agent ("revoked by alice: stolen laptop"); they are shown
+	// disabled.
+	Blocked string
 	// Shells and Shell fill the inline Run form (shown with RunURL).
 	Shells    []string
 	Shell     string
@@ -128,20 +152,37 @@ type ExecRow struct {
 	Created                            TimeText
 	Counts                             Counts
 	URL                                string // the execution's page
+	// Outcome is what the execution's badge says (store.Outcome).
+	Outcome string
+	// What names it: its title, else the script's first line (a job: its
+	// id); Detail is that line or job beside a title ("" without one).
+	What, Detail string
+	// Target is its target in words: "PC-042", "group canary, 40 PCs".
+	Target string
 }
 
 // ExecListModel is the executions page and its table partial.
 type ExecListModel struct {
-	Status, JobID string // current filters
-	Rows          []ExecRow
-	Pager         Pager
+	Status, JobID string // current filters; Status is a status or an outcome
+	// PCID, Title and InitiatedBy are the other filters.
+	PCID, Title, InitiatedBy string
+	Rows                     []ExecRow
+	Pager                    Pager
 }
 
 // RunModel is the Run form, empty or re-rendered with errors.
 type RunModel struct {
 	TargetMode                          string // "pcs" | "groups" | "all"
 	PCs, Groups, Shell, Script, Timeout string
-	Shells                              []string
+	// Title is the optional title or ticket of the run.
+	Title  string
+	Shells []string
+	// ShellHint asks for a shell when the target's PCs run different
+	// systems (Shell is then "": none is chosen for them).
+	ShellHint string
+	// ShellChosen: the shell was asked for (Run again), so it does not
+	// follow the target's systems.
+	ShellChosen bool
 	// Errors maps a field name ("target", "pcs", "groups", "shell",
 	// "script", "timeout") to the message shown next to it; the "" key is
 	// a form-level error.
@@ -153,6 +194,15 @@ type RunModel struct {
 type RunPreviewModel struct {
 	Matched, Online int
 	Error           string
+	// Unknown are the PCs named that no agent has ever had (the run is
+	// refused while there are any).
+	Unknown []string
+	// Shell is the shell the target's systems suggest ("" when they are
+	// mixed; ShellHint then says so).
+	Shell, ShellHint string
+	// Confirm is the question to ask before acting on this target (""
+	// for one PC).
+	Confirm string
 }
 
 // ExecSummaryModel is the head of an execution page: its facts, progress and
@@ -171,6 +221,9 @@ type ExecSummaryModel struct {
 	FourEyes           bool
 	Waves              []WaveCard
 	HaltURL, ResumeURL string
+	ExecHead
+	// Tally is the count of each state, linked to those targets.
+	Tally []CountLink
 }
 
 // WaveCard is one wave of a rollout.
@@ -190,6 +243,7 @@ type WaveCard struct {
 	// says why they cannot.
 	ApproveURL, ApproveNote string
 	Reason                  string
+	RolloutView
 }
 
 // TargetRow is one target (PC) of an execution.
@@ -202,6 +256,7 @@ type TargetRow struct {
 	Truncated           bool
 	LogURL              string // the execution page with ?pc=; answers the LogPanel partial to htmx
 	Selected            bool   // this target's output is shown in the log panel
+	TargetWhy
 }
 
 // TargetTableModel is the targets table of an execution page.
@@ -213,6 +268,7 @@ type TargetTableModel struct {
 	// table re-fetches it on every change. Filter links are derived from
 	// it by replacing the "state" query parameter and dropping "offset".
 	URL string
+	TargetWaves
 }
 
 // LogModel is the output panel of one target.
@@ -221,9 +277,15 @@ type LogModel struct {
 	Stdout, Stderr      string
 	Truncated           bool
 	Live                bool   // the target is still running: stream the rest
-	StreamURL           string // SSE: "chunk" events (LogChunk payloads), then "done"
+	StreamURL           string // SSE: "chunk" and "state" (LogState) events, then "done"
 	PanelURL            string // answers this panel (the LogPanel partial); re-fetched on "done"
 	Empty               bool   // no target selected
+	// Duration is how long the target ran, or has been running (Tick).
+	Duration Tick
+	// DownloadURL answers the output as a text file (empty while live).
+	DownloadURL string
+	// Cap is the output cap in words ("1 MiB"), named when output was cut.
+	Cap string
 }
 
 // ExecModel is one execution's page.
@@ -309,9 +371,15 @@ type JobModel struct {
 
 // JobDeploy is the Deploy form and the revoke switch of a job.
 type JobDeploy struct {
-	Status                string // ACTIVE or REVOKED
-	Pinned                string // the version agents accept now ("" = none pinned)
-	DeployURL, StatusURL  string // StatusURL revokes an ACTIVE job, unrevokes a REVOKED one
-	Preview               RunPreviewModel
-	CSRFToken, DefaultPCs string
+	Status               string // ACTIVE or REVOKED
+	Pinned               string // the version agents accept now ("" = none pinned)
+	DeployURL, StatusURL string // StatusURL revokes an ACTIVE job, unrevokes a REVOKED one
+	Preview              RunPreviewModel
+	CSRFToken            string
+	// The form as shown: TargetMode "" deploys to the job's own target.
+	TargetMode, PCs, Groups, Version, Title string
+	// Errors are the form's problems by field ("" for the form's own).
+	Errors FieldErrors
+	// RevokeConfirm is the question Revoke job asks.
+	RevokeConfirm string
 }

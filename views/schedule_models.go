@@ -11,9 +11,11 @@ type SchedulesModel struct {
 	// Suppressed: the emergency stop is on, fires are suppressed.
 	Suppressed bool
 
-	ID, Description, Cron, Timezone, JobID, Groups string
-	Enabled                                        bool
-	Problems                                       []string
+	ID, Description, Cron, Timezone, JobID, Groups, PCs string
+	Enabled                                             bool
+	// Errors are the form's problems by field ("" for the form's own, or
+	// for a row's button that failed).
+	Errors FieldErrors
 }
 
 // ScheduleRow is one schedule.
@@ -30,4 +32,6 @@ type ScheduleRow struct {
 	LastExecURL       string
 	// ToggleURL and DeleteURL are set when the caller may change it.
 	ToggleURL, DeleteURL string
+	// DeleteConfirm is the question Delete asks.
+	DeleteConfirm string
 }

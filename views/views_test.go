@@ -655,7 +655,7 @@ func TestPage_Layout(t *testing.T) {
 	}{
 		{"agents dev", Layout{Nav: "agents", DevMode: true, CSRFToken: "t", Role: "admin"}, "Agents", 1, 0},
 		{"run", Layout{Nav: "run", CSRFToken: "t", Role: "operator"}, "Run", 0, 0},
-		{"emergency", Layout{Nav: "dashboard", Emergency: "since 10:42 by alice", Role: "viewer"}, "Dashboard", 0, 1},
+		{"emergency", Layout{Nav: "dashboard", Estop: &EstopState{Since: TimeText{Rel: "3m ago", Abs: "2026-12-07T10:42:00Z"}, By: "alice", Reason: "ransomware"}, Role: "viewer"}, "Dashboard", 0, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -151,6 +151,9 @@ type Credential struct {
 	Expiry time.Time `json:"expiry"`
 	// CommandKeys sign the commands, kills and control messages this agent accepts.
 	CommandKeys []wire.CommandKey `json:"command_keys"`
+	// ReleaseKeys sign the release records of the binaries this agent
+	// installs (self-update); none: it installs none.
+	ReleaseKeys []wire.CommandKey `json:"release_keys,omitempty"`
 }
 
 // LoadCredential reads the stored credential; ok is false when there is
@@ -258,7 +261,7 @@ func enroll(ctx context.Context, url string, f EnrollmentFile, kp nkeys.KeyPair,
 				if len(rep.CommandKeys) == 0 {
 					return Credential{}, errors.New("enrollment reply without command keys")
 				}
-				return Credential{JWT: rep.JWT, Groups: rep.Groups, Expiry: rep.Expiry, CommandKeys: rep.CommandKeys}, nil
+				return Credential{JWT: rep.JWT, Groups: rep.Groups, Expiry: rep.Expiry, CommandKeys: rep.CommandKeys, ReleaseKeys: rep.ReleaseKeys}, nil
 			case wire.EnrollPending:
 				log.Info("enrollment is waiting for an admin's approval (Pending agents page)", "public_key", pub)
 				if rep.RetryAfter > 0 {
@@ -323,6 +326,23 @@ func (k *Keeper) Credential() Credential {
 
 // Keys returns the trusted command keys.
 func (k *Keeper) Keys() []wire.CommandKey { return k.Credential().CommandKeys }
+
+// ReleaseKeys returns the trusted release keys.
+func (k *Keeper) ReleaseKeys() []wire.CommandKey { return k.Credential().ReleaseKeys }
+
+// SetReleaseKeys replaces the trusted release keys (after a signed
+// rotation announcement).
+func (k *Keeper) SetReleaseKeys(keys []wire.CommandKey) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	c := k.cred
+	c.ReleaseKeys = keys
+	if err := SaveCredential(k.dataDir, c); err != nil {
+		return err
+	}
+	k.cred = c
+	return nil
+}
 
 // Refresh renews the credential now, which also fetches the current keys.
 func (k *Keeper) Refresh(ctx context.Context, nc *nats.Conn) error { return k.renew(ctx, nc) }
@@ -409,9 +429,12 @@ func (k *Keeper) SetCredential(rep wire.EnrollReply) error {
 	if rep.Status != wire.EnrollApproved || rep.JWT == "" {
 		return fmt.Errorf("credential refused: %s", rep.Reason)
 	}
-	c := Credential{JWT: rep.JWT, Groups: rep.Groups, Expiry: rep.Expiry, CommandKeys: rep.CommandKeys}
+	c := Credential{JWT: rep.JWT, Groups: rep.Groups, Expiry: rep.Expiry, CommandKeys: rep.CommandKeys, ReleaseKeys: rep.ReleaseKeys}
 	if len(c.CommandKeys) == 0 {
 		c.CommandKeys = k.Keys()
+	}
+	if len(c.ReleaseKeys) == 0 {
+		c.ReleaseKeys = k.ReleaseKeys()
 	}
 	if err := SaveCredential(k.dataDir, c); err != nil {
 		return err

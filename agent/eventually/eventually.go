@@ -4,6 +4,7 @@
 package eventually
 
 import (
+	"errors"
 	"testing"
 	"time"
 )
@@ -25,5 +26,16 @@ func Within(t testing.TB, d time.Duration, cond func() error) {
 		}
 		time.Sleep(step)
 		step = min(step*2, 200*time.Millisecond)
+	}
+}
+
+// Holds turns a yes-or-no check into a condition for Within: when cond
+// is false, the error says what was awaited.
+func Holds(what string, cond func() bool) func() error {
+	return func() error {
+		if !cond() {
+			return errors.New("waiting for " + what)
+		}
+		return nil
 	}
 }

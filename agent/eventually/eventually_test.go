@@ -17,5 +17,16 @@ func TestWithin(t *testing.T) {
 	if calls != 3 {
 		t.Fatalf("cond called %d times, want 3", calls)
 	}
+}
 
+func TestHolds(t *testing.T) {
+	ok := false
+	cond := Holds("the flag", func() bool { return ok })
+	if err := cond(); err == nil || err.Error() != "waiting for the flag" {
+		t.Errorf("Holds while false = %v, want \"waiting for the flag\"", err)
+	}
+	ok = true
+	if err := cond(); err != nil {
+		t.Errorf("Holds while true = %v", err)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kanadehq/kanade/agent/eventually"
 	"github.com/kanadehq/kanade/agent/wire"
 )
 
@@ -140,20 +141,19 @@ func TestRun_AgentCrash(t *testing.T) {
 	killLater(t, child)
 	killLater(t, leader)
 	var tr Tree
-	deadline := time.Now().Add(hangBound)
-	for {
+	eventually.Within(t, hangBound, func() error {
 		b, err := os.ReadFile(filepath.Join(dir, "tree.json"))
-		if err == nil {
-			if err := json.Unmarshal(b, &tr); err != nil {
-				t.Fatal(err)
-			}
-			break
+		if errors.Is(err, os.ErrNotExist) {
+			return err
 		}
-		if !errors.Is(err, os.ErrNotExist) || time.Now().After(deadline) {
+		if err != nil {
 			t.Fatalf("tree.json: %v", err)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		if err := json.Unmarshal(b, &tr); err != nil {
+			t.Fatal(err)
+		}
+		return nil
+	})
 	if tr.PGID != leader || tr.Start == 0 || tr.Token == "" {
 		t.Fatalf("recorded tree %+v, want group %d with a start time and a token", tr, leader)
 	}

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -136,12 +137,15 @@ func TestCapture(t *testing.T) {
 	}{
 		{"under", nil, 10, []string{"abc", "de"}, "abcde", []string{"abc", "de"}, false},
 		{"exact", nil, 5, []string{"abc", "de"}, "abcde", []string{"abc", "de"}, false},
-		{"split write", nil, 4, []string{"abc", "def"}, "abcd", []string{"abc", "d"}, true},
-		{"after the cap", nil, 3, []string{"abc", "def", "g"}, "abc", []string{"abc"}, true},
-		{"first write over", nil, 2, []string{"abcdef"}, "ab", []string{"ab"}, true},
+		{"exact in one write", nil, 5, []string{"abcde"}, "abcde", []string{"abc", "de"}, false},
+		{"split write", nil, 4, []string{"abc", "def"}, "ab" + CutMarker(2) + "ef", []string{"ab", "c", "d", liveCapNote}, true},
+		{"after the cap", nil, 3, []string{"abc", "def", "g"}, "ab" + CutMarker(4) + "g", []string{"ab", "c", liveCapNote}, true},
+		{"first write over", nil, 2, []string{"abcdef"}, "a" + CutMarker(4) + "f", []string{"a", "b", liveCapNote}, true},
+		{"head and tail", nil, 6, []string{"12345678", "9abc"}, "123" + CutMarker(6) + "abc", []string{"123", "456", liveCapNote}, true},
 		{"utf-8 split between writes", nil, 100, []string{"a\xe6\x97", "\xa5b"}, "a日b", []string{"a", "日b"}, false},
-		{"the cap does not split a character", nil, 5, []string{"ab日本"}, "ab日", []string{"ab日"}, true},
-		{"the cap counts decoded bytes", japanese.ShiftJIS, 6, []string{"\x93\xfa\x96\x7b\x8c\xea"}, "日本", []string{"日本"}, true},
+		{"the cap does not split a character", nil, 5, []string{"ab日本"}, "ab" + CutMarker(6), []string{"ab", liveCapNote}, true},
+		{"the tail starts at a character", nil, 8, []string{"abcd日本語"}, "abcd" + CutMarker(6) + "語", []string{"abcd", "日", liveCapNote}, true},
+		{"the cap counts decoded bytes", japanese.ShiftJIS, 6, []string{"\x93\xfa\x96\x7b\x8c\xea"}, "日" + CutMarker(3) + "語", []string{"日", "本", liveCapNote}, true},
 		{"cp932 split between writes", japanese.ShiftJIS, 100, []string{"x\x93", "\xfa\r\n"}, "x日\r\n", []string{"x", "日\r\n"}, false},
 		{"incomplete at the end", nil, 100, []string{"ok\xe6\x97"}, "ok\uFFFD\uFFFD", []string{"ok", "\uFFFD\uFFFD"}, false},
 	}
@@ -165,7 +169,7 @@ func TestCapture(t *testing.T) {
 				}
 			}
 			c.close()
-			if got := string(c.buf); got != tt.want || c.truncated != tt.wantTruncated {
+			if got := c.output(); got != tt.want || c.truncated != tt.wantTruncated {
 				t.Errorf("capture = %q, truncated %v; want %q, %v", got, c.truncated, tt.want, tt.wantTruncated)
 			}
 			if diff := cmp.Diff(tt.wantCalls, calls); diff != "" {
@@ -178,9 +182,40 @@ func TestCapture(t *testing.T) {
 					t.Errorf("OnOutput slice %d changed to %q, want %q", i, p, tt.wantCalls[i])
 				}
 			}
-			if string(c.buf) != tt.want {
-				t.Errorf("capture changed by an append to an OnOutput slice: %q", c.buf)
+			if got := c.output(); got != tt.want {
+				t.Errorf("capture changed by an append to an OnOutput slice: %q", got)
 			}
 		})
+	}
+}
+
+// TestCapture_Long: a long stream in small writes keeps exactly its first
+// and its last half of the limit, and the marker counts the rest.
+func TestCapture_Long(t *testing.T) {
+	t.Parallel()
+	var all []byte
+	for i := range 5000 {
+		all = append(all, fmt.Sprintf("line %d\n", i)...)
+	}
+	for _, limit := range []int{1, 2, 100, 101, 4096, 9000} {
+		var live []byte
+		c := newCapture(wire.Stdout, limit, nil, func(_ string, p []byte) { live = append(live, p...) })
+		for rest := all; len(rest) > 0; {
+			n := min(7, len(rest))
+			c.write(rest[:n])
+			rest = rest[n:]
+		}
+		c.close()
+		head, tail := limit-limit/2, limit/2
+		want := string(all[:head]) + CutMarker(len(all)-head-tail) + string(all[len(all)-tail:])
+		if got := c.output(); got != want || !c.truncated {
+			t.Errorf("limit %d: output %d bytes (truncated %v), want %d bytes with %d cut", limit, len(got), c.truncated, len(want), len(all)-limit)
+		}
+		if wantLive := string(all[:limit]) + liveCapNote; string(live) != wantLive {
+			t.Errorf("limit %d: streamed %d bytes, want the first %d and the note", limit, len(live), limit)
+		}
+		if cap(c.tail) > 2*tail+4096+64<<10 {
+			t.Errorf("limit %d: the tail holds %d bytes of memory", limit, cap(c.tail))
+		}
 	}
 }

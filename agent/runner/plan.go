@@ -117,7 +117,9 @@ func makePlan(h host, shell, script string) (p plan, no refusal) {
 	switch shell {
 	case wire.ShellSh:
 		p.ext = ".sh"
-		p.content = []byte(script)
+		// sh reads a CR as part of the line ("done\r" is no keyword); a
+		// browser sends every textarea's lines with CRLF.
+		p.content = []byte(strings.ReplaceAll(script, "\r\n", "\n"))
 	case wire.ShellCmd:
 		p.ext = ".cmd"
 		p.content = []byte(cmdPreamble + crlf(script))

@@ -70,6 +70,11 @@ func TestMakePlan(t *testing.T) {
 			wantExt:  ".sh", wantContent: "echo hi\n",
 		},
 		{
+			name: "linux sh from a browser's textarea", h: linuxHost, shell: wire.ShellSh, script: "for i in 1 2; do\r\n  echo $i\r\ndone\r\n", file: "/var/lib/kanade/kanade-1.sh",
+			wantArgv: []string{"/bin/sh", "/var/lib/kanade/kanade-1.sh"},
+			wantExt:  ".sh", wantContent: "for i in 1 2; do\n  echo $i\ndone\n",
+		},
+		{
 			name: "linux pwsh", h: linuxHost, shell: wire.ShellPwsh, script: "Write-Output hi", file: "/tmp/kanade-2.ps1",
 			wantArgv: []string{"/usr/bin/pwsh", "-NoProfile", "-NonInteractive", "-File", "/tmp/kanade-2.ps1"},
 			wantExt:  ".ps1", wantContent: bom + "Write-Output hi",

@@ -55,7 +55,8 @@ type Spec struct {
 	// Timeout counts from the real start of the child; 0 means no timeout.
 	Timeout time.Duration
 	// OutputCap is the most bytes of (decoded) output kept per stream
-	// (stdout, stderr); 0 or less means DefaultOutputCap.
+	// (stdout, stderr): over it, the first and the last half of it with
+	// a CutMarker between; 0 or less means DefaultOutputCap.
 	OutputCap int
 	// Dir is the directory where the script file is written. It is created
 	// (0700) if missing; "" means os.TempDir().
@@ -63,8 +64,9 @@ type Spec struct {
 	// Env holds extra environment entries ("KEY=value") appended to
 	// os.Environ(). The runner adds TreeEnv.
 	Env []string
-	// OnOutput, if set, is called as output arrives with what was kept of
-	// it (never beyond the cap), decoded to UTF-8, from the reader
+	// OnOutput, if set, is called as output arrives with the head that is
+	// kept of it, then once with a note that the rest is not streamed
+	// (the tail shows in the Outcome), decoded to UTF-8, from the reader
 	// goroutines; a character is never split between two calls. stream is
 	// wire.Stdout or wire.Stderr. It must not block for long. p is never
 	// modified afterwards and may be retained.
@@ -304,8 +306,8 @@ func execute(ctx context.Context, s Spec, p plan, file string, log *slog.Logger)
 	e.readErr = errors.Join(stdout.err, stderr.err)
 
 	o := classify(e)
-	o.Stdout = string(stdout.buf)
-	o.Stderr = string(stderr.buf)
+	o.Stdout = stdout.output()
+	o.Stderr = stderr.output()
 	o.Truncated = stdout.truncated || stderr.truncated
 	o.StartedAt = started
 	o.FinishedAt = time.Now()

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/kanadehq/kanade/agent/eventually"
 	"github.com/kanadehq/kanade/agent/wire"
 )
 
@@ -41,36 +43,32 @@ func alive(pid int) bool {
 	return syscall.Kill(pid, 0) == nil
 }
 
-// waitGone polls until pid is gone or the deadline passes.
+// waitGone waits until pid is gone.
 func waitGone(t *testing.T, pid int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for alive(pid) {
-		if time.Now().After(deadline) {
-			t.Fatalf("process %d is still alive", pid)
+	eventually.Within(t, 5*time.Second, func() error {
+		if alive(pid) {
+			return fmt.Errorf("process %d is still alive", pid)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
-// readPID polls until file holds a pid and returns it.
+// readPID waits until file holds a pid and returns it.
 func readPID(t *testing.T, file string) int {
 	t.Helper()
-	deadline := time.Now().Add(hangBound)
-	for {
+	var pid int
+	eventually.Within(t, hangBound, func() error {
 		b, err := os.ReadFile(file)
-		if err == nil && bytes.HasSuffix(b, []byte("\n")) {
-			pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-			if err != nil {
-				t.Fatalf("pid file %s: %v", file, err)
-			}
-			return pid
+		if err != nil || !bytes.HasSuffix(b, []byte("\n")) {
+			return fmt.Errorf("pid file %s was not written", file)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pid file %s was not written", file)
+		if pid, err = strconv.Atoi(strings.TrimSpace(string(b))); err != nil {
+			t.Fatalf("pid file %s: %v", file, err)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
+	return pid
 }
 
 // killLater makes sure a stray process from a failed test does not outlive it.
@@ -233,14 +231,15 @@ func TestRun_OutputCap(t *testing.T) {
 		script        string
 		limit         int
 		wantOut       string
-		wantErrLen    int
+		wantErr       string
 		wantTruncated bool
 	}{
-		{"under the cap", "printf 12345; printf abc >&2", 10, "12345", 3, false},
-		{"exactly the cap", "printf 1234567890", 10, "1234567890", 0, false},
-		{"stdout over", "printf 12345678901234", 10, "1234567890", 0, true},
+		{"under the cap", "printf 12345; printf abc >&2", 10, "12345", "abc", false},
+		{"exactly the cap", "printf 1234567890", 10, "1234567890", "", false},
+		{"stdout over: its head and its tail", "printf 12345678901234", 10, "12345" + CutMarker(4) + "01234", "", true},
 		// 4 MiB on stderr: the child must never block on a full pipe.
-		{"stderr far over", "printf ok; head -c 4194304 /dev/zero | tr '\\0' x >&2", 1000, "ok", 1000, true},
+		{"stderr far over", "printf ok; head -c 4194304 /dev/zero | tr '\\0' x >&2", 1000, "ok",
+			strings.Repeat("x", 500) + CutMarker(4194304-1000) + strings.Repeat("x", 500), true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -256,15 +255,18 @@ func TestRun_OutputCap(t *testing.T) {
 			if o.State != wire.StateSucceeded {
 				t.Fatalf("State = %s (%s), want succeeded", o.State, o.Reason)
 			}
-			if o.Stdout != tt.wantOut || len(o.Stderr) != tt.wantErrLen || o.Truncated != tt.wantTruncated {
-				t.Errorf("Stdout %q, len(Stderr) %d, Truncated %v; want %q, %d, %v",
-					o.Stdout, len(o.Stderr), o.Truncated, tt.wantOut, tt.wantErrLen, tt.wantTruncated)
+			if o.Stdout != tt.wantOut || o.Stderr != tt.wantErr || o.Truncated != tt.wantTruncated {
+				t.Errorf("Stdout %q, Stderr %d bytes, Truncated %v; want %q, %d bytes, %v",
+					o.Stdout, len(o.Stderr), o.Truncated, tt.wantOut, len(tt.wantErr), tt.wantTruncated)
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			if string(got[wire.Stdout]) != o.Stdout || string(got[wire.Stderr]) != o.Stderr {
-				t.Errorf("OnOutput got stdout %d bytes, stderr %d bytes; want exactly what was kept (%d, %d)",
-					len(got[wire.Stdout]), len(got[wire.Stderr]), len(o.Stdout), len(o.Stderr))
+			// Live output is what was kept while all of it fit, then a note.
+			for stream, kept := range map[string]string{wire.Stdout: o.Stdout, wire.Stderr: o.Stderr} {
+				live, over := strings.CutSuffix(string(got[stream]), liveCapNote)
+				if over && (len(live) != tt.limit || !strings.HasPrefix(kept, live[:tt.limit-tt.limit/2])) || !over && live != kept {
+					t.Errorf("OnOutput got %s %q (over the cap: %v); kept %q", stream, live, over, kept)
+				}
 			}
 		})
 	}
@@ -273,8 +275,8 @@ func TestRun_OutputCap(t *testing.T) {
 func TestRun_DefaultOutputCap(t *testing.T) {
 	t.Parallel()
 	o := runBounded(t, t.Context(), Spec{Shell: wire.ShellSh, Script: "head -c 1048600 /dev/zero | tr '\\0' x", Dir: t.TempDir()})
-	if len(o.Stdout) != DefaultOutputCap || !o.Truncated {
-		t.Errorf("len(Stdout) = %d, Truncated = %v; want %d, true", len(o.Stdout), o.Truncated, DefaultOutputCap)
+	if want := DefaultOutputCap + len(CutMarker(24)); len(o.Stdout) != want || !o.Truncated || !strings.Contains(o.Stdout, CutMarker(24)) {
+		t.Errorf("len(Stdout) = %d, Truncated = %v; want %d (the cap and a marker), true", len(o.Stdout), o.Truncated, want)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/text/encoding/charmap"
 	"golang.org/x/text/encoding/japanese"
 
+	"github.com/kanadehq/kanade/agent/eventually"
 	"github.com/kanadehq/kanade/agent/wire"
 )
 
@@ -220,33 +221,28 @@ func TestRunWindows_AgentCrash(t *testing.T) {
 	t.Cleanup(func() { _ = agent.Process.Kill(); _ = agent.Wait() })
 	// The tree: the agent → cmd → ping.
 	var tree []uint32
-	deadline := time.Now().Add(hangBound)
-	for {
+	eventually.Within(t, hangBound, func() error {
 		tree = tree[:0]
 		for _, c := range childrenOf(t, uint32(agent.Process.Pid)) {
 			tree = append(tree, c)
 			tree = append(tree, childrenOf(t, c)...)
 		}
-		if len(tree) >= 2 {
-			break
+		if len(tree) < 2 {
+			return fmt.Errorf("the run's cmd and ping did not start (processes under the agent: %v)", tree)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the run's cmd and ping did not start (processes under the agent: %v)", tree)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	if err := agent.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	_ = agent.Wait()
-	deadline = time.Now().Add(hangBound)
 	for _, pid := range tree {
-		for live(pid) {
-			if time.Now().After(deadline) {
-				t.Fatalf("process %d of the run outlived the agent", pid)
+		eventually.Within(t, hangBound, func() error {
+			if live(pid) {
+				return fmt.Errorf("process %d of the run outlived the agent", pid)
 			}
-			time.Sleep(10 * time.Millisecond)
-		}
+			return nil
+		})
 	}
 }
 

@@ -47,6 +47,8 @@ func Contract() []ContractSubject {
 		{Name: "read pins", Pattern: KVDirectGetPrefix(KVScriptCurrent) + ".>", Direction: FromAgents},
 		{Name: "read revoked flags", Pattern: KVDirectGetPrefix(KVScriptStatus) + ".>", Direction: FromAgents},
 		{Name: "read the emergency stop", Pattern: KVDirectGetPrefix(KVFleet) + ".>", Direction: FromAgents},
+		{Name: "update download permits", Pattern: UpdatePermitWildcard, Direction: FromAgents},
+		{Name: "read releases", Pattern: ReleaseReadSubject, Direction: FromAgents, Stream: true},
 		{Name: "audit", Pattern: StreamAuditSubjects, Direction: ServerOnly},
 	}
 }

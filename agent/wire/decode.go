@@ -43,6 +43,8 @@ func decodeCommandFast(data []byte, c *Command) bool {
 			return s.str(&c.ExecID)
 		case "job_id":
 			return s.str(&c.JobID)
+		case "kind":
+			return s.str(&c.Kind)
 		case "version":
 			return s.str(&c.Version)
 		case "shell":

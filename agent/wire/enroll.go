@@ -104,6 +104,9 @@ type EnrollReply struct {
 	// CommandKeys are the server keys that sign commands, kills and
 	// control messages; agents refuse messages not signed by one of them.
 	CommandKeys []CommandKey `json:"command_keys,omitempty"`
+	// ReleaseKeys are the server keys that sign release records (agent
+	// self-update); agents install only binaries one of them signed.
+	ReleaseKeys []CommandKey `json:"release_keys,omitempty"`
 }
 
 // ValidateGroup checks a group id: a subject token in lower case (NATS

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // State is the state of one target (PC) of an execution.
@@ -103,12 +106,15 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Command asks agents to run a script. It is published on a command
+// Command asks agents to run a script (or, with Kind KindUpdate, to
+// update themselves: see UpdateCommand). It is published on a command
 // subject (commands.all|group|pc…) into the EXEC stream.
 type Command struct {
-	Protocol   int       `json:"protocol"`
-	ExecID     string    `json:"exec_id"`
-	JobID      string    `json:"job_id"`
+	Protocol int    `json:"protocol"`
+	ExecID   string `json:"exec_id"`
+	JobID    string `json:"job_id"`
+	// Kind is KindScript (empty) or KindUpdate.
+	Kind       string    `json:"kind,omitempty"`
 	Version    string    `json:"version,omitempty"`
 	Shell      string    `json:"shell"`
 	Script     string    `json:"script"`
@@ -130,11 +136,20 @@ func (c *Command) Validate() error {
 	if err := ValidateID("job_id", c.JobID); err != nil {
 		errs = append(errs, err)
 	}
-	if !ValidShell(c.Shell) {
-		errs = append(errs, fmt.Errorf("shell %q is not one of sh, cmd, powershell, pwsh", c.Shell))
-	}
-	if c.Script == "" {
-		errs = append(errs, errors.New("script is empty"))
+	switch c.Kind {
+	case KindScript:
+		if !ValidShell(c.Shell) {
+			errs = append(errs, fmt.Errorf("shell %q is not one of sh, cmd, powershell, pwsh", c.Shell))
+		}
+		if c.Script == "" {
+			errs = append(errs, errors.New("script is empty"))
+		}
+	case KindUpdate:
+		if c.Shell != "" || c.Script != "" {
+			errs = append(errs, errors.New("an update command has no shell or script"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("kind %q is not a known kind of command", c.Kind))
 	}
 	if c.Timeout <= 0 {
 		errs = append(errs, errors.New("timeout must be positive"))
@@ -238,7 +253,19 @@ type Heartbeat struct {
 	CPUPercent float64 `json:"cpu_percent,omitempty"`
 	// Pong answers a ControlPing: its nonce, sent at once.
 	Pong string `json:"pong,omitempty"`
+	// StopSince is the Since of the emergency stop the agent applies (zero
+	// while the stop is off): its acknowledgement of the stop, sent at once
+	// when the stop reaches it.
+	StopSince time.Time `json:"stop_since,omitzero"`
+	// User is who is logged on at the PC: its console's user
+	// ("CORP\alice", "alice"), else a remote session's, marked
+	// " (remote)"; empty when nobody is or the agent cannot tell. At most
+	// MaxUserLen bytes of printable text.
+	User string `json:"user,omitempty"`
 }
+
+// MaxUserLen bounds Heartbeat.User.
+const MaxUserLen = 256
 
 // MaxRunningExecs is the most exec_ids a heartbeat lists in RunningExecs.
 const MaxRunningExecs = 256
@@ -268,6 +295,9 @@ func (h *Heartbeat) Validate() error {
 	}
 	if len(h.Pong) > 64 {
 		errs = append(errs, errors.New("pong is longer than 64 bytes"))
+	}
+	if len(h.User) > MaxUserLen || !utf8.ValidString(h.User) || strings.ContainsFunc(h.User, unicode.IsControl) {
+		errs = append(errs, fmt.Errorf("user must be at most %d bytes of printable UTF-8", MaxUserLen))
 	}
 	return errors.Join(errs...)
 }

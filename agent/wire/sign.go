@@ -123,6 +123,10 @@ const (
 	ControlCredential = "credential"
 	// ControlEmergencyStop turns the emergency stop on or off (control.all).
 	ControlEmergencyStop = "emergency_stop"
+	// ControlReleaseKeys replaces the release keys agents trust (a release
+	// key rotation); like every control message it is signed by a command
+	// key they trust.
+	ControlReleaseKeys = "release_keys"
 )
 
 // EmergencyStop is the fleet-wide stop switch (KV fleet/emergency_stop and
@@ -142,6 +146,7 @@ type EmergencyStop struct {
 type Control struct {
 	Kind        string         `json:"kind"`
 	CommandKeys []CommandKey   `json:"command_keys,omitempty"`
+	ReleaseKeys []CommandKey   `json:"release_keys,omitempty"`
 	Credential  *EnrollReply   `json:"credential,omitempty"`
 	Emergency   *EmergencyStop `json:"emergency,omitempty"`
 	// Nonce of a ControlPing, returned in the agent's next heartbeat.

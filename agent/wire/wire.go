@@ -19,4 +19,9 @@ package wire
 //	  the EXEC stream. Agent credentials allow only version 2 (no agent
 //	  of version 1 was released); the server still reads results stored
 //	  in the version 1 form.
-const ProtocolVersion = 2
+//	3 (2026-12-08): agent self-update: update commands (Command.Kind,
+//	  UpdateCommand), release keys (EnrollReply.ReleaseKeys,
+//	  ControlReleaseKeys), download permits and direct reads of the
+//	  release bucket. An agent of version 2 refuses an update command as
+//	  invalid (it has no script).
+const ProtocolVersion = 3

@@ -245,6 +245,32 @@ func TestHeartbeat_RunningExecs(t *testing.T) {
 	}
 }
 
+// TestHeartbeat_User: the logged-on user is printable text of at most
+// MaxUserLen bytes; anything else fails the heartbeat.
+func TestHeartbeat_User(t *testing.T) {
+	tests := []struct {
+		name, user string
+		ok         bool
+	}{
+		{"none", "", true},
+		{"domain user", `CORP\alice`, true},
+		{"remote", "bob (remote)", true},
+		{"non-ASCII", "józef", true},
+		{"at the limit", strings.Repeat("a", MaxUserLen), true},
+		{"over the limit", strings.Repeat("a", MaxUserLen+1), false},
+		{"a newline", "alice\nadmin", false},
+		{"invalid UTF-8", "al\xffice", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hb := Heartbeat{PCID: "pc1", Interval: Duration(time.Second), User: tt.user}
+			if err := hb.Validate(); (err == nil) != tt.ok {
+				t.Errorf("Validate(user %q) = %v, want ok=%v", tt.user, err, tt.ok)
+			}
+		})
+	}
+}
+
 func TestResult_AppendJSON(t *testing.T) {
 	code, neg := 3, -1
 	at := time.Date(2026, 12, 6, 3, 4, 5, 600700800, time.UTC)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/kanadehq/kanade/agent/eventually"
 	"github.com/kanadehq/kanade/agent/wire"
 )
 
@@ -77,7 +78,7 @@ func TestCatchup_RetriedUntilAnswered(t *testing.T) {
 		return []*nats.Msg{command(), command()}, "" // the same command twice: it runs once
 	})
 	w := startWorker(t, s.ClientURL(), Config{Trust: fakeTrust{keys: []wire.CommandKey{{Kid: wire.KeyID(pub), Key: pub}}}})
-	waitFor(t, "a successful catch-up", func() bool { return w.CatchUps() == 1 })
+	eventually.Within(t, 10*time.Second, eventually.Holds("a successful catch-up", func() bool { return w.CatchUps() == 1 }))
 	if n := asked.Load(); n != 2 {
 		t.Errorf("asked %d times, want 2 (one failure, one success)", n)
 	}
@@ -96,7 +97,7 @@ func TestCatchup_RetriedUntilAnswered(t *testing.T) {
 		return n
 	}
 	// No RESULTS stream here: the result stays queued in the outbox.
-	waitFor(t, "the caught-up command's result", func() bool { return finals() > 0 })
+	eventually.Within(t, 10*time.Second, eventually.Holds("the caught-up command's result", func() bool { return finals() > 0 }))
 	if n := finals(); n != 1 {
 		t.Errorf("%d final results of e1, want 1", n)
 	}
@@ -112,7 +113,7 @@ func TestCatchup_WaitsForAServer(t *testing.T) {
 		t.Fatal("caught up with no server answering")
 	}
 	asked := answerCatchups(t, s.ClientURL(), nothingToCatchUp)
-	waitFor(t, "a catch-up once a server answers", func() bool { return w.CatchUps() == 1 })
+	eventually.Within(t, 10*time.Second, eventually.Holds("a catch-up once a server answers", func() bool { return w.CatchUps() == 1 }))
 	if asked.Load() != 1 {
 		t.Errorf("the server was asked %d times, want 1", asked.Load())
 	}

@@ -2,12 +2,15 @@ package worker
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/kanadehq/kanade/agent/eventually"
 	"github.com/kanadehq/kanade/agent/wire"
 )
 
@@ -121,23 +124,22 @@ func TestChunker_SilentRunStartsNoTimer(t *testing.T) {
 func TestChunker_StreamsWhileRunningAndSendsTheRestAtStop(t *testing.T) {
 	c, sink, flush := chunkerUnderTest(t)
 	c.add(wire.Stdout, []byte("one\n"))
-	deadline := time.Now().Add(10 * time.Second)
-	for flush(); len(sink.get()) == 0; flush() {
-		if time.Now().After(deadline) {
-			t.Fatal("no chunk while the run goes on")
+	eventually.Within(t, 10*time.Second, func() error {
+		if flush(); len(sink.get()) == 0 {
+			return errors.New("no chunk while the run goes on")
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	// Quiet for a while: the timer stops, and starts again with output.
 	time.Sleep(3 * chunkEvery)
 	c.add(wire.Stdout, []byte("two\n"))
 	c.add(wire.Stderr, []byte("日本"[:4])) // a character cut in two: held back…
-	for flush(); joined(t, sink.get(), wire.Stdout) != "one\ntwo\n"; flush() {
-		if time.Now().After(deadline) {
-			t.Fatalf("stdout so far %q", joined(t, sink.get(), wire.Stdout))
+	eventually.Within(t, 10*time.Second, func() error {
+		if flush(); joined(t, sink.get(), wire.Stdout) != "one\ntwo\n" {
+			return fmt.Errorf("stdout so far %q", joined(t, sink.get(), wire.Stdout))
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	if got := joined(t, sink.get(), wire.Stderr); got != "日" {
 		t.Errorf("stderr before stop = %q, want the whole character only", got)
 	}

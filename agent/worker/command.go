@@ -9,11 +9,11 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/kanadehq/kanade/agent/runner"
+	"github.com/kanadehq/kanade/agent/update"
 	"github.com/kanadehq/kanade/agent/wire"
 )
 
@@ -87,6 +87,22 @@ func (w *Worker) handleCommand(runCtx context.Context, subject string, hdr nats.
 		fail(wire.StateFailed, "invalid command: "+err.Error())
 		return
 	}
+	var upd *wire.UpdateCommand
+	if cmd.Kind == wire.KindUpdate {
+		uc, err := wire.DecodeUpdateCommand(data)
+		if err == nil {
+			err = uc.Validate()
+		}
+		if err != nil {
+			fail(wire.StateFailed, "invalid update command: "+err.Error())
+			return
+		}
+		if w.cfg.Update == nil {
+			fail(wire.StateSkipped, "this agent does not update itself")
+			return
+		}
+		upd = &uc
+	}
 	if w.wasKilled(cmd.ExecID) {
 		fail(wire.StateKilled, "killed before it started")
 		return
@@ -116,8 +132,69 @@ func (w *Worker) handleCommand(runCtx context.Context, subject string, hdr nats.
 			w.mu.Unlock()
 			cancel(nil)
 		}()
+		if upd != nil {
+			w.runUpdate(ctx, *upd)
+			return
+		}
 		w.execute(ctx, cmd)
 	}()
+}
+
+// runUpdate hands an update command to the updater and reports its
+// result; when the new binary is in place the next agent process reports
+// it instead (the execution is finished in the ledger here, so that the
+// next process does not report it killed by the restart).
+func (w *Worker) runUpdate(ctx context.Context, uc wire.UpdateCommand) {
+	started := time.Now().UTC()
+	if uc.Jitter > 0 {
+		wait := rand.N(uc.Jitter.D())
+		if w.cfg.Jitter != nil {
+			wait = w.cfg.Jitter(uc.Jitter.D())
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			w.finish(wire.Result{ExecID: uc.ExecID, State: wire.StateKilled,
+				Reason: "killed before it started (waiting for jitter): " + causeText(ctx), FinishedAt: time.Now().UTC()})
+			return
+		case <-t.C:
+		}
+	}
+	w.report(wire.Result{ExecID: uc.ExecID, State: wire.StateRunning, StartedAt: started})
+	busy := func() int {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return len(w.running) - 1 // the update itself is one
+	}
+	r, restart := w.cfg.Update.Apply(ctx, w.nc, update.Request{ExecID: uc.ExecID, IssuedAt: uc.IssuedAt, Deadline: uc.DeadlineAt,
+		Timeout: uc.Timeout.D(), Update: uc.Update, Busy: busy})
+	if restart {
+		if err := w.ledger.Finish(uc.ExecID); err != nil {
+			w.log.Error("ledger", "err", err)
+		}
+		return
+	}
+	r.ExecID, r.StartedAt = uc.ExecID, started
+	if r.FinishedAt.IsZero() {
+		r.FinishedAt = time.Now().UTC()
+	}
+	w.finish(r)
+}
+
+// reportUpdate queues the result of an update an earlier agent process
+// carried out (this process is its new binary, or the previous one put
+// back), once connected.
+func (w *Worker) reportUpdate(ctx context.Context) {
+	if w.cfg.Update == nil {
+		return
+	}
+	r, ok := w.cfg.Update.Connected(ctx, w.nc)
+	if !ok {
+		return
+	}
+	w.finish(r)
+	w.cfg.Update.Reported(r.ExecID)
 }
 
 func (w *Worker) execute(ctx context.Context, cmd wire.Command) {
@@ -269,7 +346,8 @@ func (w *Worker) maxPayload() int {
 	return 1 << 20
 }
 
-// shrink cuts the output of r until its encoding fits in limit bytes.
+// shrink cuts the middle out of the output of r until its encoding fits
+// in limit bytes.
 func shrink(r wire.Result, limit int) []byte {
 	r.Truncated = true
 	for {
@@ -278,22 +356,23 @@ func shrink(r wire.Result, limit int) []byte {
 			return b
 		}
 		over := len(b) - limit
-		if len(r.Stdout) >= len(r.Stderr) {
-			r.Stdout = cutRunes(r.Stdout, len(r.Stdout)-over-1)
-		} else {
-			r.Stderr = cutRunes(r.Stderr, len(r.Stderr)-over-1)
+		field, enc := &r.Stdout, encoded(r.Stdout)
+		if e := encoded(r.Stderr); e > enc {
+			field, enc = &r.Stderr, e
 		}
+		// Escaping can make one byte of text six of JSON: cut in
+		// proportion, at most half of the larger output at a time. The
+		// middle goes, as under the runner's cap: the end is where the
+		// error is.
+		keep := int(int64(len(*field)) * int64(enc-min(over+1, (enc+1)/2)) / int64(enc))
+		*field = runner.KeepEnds(*field, min(keep, len(*field)-1))
 	}
 }
 
-func cutRunes(s string, n int) string {
-	if n <= 0 {
-		return ""
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
+// encoded is the length of s as a JSON string.
+func encoded(s string) int {
+	b, _ := json.Marshal(s)
+	return len(b)
 }
 
 func (w *Worker) publishJSON(subject string, v any) error {
@@ -351,6 +430,7 @@ func (w *Worker) handleControl(m *nats.Msg) {
 	case wire.ControlEmergencyStop:
 		if c.Emergency != nil {
 			w.applyEmergencyStop(*c.Emergency)
+			w.heartbeat(false, "") // the acknowledgement (StopSince), at once
 		}
 	case wire.ControlCredential:
 		if c.Credential == nil {
@@ -361,6 +441,18 @@ func (w *Worker) handleControl(m *nats.Msg) {
 			return
 		}
 		go w.followCredentialGroups()
+	case wire.ControlReleaseKeys:
+		rt, ok := w.cfg.Trust.(interface {
+			SetReleaseKeys(keys []wire.CommandKey) error
+		})
+		if !ok || len(c.ReleaseKeys) == 0 {
+			return
+		}
+		if err := rt.SetReleaseKeys(c.ReleaseKeys); err != nil {
+			w.log.Error("cannot store the new trusted release keys", "err", err)
+			return
+		}
+		w.log.Info("trusted release keys updated", "keys", len(c.ReleaseKeys))
 	case wire.ControlInventory:
 		w.RequestInventory()
 	case wire.ControlPing:
@@ -456,6 +548,17 @@ func (w *Worker) applyEmergencyStop(es wire.EmergencyStop) {
 	if es.Active != was {
 		w.log.Warn("emergency stop", "active", es.Active, "by", es.By, "reason", es.Reason, "killed", len(cancels))
 	}
+}
+
+// stopSince is the Since of the emergency stop the agent applies (zero
+// while it is off), which its heartbeats carry as its acknowledgement.
+func (w *Worker) stopSince() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.estop.Active {
+		return time.Time{}
+	}
+	return w.estop.Since
 }
 
 // readEmergencyStop reads the switch from the broker (on every connect,

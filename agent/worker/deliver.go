@@ -143,6 +143,9 @@ func (w *Worker) catchupLoop(ctx, runCtx context.Context) {
 			return
 		case <-w.catchup:
 		}
+		// An update an earlier process carried out is confirmed (or its
+		// failure reported) as soon as the agent is connected.
+		w.reportUpdate(ctx)
 		// A credential re-minted while the agent was away (new groups)
 		// and the emergency stop come first, so catch-up obeys both.
 		if w.cfg.Trust != nil {

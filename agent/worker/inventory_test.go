@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/kanadehq/kanade/agent/eventually"
 	"github.com/kanadehq/kanade/agent/wire"
 )
 
@@ -136,17 +137,6 @@ func lastInventory(t *testing.T, js jetstream.JetStream) (wire.Inventory, bool) 
 	return inv, true
 }
 
-func waitFor(t *testing.T, what string, fn func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !fn() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestInventory_SentAtStartAndEveryInterval(t *testing.T) {
 	s, js := runJetStream(t)
 	var calls atomic.Int32
@@ -154,16 +144,16 @@ func TestInventory_SentAtStartAndEveryInterval(t *testing.T) {
 		Inventory: fakeInventory(&calls), InventoryInterval: 300 * time.Millisecond,
 		Jitter: func(time.Duration) time.Duration { return 0 },
 	})
-	waitFor(t, "the first report", func() bool { _, ok := lastInventory(t, js); return ok })
+	eventually.Within(t, 10*time.Second, eventually.Holds("the first report", func() bool { _, ok := lastInventory(t, js); return ok }))
 	inv, _ := lastInventory(t, js)
 	if inv.PCID != "pc1" || inv.Protocol != wire.ProtocolVersion || inv.Hostname != "pc1.example" || inv.OS.Name != "TestOS" ||
 		!inv.Failed(wire.SectionHotfixes) {
 		t.Errorf("report = %+v", inv)
 	}
-	waitFor(t, "a report on schedule", func() bool {
+	eventually.Within(t, 10*time.Second, eventually.Holds("a report on schedule", func() bool {
 		inv, _ := lastInventory(t, js)
 		return calls.Load() >= 2 && len(inv.Software) == 1 && inv.Software[0].Version != "1"
-	})
+	}))
 }
 
 func TestInventory_SentWhenTheServerAsks(t *testing.T) {
@@ -181,7 +171,7 @@ func TestInventory_SentWhenTheServerAsks(t *testing.T) {
 		Jitter: func(max time.Duration) time.Duration { return max - 1 },
 		Trust:  fakeTrust{keys: []wire.CommandKey{{Kid: wire.KeyID(pub), Key: pub}}},
 	})
-	waitFor(t, "the worker's subscriptions", func() bool { return w.CatchUps() > 0 })
+	eventually.Within(t, 10*time.Second, eventually.Holds("the worker's subscriptions", func() bool { return w.CatchUps() > 0 }))
 	if calls.Load() != 0 {
 		t.Fatalf("collected %d times before anyone asked", calls.Load())
 	}
@@ -204,7 +194,7 @@ func TestInventory_SentWhenTheServerAsks(t *testing.T) {
 		}
 	}
 	publish(priv)
-	waitFor(t, "the requested report", func() bool { _, ok := lastInventory(t, js); return ok })
+	eventually.Within(t, 10*time.Second, eventually.Holds("the requested report", func() bool { _, ok := lastInventory(t, js); return ok }))
 	if n := calls.Load(); n != 1 {
 		t.Errorf("collected %d times, want 1", n)
 	}

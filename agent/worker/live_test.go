@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/nats-io/nats.go"
 
+	"github.com/kanadehq/kanade/agent/eventually"
 	"github.com/kanadehq/kanade/agent/runner"
 	"github.com/kanadehq/kanade/agent/wire"
 )
@@ -66,7 +67,7 @@ func TestLiveCommands_IssuedBeforeTheAgentExisted(t *testing.T) {
 			t.Errorf("Run: %v", err)
 		}
 	}()
-	waitFor(t, "the first catch-up", func() bool { return w.CatchUps() == 1 })
+	eventually.Within(t, 10*time.Second, eventually.Holds("the first catch-up", func() bool { return w.CatchUps() == 1 }))
 
 	nc, err := nats.Connect(s.ClientURL())
 	if err != nil {
@@ -108,7 +109,7 @@ func TestLiveCommands_IssuedBeforeTheAgentExisted(t *testing.T) {
 		}
 		return out
 	}
-	waitFor(t, "three final results", func() bool { return len(finals()) == 3 })
+	eventually.Within(t, 10*time.Second, eventually.Holds("three final results", func() bool { return len(finals()) == 3 }))
 	got := map[string]wire.State{}
 	for id, r := range finals() {
 		got[id] = r.State

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kanadehq/kanade/agent/eventually"
 	"github.com/kanadehq/kanade/agent/wire"
 )
 
@@ -57,21 +58,21 @@ func TestRecover_AgentCrash(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = agent.Process.Kill(); _ = agent.Wait() })
 	var leader, child int
-	waitFor(t, "the script's pids", func() bool {
+	eventually.Within(t, 10*time.Second, eventually.Holds("the script's pids", func() bool {
 		leader, child = readPID(filepath.Join(dir, "leader")), readPID(filepath.Join(dir, "child"))
 		return leader > 0 && child > 0
-	})
+	}))
 	t.Cleanup(func() { _ = syscall.Kill(child, syscall.SIGKILL); _ = syscall.Kill(leader, syscall.SIGKILL) })
-	waitFor(t, "the process tree in the ledger", func() bool {
+	eventually.Within(t, 10*time.Second, eventually.Holds("the process tree in the ledger", func() bool {
 		b, _ := os.ReadFile(filepath.Join(dir, "ledger.jsonl"))
 		return bytes.Contains(b, []byte(`"pgid":`+strconv.Itoa(leader)))
-	})
+	}))
 
 	if err := agent.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	_ = agent.Wait()
-	waitFor(t, "the script's main process to die with the agent", func() bool { return !running(leader) })
+	eventually.Within(t, 10*time.Second, eventually.Holds("the script's main process to die with the agent", func() bool { return !running(leader) }))
 	if !running(child) {
 		t.Fatalf("the child %d died with the agent: nothing left to recover", child)
 	}
@@ -82,7 +83,7 @@ func TestRecover_AgentCrash(t *testing.T) {
 	}
 	defer w.ledger.Close()
 	w.recoverUnfinished()
-	waitFor(t, "the child to be killed", func() bool { return !running(child) })
+	eventually.Within(t, 10*time.Second, eventually.Holds("the child to be killed", func() bool { return !running(child) }))
 	r, ok := queuedResults(t, w)["e1"]
 	if !ok || r.State != wire.StateKilled || r.Reason != ReasonAgentRestarted {
 		t.Errorf("result of e1 = %+v (queued: %v), want killed: %s", r, ok, ReasonAgentRestarted)

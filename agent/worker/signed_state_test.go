@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/kanadehq/kanade/agent/eventually"
 	"github.com/kanadehq/kanade/agent/runner"
 	"github.com/kanadehq/kanade/agent/wire"
 )
@@ -85,7 +86,7 @@ func TestSignedState_FailsClosed(t *testing.T) {
 					code := 0
 					return runner.Outcome{State: wire.StateSucceeded, ExitCode: &code, StartedAt: time.Now(), FinishedAt: time.Now()}
 				}})
-			waitFor(t, "the first catch-up", func() bool { return w.CatchUps() > 0 })
+			eventually.Within(t, 10*time.Second, eventually.Holds("the first catch-up", func() bool { return w.CatchUps() > 0 }))
 			sendSigned(t, s.ClientURL(), priv, wire.CommandPCSubject("pc1", "job"),
 				wire.Command{Protocol: wire.ProtocolVersion, ExecID: "e1", JobID: "job", Version: "v1", Shell: "sh", Script: "true",
 					Timeout: wire.Duration(time.Minute), IssuedAt: time.Now().UTC(), DeadlineAt: time.Now().Add(time.Hour).UTC()})
@@ -124,7 +125,7 @@ func sendSigned(t *testing.T, url string, priv ed25519.PrivateKey, subject strin
 func finalResult(t *testing.T, w *Worker, execID string) wire.Result {
 	t.Helper()
 	var r wire.Result
-	waitFor(t, "the final result of "+execID, func() bool {
+	eventually.Within(t, 10*time.Second, eventually.Holds("the final result of "+execID, func() bool {
 		items, err := w.outbox.Pending()
 		if err != nil {
 			t.Fatal(err)
@@ -135,6 +136,6 @@ func finalResult(t *testing.T, w *Worker, execID string) wire.Result {
 			}
 		}
 		return false
-	})
+	}))
 	return r
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/kanadehq/kanade/agent/ledger"
 	"github.com/kanadehq/kanade/agent/outbox"
 	"github.com/kanadehq/kanade/agent/runner"
+	"github.com/kanadehq/kanade/agent/update"
 	"github.com/kanadehq/kanade/agent/wire"
 )
 
@@ -81,6 +82,28 @@ type Config struct {
 	// and when the server asks (see inventory.go).
 	Inventory         func(ctx context.Context) (wire.Inventory, error)
 	InventoryInterval time.Duration
+
+	// Update carries out update commands (update.Updater); nil: the agent
+	// skips them.
+	Update Updater
+
+	// User says who is logged on at the PC (inventory.User), sent with
+	// every heartbeat; nil sends nobody.
+	User func() string
+}
+
+// Updater replaces the agent's binary (package update; the swarm
+// simulator has its own).
+type Updater interface {
+	// Apply carries out an update command: its final result, or restart
+	// (the new binary is in place and the agent stops; the next process
+	// reports the result).
+	Apply(ctx context.Context, nc *nats.Conn, req update.Request) (r wire.Result, restart bool)
+	// Connected is called on each connection; it returns the result of
+	// an update an earlier agent process carried out, once (ok: there is
+	// one). Reported follows when the result is queued.
+	Connected(ctx context.Context, nc *nats.Conn) (r wire.Result, ok bool)
+	Reported(execID string)
 }
 
 // Trust is where the worker gets the keys it verifies signed messages with.
@@ -540,6 +563,14 @@ func (w *Worker) heartbeatLoop(ctx context.Context) {
 
 func (w *Worker) sendHeartbeat(stopping bool) { w.heartbeat(stopping, "") }
 
+// user is who is logged on at the PC, for the heartbeat.
+func (w *Worker) user() string {
+	if w.cfg.User == nil {
+		return ""
+	}
+	return w.cfg.User()
+}
+
 // heartbeat publishes a heartbeat; pong answers a ping.
 func (w *Worker) heartbeat(stopping bool, pong string) {
 	now := time.Now()
@@ -549,8 +580,8 @@ func (w *Worker) heartbeat(stopping bool, pong string) {
 		OS: w.cfg.OS, OSVersion: w.cfg.OSVersion, Arch: w.cfg.Arch, AgentVersion: w.cfg.AgentVersion,
 		Groups: w.Groups(), Interval: wire.Duration(w.cfg.HeartbeatInterval), At: now.UTC(),
 		Stopping: stopping,
-		RSSBytes: processRSS(now), CPUPercent: w.cpu.percent(now), Pong: pong,
-		Running: running, RunningExecs: runningExecs,
+		RSSBytes: processRSS(now), CPUPercent: w.cpu.percent(now), Pong: pong, User: w.user(),
+		Running: running, RunningExecs: runningExecs, StopSince: w.stopSince(),
 	}
 	if err := w.publishJSON(wire.HeartbeatSubject(w.cfg.PCID), hb); err != nil {
 		w.log.Debug("heartbeat", "err", err)

@@ -39,7 +39,8 @@ import (
 	"github.com/kanadehq/kanade/store"
 )
 
-// Actions recorded so far.
+// The actions recorded. Each is in Actions, and the Audit page says each
+// in words (app/web's auditSentence); a test holds both to this list.
 const (
 	Run               = "run"
 	Deploy            = "deploy"
@@ -71,6 +72,17 @@ const (
 	ScheduleUpdate            = "schedule.update"
 	ScheduleDelete            = "schedule.delete"
 )
+
+// Actions lists every action above, so that what reads events (the Audit
+// page) can be checked against all of them.
+var Actions = []string{
+	Run, Deploy, Revoke, Unrevoke, EmergencyStopOn, EmergencyStopOff, Kill,
+	AgentRevoke, AgentGroups, EnrollmentApprove, EnrollmentReject, EnrollmentReenrollRequest,
+	TokenCreate, TokenRevoke, TokenRotate, CommandKeysRotate,
+	Login, LoginFailed, Logout, APITokenCreate, APITokenRevoke,
+	WaveApprove, RolloutHalt, RolloutResume, RolloutAutoHalt,
+	ScheduleCreate, ScheduleUpdate, ScheduleDelete,
+}
 
 // Event is what is published on audit.<action>.
 type Event struct {

@@ -3,12 +3,19 @@ package audit
 import (
 	"context"
 	"errors"
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io"
 	"log/slog"
+	"slices"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/kanadehq/kanade/agent/eventually"
 	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/app/bus"
 	"github.com/kanadehq/kanade/app/events"
@@ -112,18 +119,16 @@ func TestProject_StreamDeleted(t *testing.T) {
 	if err := r.Record(ctx, "alice", Run, "e1", nil); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	eventually.Within(t, 10*time.Second, func() error {
 		evs, _, err := st.AuditEvents(ctx, store.AuditFilter{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(evs) == 1 {
-			break
+		if len(evs) != 1 {
+			return fmt.Errorf("%d events projected, want 1", len(evs))
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the event was not projected")
-		}
-	}
+		return nil
+	})
 	if err := b.JS.DeleteStream(ctx, wire.StreamAudit); err != nil {
 		t.Fatal(err)
 	}
@@ -137,5 +142,40 @@ func TestProject_StreamDeleted(t *testing.T) {
 	}
 	if n := logs.n.Load(); n > 5 {
 		t.Errorf("%d log records while AUDIT was missing, want a few", n)
+	}
+}
+
+// TestActions_ListsEveryConstant: Actions, which the Audit page's
+// sentences are tested against, holds every action constant of this
+// package and nothing else.
+func TestActions_ListsEveryConstant(t *testing.T) {
+	f, err := parser.ParseFile(token.NewFileSet(), "audit.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var consts []string
+	for _, d := range f.Decls {
+		g, ok := d.(*ast.GenDecl)
+		if !ok || g.Tok != token.CONST {
+			continue
+		}
+		for _, sp := range g.Specs {
+			for _, v := range sp.(*ast.ValueSpec).Values {
+				if lit, ok := v.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+					s, _ := strconv.Unquote(lit.Value)
+					if s != FailedSuffix {
+						consts = append(consts, s)
+					}
+				}
+			}
+		}
+	}
+	got := slices.Sorted(slices.Values(Actions))
+	slices.Sort(consts)
+	if !slices.Equal(got, consts) {
+		t.Errorf("Actions = %v\nconstants = %v", got, consts)
+	}
+	if len(slices.Compact(slices.Clone(got))) != len(got) {
+		t.Errorf("Actions lists an action twice: %v", got)
 	}
 }

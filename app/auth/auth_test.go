@@ -1,6 +1,7 @@
 package auth_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -207,24 +208,49 @@ func (h *harness) get(t *testing.T, path string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// infoUser is a mockoidc user whose ID token carries only what the
+// embedded MockUser has (its subject and groups, say) while its UserInfo
+// response says more, as many issuers answer by default.
+type infoUser struct {
+	*mockoidc.MockUser
+	info map[string]any
+}
+
+func (u infoUser) Userinfo([]string) ([]byte, error) { return json.Marshal(u.info) }
+
 func TestLogin_UsersAndRoles(t *testing.T) {
 	h := newHarness(t, auth.RoleNone)
 	for _, tc := range []struct {
-		user       *mockoidc.MockUser
+		name       string
+		user       mockoidc.User
 		wantStatus int
-		want       string
+		want       string // "<kind> <name> <display> <role>" or "refused <name>"
 	}{
-		{&mockoidc.MockUser{Subject: "1", Email: "ana@example.com", PreferredUsername: "ana", Groups: []string{"helpdesk"}}, 200, "user ana@example.com ana@example.com operator"},
-		{&mockoidc.MockUser{Subject: "2", Email: "bo@example.com", Groups: []string{"helpdesk", "it-admins"}}, 200, "user bo@example.com bo@example.com admin"},
-		{&mockoidc.MockUser{Subject: "3", PreferredUsername: "cy", Groups: []string{"finance"}}, 403, "refused cy"},
+		{"user name before email", &mockoidc.MockUser{Subject: "1", Email: "ana@example.com", PreferredUsername: "ana", Groups: []string{"helpdesk"}}, 200, "user ana ana operator"},
+		{"email without a user name", &mockoidc.MockUser{Subject: "2", Email: "bo@example.com", Groups: []string{"helpdesk", "it-admins"}}, 200, "user bo@example.com bo@example.com admin"},
+		{"no role", &mockoidc.MockUser{Subject: "3", PreferredUsername: "cy", Groups: []string{"finance"}}, 403, "refused cy"},
+		{"names only in UserInfo", infoUser{&mockoidc.MockUser{Subject: "id1", Groups: []string{"helpdesk"}},
+			map[string]any{"sub": "id1", "preferred_username": "dana", "email": "dana@example.com", "name": "Dana Scully"}}, 200, "user dana Dana Scully operator"},
+		{"full name only", infoUser{&mockoidc.MockUser{Subject: "id2", Groups: []string{"helpdesk"}},
+			map[string]any{"sub": "id2", "name": "Eve Moneypenny"}}, 200, "user Eve Moneypenny Eve Moneypenny operator"},
+		{"groups only in UserInfo", infoUser{&mockoidc.MockUser{Subject: "id3", Email: "fay@example.com"},
+			map[string]any{"sub": "id3", "groups": []string{"it-admins"}}}, 200, "user fay@example.com fay@example.com admin"},
+		{"the ID token wins over UserInfo", infoUser{&mockoidc.MockUser{Subject: "id4", PreferredUsername: "gus", Groups: []string{"helpdesk"}},
+			map[string]any{"sub": "id4", "preferred_username": "root", "groups": []string{"it-admins"}}}, 200, "user gus gus operator"},
+		{"UserInfo about someone else is not used", infoUser{&mockoidc.MockUser{Subject: "id5", Groups: []string{"helpdesk"}},
+			map[string]any{"sub": "someone-else", "preferred_username": "mallory"}}, 200, "user id5 id5 operator"},
+		{"nothing names the user: the subject", infoUser{&mockoidc.MockUser{Subject: "id6", Groups: []string{"helpdesk"}},
+			map[string]any{"sub": "id6"}}, 200, "user id6 id6 operator"},
 	} {
-		h.jar, _ = cookiejar.New(nil)
-		h.http.Jar = h.jar
-		h.m.QueueUser(tc.user)
-		code, body := h.get(t, "/login?next=/me")
-		if code != tc.wantStatus || !strings.Contains(body, tc.want) {
-			t.Errorf("user %s: %d %q, want %d %q", tc.user.Subject, code, body, tc.wantStatus, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			h.jar, _ = cookiejar.New(nil)
+			h.http.Jar = h.jar
+			h.m.QueueUser(tc.user)
+			code, body := h.get(t, "/login?next=/me")
+			if code != tc.wantStatus || !strings.Contains(body, tc.want) {
+				t.Errorf("sign-in as %s: %d %q, want %d %q", tc.user.ID(), code, body, tc.wantStatus, tc.want)
+			}
+		})
 	}
 }
 

@@ -20,8 +20,9 @@ type OIDCConfig struct {
 	// RolesClaim names the claim whose values map to roles ("groups";
 	// a dotted path reaches nested claims, e.g. "realm_access.roles").
 	RolesClaim string
-	// NameClaim names the claim recorded as the actor; empty: email, then
-	// preferred_username, then sub.
+	// NameClaim names the claim recorded as the actor; empty:
+	// preferred_username, then email, then name, then upn, and the
+	// subject only when the issuer sends none of them (see NameClaims).
 	NameClaim string
 	// RoleMap maps claim values to roles; the highest match wins.
 	RoleMap map[string]Role
@@ -131,6 +132,9 @@ func (o *OIDC) Exchange(ctx context.Context, code, verifier, nonce string) (Iden
 	if err := idt.Claims(&claims); err != nil {
 		return Identity{}, fmt.Errorf("%w: reading claims: %w", ErrLogin, err)
 	}
+	if o.needsUserInfo(claims) {
+		o.addUserInfo(ctx, tok, idt.Subject, claims)
+	}
 	id := o.identity(idt.Subject, claims)
 	if id.Role == RoleNone {
 		return id, fmt.Errorf("%w: %w", ErrLogin, ErrNoRole)
@@ -141,13 +145,58 @@ func (o *OIDC) Exchange(ctx context.Context, code, verifier, nonce string) (Iden
 // ErrNoRole: the user signed in but none of their claim values maps to a role.
 var ErrNoRole = errors.New("no kanade role for this user")
 
+// NameClaims are the claims that name a user when name_claim is not set,
+// in the order they are tried: a person's user name, then their email,
+// then their full name. The subject (an opaque id such as "id1") is the
+// last resort; it is kept in the session and the sign-in's audit detail.
+var NameClaims = []string{"preferred_username", "email", "name", "upn"}
+
+// needsUserInfo reports whether the ID token lacks what names the user or
+// carries their roles: many issuers put the profile, email and group
+// claims only in the UserInfo response unless configured otherwise.
+func (o *OIDC) needsUserInfo(claims map[string]any) bool {
+	if o.cfg.RolesClaim != "" && claimAt(claims, o.cfg.RolesClaim) == nil {
+		return true
+	}
+	if o.cfg.NameClaim != "" {
+		return claimString(claims, o.cfg.NameClaim) == ""
+	}
+	for _, k := range NameClaims {
+		if claimString(claims, k) != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// addUserInfo completes claims with the issuer's UserInfo response: a
+// claim the ID token carries is kept. A response about another subject is
+// not used (OpenID Connect Core 5.3.2), and an issuer without the endpoint
+// or one that fails leaves the claims as they are: the sign-in goes ahead
+// with what the verified ID token says.
+func (o *OIDC) addUserInfo(ctx context.Context, tok *oauth2.Token, subject string, claims map[string]any) {
+	ui, err := o.provider.UserInfo(o.ctx(ctx), oauth2.StaticTokenSource(tok))
+	if err != nil || ui.Subject != subject {
+		return
+	}
+	var extra map[string]any
+	if ui.Claims(&extra) != nil {
+		return
+	}
+	for k, v := range extra {
+		if _, ok := claims[k]; !ok {
+			claims[k] = v
+		}
+	}
+}
+
 // identity builds the Identity from verified claims.
 func (o *OIDC) identity(subject string, claims map[string]any) Identity {
 	id := Identity{Subject: subject, Email: claimString(claims, "email")}
 	if o.cfg.NameClaim != "" {
 		id.Name = claimString(claims, o.cfg.NameClaim)
 	}
-	for _, k := range []string{"email", "preferred_username", "upn"} {
+	for _, k := range NameClaims {
 		if id.Name == "" {
 			id.Name = claimString(claims, k)
 		}

@@ -246,7 +246,7 @@ func benchKanade(ctx context.Context, cfg config, n int, tls, connectOnly bool, 
 	srv0 := snap(srv.pid())
 	swarmStart := time.Now()
 	swarm, err := startChild("swarm", dir, filepath.Join(dir, "swarm.log"), out, childEnv(swarmProf...),
-		filepath.Join(cfg.binDir, "kanade-agent"), "swarm",
+		filepath.Join(cfg.binDir, "kanade-swarm"),
 		"--server", fmt.Sprintf("%s://127.0.0.1:%d", scheme, natsPort), "--credentials", creds,
 		"--count", strconv.Itoa(n), "--seed", "1", "--data", filepath.Join(dir, "swarm"),
 		"--heartbeat", cfg.heartbeat.String(), "--latency", "0s", "--latency-jitter", "0s",

@@ -4,7 +4,7 @@
 //
 // For each N it starts the real server (bin/kanade serve, dev mode, a
 // fresh data directory, random loopback ports) and, as a second process,
-// a swarm of N simulated agents (bin/kanade-agent swarm). It measures the
+// a swarm of N simulated agents (bin/kanade-swarm). It measures the
 // time until every agent is online, the idle server's CPU and RSS, the
 // deploy round trip (POST /api/run to every target final through the
 // API), the agents page, and the execution page following a run that
@@ -90,7 +90,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	counts := fs.String("n", defN, "agent counts, comma-separated: 1000,5000,10000 or 1k,5k,10k (default $BENCH_N, else 1000)")
 	var cfg config
-	fs.StringVar(&cfg.binDir, "bin", "bin", "directory with kanade and kanade-agent (make bench builds them)")
+	fs.StringVar(&cfg.binDir, "bin", "bin", "directory with kanade and kanade-swarm (make bench builds them)")
 	fs.IntVar(&cfg.rounds, "rounds", 3, "measured deploy round trips per N (kanade and baseline)")
 	fs.IntVar(&cfg.warmup, "warmup", 1, "unmeasured round trips before them")
 	fs.DurationVar(&cfg.settle, "settle", 30*time.Second, "wait after every agent is online before measuring idle")
@@ -129,9 +129,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("-bin: %w", err)
 	}
 	if !cfg.skipKanade {
-		for _, b := range []string{"kanade", "kanade-agent"} {
+		for _, b := range []string{"kanade", "kanade-swarm"} {
 			if _, err := os.Stat(filepath.Join(cfg.binDir, b)); err != nil {
-				return fmt.Errorf("%w (run make bench, or build bin/kanade and bin/kanade-agent)", err)
+				return fmt.Errorf("%w (run make bench, or make build)", err)
 			}
 		}
 	}

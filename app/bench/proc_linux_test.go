@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kanadehq/kanade/agent/eventually"
 )
 
 // TestStopStoppedChild: a child stopped for the other side's rounds still
@@ -24,13 +26,9 @@ func TestStopStoppedChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The trap must be set before the child is stopped.
-	deadline := time.Now().Add(time.Minute)
-	for !strings.Contains(tail(filepath.Join(dir, "log"), 1), "ready") {
-		if time.Now().After(deadline) {
-			t.Fatal("the child never got ready")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	eventually.Within(t, time.Minute, eventually.Holds("the child to get ready", func() bool {
+		return strings.Contains(tail(filepath.Join(dir, "log"), 1), "ready")
+	}))
 	if err := stopProcess(c.pid(), true); err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 
+	"github.com/kanadehq/kanade/agent/eventually"
 	"github.com/kanadehq/kanade/agent/wire"
 )
 
@@ -57,17 +58,6 @@ func (v *violations) has(s string) bool {
 		}
 	}
 	return false
-}
-
-func waitFor(t *testing.T, what string, fn func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !fn() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func TestEmbedded_RefusesAnonymous(t *testing.T) {
@@ -114,7 +104,7 @@ func expectPubDenied(t *testing.T, nc *nats.Conn, v *violations, subj string) {
 		t.Fatal(err)
 	}
 	_ = nc.Flush()
-	waitFor(t, "violation for publish "+subj, func() bool { return v.has(`Publish to "` + subj + `"`) })
+	eventually.Within(t, 10*time.Second, eventually.Holds("violation for publish "+subj, func() bool { return v.has(`Publish to "` + subj + `"`) }))
 }
 
 func expectSubDenied(t *testing.T, nc *nats.Conn, v *violations, subj string) {
@@ -123,7 +113,7 @@ func expectSubDenied(t *testing.T, nc *nats.Conn, v *violations, subj string) {
 		t.Fatal(err)
 	}
 	_ = nc.Flush()
-	waitFor(t, "violation for subscribe "+subj, func() bool { return v.has(`Subscription to "` + subj + `"`) })
+	eventually.Within(t, 10*time.Second, eventually.Holds("violation for subscribe "+subj, func() bool { return v.has(`Subscription to "` + subj + `"`) }))
 }
 
 // TestAgentCredential_Permissions is the permission matrix of a per-agent

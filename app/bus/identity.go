@@ -211,6 +211,9 @@ func AgentTemplate() jwt.UserPermissionLimits {
 		// subject costs the broker memory on every connection.
 		wire.KVDirectGetPrefix(wire.KVScriptCurrent)+".>", wire.KVDirectGetPrefix(wire.KVScriptStatus)+".>",
 		wire.KVDirectGetPrefix(wire.KVFleet)+".>",
+		// Self-update: its own download permits, and direct gets of the
+		// release bucket (read-only; no consumer, no stream info).
+		wire.UpdatePermitSubject("{{name()}}"), wire.ReleaseReadSubject,
 	)
 	return p
 }

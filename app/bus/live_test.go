@@ -3,7 +3,9 @@ package bus
 import (
 	"context"
 	"testing"
+	"time"
 
+	"github.com/kanadehq/kanade/agent/eventually"
 	"github.com/kanadehq/kanade/agent/wire"
 )
 
@@ -24,10 +26,10 @@ func TestLiveConn(t *testing.T) {
 	if nc == b.NC || nc == b.CmdNC {
 		t.Fatal("LiveConn returned one of the server's connections")
 	}
-	waitFor(t, "the broker to count the live connection", func() bool {
+	eventually.Within(t, 10*time.Second, eventually.Holds("the broker to count the live connection", func() bool {
 		st, _, err := b.Stats()
 		return err == nil && st.Connections == before.Connections+1
-	})
+	}))
 	if _, err := js.Stream(ctx, wire.StreamOutput); err != nil {
 		t.Errorf("OUTPUT stream on the live connection: %v", err)
 	}

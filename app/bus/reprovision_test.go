@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/kanadehq/kanade/agent/eventually"
 	"github.com/kanadehq/kanade/agent/wire"
 )
 
@@ -169,11 +170,11 @@ func TestProvisioner_RunRecreatesMissing(t *testing.T) {
 	}
 	done := make(chan struct{})
 	go func() { p.Run(ctx, 10*time.Millisecond); close(done) }()
-	waitFor(t, "the bucket and the stream to come back", func() bool {
+	eventually.Within(t, 10*time.Second, eventually.Holds("the bucket and the stream to come back", func() bool {
 		_, kerr := b.JS.KeyValue(ctx, wire.KVFleet)
 		_, serr := b.JS.Stream(ctx, wire.StreamOutput)
 		return kerr == nil && serr == nil
-	})
+	}))
 	cancel()
 	<-done
 	if created, err := p.Ensure(context.Background()); err != nil || len(created) != 0 {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/kanadehq/kanade/agent/eventually"
 	"github.com/kanadehq/kanade/jobs"
 )
 
@@ -42,20 +43,6 @@ func summarise(es []Entry) []summary {
 		out = append(out, summary{e.ID, e.Source, e.Kind, e.Valid, len(e.Problems)})
 	}
 	return out
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		<-tick.C
-	}
 }
 
 // run starts the catalog's loop for the test.
@@ -135,24 +122,24 @@ func TestRun_FollowsEdits(t *testing.T) {
 
 	// Edit: a new version, and a mistake.
 	write(t, dir, "a.yaml", job("a", "1.0.1"))
-	eventually(t, "a is at 1.0.1", func() bool { e, _ := c.Get("a"); return e.Version() == "1.0.1" })
+	eventually.Within(t, 10*time.Second, eventually.Holds("a is at 1.0.1", func() bool { e, _ := c.Get("a"); return e.Version() == "1.0.1" }))
 	write(t, dir, "a.yaml", strings.Replace(job("a", "1.0.2"), "1m", "1 minute", 1))
 	// The file may be read half-written once; wait for the whole edit.
 	want := []jobs.Problem{{Field: "execute.timeout", Line: 8, Message: `"1 minute" is not a duration: write one such as "30s", "10m" or "1h30m"`}}
-	eventually(t, "a is invalid with the timeout problem", func() bool {
+	eventually.Within(t, 10*time.Second, eventually.Holds("a is invalid with the timeout problem", func() bool {
 		e, _ := c.Get("a")
 		return !e.Valid && cmp.Diff(want, e.Problems) == ""
-	})
+	}))
 
 	// New file.
 	write(t, dir, "sub/b.yaml", job("b", "1"))
-	eventually(t, "b appears", func() bool { _, ok := c.Get("b"); return ok })
+	eventually.Within(t, 10*time.Second, eventually.Holds("b appears", func() bool { _, ok := c.Get("b"); return ok }))
 
 	// Deleted file.
 	if err := os.Remove(filepath.Join(dir, "a.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a disappears", func() bool { _, ok := c.Get("a"); return !ok })
+	eventually.Within(t, 10*time.Second, eventually.Holds("a disappears", func() bool { _, ok := c.Get("a"); return !ok }))
 	if got := summarise(c.List()); len(got) != 1 || got[0].ID != "b" {
 		t.Errorf("List = %+v, want only b", got)
 	}
@@ -167,7 +154,7 @@ func TestRun_DuplicateIDs(t *testing.T) {
 	}
 	run(t, c)
 	write(t, dir, "two.yaml", job("same", "2"))
-	eventually(t, "both files are listed", func() bool { return len(c.List()) == 2 })
+	eventually.Within(t, 10*time.Second, eventually.Holds("both files are listed", func() bool { return len(c.List()) == 2 }))
 	want := []summary{
 		{"same", "one.yaml", jobs.KindJob, false, 1},
 		{"same", "two.yaml", jobs.KindJob, false, 1},
@@ -191,14 +178,14 @@ func TestRun_DuplicateIDs(t *testing.T) {
 
 	// Renaming the id in one file makes both valid again.
 	write(t, dir, "two.yaml", job("other", "2"))
-	eventually(t, "both are valid", func() bool {
+	eventually.Within(t, 10*time.Second, eventually.Holds("both are valid", func() bool {
 		for _, e := range c.List() {
 			if !e.Valid {
 				return false
 			}
 		}
 		return len(c.List()) == 2
-	})
+	}))
 }
 
 func TestRun_ScheduleNamesJob(t *testing.T) {
@@ -215,7 +202,7 @@ func TestRun_ScheduleNamesJob(t *testing.T) {
 	}
 	run(t, c)
 	write(t, dir, "report.yaml", job("report", "1"))
-	eventually(t, "the schedule is valid", func() bool { e, _ := c.Get("nightly"); return e.Valid })
+	eventually.Within(t, 10*time.Second, eventually.Holds("the schedule is valid", func() bool { e, _ := c.Get("nightly"); return e.Valid }))
 }
 
 func TestRun_MissingDirectory(t *testing.T) {
@@ -229,11 +216,11 @@ func TestRun_MissingDirectory(t *testing.T) {
 	}
 	run(t, c)
 	write(t, dir, "a.yaml", job("a", "1"))
-	eventually(t, "a appears", func() bool { _, ok := c.Get("a"); return ok })
+	eventually.Within(t, 10*time.Second, eventually.Holds("a appears", func() bool { _, ok := c.Get("a"); return ok }))
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the catalog is empty", func() bool { return len(c.List()) == 0 })
+	eventually.Within(t, 10*time.Second, eventually.Holds("the catalog is empty", func() bool { return len(c.List()) == 0 }))
 }
 
 func TestNew_TooLarge(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/nats-io/nats.go"
 
+	"github.com/kanadehq/kanade/agent/eventually"
 	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/app/bus"
 	"github.com/kanadehq/kanade/app/bus/bustest"
@@ -59,11 +60,7 @@ func serveLimited(t *testing.T, per catchup.Limit) *bus.Bus {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	for deadline := time.Now().Add(10 * time.Second); b.NC.NumSubscriptions() == subs; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("Serve did not subscribe")
-		}
-	}
+	eventually.Within(t, 10*time.Second, eventually.Holds("Serve to subscribe", func() bool { return b.NC.NumSubscriptions() != subs }))
 	if err := b.NC.Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -189,11 +186,12 @@ func TestServe_PerAgentLimit(t *testing.T) {
 	if err := flood.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); len(ends) < 3; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the flooding agent got %d answers, want its burst of 3", len(ends))
+	eventually.Within(t, 10*time.Second, func() error {
+		if n := len(ends); n < 3 {
+			return fmt.Errorf("the flooding agent got %d answers, want its burst of 3", n)
 		}
-	}
+		return nil
+	})
 	other, _ := bustest.Agent(t, b, "pc2", nil)
 	if _, end := ask(t, other, "pc2", wire.AgentInboxPrefix("pc2")+".y", 10*time.Second); end == "" {
 		t.Fatal("the other agent was not answered")

@@ -82,8 +82,8 @@ type OIDC struct {
 	// RolesClaim carries the values mapped by Roles ("groups"; a dotted
 	// path reaches nested claims: "realm_access.roles").
 	RolesClaim string `toml:"roles_claim"`
-	// NameClaim is recorded as the user in the audit log (empty: email,
-	// then preferred_username, then sub).
+	// NameClaim names the user in the nav and the audit log (empty:
+	// preferred_username, then email, then name, then sub).
 	NameClaim string `toml:"name_claim"`
 	// Roles maps claim values to viewer, operator, approver or admin.
 	Roles map[string]string `toml:"roles"`

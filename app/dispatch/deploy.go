@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,6 +30,8 @@ type DeployRequest struct {
 	// AllowMismatch deploys a job whose id and version are in the jobs
 	// directory with another script (see Deploy).
 	AllowMismatch bool
+	// Title is what people call this deploy; optional, see CheckTitle.
+	Title string
 }
 
 // Deploy pins the job's version, records the execution and publishes the
@@ -47,6 +50,10 @@ func (d *Dispatcher) Deploy(ctx context.Context, r DeployRequest) (store.Executi
 	if ps := m.Validate(); len(ps) > 0 {
 		return store.Execution{}, &ValidationError{Problems: fromJobProblems(ps)}
 	}
+	var tps []Problem
+	if r.Title, tps = CheckTitle(r.Title); len(tps) > 0 {
+		return store.Execution{}, &ValidationError{Problems: tps}
+	}
 	if m.Rollout != nil && len(m.Rollout.Waves) > 0 && d.Rollouts == nil {
 		return store.Execution{}, fmt.Errorf("%w: job %s rolls out in waves, which this server does not run", ErrConflict, m.ID)
 	}
@@ -61,6 +68,9 @@ func (d *Dispatcher) Deploy(ctx context.Context, r DeployRequest) (store.Executi
 	target.Groups = wire.NormalizeGroups(target.Groups)
 	if ps := ValidateTarget(target); len(ps) > 0 {
 		return store.Execution{}, &ValidationError{Problems: ps}
+	}
+	if err := d.checkKnown(ctx, target); err != nil {
+		return store.Execution{}, err
 	}
 	if err := wire.ValidateID("version", versionToken(version)); err != nil || len(version) > 64 {
 		return store.Execution{}, &ValidationError{Problems: []Problem{{Field: "version", Message: "must be 1–64 characters of letters, digits, '.', '-' and '_'"}}}
@@ -96,7 +106,7 @@ func (d *Dispatcher) Deploy(ctx context.Context, r DeployRequest) (store.Executi
 		return d.deployRollout(ctx, r, version, target, pcs, timeout, deadline)
 	}
 	e := store.Execution{
-		ExecID: NewExecID(now), JobID: m.ID, Version: version, Shell: m.Execute.Shell, Script: m.Execute.Script,
+		ExecID: NewExecID(now), JobID: m.ID, Version: version, Shell: m.Execute.Shell, Script: m.Execute.Script, Title: r.Title,
 		Timeout: timeout, Jitter: m.Execute.Jitter.D(), Target: target, InitiatedBy: r.Actor, Status: "running",
 		CreatedAt: now, DeadlineAt: now.Add(deadline),
 	}
@@ -148,7 +158,7 @@ func (d *Dispatcher) deployRollout(ctx context.Context, r DeployRequest, version
 		}
 	}
 	e := store.Execution{
-		ExecID: NewExecID(now), JobID: m.ID, Version: version, Shell: m.Execute.Shell, Script: m.Execute.Script,
+		ExecID: NewExecID(now), JobID: m.ID, Version: version, Shell: m.Execute.Shell, Script: m.Execute.Script, Title: r.Title,
 		Timeout: timeout, Jitter: m.Execute.Jitter.D(), Target: target, InitiatedBy: r.Actor, Status: store.StatusRunning,
 		CreatedAt: now, FourEyes: d.lim.FourEyes, WaveDeadline: deadline,
 	}
@@ -204,6 +214,9 @@ func deployDetail(r DeployRequest, m jobs.Manifest, version string, target store
 		"shell": m.Execute.Shell, "script_sha256": ScriptSHA256(m.Execute.Script)}
 	if r.AllowMismatch {
 		detail["allow_mismatch"] = true
+	}
+	if r.Title != "" {
+		detail["title"] = r.Title
 	}
 	return detail
 }
@@ -402,4 +415,53 @@ func (d *Dispatcher) PinnedVersion(ctx context.Context, jobID string) (string, e
 		return "", fmt.Errorf("pinned version of %s: %w", jobID, err)
 	}
 	return string(v), nil
+}
+
+// UnknownPCs returns, sorted, the pc_ids of pcs that no agent has ever
+// had: no heartbeat and no enrollment. Such an id is a typo far more
+// often than a PC yet to be installed, and a command for it would wait
+// for nobody until its deadline.
+func (d *Dispatcher) UnknownPCs(ctx context.Context, pcs []string) ([]string, error) {
+	if len(pcs) == 0 {
+		return nil, nil
+	}
+	known, err := d.st.PCsOS(ctx, pcs)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, pc := range pcs {
+		if _, ok := known[pc]; !ok && !slices.Contains(out, pc) {
+			out = append(out, pc)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// checkKnown refuses a target that names a PC no agent has ever had
+// (groups and all are not checked: they select known agents only).
+func (d *Dispatcher) checkKnown(ctx context.Context, t store.Target) error {
+	unknown, err := d.UnknownPCs(ctx, t.PCs)
+	if err != nil {
+		return err
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	return &ValidationError{Problems: []Problem{{Field: "target.pcs", Message: UnknownPCsMessage(unknown)}}}
+}
+
+// UnknownPCsMessage names the unknown PCs: "unknown PC: PC-TYPO-99",
+// "unknown PCs: a, b and 3 more".
+func UnknownPCsMessage(unknown []string) string {
+	const shown = 10
+	head := "unknown PC: "
+	if len(unknown) > 1 {
+		head = "unknown PCs: "
+	}
+	if len(unknown) <= shown {
+		return head + strings.Join(unknown, ", ")
+	}
+	return fmt.Sprintf("%s%s and %d more", head, strings.Join(unknown[:shown], ", "), len(unknown)-shown)
 }

@@ -17,6 +17,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -108,6 +110,29 @@ type RunRequest struct {
 	Timeout  time.Duration // 0 → default
 	Deadline time.Duration // 0 → default; how long offline PCs may still pick it up
 	Actor    string
+	// Title is what people call this run (a ticket, "printer queue");
+	// optional, see CheckTitle.
+	Title string
+}
+
+// MaxTitleChars bounds an execution's title.
+const MaxTitleChars = 200
+
+// CheckTitle trims a title and checks it: one line of at most
+// MaxTitleChars characters that all show (letters, marks, numbers,
+// punctuation, symbols and spaces: no control or formatting characters,
+// which could hide or reorder what a list shows), or empty.
+func CheckTitle(title string) (string, []Problem) {
+	t := strings.TrimSpace(title)
+	switch {
+	case !utf8.ValidString(t):
+		return t, []Problem{{Field: "title", Message: "is not valid UTF-8 text"}}
+	case utf8.RuneCountInString(t) > MaxTitleChars:
+		return t, []Problem{{Field: "title", Message: fmt.Sprintf("is %d characters long; the limit is %d", utf8.RuneCountInString(t), MaxTitleChars)}}
+	case strings.IndexFunc(t, func(r rune) bool { return !unicode.IsGraphic(r) }) >= 0:
+		return t, []Problem{{Field: "title", Message: "must be one line of text, without tabs or control characters"}}
+	}
+	return t, nil
 }
 
 // ValidateTarget checks a target.
@@ -134,6 +159,9 @@ func ValidateTarget(t store.Target) []Problem {
 func (d *Dispatcher) Check(r *RunRequest) []Problem {
 	r.Target.Groups = wire.NormalizeGroups(r.Target.Groups) // groups are case-insensitive
 	ps := ValidateTarget(r.Target)
+	var tps []Problem
+	r.Title, tps = CheckTitle(r.Title)
+	ps = append(ps, tps...)
 	if !wire.ValidShell(r.Shell) {
 		ps = append(ps, Problem{Field: "shell", Message: fmt.Sprintf("%q is not one of sh, cmd, powershell, pwsh", r.Shell)})
 	}
@@ -173,6 +201,9 @@ func (d *Dispatcher) Run(ctx context.Context, r RunRequest) (store.Execution, er
 	if ps := d.Check(&r); len(ps) > 0 {
 		return store.Execution{}, &ValidationError{Problems: ps}
 	}
+	if err := d.checkKnown(ctx, r.Target); err != nil {
+		return store.Execution{}, err
+	}
 	if err := d.checkNotStopped(ctx); err != nil {
 		return store.Execution{}, err
 	}
@@ -185,7 +216,7 @@ func (d *Dispatcher) Run(ctx context.Context, r RunRequest) (store.Execution, er
 		return store.Execution{}, &ValidationError{Problems: []Problem{{Field: "target", Message: "matches no agent"}}}
 	}
 	e := store.Execution{
-		ExecID: NewExecID(now), JobID: AdhocJob, Shell: r.Shell, Script: r.Script,
+		ExecID: NewExecID(now), JobID: AdhocJob, Shell: r.Shell, Script: r.Script, Title: r.Title,
 		Timeout: r.Timeout, Target: r.Target, InitiatedBy: r.Actor, Status: "running",
 		CreatedAt: now, DeadlineAt: now.Add(r.Deadline),
 	}
@@ -193,8 +224,12 @@ func (d *Dispatcher) Run(ctx context.Context, r RunRequest) (store.Execution, er
 		Protocol: wire.ProtocolVersion, ExecID: e.ExecID, JobID: AdhocJob, Shell: r.Shell, Script: r.Script,
 		Timeout: wire.Duration(r.Timeout), IssuedAt: now, DeadlineAt: e.DeadlineAt, OutputCap: d.lim.OutputCap,
 	}
-	if err := d.Audit.Record(ctx, r.Actor, audit.Run, e.ExecID, map[string]any{"job_id": e.JobID, "target": r.Target,
-		"targets": len(pcs), "shell": r.Shell, "script": r.Script, "script_sha256": ScriptSHA256(r.Script), "timeout": r.Timeout.String()}); err != nil {
+	detail := map[string]any{"job_id": e.JobID, "target": r.Target,
+		"targets": len(pcs), "shell": r.Shell, "script": r.Script, "script_sha256": ScriptSHA256(r.Script), "timeout": r.Timeout.String()}
+	if r.Title != "" {
+		detail["title"] = r.Title
+	}
+	if err := d.Audit.Record(ctx, r.Actor, audit.Run, e.ExecID, detail); err != nil {
 		return store.Execution{}, err
 	}
 	if err := d.st.CreateExecution(ctx, e, pcs); err != nil {
@@ -274,12 +309,13 @@ func (d *Dispatcher) publishOnce(ctx context.Context, subjects []string, data []
 // which the kill cannot reach, end lost (store.RequestKill). It is
 // recorded first and refused when it cannot be.
 func (d *Dispatcher) Kill(ctx context.Context, execID, actor string) error {
-	return d.kill(ctx, execID, actor, true)
+	return d.kill(ctx, execID, actor, "", true)
 }
 
-// kill is Kill; mustRecord false carries the kill out even when its audit
-// event cannot be recorded (the emergency stop's kills).
-func (d *Dispatcher) kill(ctx context.Context, execID, actor string, mustRecord bool) error {
+// kill is Kill; why, when set, says why ("emergency stop: …") in the
+// killed targets' reasons, and mustRecord false carries the kill out even
+// when its audit event cannot be recorded (the emergency stop's kills).
+func (d *Dispatcher) kill(ctx context.Context, execID, actor, why string, mustRecord bool) error {
 	e, err := d.st.Execution(ctx, execID)
 	if err != nil {
 		return err
@@ -293,7 +329,7 @@ func (d *Dispatcher) kill(ctx context.Context, execID, actor string, mustRecord 
 		}
 		d.log.Error("killing without an audit record", "exec_id", execID, "by", actor, "err", err)
 	}
-	if err := d.stop(ctx, e, actor); err != nil {
+	if err := d.stop(ctx, e, actor, why); err != nil {
 		d.Audit.Failed(ctx, actor, audit.Kill, execID, err)
 		return err
 	}
@@ -301,14 +337,14 @@ func (d *Dispatcher) kill(ctx context.Context, execID, actor string, mustRecord 
 }
 
 // stop carries a kill out.
-func (d *Dispatcher) stop(ctx context.Context, e store.Execution, actor string) error {
+func (d *Dispatcher) stop(ctx context.Context, e store.Execution, actor, why string) error {
 	execID := e.ExecID
 	now := d.now()
 	// The database first: the execution is killed and its pending targets
 	// cancelled before any agent can report the kill, so the execution
 	// ends as killed, not completed. A target that starts in between is
 	// reported running and then killed by the broadcast below.
-	if err := d.st.RequestKill(ctx, execID, actor, now); err != nil {
+	if err := d.st.RequestKillBecause(ctx, execID, actor, why, now); err != nil {
 		return err
 	}
 	if err := d.withdrawIfLatest(ctx, e); err != nil {
@@ -319,7 +355,7 @@ func (d *Dispatcher) stop(ctx context.Context, e store.Execution, actor string) 
 			d.log.Error("kill: ending the rollout's waves", "exec_id", execID, "err", err)
 		}
 	}
-	data, _ := json.Marshal(wire.Kill{ExecID: execID, By: actor})
+	data, _ := json.Marshal(wire.Kill{ExecID: execID, By: actor, Reason: why})
 	if err := d.nc.PublishMsg(d.keys.Msg(wire.KillSubject(execID), data, now)); err != nil {
 		return fmt.Errorf("publish kill: %w", err)
 	}

@@ -67,29 +67,9 @@ func (d *Dispatcher) SetEmergencyStop(ctx context.Context, active bool, reason, 
 		return cur, fmt.Errorf("emergency stop: %w", err)
 	}
 	d.log.Warn("emergency stop", "active", active, "by", actor, "reason", reason)
-	if active && d.Rollouts != nil {
-		// Rollouts halt (and can resume once the stop is lifted); the
-		// agents kill their running wave's processes.
-		if err := d.Rollouts.HaltAll(ctx, fmt.Sprintf("emergency stop by %s: %s", actor, reason)); err != nil {
-			return es, err
-		}
-	}
 	if active {
-		// Executions first, so that they end as killed (and their
-		// pending targets cancelled) before the agents hear of the stop.
-		for {
-			execs, _, err := d.st.Executions(ctx, store.ExecFilter{Status: "running", Limit: 1000})
-			if err != nil {
-				return es, err
-			}
-			if len(execs) == 0 {
-				break
-			}
-			for _, e := range execs {
-				if err := d.kill(ctx, e.ExecID, actor, false); err != nil && !errors.Is(err, ErrConflict) {
-					return es, err
-				}
-			}
+		if err := d.stopWork(ctx, es); err != nil {
+			return es, err
 		}
 	}
 	msg, _ := json.Marshal(wire.Control{Kind: wire.ControlEmergencyStop, Emergency: &es})
@@ -98,4 +78,46 @@ func (d *Dispatcher) SetEmergencyStop(ctx context.Context, active bool, reason, 
 	}
 	d.ev.Publish(events.Executions)
 	return es, nil
+}
+
+// stopWork halts the open rollouts and kills the running executions for
+// the stop es, and records what it did (store.RecordEmergencyStop) even
+// when it fails part way: the page of the stop says what it did.
+func (d *Dispatcher) stopWork(ctx context.Context, es wire.EmergencyStop) (err error) {
+	rec := store.EmergencyStop{Since: es.Since, By: es.By, Reason: es.Reason}
+	defer func() {
+		if rerr := d.st.RecordEmergencyStop(context.WithoutCancel(ctx), rec); rerr != nil {
+			d.log.Error("the emergency stop goes on without a record of what it did", "err", rerr)
+		}
+	}()
+	if d.Rollouts != nil {
+		// Rollouts halt (and can resume once the stop is lifted); the
+		// agents kill their running wave's processes.
+		rec.Halted, err = d.Rollouts.HaltAll(ctx, fmt.Sprintf("emergency stop by %s: %s", es.By, es.Reason))
+		if err != nil {
+			return err
+		}
+	}
+	// Executions first, so that they end as killed (and their pending
+	// targets cancelled) before the agents hear of the stop. Their
+	// targets' reasons say why.
+	why := "emergency stop: " + es.Reason
+	for {
+		execs, _, err := d.st.Executions(ctx, store.ExecFilter{Status: store.StatusRunning, Limit: 1000})
+		if err != nil {
+			return err
+		}
+		if len(execs) == 0 {
+			return nil
+		}
+		for _, e := range execs {
+			err := d.kill(ctx, e.ExecID, es.By, why, false)
+			switch {
+			case err == nil:
+				rec.Killed = append(rec.Killed, e.ExecID)
+			case !errors.Is(err, ErrConflict):
+				return err
+			}
+		}
+	}
 }

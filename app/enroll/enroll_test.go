@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	agentenroll "github.com/kanadehq/kanade/agent/enroll"
+	"github.com/kanadehq/kanade/agent/eventually"
 	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/app/bus"
 	"github.com/kanadehq/kanade/app/bus/bustest"
@@ -137,17 +138,15 @@ func TestEnroll_Reenrollment(t *testing.T) {
 	}
 	waitFor := func(what string, cond func(store.AgentKey) bool) store.AgentKey {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			k, err := f.st.AgentKey(ctx, "pc1")
-			if err == nil && cond(k) {
-				return k
+		var k store.AgentKey
+		eventually.Within(t, 10*time.Second, func() error {
+			var err error
+			if k, err = f.st.AgentKey(ctx, "pc1"); err != nil || !cond(k) {
+				return fmt.Errorf("%s: binding %+v, %v", what, k, err)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: binding %+v, %v", what, k, err)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return nil
+		})
+		return k
 	}
 
 	// A request with another key is rejected by the admin: that key stays refused.
@@ -202,13 +201,8 @@ func TestEnroll_Reenrollment(t *testing.T) {
 	if err := connects(r.c, fresh); err != nil {
 		t.Fatalf("the new credential cannot connect: %v", err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for connects(c, kp) == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("the previous key still connects after the re-enrollment was approved")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	eventually.Within(t, 10*time.Second, eventually.Holds("the previous key to be refused after the re-enrollment was approved",
+		func() bool { return connects(c, kp) != nil }))
 }
 
 func TestEnroll_HeldForApproval(t *testing.T) {
@@ -218,16 +212,12 @@ func TestEnroll_HeldForApproval(t *testing.T) {
 	defer cancel()
 	got := make(chan error, 1)
 	go func() { _, err := f.enroll(t, ctx, "pc2", kp, f.file); got <- err }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if k, err := f.st.AgentKey(ctx, "pc2"); err == nil && k.Status == store.KeyPending {
-			break
+	eventually.Within(t, 10*time.Second, func() error {
+		if k, err := f.st.AgentKey(ctx, "pc2"); err != nil || k.Status != store.KeyPending {
+			return fmt.Errorf("no pending enrollment: %+v, %v", k, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("no pending enrollment")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	select {
 	case err := <-got:
 		t.Fatalf("enrollment finished before approval: %v", err)
@@ -303,13 +293,7 @@ func TestKeeper_RenewsBeforeExpiry(t *testing.T) {
 	defer nc.Close()
 	go k.Run(ctx, nc)
 	first := c.Expiry
-	deadline := time.Now().Add(10 * time.Second)
-	for !k.Credential().Expiry.After(first) {
-		if time.Now().After(deadline) {
-			t.Fatal("credential not renewed")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	eventually.Within(t, 10*time.Second, eventually.Holds("the credential to be renewed", func() bool { return k.Credential().Expiry.After(first) }))
 	// Past the first credential's expiry the connection still works.
 	for time.Now().Before(first.Add(500 * time.Millisecond)) {
 		time.Sleep(50 * time.Millisecond)

@@ -2,6 +2,7 @@ package memtrim
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"runtime"
@@ -11,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kanadehq/kanade/agent/eventually"
 )
 
 func TestDue(t *testing.T) {
@@ -79,13 +82,12 @@ func TestRun_ReturnsGarbageAndFreeHeap(t *testing.T) {
 		defer close(done)
 		Run(ctx, 20*time.Millisecond, 16<<20, &trims, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for Read().Reclaimable() >= 16<<20 {
-		if time.Now().After(deadline) {
-			t.Fatalf("still %d MiB reclaimable after 10s", Read().Reclaimable()>>20)
+	eventually.Within(t, 10*time.Second, func() error {
+		if r := Read().Reclaimable(); r >= 16<<20 {
+			return fmt.Errorf("still %d MiB reclaimable", r>>20)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	cancel()
 	<-done
 	if trims.n.Load() == 0 {

@@ -226,6 +226,7 @@ func Heartbeats(ctx context.Context, nc *nats.Conn, st *store.Store, ev *events.
 	defer sub.Unsubscribe()
 	_ = sub.SetPendingLimits(1<<20, 256<<20)
 	pending := map[string]wire.Heartbeat{}
+	acks := newStopAcks()
 	take := func(m *nats.Msg) {
 		var hb wire.Heartbeat
 		if err := json.Unmarshal(m.Data, &hb); err != nil {
@@ -244,6 +245,7 @@ func Heartbeats(ctx context.Context, nc *nats.Conn, st *store.Store, ev *events.
 			pongs.deliver(hb.PCID + "/" + hb.Pong)
 		}
 		pending[hb.PCID] = hb
+		acks.take(hb)
 	}
 	// next reads one heartbeat, waiting at most d; false when none came.
 	next := func(d time.Duration) bool {
@@ -284,6 +286,9 @@ func Heartbeats(ctx context.Context, nc *nats.Conn, st *store.Store, ev *events.
 		}
 		batch := pending
 		pending = map[string]wire.Heartbeat{}
+		if err := acks.flush(ctx, st, time.Now().UTC()); err != nil && ctx.Err() == nil {
+			log.Error("heartbeat: the emergency stop's acknowledgements were not written", "err", err)
+		}
 		if err := flushHeartbeats(ctx, st, known, batch, time.Now().UTC()); err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -304,14 +309,14 @@ func Heartbeats(ctx context.Context, nc *nats.Conn, st *store.Store, ev *events.
 // facts are what a heartbeat says about an agent besides when it was seen
 // and its load; they rarely change.
 type facts struct {
-	hostname, os, osVersion, arch, version, groups string
-	protocol                                       int
-	interval                                       time.Duration
+	hostname, os, osVersion, arch, version, groups, user string
+	protocol                                             int
+	interval                                             time.Duration
 }
 
 func factsOf(hb wire.Heartbeat) facts {
 	return facts{hostname: hb.Hostname, os: hb.OS, osVersion: hb.OSVersion, arch: hb.Arch, version: hb.AgentVersion,
-		groups: strings.Join(hb.Groups, ","), protocol: hb.Protocol, interval: hb.Interval.D()}
+		groups: strings.Join(hb.Groups, ","), user: hb.User, protocol: hb.Protocol, interval: hb.Interval.D()}
 }
 
 // flushHeartbeats writes a batch of heartbeats. An agent whose facts are
@@ -372,7 +377,7 @@ func agentFromHeartbeat(hb wire.Heartbeat, now time.Time) store.Agent {
 		PCID: hb.PCID, Hostname: hb.Hostname, OS: hb.OS, OSVersion: hb.OSVersion, Arch: hb.Arch,
 		AgentVersion: hb.AgentVersion, Protocol: hb.Protocol, Groups: hb.Groups, Interval: hb.Interval.D(),
 		Running: hb.Running, RunningExecs: hb.RunningExecs, LastSeen: now, OfflineAfter: now.Add(3 * hb.Interval.D()),
-		RSSBytes: hb.RSSBytes, CPUPercent: hb.CPUPercent,
+		RSSBytes: hb.RSSBytes, CPUPercent: hb.CPUPercent, User: hb.User,
 	}
 	if hb.Stopping {
 		a.OfflineAfter = now

@@ -66,6 +66,18 @@ func TestFlushHeartbeats(t *testing.T) {
 	if _, ok := known["pc9"]; !ok {
 		t.Error("pc9 is not remembered after its whole write")
 	}
+
+	// Someone logs on, then off: each change is written.
+	for i, user := range []string{`CORP\alice`, ""} {
+		h := hb("pc1", "1.1", "finance")
+		h.User = user
+		if err := flushHeartbeats(ctx, st, known, map[string]wire.Heartbeat{"pc1": h}, t2.Add(time.Duration(i+1)*30*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if a, err := st.Agent(ctx, "pc1"); err != nil || a.User != user {
+			t.Errorf("after a heartbeat with user %q: stored %q, %v", user, a.User, err)
+		}
+	}
 }
 
 func TestDecodeResult(t *testing.T) {

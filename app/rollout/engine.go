@@ -239,17 +239,22 @@ func (e *Engine) Killed(ctx context.Context, id, actor string) error {
 	return nil
 }
 
-// HaltAll halts every running rollout (the emergency stop).
-func (e *Engine) HaltAll(ctx context.Context, reason string) error {
+// HaltAll halts every running rollout (the emergency stop) and returns
+// the exec_ids of those it halted (not those halted already).
+func (e *Engine) HaltAll(ctx context.Context, reason string) ([]string, error) {
 	ids, err := e.st.OpenRollouts(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var halted []string
 	for _, id := range ids {
 		err := e.act(ctx, id, audit.RolloutHalt, func(st *State, _ time.Time) error { return Halt(st, reason) })
-		if err != nil && !errors.Is(err, ErrState) {
-			return err
+		switch {
+		case err == nil:
+			halted = append(halted, id)
+		case !errors.Is(err, ErrState):
+			return halted, err
 		}
 	}
-	return nil
+	return halted, nil
 }

@@ -150,6 +150,16 @@ var (
 	ErrFourEyes = errors.New("four-eyes: whoever started a rollout cannot approve its waves")
 )
 
+// CanApprove is the four-eyes rule: under four-eyes whoever started a
+// rollout may not approve its waves (ErrFourEyes). Roles are checked by
+// the caller; this is the only place the rule is written.
+func CanApprove(e store.Execution, actor string) error {
+	if e.FourEyes && actor == e.InitiatedBy {
+		return ErrFourEyes
+	}
+	return nil
+}
+
 // Approve releases wave idx for its start by actor.
 func Approve(st *State, idx int, actor string, now time.Time) error {
 	if idx < 0 || idx >= len(st.Waves) {
@@ -163,8 +173,8 @@ func Approve(st *State, idx int, actor string, now time.Time) error {
 		}
 		return fmt.Errorf("%w: wave %d (%s) is not awaiting approval: it %s", ErrState, idx, w.Name, why)
 	}
-	if st.Exec.FourEyes && actor == st.Exec.InitiatedBy {
-		return ErrFourEyes
+	if err := CanApprove(st.Exec, actor); err != nil {
+		return err
 	}
 	w.ApprovedBy, w.ApprovedAt = actor, now
 	return nil

@@ -1,8 +1,10 @@
 // Package schedule fires jobs on cron schedules: the schedules of the jobs
-// directory and those created in the GUI or API, run by go-quartz. Every
-// fire is claimed in the database first (schedule, instant), so it happens
-// once even with two server processes, and a restart neither loses nor
-// doubles one.
+// directory and those created in the GUI or API. go-quartz reads the cron
+// expressions; the Scheduler fires at their instants by a clock it is
+// given (clockwork), so that tests move time instead of waiting for it.
+// Every fire is claimed in the database first (schedule, instant), so it
+// happens once even with two server processes, and a restart neither
+// loses nor doubles one.
 package schedule
 
 import (
@@ -129,9 +131,6 @@ func (c Cron) Latest(t time.Time, lookback time.Duration) time.Time {
 		last, cur = n, n
 	}
 }
-
-// Trigger is the go-quartz trigger.
-func (c Cron) Trigger() quartz.Trigger { return c.trigger }
 
 // Describe reads common cron expressions to people ("every 10 seconds",
 // "every day at 03:00"); others come back as written.

@@ -9,8 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/reugn/go-quartz/logger"
-	"github.com/reugn/go-quartz/quartz"
+	"github.com/jonboulle/clockwork"
 
 	"github.com/kanadehq/kanade/app/audit"
 	"github.com/kanadehq/kanade/app/catalog"
@@ -35,28 +34,41 @@ type Def struct {
 	Shadowed bool
 }
 
+// Timing of Run.
+const (
+	// reconcileEvery is how often Run reads the definitions without a
+	// Kick (a file edited in the jobs directory, another server's edit).
+	reconcileEvery = 2 * time.Second
+	// outdated: an instant Run finds more than this late (the process was
+	// stalled) is skipped rather than fired late.
+	outdated = 5 * time.Second
+)
+
 // Scheduler fires the enabled schedules through the dispatcher.
 type Scheduler struct {
-	st   *store.Store
-	cat  *catalog.Catalog
-	disp *dispatch.Dispatcher
-	log  *slog.Logger
-	now  func() time.Time
+	st    *store.Store
+	cat   *catalog.Catalog
+	disp  *dispatch.Dispatcher
+	log   *slog.Logger
+	clock clockwork.Clock
 	// Grace: a fire missed while no server ran is made up once at start
 	// when it is at most this old (and the schedule had fired before).
 	Grace time.Duration
 
-	mu     sync.Mutex
-	q      quartz.Scheduler
-	active map[string]string // schedule id → what it was scheduled with
-	kick   chan struct{}
+	kick chan struct{}
+	// inflight counts the fires Run has started that have not ended.
+	inflight sync.WaitGroup
 }
 
-// New returns a scheduler; cat may be nil (no file schedules).
-func New(st *store.Store, cat *catalog.Catalog, disp *dispatch.Dispatcher, grace time.Duration, log *slog.Logger) *Scheduler {
-	return &Scheduler{st: st, cat: cat, disp: disp, log: log, Grace: grace, now: func() time.Time { return time.Now().UTC() },
-		active: map[string]string{}, kick: make(chan struct{}, 1)}
+// New returns a scheduler that fires by clock (clockwork.NewRealClock()
+// in the server; tests pass a fake one and move it). cat may be nil (no
+// file schedules).
+func New(st *store.Store, cat *catalog.Catalog, disp *dispatch.Dispatcher, grace time.Duration, clock clockwork.Clock, log *slog.Logger) *Scheduler {
+	return &Scheduler{st: st, cat: cat, disp: disp, log: log, Grace: grace, clock: clock, kick: make(chan struct{}, 1)}
 }
+
+// now is the clock's time in UTC.
+func (s *Scheduler) now() time.Time { return s.clock.Now().UTC() }
 
 // Kick makes the scheduler pick up edits now.
 func (s *Scheduler) Kick() {
@@ -135,92 +147,106 @@ func (d Def) key() string {
 }
 
 // Run schedules until ctx is done: it makes up fires missed while down
-// (see Grace), then keeps go-quartz in step with the definitions.
+// (see Grace), then fires each live schedule at its instants. It reads
+// the definitions at every wake-up (an instant, a Kick, or reconcileEvery
+// at the latest), so an edit applies before the next instant. Each fire
+// runs on its own goroutine; Run returns once they have ended.
 func (s *Scheduler) Run(ctx context.Context) error {
-	q, err := quartz.NewStdScheduler(quartz.WithLogger(logger.NewSlogLogger(ctx, s.log.With("component", "quartz"))),
-		quartz.WithOutdatedThreshold(5*time.Second))
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.q = q
-	s.mu.Unlock()
-	q.Start(ctx)
-	defer q.Stop()
 	if err := s.catchUp(ctx); err != nil && ctx.Err() == nil {
 		s.log.Error("scheduler: catching up", "err", err)
 	}
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
+	defer s.inflight.Wait()
+	active := map[string]*entry{}
 	for {
-		if err := s.reconcile(ctx); err != nil && ctx.Err() == nil {
+		if err := s.reconcile(ctx, active); err != nil && ctx.Err() == nil {
 			s.log.Error("scheduler: reconcile", "err", err)
 		}
+		now := s.now()
+		wake := now.Add(reconcileEvery)
+		for _, e := range active {
+			for !e.next.IsZero() && !e.next.After(now) {
+				if late := now.Sub(e.next); late > outdated {
+					s.log.Warn("scheduler: instant skipped, found too late", "schedule", e.def.ID, "at", e.next, "late", late)
+					e.advance(now)
+					continue
+				}
+				d, at := e.def, e.next
+				s.inflight.Go(func() {
+					if _, err := s.Fire(ctx, d, at); err != nil && ctx.Err() == nil {
+						s.log.Warn("schedule fire", "schedule", d.ID, "at", at, "err", err)
+					}
+				})
+				e.advance(at)
+			}
+			if !e.next.IsZero() && e.next.Before(wake) {
+				wake = e.next
+			}
+		}
+		t := s.clock.NewTimer(wake.Sub(now))
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return nil
-		case <-t.C:
+		case <-t.Chan():
 		case <-s.kick:
+			t.Stop()
 		}
 	}
 }
 
-func (s *Scheduler) reconcile(ctx context.Context) error {
+// entry is a live schedule in Run: its definition, its parsed cron and
+// its next instant (zero: none to come).
+type entry struct {
+	key  string
+	def  Def
+	cron Cron
+	next time.Time
+}
+
+// advance sets next to e's first instant after t (zero when there is
+// none, such as past a year the cron names).
+func (e *entry) advance(t time.Time) {
+	n, err := e.cron.Next(t)
+	if err != nil {
+		n = time.Time{}
+	}
+	e.next = n
+}
+
+// reconcile brings active in step with the definitions: a new or edited
+// live schedule starts from its first instant after now, one no longer
+// live leaves.
+func (s *Scheduler) reconcile(ctx context.Context, active map[string]*entry) error {
 	defs, err := s.Defs(ctx)
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	now := s.now()
 	want := map[string]bool{}
 	for _, d := range defs {
 		if !d.Live() {
 			continue
 		}
 		want[d.ID] = true
-		if s.active[d.ID] == d.key() {
+		if e := active[d.ID]; e != nil && e.key == d.key() {
 			continue
 		}
 		c, err := ParseCron(d.Cron, d.Timezone)
 		if err != nil {
 			continue
 		}
-		key := quartz.NewJobKey(d.ID)
-		_ = s.q.DeleteJob(key)
-		if err := s.q.ScheduleJob(quartz.NewJobDetail(&fireJob{s: s, def: d, cron: c}, key), c.Trigger()); err != nil {
-			s.log.Error("scheduler: schedule", "schedule", d.ID, "err", err)
-			continue
-		}
-		s.active[d.ID] = d.key()
+		e := &entry{key: d.key(), def: d, cron: c}
+		e.advance(now)
+		active[d.ID] = e
 		s.log.Info("schedule active", "schedule", d.ID, "cron", d.Cron, "job_id", d.JobID)
 	}
-	for id := range s.active {
+	for id := range active {
 		if !want[id] {
-			_ = s.q.DeleteJob(quartz.NewJobKey(id))
-			delete(s.active, id)
+			delete(active, id)
 			s.log.Info("schedule inactive", "schedule", id)
 		}
 	}
 	return nil
-}
-
-// fireJob is what go-quartz runs at each instant.
-type fireJob struct {
-	s    *Scheduler
-	def  Def
-	cron Cron
-}
-
-func (j *fireJob) Description() string { return "schedule " + j.def.ID }
-
-func (j *fireJob) Execute(ctx context.Context) error {
-	now := j.s.now()
-	at := j.cron.Latest(now, 5*time.Second)
-	if at.IsZero() {
-		return fmt.Errorf("schedule %s: no instant near %s", j.def.ID, now.Format(time.RFC3339))
-	}
-	_, err := j.s.Fire(ctx, j.def, at)
-	return err
 }
 
 // Fire fires d's instant at unless it was fired already (here, before a
@@ -260,7 +286,7 @@ func (s *Scheduler) fire(ctx context.Context, d Def, at time.Time, note string) 
 		finish(store.FireFailed, "", fmt.Sprintf("job %s is not in the jobs directory or is invalid", d.JobID))
 		return "", fmt.Errorf("schedule %s: job %s not found", d.ID, d.JobID)
 	}
-	e, err := s.disp.Deploy(ctx, dispatch.DeployRequest{Manifest: *m, Target: d.Target, Actor: Actor})
+	e, err := s.disp.Deploy(ctx, dispatch.DeployRequest{Manifest: *m, Target: d.Target, Actor: Actor, Title: "schedule " + d.ID})
 	if err != nil {
 		reason := err.Error()
 		var ve *dispatch.ValidationError

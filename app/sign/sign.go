@@ -1,10 +1,12 @@
-// Package sign holds the server's command-signing keys. Every command,
-// kill and control message the server publishes carries an ed25519
-// signature over its subject, time and body; agents trust the public keys
-// they received at enrollment and refuse anything else, so a stolen
-// broker credential cannot run code on the fleet. The newest key signs;
-// older keys stay trusted for a while so that a rotation does not need the
-// fleet to re-enroll.
+// Package sign holds the server's signing keys. Every command, kill and
+// control message the server publishes carries an ed25519 signature over
+// its subject, time and body by a command key; every agent release record
+// carries one by a release key. Agents trust the public keys they received
+// at enrollment (and in signed rotation announcements) and refuse anything
+// else, so a stolen broker credential cannot run code on the fleet nor
+// install a binary. The newest key of a ring signs; older keys stay
+// trusted for a while so that a rotation does not need the fleet to
+// re-enroll.
 package sign
 
 import (
@@ -38,20 +40,30 @@ type key struct {
 // Keyring is safe for concurrent use.
 type Keyring struct {
 	dir  string
+	what string // "command" or "release", for errors
 	mu   sync.Mutex
 	keys []key // oldest first; the last one signs
 }
 
-// Load reads the keys in dir (one hex ed25519 seed per *.key file, named
-// by creation time) and creates the first one if there is none.
-func Load(dir string) (*Keyring, error) {
+// Load reads the command keys in dir (one hex ed25519 seed per *.key
+// file, named by creation time) and creates the first one if there is
+// none.
+func Load(dir string) (*Keyring, error) { return load(dir, "command") }
+
+// LoadRelease reads the release keys in dir, which sign agent release
+// records (Keyring.SignRelease), as Load reads the command keys; they are
+// kept in a directory of their own beside them (DATA/secrets/release-keys)
+// and rotated the same way (Rotate, then ReleaseKeysMsg).
+func LoadRelease(dir string) (*Keyring, error) { return load(dir, "release") }
+
+func load(dir, what string) (*Keyring, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("command keys: %w", err)
+		return nil, fmt.Errorf("%s keys: %w", what, err)
 	}
-	k := &Keyring{dir: dir}
+	k := &Keyring{dir: dir, what: what}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("command keys: %w", err)
+		return nil, fmt.Errorf("%s keys: %w", what, err)
 	}
 	for _, e := range ents {
 		if !strings.HasSuffix(e.Name(), ".key") {
@@ -59,11 +71,11 @@ func Load(dir string) (*Keyring, error) {
 		}
 		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
 		if err != nil {
-			return nil, fmt.Errorf("command keys: %w", err)
+			return nil, fmt.Errorf("%s keys: %w", what, err)
 		}
 		seed, err := hex.DecodeString(strings.TrimSpace(string(b)))
 		if err != nil || len(seed) != ed25519.SeedSize {
-			return nil, fmt.Errorf("command key %s: not a hex ed25519 seed", e.Name())
+			return nil, fmt.Errorf("%s key %s: not a hex ed25519 seed", what, e.Name())
 		}
 		info, _ := e.Info()
 		priv := ed25519.NewKeyFromSeed(seed)
@@ -89,7 +101,7 @@ func (k *Keyring) Rotate(now time.Time) (wire.CommandKey, error) {
 	}
 	name := fmt.Sprintf("%020d.key", now.UnixNano())
 	if err := os.WriteFile(filepath.Join(k.dir, name), []byte(hex.EncodeToString(priv.Seed())+"\n"), 0o600); err != nil {
-		return wire.CommandKey{}, fmt.Errorf("command keys: %w", err)
+		return wire.CommandKey{}, fmt.Errorf("%s keys: %w", k.what, err)
 	}
 	nk := key{priv: priv, kid: wire.KeyID(priv.Public().(ed25519.PublicKey)), created: now, file: name}
 	k.keys = append(k.keys, nk)
@@ -143,4 +155,26 @@ func (k *Keyring) Msg(subject string, body []byte, now time.Time) *nats.Msg {
 	priv := k.keys[len(k.keys)-1].priv
 	k.mu.Unlock()
 	return signed(priv, subject, body, now)
+}
+
+// SignRelease signs an agent release record with the current key of a
+// release keyring (LoadRelease). The record must validate.
+func (k *Keyring) SignRelease(r wire.Release, now time.Time) (wire.SignedRelease, error) {
+	k.mu.Lock()
+	priv := k.keys[len(k.keys)-1].priv
+	k.mu.Unlock()
+	return wire.SignRelease(priv, r, now)
+}
+
+// ReleaseKeysMsg announces the release keys agents should trust (k, a
+// release keyring) on control.all, signed by the current key of the
+// command keyring cmd, which agents trust for control messages. Publish it
+// after rotating the release keys; enrollment and renewal replies carry the
+// same list (wire.EnrollReply.ReleaseKeys) for agents that were away.
+func (k *Keyring) ReleaseKeysMsg(cmd *Keyring, now time.Time) (*nats.Msg, error) {
+	body, err := json.Marshal(wire.Control{Kind: wire.ControlReleaseKeys, ReleaseKeys: k.Trusted()})
+	if err != nil {
+		return nil, err
+	}
+	return cmd.Msg(wire.ControlAll, body, now), nil
 }

@@ -21,7 +21,7 @@ import (
 	"github.com/kanadehq/kanade/store"
 )
 
-// agentJSON is API.md's Agent.
+// agentJSON is docs/API.md's Agent.
 type agentJSON struct {
 	PCID              string     `json:"pc_id"`
 	Hostname          string     `json:"hostname"`
@@ -39,9 +39,11 @@ type agentJSON struct {
 	RunningExecs      []string   `json:"running_execs,omitempty"` // the exec_ids it runs, when it lists them all
 	// AgentRSSBytes and AgentCPUPercent are the agent process's own
 	// resident memory and CPU use (100 = one core); absent until reported.
-	AgentRSSBytes   int64          `json:"agent_rss_bytes,omitempty"`
-	AgentCPUPercent float64        `json:"agent_cpu_percent,omitempty"`
-	Inventory       *inventoryJSON `json:"inventory,omitempty"`
+	AgentRSSBytes   int64   `json:"agent_rss_bytes,omitempty"`
+	AgentCPUPercent float64 `json:"agent_cpu_percent,omitempty"`
+	// User is who is logged on at the PC, as its last heartbeat said.
+	User      string         `json:"user,omitempty"`
+	Inventory *inventoryJSON `json:"inventory,omitempty"`
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -60,7 +62,7 @@ func toAgentJSON(a store.Agent, now time.Time) agentJSON {
 	return agentJSON{PCID: a.PCID, Hostname: a.Hostname, OS: a.OS, OSVersion: a.OSVersion, Arch: a.Arch,
 		AgentVersion: a.AgentVersion, Groups: groups, Online: a.Online(now), HeartbeatLate: a.HeartbeatLate(now), LastSeen: timePtr(a.LastSeen),
 		FirstSeen: timePtr(a.FirstSeen), HeartbeatInterval: a.Interval.String(), Running: a.Running, RunningExecs: a.RunningExecs,
-		AgentRSSBytes: a.RSSBytes, AgentCPUPercent: a.CPUPercent}
+		AgentRSSBytes: a.RSSBytes, AgentCPUPercent: a.CPUPercent, User: a.User}
 }
 
 type countsJSON struct {
@@ -75,30 +77,34 @@ type countsJSON struct {
 	Lost      int `json:"lost"`
 }
 
-// executionJSON is API.md's Execution.
+// executionJSON is docs/API.md's Execution.
 type executionJSON struct {
-	ExecID      string       `json:"exec_id"`
-	JobID       string       `json:"job_id"`
-	Version     string       `json:"version"`
-	Status      string       `json:"status"`
-	InitiatedBy string       `json:"initiated_by"`
-	CreatedAt   time.Time    `json:"created_at"`
-	DeadlineAt  *time.Time   `json:"deadline_at,omitempty"`
-	FinishedAt  *time.Time   `json:"finished_at,omitempty"`
-	TargetCount int          `json:"target_count"`
-	Counts      countsJSON   `json:"counts"`
-	Target      store.Target `json:"target"`
-	Shell       string       `json:"shell,omitempty"`
-	Script      string       `json:"script,omitempty"`
-	Timeout     string       `json:"timeout,omitempty"`
-	Targets     []resultJSON `json:"targets,omitempty"`
-	KillRequest *killReqJSON `json:"kill_requested,omitempty"`
-	HaltReason  string       `json:"halt_reason,omitempty"`
-	FourEyes    bool         `json:"four_eyes,omitempty"`
-	Waves       []waveJSON   `json:"waves,omitempty"`
+	ExecID  string `json:"exec_id"`
+	JobID   string `json:"job_id"`
+	Version string `json:"version"`
+	Status  string `json:"status"`
+	// Outcome is store.Outcome: what a person reads ("failed"), where
+	// status is the life cycle ("completed").
+	Outcome     store.Outcome `json:"outcome"`
+	Title       string        `json:"title,omitempty"`
+	InitiatedBy string        `json:"initiated_by"`
+	CreatedAt   time.Time     `json:"created_at"`
+	DeadlineAt  *time.Time    `json:"deadline_at,omitempty"`
+	FinishedAt  *time.Time    `json:"finished_at,omitempty"`
+	TargetCount int           `json:"target_count"`
+	Counts      countsJSON    `json:"counts"`
+	Target      store.Target  `json:"target"`
+	Shell       string        `json:"shell,omitempty"`
+	Script      string        `json:"script,omitempty"`
+	Timeout     string        `json:"timeout,omitempty"`
+	Targets     []resultJSON  `json:"targets,omitempty"`
+	KillRequest *killReqJSON  `json:"kill_requested,omitempty"`
+	HaltReason  string        `json:"halt_reason,omitempty"`
+	FourEyes    bool          `json:"four_eyes,omitempty"`
+	Waves       []waveJSON    `json:"waves,omitempty"`
 }
 
-// waveJSON is API.md's Wave.
+// waveJSON is docs/API.md's Wave.
 type waveJSON struct {
 	Index       int        `json:"index"`
 	Name        string     `json:"name"`
@@ -158,7 +164,7 @@ type killReqJSON struct {
 
 func toExecutionJSON(e store.Execution) executionJSON {
 	c := e.Counts
-	j := executionJSON{ExecID: e.ExecID, JobID: e.JobID, Version: e.Version, Status: e.Status, InitiatedBy: e.InitiatedBy,
+	j := executionJSON{ExecID: e.ExecID, JobID: e.JobID, Version: e.Version, Status: e.Status, Outcome: e.Outcome(), Title: e.Title, InitiatedBy: e.InitiatedBy,
 		CreatedAt: e.CreatedAt.UTC(), DeadlineAt: timePtr(e.DeadlineAt), FinishedAt: timePtr(e.FinishedAt),
 		TargetCount: c.Total(), Target: e.Target, Shell: e.Shell, Script: e.Script, Timeout: e.Timeout.String(),
 		Counts: countsJSON{c.Pending, c.Running, c.Succeeded, c.Failed, c.TimedOut, c.Killed, c.Skipped, c.Expired, c.Lost}}
@@ -169,7 +175,7 @@ func toExecutionJSON(e store.Execution) executionJSON {
 	return j
 }
 
-// resultJSON is API.md's TargetResult.
+// resultJSON is docs/API.md's TargetResult.
 type resultJSON struct {
 	ExecID     string     `json:"exec_id"`
 	PCID       string     `json:"pc_id"`
@@ -225,7 +231,7 @@ func (s *server) apiAgent(c echo.Context) error {
 	return c.JSON(http.StatusOK, j)
 }
 
-// inventoryJSON is API.md's inventory: the flat facts it names plus every
+// inventoryJSON is docs/API.md's inventory: the flat facts it names plus every
 // section the agent reported.
 type inventoryJSON struct {
 	CPUModel    string         `json:"cpu_model,omitempty"`
@@ -269,6 +275,7 @@ type runRequestJSON struct {
 	Script   string        `json:"script"`
 	Timeout  string        `json:"timeout"`
 	Deadline string        `json:"deadline"`
+	Title    string        `json:"title"`
 }
 
 // decodeJSON reads a strict JSON body: unknown fields and wrong types are
@@ -330,7 +337,7 @@ func (s *server) apiRun(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	r := dispatch.RunRequest{Shell: req.Shell, Script: req.Script, Actor: actor(c)}
+	r := dispatch.RunRequest{Shell: req.Shell, Script: req.Script, Actor: actor(c), Title: req.Title}
 	var ps []dispatch.Problem
 	if req.Target == nil {
 		ps = append(ps, dispatch.Problem{Field: "target", Message: "is required: {\"all\": true}, {\"groups\": [...]} or {\"pcs\": [...]}"})
@@ -554,7 +561,7 @@ func (s *server) health(c echo.Context) error {
 	return c.JSON(status, body)
 }
 
-var fieldRank = map[string]int{"target": 0, "target.all": 1, "target.groups": 2, "target.pcs": 3, "shell": 4, "script": 5, "timeout": 6, "deadline": 7}
+var fieldRank = map[string]int{"target": 0, "target.all": 1, "target.groups": 2, "target.pcs": 3, "shell": 4, "script": 5, "timeout": 6, "deadline": 7, "title": 8}
 
 func sortProblems(ps []dispatch.Problem) {
 	sort.SliceStable(ps, func(i, j int) bool { return fieldRank[ps[i].Field] < fieldRank[ps[j].Field] })

@@ -1,17 +1,19 @@
 package web
 
 import (
+	"bytes"
+	"context"
 	"encoding/csv"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/kanadehq/kanade/app/audit"
 	"github.com/kanadehq/kanade/store"
 	"github.com/kanadehq/kanade/views"
 )
@@ -68,15 +70,48 @@ func (s *server) apiAudit(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"events": out, "total": total})
 }
 
-// auditTargetURL links an event's target to its page.
-func auditTargetURL(e store.AuditEvent) string {
-	switch {
-	case e.Action == audit.Run || e.Action == audit.Kill:
-		return "/executions/" + url.PathEscape(e.Target)
-	case strings.HasPrefix(e.Action, "agent.") || strings.HasPrefix(e.Action, "enrollment."):
-		return "/agents/" + url.PathEscape(e.Target)
+// auditFactsOf reads, for the events whose sentence needs them, what the
+// store knows about their executions (an execution that is gone has none).
+func (s *server) auditFactsOf(ctx context.Context, evs []store.AuditEvent) (map[string]auditFacts, error) {
+	out := map[string]auditFacts{}
+	for _, e := range evs {
+		if !auditFactsFor(e.Action) {
+			continue
+		}
+		if _, ok := out[e.Target]; ok {
+			continue
+		}
+		var f auditFacts
+		x, err := s.Store.Execution(ctx, e.Target)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			return nil, err
+		default:
+			f.JobID, f.Targets = x.JobID, x.Counts.Total()
+			ws, err := s.Store.Waves(ctx, e.Target)
+			if err != nil {
+				return nil, err
+			}
+			for _, w := range ws {
+				f.Waves = append(f.Waves, w.Name)
+			}
+		}
+		out[e.Target] = f
 	}
-	return ""
+	return out, nil
+}
+
+// indentJSON returns an event's detail indented for people ("" when none).
+func indentJSON(raw []byte) string {
+	if len(raw) == 0 || string(raw) == "null" {
+		return ""
+	}
+	var b bytes.Buffer
+	if json.Indent(&b, raw, "", "  ") != nil {
+		return string(raw)
+	}
+	return b.String()
 }
 
 func (s *server) auditPage(c echo.Context) error {
@@ -84,7 +119,12 @@ func (s *server) auditPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	evs, total, err := s.Store.AuditEvents(c.Request().Context(), f)
+	ctx := c.Request().Context()
+	evs, total, err := s.Store.AuditEvents(ctx, f)
+	if err != nil {
+		return err
+	}
+	facts, err := s.auditFactsOf(ctx, evs)
 	if err != nil {
 		return err
 	}
@@ -92,7 +132,7 @@ func (s *server) auditPage(c echo.Context) error {
 	m := views.AuditModel{Actor: f.Actor, Action: f.Action, Since: c.QueryParam("since")}
 	for _, e := range evs {
 		m.Rows = append(m.Rows, views.AuditRow{Seq: e.Seq, At: timeText(e.At, now), Actor: e.Actor, Action: e.Action,
-			Target: e.Target, TargetURL: auditTargetURL(e), Detail: string(e.Detail)})
+			Target: e.Target, Sentence: auditSentence(e, facts[e.Target]), Detail: indentJSON(e.Detail)})
 	}
 	m.Pager = pager(*c.Request().URL, total, f.Offset, f.Limit, len(evs))
 	q := c.Request().URL.Query()

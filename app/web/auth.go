@@ -141,6 +141,9 @@ func (s *server) loginCallback(c echo.Context) error {
 			who = "anonymous"
 		}
 		detail := map[string]any{"reason": err.Error(), "ip": c.RealIP()}
+		if id.Subject != "" {
+			detail["subject"] = id.Subject
+		}
 		if len(id.Values) > 0 {
 			detail["claim_values"] = id.Values
 		}
@@ -164,7 +167,7 @@ func (s *server) loginCallback(c echo.Context) error {
 	s.Log.Info("signed in", "user", id.Name, "role", id.Role)
 	// Best effort (see package audit): refusing sign-in would lock out
 	// the admins who must repair the broker.
-	_ = s.Audit.Record(ctx, id.Name, audit.Login, id.Name, map[string]any{"role": id.Role.String(), "ip": c.RealIP()})
+	_ = s.Audit.Record(ctx, id.Name, audit.Login, id.Name, map[string]any{"role": id.Role.String(), "ip": c.RealIP(), "subject": id.Subject, "display": id.Display})
 	return c.Redirect(http.StatusSeeOther, next)
 }
 
@@ -314,8 +317,9 @@ func (s *server) apiRevokeAPIToken(c echo.Context) error {
 }
 
 // settingsPage lists API tokens with the form to create one.
+// A new API token lasts 90 days unless the form says otherwise.
 func (s *server) settingsPage(c echo.Context) error {
-	return s.renderSettings(c, http.StatusOK, views.SettingsModel{})
+	return s.renderSettings(c, http.StatusOK, views.SettingsModel{ExpiresIn: "90d"})
 }
 
 func (s *server) renderSettings(c echo.Context, status int, m views.SettingsModel) error {
@@ -332,6 +336,7 @@ func (s *server) renderSettings(c echo.Context, status int, m views.SettingsMode
 		}
 		if t.RevokedAt.IsZero() {
 			r.RevokeURL = "/settings/tokens/" + url.PathEscape(t.ID) + "/revoke"
+			r.RevokeConfirm = fmt.Sprintf("Revoke API token %s (%s)? Scripts that use it are refused from their next request; it cannot be used again.", t.Name, t.Role)
 		}
 		m.Tokens = append(m.Tokens, r)
 	}
@@ -342,26 +347,45 @@ func (s *server) renderSettings(c echo.Context, status int, m views.SettingsMode
 }
 
 func (s *server) formCreateAPIToken(c echo.Context) error {
-	req, problems := tokenRequest(c.FormValue("name"), c.FormValue("role"), c.FormValue("expires_in"), actor(c))
+	m := views.SettingsModel{Name: c.FormValue("name"), Role: c.FormValue("role"), ExpiresIn: c.FormValue("expires_in"), Errors: views.FieldErrors{}}
+	req, problems := tokenRequest(m.Name, m.Role, m.ExpiresIn, actor(c))
 	if len(problems) > 0 {
-		m := views.SettingsModel{Name: c.FormValue("name"), Role: c.FormValue("role"), ExpiresIn: c.FormValue("expires_in")}
 		for _, p := range problems {
-			m.Problems = append(m.Problems, p.Field+": "+p.Message)
+			if m.Errors[p.Field] == "" {
+				m.Errors[p.Field] = tokenWords(p)
+			}
 		}
 		return s.renderSettings(c, http.StatusUnprocessableEntity, m)
 	}
 	t, secret, err := s.createAPIToken(c, req)
 	if err != nil {
-		return err
+		status := s.formProblems(c, err, m.Errors, func(f string) string { return f }, tokenWords)
+		return s.renderSettings(c, status, m)
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return render(c, http.StatusCreated, views.APITokenCreatedPage(s.layout(c, "New API token", "settings"),
 		views.APITokenCreatedModel{Name: t.Name, Role: t.Role, Secret: secret}))
 }
 
+// tokenWords says a problem of the API token form for people.
+func tokenWords(p dispatch.Problem) string {
+	switch {
+	case p.Field == "name" && strings.Contains(p.Message, "empty"):
+		return "Enter a name, such as nightly-inventory."
+	case p.Field == "role":
+		return "Choose viewer, operator, approver or admin."
+	case p.Field == "expires_in":
+		return sentence(p.Message) + " Leave it empty for a token that never expires."
+	case p.Field == "name":
+		return "The name " + strings.TrimSuffix(p.Message, ".") + "."
+	}
+	return sentence(p.Message)
+}
+
 func (s *server) formRevokeAPIToken(c echo.Context) error {
 	if _, err := s.revokeAPIToken(c); err != nil {
-		return err
+		status, msg := s.errorText(c, err)
+		return s.renderSettings(c, status, views.SettingsModel{ExpiresIn: "90d", Errors: views.FieldErrors{"row": msg}})
 	}
 	return c.Redirect(http.StatusSeeOther, "/settings")
 }

@@ -16,12 +16,13 @@ import (
 	"github.com/kanadehq/kanade/jobs"
 	"github.com/kanadehq/kanade/store"
 	"github.com/kanadehq/kanade/views"
+	"github.com/kanadehq/kanade/views/components"
 )
 
 // apiDeploy deploys a manifest sent as JSON or YAML (`?version=` overrides
 // its version; `?allow_mismatch=true` deploys an id and version the jobs
-// directory has with another script). Every mistake comes back at once,
-// with YAML line numbers.
+// directory has with another script; `?title=` names the execution).
+// Every mistake comes back at once, with YAML line numbers.
 func (s *server) apiDeploy(c echo.Context) error {
 	ct, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
 	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, jobs.MaxSize))
@@ -45,7 +46,8 @@ func (s *server) apiDeploy(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	e, err := s.Dispatcher.Deploy(c.Request().Context(), dispatch.DeployRequest{Manifest: m, Version: c.QueryParam("version"), Actor: actor(c), AllowMismatch: allow})
+	e, err := s.Dispatcher.Deploy(c.Request().Context(), dispatch.DeployRequest{Manifest: m, Version: c.QueryParam("version"), Actor: actor(c), AllowMismatch: allow,
+		Title: c.QueryParam("title")})
 	if err != nil {
 		return err
 	}
@@ -83,41 +85,101 @@ func (s *server) apiJobStatus(status string) echo.HandlerFunc {
 	}
 }
 
-// formJobStatus is the Revoke / Unrevoke button of the job page.
+// formJobStatus is the Revoke / Unrevoke button of the job page; the
+// job page shows the new state (Revoke posts with htmx: see seeOther).
 func (s *server) formJobStatus(status string) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		id := c.Param("id")
 		if err := s.Dispatcher.SetJobStatus(c.Request().Context(), id, status, actor(c)); err != nil {
 			return err
 		}
-		return c.Redirect(http.StatusSeeOther, "/jobs/"+id)
+		return seeOther(c, "/jobs/"+url.PathEscape(id))
 	}
 }
 
+// deployForm is the Deploy panel's form as submitted.
+type deployForm struct {
+	Mode, PCs, Groups, Version, Title string
+}
+
+func readDeployForm(get func(string) string) deployForm {
+	return deployForm{Mode: get("target_mode"), PCs: get("pcs"), Groups: get("groups"),
+		Version: strings.TrimSpace(get("version")), Title: get("title")}
+}
+
+// target is the form's target override (nil: the job's own target) and
+// what is missing from it.
+func (f deployForm) target() (*store.Target, map[string]string) {
+	errs := map[string]string{}
+	switch f.Mode {
+	case "all":
+		return &store.Target{All: true}, errs
+	case "groups":
+		t := &store.Target{Groups: wire.NormalizeGroups(splitIDs(f.Groups))}
+		if len(t.Groups) == 0 {
+			errs["groups"] = "Enter at least one group."
+		}
+		return t, errs
+	case "pcs":
+		t := &store.Target{PCs: splitIDs(f.PCs)}
+		if len(t.PCs) == 0 {
+			errs["pcs"] = "Enter at least one PC."
+		}
+		return t, errs
+	}
+	return nil, errs
+}
+
+// deployField is the Deploy panel's field of a dispatch problem.
+func deployField(f string) string {
+	switch f = strings.TrimPrefix(f, "target."); f {
+	case "target", "pcs", "groups", "version", "title":
+		return f
+	}
+	return ""
+}
+
 // formDeploy deploys a job of the catalog from its page, with an optional
-// target override and version.
+// target override, version and title. A refusal shows in the Deploy
+// panel with what was typed.
 func (s *server) formDeploy(c echo.Context) error {
 	entry, err := s.jobParam(c)
 	if err != nil {
 		return err
 	}
+	f := readDeployForm(c.FormValue)
+	errs := map[string]string{}
+	status := http.StatusUnprocessableEntity
 	if entry.Manifest == nil || !entry.Valid {
-		return apiErr(http.StatusUnprocessableEntity, "invalid_manifest", "this job has problems; fix the file before deploying it", nil)
+		errs[""] = "This job has problems: fix its file before deploying it."
+	} else {
+		target, terrs := f.target()
+		errs = terrs
+		if len(errs) == 0 {
+			e, err := s.Dispatcher.Deploy(c.Request().Context(), dispatch.DeployRequest{Manifest: *entry.Manifest, Version: f.Version,
+				Target: target, Title: f.Title, Actor: actor(c)})
+			if err == nil {
+				return c.Redirect(http.StatusSeeOther, "/executions/"+e.ExecID)
+			}
+			status = s.formProblems(c, err, errs, deployField, runWords)
+		}
 	}
-	req := dispatch.DeployRequest{Manifest: *entry.Manifest, Version: strings.TrimSpace(c.FormValue("version")), Actor: actor(c)}
-	switch c.FormValue("target_mode") {
-	case "all":
-		req.Target = &store.Target{All: true}
-	case "groups":
-		req.Target = &store.Target{Groups: wire.NormalizeGroups(splitIDs(c.FormValue("groups")))}
-	case "pcs":
-		req.Target = &store.Target{PCs: splitIDs(c.FormValue("pcs"))}
-	}
-	e, err := s.Dispatcher.Deploy(c.Request().Context(), req)
-	if err != nil {
+	m := s.jobModel(entry)
+	if m.Deploy, err = s.jobDeploy(c, entry); err != nil {
 		return err
 	}
-	return c.Redirect(http.StatusSeeOther, "/executions/"+e.ExecID)
+	if m.Deploy == nil { // an invalid job has no panel: its problems say why
+		return s.renderError(c, status, errs[""])
+	}
+	d := m.Deploy
+	d.TargetMode, d.PCs, d.Groups, d.Version, d.Title, d.Errors = f.Mode, f.PCs, f.Groups, f.Version, f.Title, errs
+	d.Preview = s.deployPreview(c, *entry.Manifest, runForm{Mode: f.Mode, PCs: f.PCs, Groups: f.Groups}, f.Version)
+	for _, msg := range errs {
+		if msg == d.Preview.Error {
+			d.Preview.Error = ""
+		}
+	}
+	return render(c, status, views.JobPage(s.layout(c, entry.ID, "jobs"), m))
 }
 
 // jobDeploy is the deploy panel of a valid job manifest.
@@ -136,18 +198,37 @@ func (s *server) jobDeploy(c echo.Context, e catalog.Entry) (*views.JobDeploy, e
 	}
 	base := "/jobs/" + url.PathEscape(e.ID)
 	d := &views.JobDeploy{Status: status, Pinned: pinned, DeployURL: base + "/deploy", StatusURL: base + "/revoke",
-		CSRFToken: csrfToken(c), DefaultPCs: s.LocalPC, Preview: s.jobPreview(c, *e.Manifest)}
+		CSRFToken: csrfToken(c), PCs: s.localPC(ctx), Version: e.Manifest.Version, Errors: views.FieldErrors{},
+		Preview:       s.deployPreview(c, *e.Manifest, runForm{}, ""),
+		RevokeConfirm: fmt.Sprintf("Revoke job %s? PCs that have not started it yet skip it, and it cannot be deployed until it is unrevoked.", e.ID)}
 	if status == wire.StatusRevoked {
 		d.StatusURL = base + "/unrevoke"
 	}
 	return d, nil
 }
 
-// jobPreview counts the PCs a manifest's own target matches.
-func (s *server) jobPreview(c echo.Context, m jobs.Manifest) views.RunPreviewModel {
-	matched, online, err := s.Dispatcher.Preview(c.Request().Context(), store.Target{All: m.Target.All, Groups: m.Target.Groups, PCs: m.Target.PCs})
-	if err != nil {
-		return views.RunPreviewModel{Error: err.Error()}
+// deployPreview counts the PCs a deploy of m reaches: the job's own
+// target, or the one the form names (f.Mode not ""); version, when set,
+// is the version the question names.
+func (s *server) deployPreview(c echo.Context, m jobs.Manifest, f runForm, version string) views.RunPreviewModel {
+	if version = strings.TrimSpace(version); version == "" {
+		version = m.Version
 	}
-	return views.RunPreviewModel{Matched: matched, Online: online}
+	ask := func(matched, online int, all bool) string {
+		what := fmt.Sprintf("%s version %s", m.ID, version)
+		if all {
+			return fmt.Sprintf("All %s agents? This deploys %s to every agent: %s.", components.Number(matched), what, startsText(matched, online))
+		}
+		return fmt.Sprintf("Deploy %s to %s PCs? %s.", what, components.Number(matched), capitalize(startsText(matched, online)))
+	}
+	if f.Mode == "" {
+		return s.targetPreview(c, store.Target{All: m.Target.All, Groups: wire.NormalizeGroups(m.Target.Groups), PCs: m.Target.PCs}, ask)
+	}
+	t, errs := f.target()
+	for _, k := range []string{"target", "pcs", "groups"} {
+		if errs[k] != "" {
+			return views.RunPreviewModel{Error: errs[k]}
+		}
+	}
+	return s.targetPreview(c, t, ask)
 }

@@ -151,6 +151,11 @@ func (s *server) apiDecide(action string) echo.HandlerFunc {
 func (s *server) formDecide(action, back string) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		pc, err := s.decide(c, action)
+		if err != nil && back == "/enrollments" && !isPartial(c) {
+			// Approve and Reject: the page again, saying why not.
+			status, msg := s.errorText(c, err)
+			return s.renderEnrollments(c, status, views.TokenForm{MaxUses: "0"}, views.FieldErrors{"row": capitalize(action) + " " + c.Param("pc") + ": " + msg})
+		}
 		if err != nil {
 			return err
 		}
@@ -158,19 +163,17 @@ func (s *server) formDecide(action, back string) echo.HandlerFunc {
 		if to == "" {
 			to = "/agents/" + url.PathEscape(pc)
 		}
-		if isPartial(c) {
-			c.Response().Header().Set("HX-Redirect", to)
-			return c.NoContent(http.StatusNoContent)
-		}
-		return c.Redirect(http.StatusSeeOther, to)
+		return seeOther(c, to)
 	}
 }
 
 func (s *server) enrollmentsPage(c echo.Context) error {
-	return s.renderEnrollments(c, http.StatusOK, "")
+	return s.renderEnrollments(c, http.StatusOK, views.TokenForm{MaxUses: "0"}, nil)
 }
 
-func (s *server) renderEnrollments(c echo.Context, code int, tokenError string) error {
+// renderEnrollments shows the Pending agents page with the New token form
+// as given and errs (the form's problems, or "row": a button's).
+func (s *server) renderEnrollments(c echo.Context, code int, form views.TokenForm, errs views.FieldErrors) error {
 	status, err := enrollStatus(c)
 	if err != nil {
 		return err
@@ -198,10 +201,12 @@ func (s *server) renderEnrollments(c echo.Context, code int, tokenError string) 
 		}
 		if k.Status == store.KeyPending {
 			r.RejectURL = base + "/reject"
+			r.RejectConfirm = fmt.Sprintf("Reject %s (%s)? It gets no identity and receives no commands; it stays listed under All, where it can still be approved.", k.PCID, k.Hostname)
 		}
 		if re := k.Reenroll; re != nil {
 			r.BoundKey, r.PublicKey, r.Hostname, r.OS, r.Arch, r.TokenID = k.PublicKey, re.PublicKey, re.Hostname, re.OS, re.Arch, re.TokenID
 			r.Status, r.Requested, r.ApproveURL, r.RejectURL = store.KeyPending, timeText(re.RequestedAt, now), base+"/approve", base+"/reject"
+			r.RejectConfirm = fmt.Sprintf("Reject the new key of %s (%s)? That key is refused for good; the PC keeps working with the key it has.", k.PCID, re.Hostname)
 		}
 		m.Rows = append(m.Rows, r)
 	}
@@ -209,7 +214,7 @@ func (s *server) renderEnrollments(c echo.Context, code int, tokenError string) 
 	if m.Tokens, err = s.tokenRows(c); err != nil {
 		return err
 	}
-	m.TokenError = tokenError
+	m.TokenForm, m.Errors = form, errs
 	return render(c, code, views.EnrollmentsPage(s.layout(c, "Pending agents", "agents"), m))
 }
 
@@ -229,6 +234,9 @@ func (s *server) agentIdentity(c echo.Context, pc string) (*views.AgentIdentity,
 	}
 	if s.Enroller != nil && k.Status == store.KeyApproved {
 		id.GroupsURL, id.Groups = "/agents/"+url.PathEscape(pc)+"/groups", strings.Join(k.Groups, ", ")
+		if msg, _ := c.Get(groupsErrorKey).(string); msg != "" {
+			id.Groups, id.GroupsError = c.FormValue("groups"), msg // what was typed, and why it was not saved
+		}
 	}
 	if s.Enroller != nil && k.Status != store.KeyRevoked {
 		id.RevokeURL = "/agents/" + url.PathEscape(pc) + "/revoke"
@@ -405,8 +413,11 @@ func (s *server) tokenRows(c echo.Context) ([]views.TokenRow, error) {
 		r.AllowGroups = t.AllowGroups
 		if t.RevokedAt.IsZero() && s.Enroller != nil {
 			r.RevokeURL = "/enrollments/tokens/" + url.PathEscape(t.ID) + "/revoke"
+			r.RevokeConfirm = fmt.Sprintf("Revoke enrollment token %s? PCs can no longer enroll with it; agents that enrolled with it keep working.", t.Name)
 			if t.ID == enroll.DefaultTokenID {
 				r.RotateURL = "/enrollments/tokens/default/rotate"
+				r.RotateConfirm = "Rotate DATA/agent-credentials? The file gets a new secret: PCs set up with the old file can no longer connect to enroll. Enrolled agents keep working."
+				r.RevokeConfirm = "Revoke the DEFAULT enrollment token? Every PC set up with DATA/agent-credentials, and every install command made with the default token, can no longer enroll; new PCs then need a token made here. Enrolled agents keep working."
 			}
 		}
 		rows = append(rows, r)
@@ -419,33 +430,58 @@ func (s *server) tokenCreate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	req := enroll.TokenRequest{Name: c.FormValue("name"), DefaultGroups: splitIDs(c.FormValue("groups")), AllowGroups: splitIDs(c.FormValue("allow_groups")),
-		AutoApprove: c.FormValue("auto_approve") == "true", By: actor(c)}
-	var problem string
-	if v := c.FormValue("expires_in"); v != "" {
+	form := views.TokenForm{Name: c.FormValue("name"), Groups: c.FormValue("groups"), AllowGroups: c.FormValue("allow_groups"),
+		ExpiresIn: strings.TrimSpace(c.FormValue("expires_in")), MaxUses: strings.TrimSpace(c.FormValue("max_uses")), AutoApprove: c.FormValue("auto_approve") == "true"}
+	req := enroll.TokenRequest{Name: form.Name, DefaultGroups: splitIDs(form.Groups), AllowGroups: splitIDs(form.AllowGroups),
+		AutoApprove: form.AutoApprove, By: actor(c)}
+	errs := views.FieldErrors{}
+	if v := form.ExpiresIn; v != "" {
 		if req.ExpiresIn, err = time.ParseDuration(v); err != nil || req.ExpiresIn <= 0 {
-			problem = "Expires in: use a duration such as 24h or 168h."
+			errs["expires_in"] = "Use a duration such as 24h or 168h, or leave it empty for a token that never expires."
 		}
 	}
-	if v := c.FormValue("max_uses"); v != "" {
+	if v := form.MaxUses; v != "" {
 		if _, err := fmt.Sscan(v, &req.MaxUses); err != nil || req.MaxUses < 0 {
-			problem = "Max uses: a whole number, 0 for unlimited."
+			errs["max_uses"] = "A whole number: how many PCs may enroll with it, 0 for any number."
 		}
 	}
-	if problem == "" {
+	status := http.StatusUnprocessableEntity
+	if len(errs) == 0 {
 		is, err := e.CreateToken(c.Request().Context(), req)
-		switch {
-		case err == nil:
+		if err == nil {
 			c.Response().Header().Set("Cache-Control", "no-store")
 			return render(c, http.StatusCreated, views.TokenCreatedPage(s.layout(c, "New enrollment token", "agents"),
 				views.TokenCreatedModel{Name: is.Token.Name, Secret: is.Secret, Credentials: string(is.Bundle)}))
-		case errors.Is(err, enroll.ErrInvalid):
-			problem = err.Error()
-		default:
-			return err
 		}
+		if ps := enrollProblems(err); len(ps) > 0 {
+			err = &dispatch.ValidationError{Problems: ps}
+		}
+		status = s.formProblems(c, err, errs, func(f string) string {
+			if f == "default_groups" {
+				return "groups"
+			}
+			return f
+		}, func(p dispatch.Problem) string { return sentence(p.Message) })
 	}
-	return s.renderEnrollments(c, http.StatusUnprocessableEntity, problem)
+	return s.renderEnrollments(c, status, form, errs)
+}
+
+// enrollProblems reads the problems of an enroll.ErrInvalid error
+// ("invalid: name: …; allow_groups: …") by field.
+func enrollProblems(err error) []dispatch.Problem {
+	if !errors.Is(err, enroll.ErrInvalid) {
+		return nil
+	}
+	var ps []dispatch.Problem
+	rest := strings.TrimPrefix(err.Error(), enroll.ErrInvalid.Error()+": ")
+	for _, part := range strings.Split(rest, "; ") {
+		field, msg, ok := strings.Cut(part, ": ")
+		if !ok || strings.Contains(field, " ") {
+			field, msg = "", part
+		}
+		ps = append(ps, dispatch.Problem{Field: field, Message: msg})
+	}
+	return ps
 }
 
 // tokenRotateDefault gives DATA/agent-credentials a new secret and broker
@@ -456,7 +492,7 @@ func (s *server) tokenRotateDefault(c echo.Context) error {
 		return err
 	}
 	if err := e.RotateDefault(c.Request().Context(), actor(c)); err != nil {
-		return err
+		return s.tokenRowFailed(c, "Rotate", err)
 	}
 	return c.Redirect(http.StatusSeeOther, "/enrollments#enrollment-tokens")
 }
@@ -467,9 +503,20 @@ func (s *server) tokenRevoke(c echo.Context) error {
 		return err
 	}
 	if err := e.RevokeToken(c.Request().Context(), c.Param("id"), actor(c)); err != nil {
-		return err
+		return s.tokenRowFailed(c, "Revoke", err)
 	}
 	return c.Redirect(http.StatusSeeOther, "/enrollments#enrollment-tokens")
+}
+
+// tokenRowFailed shows the Pending agents page again with why a token's
+// button did nothing.
+func (s *server) tokenRowFailed(c echo.Context, what string, err error) error {
+	status, msg := s.errorText(c, err)
+	id := c.Param("id")
+	if id == "" {
+		id = enroll.DefaultTokenID
+	}
+	return s.renderEnrollments(c, status, views.TokenForm{MaxUses: "0"}, views.FieldErrors{"row": what + " token " + id + ": " + msg})
 }
 
 // groupsRequestJSON is the body of PUT /api/agents/{pc}/groups.
@@ -512,13 +559,47 @@ func echoWithParam(c echo.Context, name, value string) echo.Context {
 	return c
 }
 
+// groupsErrorKey carries why the groups form failed to the agent page.
+const groupsErrorKey = "groups_error"
+
+// formSetGroups saves an agent's groups from its page; a refusal shows
+// next to the field, with what was typed.
 func (s *server) formSetGroups(c echo.Context) error {
 	pc, err := s.setGroups(c, splitIDs(c.FormValue("groups")))
-	if err != nil {
+	if err == nil {
+		return c.Redirect(http.StatusSeeOther, "/agents/"+url.PathEscape(pc))
+	}
+	status, msg := s.errorText(c, err)
+	if errors.Is(err, enroll.ErrInvalid) {
+		status, msg = http.StatusUnprocessableEntity, "Group "+strings.TrimPrefix(strings.TrimPrefix(err.Error(), enroll.ErrInvalid.Error()+": "), "group ")+"."
+	}
+	if status == http.StatusNotFound {
 		return err
 	}
-	return c.Redirect(http.StatusSeeOther, "/agents/"+url.PathEscape(pc))
+	c.Set(groupsErrorKey, msg)
+	c.Response().Writer = &statusWriter{ResponseWriter: c.Response().Writer, status: status}
+	if err := s.agentShow(c); err != nil {
+		return err
+	}
+	c.Response().Status = status // as sent, for the access log and metrics
+	return nil
 }
+
+// statusWriter answers status where the page says 200: a form's page
+// shown again with its error is not a success.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if code == http.StatusOK {
+		code = w.status
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // formAddToGroup adds the agents selected on the agents page to a group.
 func (s *server) formAddToGroup(c echo.Context) error {

@@ -259,44 +259,47 @@ func (s *server) renderAddAgents(c echo.Context, status int, m views.AddAgentsMo
 }
 
 // addAgentsForm makes the command from the form and shows it (with the
-// form as it was sent), or shows the form with what is wrong.
+// form as it was sent), or shows the form with what is wrong next to each
+// field.
 func (s *server) addAgentsForm(c echo.Context) error {
 	m := views.AddAgentsModel{OS: c.FormValue("os"), Arch: c.FormValue("arch"), Groups: c.FormValue("groups"), Token: c.FormValue("token"),
 		Name: c.FormValue("name"), ExpiresIn: strings.TrimSpace(c.FormValue("expires_in")), MaxUses: strings.TrimSpace(c.FormValue("max_uses")),
-		AutoApprove: c.FormValue("auto_approve") == "true"}
+		AutoApprove: c.FormValue("auto_approve") == "true", Errors: views.FieldErrors{}}
 	r := installRequest{OS: m.OS, Arch: m.Arch, Groups: splitIDs(m.Groups), Token: m.Token, Name: m.Name, AutoApprove: m.AutoApprove}
 	var err error
 	if m.Token == "new" && m.ExpiresIn != "" {
 		if r.ExpiresIn, err = time.ParseDuration(m.ExpiresIn); err != nil || r.ExpiresIn <= 0 {
-			m.Problems = append(m.Problems, "Expires in: use a duration such as 24h or 168h, or leave it empty for never.")
+			m.Errors["expires_in"] = "Expires in: use a duration such as 24h or 168h, or leave it empty for never."
 		}
 	}
 	if m.Token == "new" && m.MaxUses != "" {
 		if r.MaxUses, err = strconv.Atoi(m.MaxUses); err != nil || r.MaxUses < 0 {
-			m.Problems = append(m.Problems, "Max PCs: a whole number, 0 for any number of PCs.")
+			m.Errors["max_uses"] = "Max PCs: a whole number, 0 for any number of PCs."
 		}
 	}
-	if len(m.Problems) > 0 {
+	if len(m.Errors) > 0 {
 		return s.renderAddAgents(c, http.StatusUnprocessableEntity, m)
 	}
 	out, err := s.makeInstall(c, r)
-	var ve *dispatch.ValidationError
-	var he *echo.HTTPError
-	switch {
-	case errors.As(err, &ve):
-		for _, p := range ve.Problems {
-			m.Problems = append(m.Problems, fieldLabel(p.Field)+": "+p.Message)
+	if err != nil {
+		if ps := enrollProblems(err); len(ps) > 0 {
+			err = &dispatch.ValidationError{Problems: ps}
 		}
-		return s.renderAddAgents(c, http.StatusUnprocessableEntity, m)
-	case errors.As(err, &he) && he.Code < 500:
-		msg, _ := he.Message.(string)
-		m.Problems = append(m.Problems, msg)
-		return s.renderAddAgents(c, he.Code, m)
-	case errors.Is(err, enroll.ErrInvalid):
-		m.Problems = append(m.Problems, err.Error())
-		return s.renderAddAgents(c, http.StatusUnprocessableEntity, m)
-	case err != nil:
-		return err
+		status := s.formProblems(c, err, m.Errors, func(f string) string {
+			switch f {
+			case "os", "arch", "groups", "token", "name", "expires_in", "max_uses":
+				return f
+			case "default_groups":
+				return "groups"
+			}
+			return ""
+		}, func(p dispatch.Problem) string {
+			if p.Field == "" {
+				return sentence(p.Message)
+			}
+			return fieldLabel(p.Field) + ": " + strings.TrimSuffix(p.Message, ".") + "."
+		})
+		return s.renderAddAgents(c, status, m)
 	}
 	res := &views.InstallResult{OS: out.OS, Platform: out.OS + "-" + out.Arch, Command: out.Command, SHA256: out.SHA256,
 		DownloadURL: out.DownloadURL, AgentURL: out.AgentURL, TokenID: out.TokenID, TokenName: out.Token.Name, Groups: out.Groups,

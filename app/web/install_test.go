@@ -512,13 +512,15 @@ func TestAddAgentsPage(t *testing.T) {
 		form url.Values
 		code int
 		want string
+		// where is the data-testid of the message: next to its field, or the form's own.
+		where string
 	}{
-		{"bad group", url.Values{"os": {"linux"}, "token": {"new"}, "groups": {"a!"}}, 422, "Groups: group"},
-		{"bad expiry", url.Values{"os": {"linux"}, "token": {"new"}, "expires_in": {"tomorrow"}}, 422, "Expires in: use a duration"},
-		{"not built", url.Values{"os": {"linux"}, "arch": {"arm64"}, "token": {"new"}}, 404, "make build"},
+		{"bad group", url.Values{"os": {"linux"}, "token": {"new"}, "groups": {"a!"}}, 422, "Groups: group", "error-groups"},
+		{"bad expiry", url.Values{"os": {"linux"}, "token": {"new"}, "expires_in": {"tomorrow"}}, 422, "Expires in: use a duration", "error-expires_in"},
+		{"not built", url.Values{"os": {"linux"}, "arch": {"arm64"}, "token": {"new"}}, 404, "make build", "form-error"},
 	} {
 		code, body := post(tc.form)
-		if code != tc.code || !strings.Contains(body, tc.want) || !strings.Contains(body, `data-testid="form-error"`) || commandRE.MatchString(body) {
+		if code != tc.code || !strings.Contains(body, tc.want) || !strings.Contains(body, `data-testid="`+tc.where+`"`) || commandRE.MatchString(body) {
 			t.Errorf("%s: %d, want %d with %q", tc.name, code, tc.code, tc.want)
 		}
 	}

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -35,6 +36,63 @@ func bytesText(n int64) string {
 		return fmt.Sprintf("%.0f %siB", v, suffix)
 	}
 	return fmt.Sprintf("%.1f %siB", v, suffix)
+}
+
+// offlineFor says how long an offline agent has been silent since its
+// last heartbeat ("3h", "2d"); "" while it is online.
+func offlineFor(a store.Agent, now time.Time) string {
+	if a.Online(now) {
+		return ""
+	}
+	if a.LastSeen.IsZero() {
+		return "never seen"
+	}
+	return "offline " + strings.TrimSuffix(timeText(a.LastSeen, now).Rel, " ago")
+}
+
+// blockedReason says why nothing can reach an agent whose identity was
+// revoked or rejected ("" otherwise): its key can no longer connect, so
+// Run, Ping and Refresh would only wait for it.
+func blockedReason(id *views.AgentIdentity) string {
+	if id == nil || (id.Status != store.KeyRevoked && id.Status != store.KeyRejected) {
+		return ""
+	}
+	why := id.Status
+	if id.DecidedBy != "" {
+		why += " by " + id.DecidedBy
+	}
+	if id.Reason != "" && id.Reason != why {
+		why += ": " + id.Reason
+	}
+	return why + " — its key can no longer connect, so nothing can run on it"
+}
+
+// agentPageExtras adds to an agent's page its addresses and why nothing
+// can reach it, if so.
+func (s *server) agentPageExtras(ctx context.Context, m *views.AgentModel) error {
+	rows := []views.AgentRow{m.Agent}
+	if err := s.withAddresses(ctx, rows); err != nil {
+		return err
+	}
+	m.Agent, m.Blocked = rows[0], blockedReason(m.Identity)
+	return nil
+}
+
+// withAddresses adds each agent's IP addresses (its newest inventory's)
+// to the rows of the agents list.
+func (s *server) withAddresses(ctx context.Context, rows []views.AgentRow) error {
+	pcs := make([]string, len(rows))
+	for i, r := range rows {
+		pcs[i] = r.PCID
+	}
+	addrs, err := s.Store.AgentAddresses(ctx, pcs)
+	if err != nil {
+		return err
+	}
+	for i := range rows {
+		rows[i].IPs = addrs[rows[i].PCID]
+	}
+	return nil
 }
 
 // inventoryView formats an agent's inventory for its page; swQ filters

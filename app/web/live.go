@@ -109,10 +109,12 @@ func (s *server) execEvents(c echo.Context) error {
 
 // logStream streams a running target's output: everything it printed so
 // far (replayed from the OUTPUT stream), then live chunks, then "done"
-// once its final result is in. An agent's output is untrusted: a chunk
-// is cut at maxLiveChunk and one flush at maxLiveFlush, with a visible
-// marker (the stored output, shown once the target ends, has the rest up
-// to the output cap).
+// once its final result is in. Besides, "state" events carry the
+// target's state and duration (LogState) whenever they change: a target
+// whose output streams is running even before its agent's report says so.
+// An agent's output is untrusted: a chunk is cut at maxLiveChunk and one
+// flush at maxLiveFlush, with a visible marker (the stored output, shown
+// once the target ends, has the rest up to the output cap).
 func (s *server) logStream(c echo.Context) error {
 	ctx := c.Request().Context()
 	id, err := idParam(c, "id", "execution")
@@ -144,6 +146,10 @@ func (s *server) logStream(c echo.Context) error {
 	out := startSSE(c)
 	if r.State.Final() {
 		return out.send("done", "")
+	}
+	state := newStateSender(c, out, s.Now)
+	if state.send(r.State, r.StartedAt) != nil {
+		return nil
 	}
 
 	cctx, stop := context.WithCancel(ctx)
@@ -177,6 +183,9 @@ func (s *server) logStream(c echo.Context) error {
 				chunks = nil
 				continue
 			}
+			if state.shown == wire.StatePending && state.send(wire.StateRunning, time.Time{}) != nil {
+				return nil
+			}
 			if pending.Len() >= maxLiveFlush {
 				dropped += len(ch.Data)
 				continue
@@ -209,8 +218,13 @@ func (s *server) logStream(c echo.Context) error {
 			}
 		case <-changed:
 			if finalSeen.IsZero() {
-				if r, err := s.Store.Result(ctx, id, pc); err == nil && r.State.Final() {
-					finalSeen = time.Now()
+				if r, err := s.Store.Result(ctx, id, pc); err == nil {
+					if state.send(r.State, r.StartedAt) != nil {
+						return nil
+					}
+					if r.State.Final() {
+						finalSeen = time.Now()
+					}
 				}
 			}
 		}
@@ -286,4 +300,44 @@ func (s *server) followOutput(ctx context.Context, execID, pc string, from time.
 		}
 	}()
 	return ch, nil
+}
+
+// stateSender sends a live output panel's "state" events: the target's
+// state and how long it has run, each time either is news.
+type stateSender struct {
+	c       echo.Context
+	out     *sse
+	now     func() time.Time
+	shown   wire.State
+	started time.Time // the start the panel counts from (zero: none yet)
+}
+
+func newStateSender(c echo.Context, out *sse, now func() time.Time) *stateSender {
+	return &stateSender{c: c, out: out, now: now}
+}
+
+// send sends state unless the panel shows it already with a known start.
+// A running target whose start is not known yet (its output came before
+// its report) counts from now.
+func (s *stateSender) send(state wire.State, started time.Time) error {
+	if state == s.shown && (!s.started.IsZero() || started.IsZero()) {
+		return nil
+	}
+	now := s.now()
+	if state == wire.StateRunning && started.IsZero() {
+		started = s.started
+		if started.IsZero() {
+			started = now
+		}
+	}
+	r := store.Result{State: state, StartedAt: started}
+	if state.Final() {
+		r.FinishedAt = now // the panel reloads the stored result right after
+	}
+	html, err := renderString(s.c, views.LogState(string(state), targetTick(r, now)))
+	if err != nil {
+		return err
+	}
+	s.shown, s.started = state, started
+	return s.out.send("state", html)
 }

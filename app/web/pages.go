@@ -77,6 +77,9 @@ func (s *server) agentList(c echo.Context) error {
 	for _, a := range agents {
 		m.Rows = append(m.Rows, agentRow(a, now))
 	}
+	if err := s.withAddresses(ctx, m.Rows); err != nil {
+		return err
+	}
 	m.Pager = pager(*c.Request().URL, total, f.Offset, f.Limit, len(agents))
 	return s.page(c, "Agents", "agents", views.AgentListPage(s.layout(c, "Agents", "agents"), m), views.AgentTable(m))
 }
@@ -115,6 +118,9 @@ func (s *server) agentShow(c echo.Context) error {
 			m.Shell = wire.ShellPowerShell
 		}
 	}
+	if err := s.agentPageExtras(ctx, &m); err != nil {
+		return err
+	}
 	return render(c, http.StatusOK, views.AgentPage(s.layout(c, pc, "agents"), m))
 }
 
@@ -128,7 +134,10 @@ func (s *server) execList(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	m := views.ExecListModel{Status: f.Status, JobID: f.JobID}
+	m := views.ExecListModel{Status: f.Status, JobID: f.JobID, PCID: f.PCID, Title: f.Title, InitiatedBy: f.InitiatedBy}
+	if f.Outcome != "" {
+		m.Status = string(f.Outcome)
+	}
 	for _, e := range execs {
 		m.Rows = append(m.Rows, execRow(e, now))
 	}

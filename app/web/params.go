@@ -1,13 +1,16 @@
 package web
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/kanadehq/kanade/agent/wire"
+	"github.com/kanadehq/kanade/app/dispatch"
 	"github.com/kanadehq/kanade/store"
 )
 
@@ -103,21 +106,62 @@ func (s *server) agentFilter(c echo.Context) (store.AgentFilter, error) {
 		Now: s.Now(), Limit: limit, Offset: offset}, nil
 }
 
-// execFilter reads the execution list filters: status, job_id, limit, offset.
+// execFilter reads the execution list filters: status (a status or an
+// outcome), outcome, job_id, pc_id, title, initiated_by, limit, offset.
 func execFilter(c echo.Context) (store.ExecFilter, error) {
 	limit, offset, err := paging(c)
 	if err != nil {
 		return store.ExecFilter{}, err
 	}
-	status, err := oneOf(c, "status", "running", "completed", "killed", "halted", "awaiting_approval")
+	f := store.ExecFilter{Limit: limit, Offset: offset}
+	// "completed" is only a status; every other status has the outcome of
+	// the same name, and the outcomes that are not statuses (succeeded,
+	// failed, ...) filter as outcomes.
+	status, err := oneOf(c, "status", append([]string{store.StatusCompleted}, outcomeValues()...)...)
 	if err != nil {
 		return store.ExecFilter{}, err
 	}
-	job, err := optionalID(c, "job_id")
+	if status == store.StatusCompleted {
+		f.Status = status
+	} else {
+		f.Outcome = store.Outcome(status)
+	}
+	outcome, err := oneOf(c, "outcome", outcomeValues()...)
 	if err != nil {
 		return store.ExecFilter{}, err
 	}
-	return store.ExecFilter{JobID: job, Status: status, Limit: limit, Offset: offset}, nil
+	if outcome != "" {
+		if f.Outcome != "" && f.Outcome != store.Outcome(outcome) {
+			return store.ExecFilter{}, badParam("outcome", "contradicts status="+status)
+		}
+		f.Outcome = store.Outcome(outcome)
+	}
+	if f.JobID, err = optionalID(c, "job_id"); err != nil {
+		return store.ExecFilter{}, err
+	}
+	if f.PCID, err = optionalID(c, "pc_id"); err != nil {
+		return store.ExecFilter{}, err
+	}
+	for _, p := range []struct {
+		name string
+		dst  *string
+	}{{"title", &f.Title}, {"initiated_by", &f.InitiatedBy}} {
+		v := strings.TrimSpace(c.QueryParam(p.name))
+		if utf8.RuneCountInString(v) > dispatch.MaxTitleChars || !utf8.ValidString(v) {
+			return store.ExecFilter{}, badParam(p.name, fmt.Sprintf("must be text of at most %d characters", dispatch.MaxTitleChars))
+		}
+		*p.dst = v
+	}
+	return f, nil
+}
+
+// outcomeValues lists the outcomes as strings, in display order.
+func outcomeValues() []string {
+	out := make([]string, len(store.Outcomes))
+	for i, o := range store.Outcomes {
+		out[i] = string(o)
+	}
+	return out
 }
 
 // execParam loads the execution named by the :id path parameter.

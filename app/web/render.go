@@ -44,10 +44,8 @@ func (s *server) layout(c echo.Context, title, nav string) views.Layout {
 	l := views.Layout{Title: title, Nav: nav, DevMode: s.DevMode, CSRFToken: csrfToken(c), Version: s.Version}
 	if p := principal(c); p != nil {
 		l.User, l.Role, l.SignedIn = p.Display, p.Role.String(), p.Kind == auth.KindUser
-		l.Emergency = s.emergencyBanner(c)
-		if p.Can(auth.Approver) && s.Store != nil {
-			l.Approvals, _ = s.Store.CountWavesAwaitingApproval(c.Request().Context())
-		}
+		l.Estop, l.Approvals = s.estopState(c.Request().Context()), s.approvals(c.Request().Context(), p)
+		l.LiveURL = "/events/topbar"
 		if s.Health != nil {
 			if r := s.Health.Last(); healthBanner(r) != "" {
 				l.Health, l.HealthLevel = healthBanner(r), string(r.Status)
@@ -63,10 +61,23 @@ func (s *server) layout(c echo.Context, title, nav string) views.Layout {
 func (s *server) renderError(c echo.Context, status int, msg string) error {
 	m := views.ErrorModel{Code: status, Title: http.StatusText(status), Message: msg}
 	if isPartial(c) {
-		// htmx does not swap error responses by default; the message goes to the toast region.
+		// htmx swaps no error response: static/kanade.js shows this
+		// fragment as a toast, and the page stays as it was.
 		c.Response().Header().Set("HX-Reswap", "none")
+		return render(c, status, views.ErrorToast(m))
 	}
 	return render(c, status, views.ErrorPage(s.layout(c, http.StatusText(status), ""), m))
+}
+
+// seeOther answers a form post with the page to show next: a 303 for a
+// plain form; for htmx, HX-Redirect, since htmx would follow a redirect
+// itself and swap the whole page into the element that posted.
+func seeOther(c echo.Context, to string) error {
+	if isPartial(c) {
+		c.Response().Header().Set("HX-Redirect", to)
+		return c.NoContent(http.StatusNoContent)
+	}
+	return c.Redirect(http.StatusSeeOther, to)
 }
 
 // staticHandler serves the embedded assets with content-hash ETags;

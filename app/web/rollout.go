@@ -2,12 +2,18 @@ package web
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/app/dispatch"
+	"github.com/kanadehq/kanade/app/rollout"
+	"github.com/kanadehq/kanade/jobs"
+	"github.com/kanadehq/kanade/store"
 	"github.com/kanadehq/kanade/views"
 )
 
@@ -85,4 +91,58 @@ func (s *server) formRollout(fn rolloutAction) echo.HandlerFunc {
 		}
 		return c.Redirect(http.StatusSeeOther, "/executions/"+id)
 	}
+}
+
+// haltedApproveNote is what the card of a wave awaiting approval says
+// while its rollout is halted: the engine refuses the approval then
+// (rollout.Approve), so the card offers no Approve button.
+const haltedApproveNote = "Resume the rollout first: the wave of a halted rollout cannot be approved. After Resume it awaits approval again."
+
+// waveView is what a wave's card says beyond its state: a wave that
+// succeeded with failures within its limit "passed with 2 failed (limit
+// 2)" (amber, never a plain success), whether the rollout is halted, and
+// its counts linked to those targets.
+func waveView(e store.Execution, w store.Wave) views.RolloutView {
+	v := views.RolloutView{Halted: e.Status == store.StatusHalted, Tally: countLinks(e.ExecID, w.Counts, w.Index+1)}
+	if fails := rollout.Failures(w.Counts); w.State == store.WaveSucceeded && fails > 0 {
+		v.Outcome = "passed_with_failures"
+		v.OutcomeText = fmt.Sprintf("passed with %d failed", fails) + failureLimit(w)
+	}
+	return v
+}
+
+// failureLimit is " (limit 2)" for a wave's max_failures, " (limit 10%:
+// 3)" for a percentage of its targets, "" without one.
+func failureLimit(w store.Wave) string {
+	if w.MaxFailures == "" {
+		return ""
+	}
+	t, err := jobs.ParseThreshold(w.MaxFailures)
+	if err != nil {
+		return ""
+	}
+	if t.Percent {
+		return fmt.Sprintf(" (limit %s: %d)", t, t.Of(w.TargetCount))
+	}
+	return fmt.Sprintf(" (limit %d)", t.N)
+}
+
+// countLinks is the count of each target state of an execution (of its
+// wave n, 1-based; 0: all its targets), each linked to the targets table
+// filtered to that state (and wave).
+func countLinks(execID string, c store.Counts, wave int) []views.CountLink {
+	out := make([]views.CountLink, 0, len(wire.States))
+	for _, st := range wire.States {
+		l := views.CountLink{State: string(st), N: c.Of(st)}
+		if l.N > 0 {
+			q := url.Values{"state": {string(st)}}
+			if wave > 0 {
+				q.Set("wave", strconv.Itoa(wave))
+			}
+			page := "/executions/" + url.PathEscape(execID)
+			l.URL, l.TableURL = page+"?"+q.Encode(), page+"/targets?"+q.Encode()
+		}
+		out = append(out, l)
+	}
+	return out
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/kanadehq/kanade/static"
 )
 
-// routes lists every route with the least role that may call it (API.md):
+// routes lists every route with the least role that may call it (docs/API.md):
 // viewer reads, operator runs/deploys/kills/revokes jobs, approver approves
 // waves, admin does the rest. Routes without a role are public.
 func (s *server) routes(e *echo.Echo) {
@@ -46,6 +46,9 @@ func (s *server) routes(e *echo.Echo) {
 	e.GET("/executions/:id/log/:pc", s.logPanel, viewer)
 	e.GET("/executions/:id/log/:pc/stream", s.logStream, viewer)
 	e.POST("/executions/:id/kill", s.execKill, operator)
+	e.GET("/executions/:id/again", s.execAgain, operator)
+	e.POST("/executions/:id/rerun-failed", s.execRerunFailed, operator)
+	e.GET("/executions/:id/log/:pc/download", s.logDownload, viewer)
 	e.POST("/executions/:id/waves/:n/approve", s.formRollout(s.approveWave), approver)
 	e.POST("/executions/:id/halt", s.formRollout(s.haltRollout), operator)
 	e.POST("/executions/:id/resume", s.formRollout(s.resumeRollout), operator)
@@ -56,7 +59,9 @@ func (s *server) routes(e *echo.Echo) {
 	e.POST("/schedules", s.formCreateSchedule, operator)
 	e.POST("/schedules/:id/toggle", s.formToggleSchedule, operator)
 	e.POST("/schedules/:id/delete", s.formDeleteSchedule, operator)
+	e.GET("/events/topbar", s.topBarEvents, viewer)
 	e.GET("/emergency-stop", s.estopPage, viewer)
+	e.GET("/emergency-stop/effects", s.estopEffectsPanel, viewer)
 	e.POST("/emergency-stop", s.estopForm, admin)
 	e.GET("/audit", s.auditPage, viewer)
 	e.GET("/audit/export.csv", s.auditCSV, viewer)
@@ -78,8 +83,9 @@ func (s *server) routes(e *echo.Echo) {
 	e.POST("/settings/add-agents", s.addAgentsForm, admin)
 	e.GET("/system", s.systemPage, admin)
 
-	// JSON API (API.md)
+	// JSON API (docs/API.md; app/web/openapi.json, which openapi_test.go keeps in step)
 	e.GET("/api/me", s.apiMe, viewer)
+	e.GET("/api/openapi.json", s.apiOpenAPI, viewer)
 	e.GET("/api/agents", s.apiAgents, viewer)
 	e.GET("/api/agents/:pc", s.apiAgent, viewer)
 	e.POST("/api/run", s.apiRun, operator)

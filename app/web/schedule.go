@@ -21,7 +21,7 @@ import (
 	"github.com/kanadehq/kanade/views"
 )
 
-// scheduleJSON is API.md's schedule, plus where it comes from and why it
+// scheduleJSON is docs/API.md's schedule, plus where it comes from and why it
 // cannot fire.
 type scheduleJSON struct {
 	ID          string        `json:"id"`
@@ -113,7 +113,18 @@ func (s *server) checkSchedule(ctx context.Context, r scheduleRequestJSON) (stor
 	}
 	if r.Target != nil {
 		r.Target.Groups = wire.NormalizeGroups(r.Target.Groups)
-		ps = append(ps, dispatch.ValidateTarget(*r.Target)...)
+		tps := dispatch.ValidateTarget(*r.Target)
+		ps = append(ps, tps...)
+		if len(tps) == 0 && len(r.Target.PCs) > 0 && s.Dispatcher != nil {
+			// As a run would be: a PC no agent has ever had is a typo.
+			unknown, err := s.Dispatcher.UnknownPCs(ctx, r.Target.PCs)
+			if err != nil {
+				return store.Schedule{}, err
+			}
+			if len(unknown) > 0 {
+				bad("target.pcs", dispatch.UnknownPCsMessage(unknown))
+			}
+		}
 	}
 	if len(r.Description) > 500 {
 		bad("description", "is longer than 500 characters")
@@ -307,6 +318,11 @@ func (s *server) renderSchedules(c echo.Context, status int, m views.SchedulesMo
 		if canEdit && j.Source == "api" {
 			base := "/schedules/" + url.PathEscape(j.ID)
 			r.ToggleURL, r.DeleteURL = base+"/toggle", base+"/delete"
+			when := ""
+			if j.Human != "" {
+				when = " (" + strings.ToLower(j.Human[:1]) + j.Human[1:] + ")"
+			}
+			r.DeleteConfirm = fmt.Sprintf("Delete schedule %s? It no longer runs %s%s; what it ran stays under Executions.", j.ID, j.JobID, when)
 		}
 		m.Rows = append(m.Rows, r)
 	}
@@ -327,26 +343,54 @@ func (s *server) formCreateSchedule(c echo.Context) error {
 	enabled := c.FormValue("enabled") == "true"
 	r := scheduleRequestJSON{ID: strings.TrimSpace(c.FormValue("id")), Description: c.FormValue("description"), Cron: c.FormValue("cron"),
 		Timezone: strings.TrimSpace(c.FormValue("timezone")), JobID: c.FormValue("job_id"), Enabled: &enabled}
-	if g := splitIDs(c.FormValue("groups")); len(g) > 0 {
-		r.Target = &store.Target{Groups: g}
+	groups, pcs := splitIDs(c.FormValue("groups")), splitIDs(c.FormValue("pcs"))
+	if len(groups) > 0 || len(pcs) > 0 {
+		r.Target = &store.Target{Groups: groups, PCs: pcs}
 	}
-	if _, err := s.saveSchedule(c, r, true); err != nil {
-		m := views.SchedulesModel{ID: r.ID, Description: r.Description, Cron: r.Cron, Timezone: r.Timezone, JobID: r.JobID,
-			Groups: c.FormValue("groups"), Enabled: enabled}
-		var ve *dispatch.ValidationError
-		switch {
-		case errors.As(err, &ve):
-			for _, p := range ve.Problems {
-				m.Problems = append(m.Problems, p.Field+": "+p.Message)
-			}
-		case errors.Is(err, dispatch.ErrConflict):
-			m.Problems = []string{strings.TrimPrefix(err.Error(), dispatch.ErrConflict.Error()+": ")}
-		default:
-			return err
+	_, err := s.saveSchedule(c, r, true)
+	if err == nil {
+		return c.Redirect(http.StatusSeeOther, "/schedules")
+	}
+	m := views.SchedulesModel{ID: r.ID, Description: r.Description, Cron: r.Cron, Timezone: r.Timezone, JobID: r.JobID,
+		Groups: c.FormValue("groups"), PCs: c.FormValue("pcs"), Enabled: enabled, Errors: views.FieldErrors{}}
+	status := s.formProblems(c, err, m.Errors, scheduleField, scheduleWords)
+	return s.renderSchedules(c, status, m)
+}
+
+// scheduleField is the New schedule form's field of a problem.
+func scheduleField(f string) string {
+	switch f = strings.TrimPrefix(f, "target."); f {
+	case "id", "cron", "timezone", "job_id", "groups", "pcs", "description":
+		return f
+	}
+	return ""
+}
+
+// scheduleWords says a problem of the New schedule form for people.
+func scheduleWords(p dispatch.Problem) string {
+	switch p.Field {
+	case "target.pcs", "target.groups", "target":
+		return runWords(p)
+	case "id":
+		if p.Message == "id is empty" {
+			return "Enter an id, such as nightly-disk-report."
 		}
-		return s.renderSchedules(c, http.StatusUnprocessableEntity, m)
+		return sentence("Id " + strings.TrimPrefix(p.Message, "id "))
+	case "job_id":
+		return sentence(strings.TrimPrefix(p.Message, "job_id "))
+	case "description":
+		return "The description " + strings.TrimSuffix(p.Message, ".") + "."
 	}
-	return c.Redirect(http.StatusSeeOther, "/schedules")
+	return sentence(p.Message)
+}
+
+// sentence capitalizes a message and ends it with a full stop.
+func sentence(s string) string {
+	s = capitalize(strings.TrimSpace(s))
+	if s != "" && !strings.HasSuffix(s, ".") {
+		s += "."
+	}
+	return s
 }
 
 func (s *server) formToggleSchedule(c echo.Context) error {
@@ -358,20 +402,31 @@ func (s *server) formToggleSchedule(c echo.Context) error {
 		return echo.NewHTTPError(http.StatusConflict, "this server runs no scheduler")
 	}
 	sc, err := s.Store.Schedule(c.Request().Context(), id)
-	if err != nil {
-		return err
+	if err == nil {
+		enabled := !sc.Enabled
+		r := scheduleRequestJSON{ID: sc.ID, Description: sc.Description, Cron: sc.Cron, Timezone: sc.Timezone, JobID: sc.JobID, Target: sc.Target, Enabled: &enabled}
+		_, err = s.saveSchedule(c, r, false)
 	}
-	enabled := !sc.Enabled
-	r := scheduleRequestJSON{ID: sc.ID, Description: sc.Description, Cron: sc.Cron, Timezone: sc.Timezone, JobID: sc.JobID, Target: sc.Target, Enabled: &enabled}
-	if _, err := s.saveSchedule(c, r, false); err != nil {
-		return err
+	if err != nil {
+		return s.scheduleRowFailed(c, "Schedule "+id, err)
 	}
 	return c.Redirect(http.StatusSeeOther, "/schedules")
 }
 
 func (s *server) formDeleteSchedule(c echo.Context) error {
 	if _, err := s.deleteSchedule(c); err != nil {
-		return err
+		return s.scheduleRowFailed(c, "Schedule "+c.Param("id"), err)
 	}
 	return c.Redirect(http.StatusSeeOther, "/schedules")
+}
+
+// scheduleRowFailed shows the Schedules page again with why a row's
+// button did nothing.
+func (s *server) scheduleRowFailed(c echo.Context, what string, err error) error {
+	status, msg := s.errorText(c, err)
+	var ve *dispatch.ValidationError
+	if errors.As(err, &ve) && len(ve.Problems) > 0 {
+		msg = what + ": " + scheduleWords(ve.Problems[0])
+	}
+	return s.renderSchedules(c, status, views.SchedulesModel{Enabled: true, Errors: views.FieldErrors{"row": msg}})
 }

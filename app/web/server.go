@@ -1,5 +1,5 @@
 // Package web is kanade's HTTP face: the server-rendered GUI (templ +
-// htmx, live parts over SSE) and the JSON API of API.md. Every route is
+// htmx, live parts over SSE) and the JSON API of docs/API.md. Every route is
 // in routes.go; each handler parses, calls, then renders.
 package web
 
@@ -192,7 +192,7 @@ func (s *server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// apiError is the error body of API.md.
+// apiError is the error body of docs/API.md.
 type apiError struct {
 	Error apiErrorBody `json:"error"`
 }
@@ -204,25 +204,37 @@ type apiErrorBody struct {
 }
 
 // handleError maps errors to statuses in one place: JSON for the API, an
-// error page for the GUI.
+// error page for the GUI (a fragment for htmx).
 func (s *server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
-	status, code, msg := http.StatusInternalServerError, "internal", "something went wrong; the server log has the details"
-	var details any
+	status, code, msg, details := s.classify(c, err)
+	s.logFailure(c, status, code, err)
+	if p := c.Request().URL.Path; isAPI(c) || isDownload(c) || p == "/healthz" || p == metrics.MetricsPath {
+		_ = c.JSON(status, apiError{Error: apiErrorBody{Code: code, Message: msg, Details: details}})
+		return
+	}
+	_ = s.renderError(c, status, msg)
+}
+
+// classify maps an error to its status, code, message and details (and
+// sets Retry-After where trying again helps). Messages name what went
+// wrong in words, never the store's internals.
+func (s *server) classify(c echo.Context, err error) (status int, code, msg string, details any) {
+	status, code, msg = http.StatusInternalServerError, "internal", "something went wrong; the server log has the details"
 	var he *echo.HTTPError
 	var ve *dispatch.ValidationError
 	switch {
 	case errors.As(err, &ve):
-		status, code, msg, details = http.StatusBadRequest, "validation_failed", "the request is invalid", ve.Problems
+		status, code, msg, details = http.StatusBadRequest, "validation_failed", problemsMessage(ve.Problems), ve.Problems
 	case errors.Is(err, enroll.ErrInvalid):
 		status, code, msg = http.StatusBadRequest, "validation_failed", err.Error()
 	case errors.Is(err, store.ErrNotFound):
-		status, code, msg = http.StatusNotFound, "not_found", err.Error()
+		status, code, msg = http.StatusNotFound, "not_found", notFoundMessage(err)
 	case errors.Is(err, rollout.ErrFourEyes):
 		status, code, msg = http.StatusForbidden, "four_eyes", err.Error()
-	case errors.Is(err, rollout.ErrState):
+	case errors.Is(err, rollout.ErrState), errors.Is(err, enroll.ErrState):
 		status, code, msg = http.StatusConflict, "conflict", err.Error()
 	case errors.Is(err, dispatch.ErrLocked):
 		status, code, msg = http.StatusLocked, "emergency_stop", err.Error()
@@ -235,6 +247,7 @@ func (s *server) handleError(err error, c echo.Context) {
 		// client left, and hears nothing either way).
 		status, code, msg = http.StatusServiceUnavailable, "unavailable", "the server is shutting down; try again in a moment"
 		c.Response().Header().Set("Retry-After", "5")
+		return status, code, msg, details
 	case errors.Is(err, audit.ErrUnavailable):
 		status, code, msg = http.StatusServiceUnavailable, "audit_unavailable", audit.ErrUnavailable.Error()+"; try again once the broker stores audit events again (the server log has the cause)"
 	case errors.Is(err, dispatch.ErrConflict):
@@ -251,10 +264,15 @@ func (s *server) handleError(err error, c echo.Context) {
 			code, details = ce.code, ce.details
 		}
 	}
-	shutdown := code == "unavailable"
 	if status == http.StatusInternalServerError {
 		status, code, msg = s.unavailable(c, status, code, msg)
 	}
+	return status, code, msg, details
+}
+
+// logFailure logs a request that failed on the server's side.
+func (s *server) logFailure(c echo.Context, status int, code string, err error) {
+	shutdown := code == "unavailable" && errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil
 	switch {
 	case shutdown:
 		s.Log.Info("request ended by shutdown", "method", c.Request().Method, "path", c.Request().URL.Path)
@@ -265,11 +283,6 @@ func (s *server) handleError(err error, c echo.Context) {
 	case status >= 500:
 		s.Log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 	}
-	if p := c.Request().URL.Path; isAPI(c) || isDownload(c) || p == "/healthz" || p == metrics.MetricsPath {
-		_ = c.JSON(status, apiError{Error: apiErrorBody{Code: code, Message: msg, Details: details}})
-		return
-	}
-	_ = s.renderError(c, status, msg)
 }
 
 // codedError carries a stable error code and details through echo.HTTPError.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/app/auth"
+	"github.com/kanadehq/kanade/app/rollout"
 	"github.com/kanadehq/kanade/store"
 	"github.com/kanadehq/kanade/views"
 )
@@ -62,14 +63,17 @@ func agentRow(a store.Agent, now time.Time) views.AgentRow {
 	return views.AgentRow{
 		PCID: a.PCID, Hostname: a.Hostname, OS: a.OS, OSVersion: a.OSVersion, Arch: a.Arch,
 		AgentVersion: a.AgentVersion, Groups: a.Groups, Online: a.Online(now), HeartbeatLate: a.HeartbeatLate(now),
-		LastSeen: timeText(a.LastSeen, now),
-		URL:      "/agents/" + url.PathEscape(a.PCID),
+		LastSeen:   timeText(a.LastSeen, now),
+		URL:        "/agents/" + url.PathEscape(a.PCID),
+		OfflineFor: offlineFor(a, now), User: a.User,
 	}
 }
 
 func execRow(e store.Execution, now time.Time) views.ExecRow {
+	what, detail := execName(e)
 	return views.ExecRow{ExecID: e.ExecID, JobID: e.JobID, Status: e.Status, InitiatedBy: e.InitiatedBy,
-		Created: timeText(e.CreatedAt, now), Counts: countsView(e.Counts), URL: "/executions/" + e.ExecID}
+		Created: timeText(e.CreatedAt, now), Counts: countsView(e.Counts), URL: "/executions/" + e.ExecID,
+		Outcome: string(e.Outcome()), What: what, Detail: detail, Target: targetText(e.Target, e.Counts.Total())}
 }
 
 // summaryModel offers the Kill button to operators and above and, for a
@@ -79,12 +83,14 @@ func (s *server) summaryModel(c echo.Context, e store.Execution) (views.ExecSumm
 	n := e.Counts.Total()
 	p := principal(c)
 	m := views.ExecSummaryModel{
-		Exec: execRow(e, now), Shell: e.Shell, Timeout: e.Timeout.String(),
+		Exec: execRow(e, now), Shell: e.Shell, Timeout: durationText(e.Timeout),
 		Deadline: timeText(e.DeadlineAt, now), Finished: timeText(e.FinishedAt, now),
 		Killable: store.IsOpen(e.Status) && p.Can(auth.Operator), KillURL: "/executions/" + e.ExecID + "/kill",
 		KillConfirm: fmt.Sprintf("Kill execution %s on %s PC%s? Running scripts are killed and targets that have not started are cancelled.",
 			e.ExecID, thousands(n), plural(n)),
 		CSRFToken: csrfToken(c), HaltReason: e.HaltReason, FourEyes: e.FourEyes,
+		ExecHead: s.execHead(c, e, now),
+		Tally:    countLinks(e.ExecID, e.Counts, 0),
 	}
 	ws, err := s.Store.Waves(c.Request().Context(), e.ExecID)
 	if err != nil || len(ws) == 0 {
@@ -110,11 +116,15 @@ func (s *server) summaryModel(c echo.Context, e store.Execution) (views.ExecSumm
 		if w.ApprovedBy != "" {
 			card.ApprovedBy, card.ApprovedAt = w.ApprovedBy, timeText(w.ApprovedAt, now)
 		}
+		card.RolloutView = waveView(e, w)
+		if w.State == store.WaveAwaitingApproval && e.Status == store.StatusHalted {
+			card.ApproveNote = haltedApproveNote
+		}
 		if w.State == store.WaveAwaitingApproval && e.Status == store.StatusAwaitingApproval {
 			switch {
 			case !p.Can(auth.Approver):
 				card.ApproveNote = "waiting for an approver"
-			case e.FourEyes && p.Name == e.InitiatedBy:
+			case rollout.CanApprove(e, p.Name) != nil:
 				card.ApproveNote = "four-eyes: someone other than " + e.InitiatedBy + " approves this wave"
 			case s.Rollouts != nil:
 				card.ApproveURL = fmt.Sprintf("%s/waves/%d/approve", base, w.Index)
@@ -147,9 +157,10 @@ func (s *server) logModel(r store.Result) views.LogModel {
 	base := "/executions/" + r.ExecID + "/log/" + url.PathEscape(r.PCID)
 	live := !r.State.Final()
 	m := views.LogModel{ExecID: r.ExecID, PCID: r.PCID, State: string(r.State), Truncated: r.Truncated,
-		Live: live, StreamURL: base + "/stream", PanelURL: base}
+		Live: live, StreamURL: base + "/stream", PanelURL: base, Duration: targetTick(r, s.Now()), Cap: s.capText()}
 	if !live {
 		m.Stdout, m.Stderr = r.Stdout, r.Stderr
+		m.DownloadURL = base + "/download"
 	}
 	return m
 }

@@ -7,6 +7,7 @@ package components
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/a-h/templ"
 )
@@ -15,9 +16,6 @@ import (
 // as wire.States).
 var TargetStates = []string{"pending", "running", "succeeded", "failed", "timed_out", "killed", "skipped", "expired", "lost"}
 
-// ExecStatuses lists every execution status in display order.
-var ExecStatuses = []string{"running", "awaiting_approval", "halted", "completed", "killed"}
-
 // Label returns the display word of a state or status: "timed_out" becomes
 // "timed out", and an empty state "unknown".
 func Label(state string) string {
@@ -25,6 +23,17 @@ func Label(state string) string {
 		return "unknown"
 	}
 	return strings.ReplaceAll(state, "_", " ")
+}
+
+// ClockUTC formats an RFC 3339 time as "2026-12-07 14:02 UTC": what a
+// LocalTime reads until the page's script shows it in the viewer's time
+// zone. An unparsable value is returned as is.
+func ClockUTC(abs string) string {
+	t, err := time.Parse(time.RFC3339, abs)
+	if err != nil {
+		return abs
+	}
+	return t.UTC().Format("2006-01-02 15:04 UTC")
 }
 
 // Number formats n with thousands separators: 1240 becomes "1,240".

@@ -1,7 +1,11 @@
 // Package profiling serves Go's pprof handlers on a loopback address when
-// KANADE_PPROF names one, for `make bench -profile` and for an engineer
-// chasing a slow server or swarm. It is off by default and refuses any
-// address that is not loopback: profiles show memory and command lines.
+// KANADE_PPROF names one, for `make bench BENCH_FLAGS='-profile DIR'` and
+// for an engineer chasing a slow server or swarm. It is off by default and
+// refuses any address that is not loopback: profiles show memory and
+// command lines.
+//
+// `kanade serve` and the load simulator `kanade-swarm` use it; the
+// production agent does not link it (agent/deps_test.go).
 package profiling
 
 import (

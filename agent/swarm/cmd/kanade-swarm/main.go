@@ -1,0 +1,134 @@
+// Command kanade-swarm is the load simulator: many simulated agents in one
+// process (package swarm), for `make bench` and load tests. It is a binary
+// of its own so that the production agent does not carry it; `make build`
+// writes it as bin/kanade-swarm.
+//
+//	kanade-swarm --server nats://127.0.0.1:4222 --credentials DATA/agent-credentials --count 1000 [--seed 1] [--groups …]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/kanadehq/kanade/agent/swarm"
+	"github.com/kanadehq/kanade/app/profiling"
+)
+
+// version is set at build time with -ldflags "-X main.version=…"; the
+// simulated agents report it as their agent version.
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "kanade-swarm:", err)
+		os.Exit(1)
+	}
+}
+
+// run parses the flags and runs the swarm until ctx ends.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("kanade-swarm", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	server := fs.String("server", "nats://127.0.0.1:4222", "NATS URL")
+	creds := fs.String("credentials", "", "the server's DATA/agent-credentials (required)")
+	count := fs.Int("count", 100, "number of simulated agents")
+	seed := fs.Uint64("seed", 1, "random seed (same seed, same fleet)")
+	prefix := fs.String("prefix", "swarm", "pc_id prefix")
+	groups := fs.String("groups", "canary,wave1,wave2", "groups spread over the agents")
+	startPeriod := fs.Duration("start-period", 0, "spread the connects over this long")
+	data := fs.String("data", "", "keys and credentials of the simulated agents, kept for the next run on the same directory\n"+
+		"(default: a new temporary directory, removed at the end: every run enrolls a new fleet)")
+	hb := fs.Duration("heartbeat", 30*time.Second, "heartbeat interval")
+	parallel := fs.Int("parallel", 32, "concurrent enrollments")
+	latency := fs.Duration("latency", 100*time.Millisecond, "modelled script run time (a script whose first line is \"# swarm: latency=5s jitter=5s\" sets its own)")
+	jitter := fs.Duration("latency-jitter", 50*time.Millisecond, "± around the run time")
+	failRate := fs.Float64("fail-rate", 0.01, "probability that a script exits 1")
+	outBytes := fs.Int("output-bytes", 256, "stdout bytes per run")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *creds == "" {
+		return fmt.Errorf("--credentials is required")
+	}
+	if *failRate < 0 || *failRate > 1 {
+		return fmt.Errorf("--fail-rate must be between 0 and 1")
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		level = slog.LevelInfo
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	dataDir := *data
+	if dataDir == "" {
+		// A directory of this run's own: the identities of an earlier run
+		// (against another server, perhaps reset since) are never reused.
+		dir, err := os.MkdirTemp("", "kanade-swarm-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		dataDir = dir
+	}
+	if err := profiling.FromEnv(ctx, log); err != nil {
+		return err
+	}
+	var stats swarm.Stats
+	start := time.Now()
+	cfg := swarm.Config{
+		Server: *server, Credentials: *creds, Count: *count, Seed: *seed, Prefix: *prefix, Groups: splitList(*groups),
+		StartPeriod: *startPeriod, DataDir: dataDir, HeartbeatInterval: *hb, Parallel: *parallel, AgentVersion: version,
+		Model:  swarm.Model{Latency: *latency, Jitter: *jitter, FailRate: *failRate, OutputBytes: *outBytes},
+		Logger: log,
+	}
+	log.Info("swarm starting", "count", *count, "seed", *seed, "server", *server, "data", dataDir)
+	ready := make(chan struct{})
+	progressCtx, stopProgress := context.WithCancel(ctx)
+	defer stopProgress()
+	go progress(progressCtx, stdout, &stats, *count, start, ready)
+	return swarm.Run(ctx, cfg, &stats, func() {
+		close(ready)
+		d := time.Since(start)
+		fmt.Fprintf(stdout, "swarm ready: %d agents connected in %s (%.0f/s)\n", *count, d.Round(time.Millisecond), float64(*count)/d.Seconds())
+	})
+}
+
+// progress prints how many agents are enrolled and connected every few
+// seconds until all are connected (ready is closed) or ctx ends.
+func progress(ctx context.Context, stdout io.Writer, stats *swarm.Stats, count int, start time.Time, ready <-chan struct{}) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ready:
+			return
+		case <-t.C:
+			fmt.Fprintf(stdout, "swarm: %d of %d agents connected (%d enrolled) after %s\n",
+				stats.Connected.Load(), count, stats.Enrolled.Load(), time.Since(start).Round(time.Second))
+		}
+	}
+}
+
+// splitList splits "a, b,,c" into [a b c].
+func splitList(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })
+}
