@@ -234,6 +234,23 @@ func TestBrowser_P14_AuditReadsAsSentencesAndNamesPeople(t *testing.T) {
 	click(t, ctx, "[data-testid=approve-button]")
 	waitJS(t, ctx, "wave 2 approved by dana", `(document.querySelector('[data-testid=wave][data-wave="1"] [data-testid=approved-by]')?.textContent || '').includes('dana')`)
 
+	// The audit trail is projected a moment after each action: the page is
+	// read once everything it should show is recorded.
+	checkFor(t, 30*time.Second, func() error {
+		var a struct {
+			Events []struct{ Actor, Action string } `json:"events"`
+		}
+		s.get(t, "/api/audit?limit=100", &a)
+		var approved, killed bool
+		for _, ev := range a.Events {
+			approved = approved || (ev.Actor == "dana" && strings.Contains(ev.Action, "approve"))
+			killed = killed || (ev.Actor == "alice-helpdesk" && strings.Contains(ev.Action, "kill"))
+		}
+		if !approved || !killed {
+			return fmt.Errorf("audit has approve by dana %v, kill by alice %v: %+v", approved, killed, a.Events)
+		}
+		return nil
+	})
 	pGo(t, ctx, s.URL+"/audit")
 	sentences := `[...document.querySelectorAll('[data-testid=audit-sentence]')]`
 	rowWith := func(text string) string {
