@@ -106,12 +106,12 @@ func eEval[T any](t *testing.T, ctx context.Context, expr string) T {
 // eRowsText is the text of every execution row of the page.
 const eRowsText = `[...document.querySelectorAll('[data-testid=exec-row]')].map(r => r.textContent.replace(/\s+/g, ' '))`
 
-// TestBrowser_E1_OutcomeNotGreenOnFailure (issue 28, point 1): an
+// TestBrowser_Point1_OutcomeNotGreenOnFailure (issue 28, point 1): an
 // execution whose target failed reads "failed" — never a green
 // "completed" — on its page, in its tab title, on the executions list
 // and the dashboard and in the API (a new field, "outcome"); the list
 // filters by every outcome, also as ?status=.
-func TestBrowser_E1_OutcomeNotGreenOnFailure(t *testing.T) {
+func TestBrowser_Point1_OutcomeNotGreenOnFailure(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test (-short)")
 	}
@@ -206,12 +206,12 @@ func TestBrowser_E1_OutcomeNotGreenOnFailure(t *testing.T) {
 	screenshot(t, ctx, "e-dashboard")
 }
 
-// TestBrowser_E3_LiveOutput (issue 28, point 3): while a script prints,
+// TestBrowser_Point3_LiveOutput (issue 28, point 3): while a script prints,
 // the output panel's badge says running (not the pending it was opened
 // with), the durations tick, and once it ends the output stays at its
 // tail; output over the cap keeps its head and its tail with a marker
 // between. It measures run → first output line as a new user sees it.
-func TestBrowser_E3_LiveOutput(t *testing.T) {
+func TestBrowser_Point3_LiveOutput(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test (-short)")
 	}
@@ -281,12 +281,12 @@ func jsString(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`).Replace(s) + "'"
 }
 
-// TestBrowser_E11_TitleAndFilters (issue 28, point 11): runs and deploys
+// TestBrowser_Point11_TitleAndFilters (issue 28, point 11): runs and deploys
 // take an optional title, stored, audited and answered by the API; the
 // executions list shows the title (or the script's first line, or the
 // job) and the target in words, and filters by PC, title, initiator and
 // outcome, in its form and in /api/executions.
-func TestBrowser_E11_TitleAndFilters(t *testing.T) {
+func TestBrowser_Point11_TitleAndFilters(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test (-short)")
 	}
@@ -421,11 +421,11 @@ func ePostRaw(t *testing.T, s *testServer, path, ct, body string, v any) int {
 	return resp.StatusCode
 }
 
-// TestBrowser_E12_RunAgainRerunCopyDownload (issue 28, point 12): Run
+// TestBrowser_Point12_RunAgainRerunCopyDownload (issue 28, point 12): Run
 // again opens the Run form with what ran; Re-run on failed asks, naming
 // the count, then runs the same on the failed PCs only (a job is deployed
 // to them); a target's output can be copied and downloaded.
-func TestBrowser_E12_RunAgainRerunCopyDownload(t *testing.T) {
+func TestBrowser_Point12_RunAgainRerunCopyDownload(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test (-short)")
 	}
@@ -556,12 +556,12 @@ func eSSEClients(t *testing.T, s *testServer) int {
 	return 0
 }
 
-// TestBrowser_E3_LeftPagesCloseTheirStreams (issue 28, point 3): a live
+// TestBrowser_Point3_LeftPagesCloseTheirStreams (issue 28, point 3): a live
 // execution page that the user leaves closes its streams, also when the
 // browser keeps the page in its back/forward cache; otherwise each left
 // page holds connections and, a few pages on, every request of the GUI
 // waits about a minute for one.
-func TestBrowser_E3_LeftPagesCloseTheirStreams(t *testing.T) {
+func TestBrowser_Point3_LeftPagesCloseTheirStreams(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test (-short)")
 	}

@@ -141,11 +141,11 @@ func fJobsServer(t *testing.T) *testServer {
 	return startServerWith(t, t.TempDir(), "", func(c *config.Config) { c.Server.JobsDir = dir })
 }
 
-// TestBrowser_F4_UnknownPCRefused (issue 28, point 4): a PC id no agent
+// TestBrowser_Point4_UnknownPCRefused (issue 28, point 4): a PC id no agent
 // has ever had is refused by the API (run, deploy, schedules) with the ids
 // named, and by the Run and schedule forms next to the field with what was
 // typed kept; the Run preview says "1 unknown: PC-TYPO-99".
-func TestBrowser_F4_UnknownPCRefused(t *testing.T) {
+func TestBrowser_Point4_UnknownPCRefused(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test (-short)")
 	}
@@ -206,12 +206,12 @@ func TestBrowser_F4_UnknownPCRefused(t *testing.T) {
 	}
 }
 
-// TestBrowser_F7_ConfirmationsNameWhatHappens (issue 28, point 7): Run and
+// TestBrowser_Point7_ConfirmationsNameWhatHappens (issue 28, point 7): Run and
 // Deploy to more than one PC, deleting a schedule, revoking an enrollment
 // token (loudly for the default one), revoking an API token and rejecting
 // an agent each ask first, naming what happens; a dismissed question
 // changes nothing.
-func TestBrowser_F7_ConfirmationsNameWhatHappens(t *testing.T) {
+func TestBrowser_Point7_ConfirmationsNameWhatHappens(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test (-short)")
 	}
@@ -381,10 +381,10 @@ func TestBrowser_F7_ConfirmationsNameWhatHappens(t *testing.T) {
 	}
 }
 
-// TestBrowser_F8_RevokeJob (issue 28, point 8): Revoke job asks, then the
+// TestBrowser_Point8_RevokeJob (issue 28, point 8): Revoke job asks, then the
 // job page shows the job revoked, with one page, not a page drawn inside
 // the button.
-func TestBrowser_F8_RevokeJob(t *testing.T) {
+func TestBrowser_Point8_RevokeJob(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test (-short)")
 	}
@@ -441,12 +441,12 @@ func fTemplateHxPosts(t *testing.T) []fHxPost {
 	return out
 }
 
-// TestBrowser_F8_EveryHxPostAnswersAPartial (issue 28, point 8) walks
+// TestBrowser_Point8_EveryHxPostAnswersAPartial (issue 28, point 8) walks
 // every hx-post of the templates, sent as htmx sends it, on success and
 // on failure: the answer is a fragment or tells htmx where to go
 // (HX-Redirect, HX-Location, HX-Refresh), never a redirect (which htmx
 // follows and swaps the whole page into the button) nor a full page.
-func TestBrowser_F8_EveryHxPostAnswersAPartial(t *testing.T) {
+func TestBrowser_Point8_EveryHxPostAnswersAPartial(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test (-short)")
 	}
@@ -540,11 +540,11 @@ func TestBrowser_F8_EveryHxPostAnswersAPartial(t *testing.T) {
 	}
 }
 
-// TestBrowser_F9_ErrorsKeepInput (issue 28, point 9): form errors show
+// TestBrowser_Point9_ErrorsKeepInput (issue 28, point 9): form errors show
 // next to their field, once, in plain words, with what was typed kept;
 // the emergency stop's refusal shows in the Run form and the Deploy panel;
 // 404s name what is missing without the server's internals.
-func TestBrowser_F9_ErrorsKeepInput(t *testing.T) {
+func TestBrowser_Point9_ErrorsKeepInput(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test (-short)")
 	}
@@ -649,11 +649,11 @@ func TestBrowser_F9_ErrorsKeepInput(t *testing.T) {
 	}
 }
 
-// TestBrowser_F10_SensibleDefaults (issue 28, point 10): the Run form's
+// TestBrowser_Point10_SensibleDefaults (issue 28, point 10): the Run form's
 // shell follows the selected PCs' OS (PowerShell for Windows, sh else,
 // none and a hint when mixed) with a matching placeholder; a token form
 // that shows "90d" makes a 90-day token; placeholders read as examples.
-func TestBrowser_F10_SensibleDefaults(t *testing.T) {
+func TestBrowser_Point10_SensibleDefaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test (-short)")
 	}
@@ -722,10 +722,10 @@ func TestBrowser_F10_SensibleDefaults(t *testing.T) {
 	}
 }
 
-// TestBrowser_F12_CopyTokens (issue 28, point 12): the pages that show a
+// TestBrowser_Point12_CopyTokens (issue 28, point 12): the pages that show a
 // new API token or enrollment token once have Copy buttons for the secret
 // and the credentials file.
-func TestBrowser_F12_CopyTokens(t *testing.T) {
+func TestBrowser_Point12_CopyTokens(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test (-short)")
 	}

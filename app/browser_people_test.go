@@ -65,11 +65,11 @@ func pStillMarked(t *testing.T, ctx context.Context, what, cond string) {
 	waitJS(t, ctx, what+" (live, without a reload)", `window.__pSamePage === true && (`+cond+`)`)
 }
 
-// TestBrowser_P13_ApprovalsChipLiveAndFourEyes (issue 28 point 13): the
+// TestBrowser_Point13_ApprovalsChipLiveAndFourEyes (issue 28 point 13): the
 // approvals chip of the top bar counts only the waves its user may
 // approve — not their own rollouts under four-eyes, nothing for an
 // operator — and follows the rollouts live, without a reload.
-func TestBrowser_P13_ApprovalsChipLiveAndFourEyes(t *testing.T) {
+func TestBrowser_Point13_ApprovalsChipLiveAndFourEyes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test (-short)")
 	}
@@ -132,11 +132,11 @@ func pJS(s string) string {
 	return string(b)
 }
 
-// TestBrowser_P6_TopBarShowsEmergencyStop (issue 28 point 6, the top
+// TestBrowser_Point6_TopBarShowsEmergencyStop (issue 28 point 6, the top
 // bar): while the emergency stop is on, every page's top bar says "ON"
 // since when (the viewer's clock) and why, and links to the stop's page;
 // it turns on and off live.
-func TestBrowser_P6_TopBarShowsEmergencyStop(t *testing.T) {
+func TestBrowser_Point6_TopBarShowsEmergencyStop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test (-short)")
 	}
@@ -191,13 +191,13 @@ func TestBrowser_P6_TopBarShowsEmergencyStop(t *testing.T) {
 		`document.querySelector('[data-testid=estop-link]')?.dataset.state === 'off' && !document.querySelector('[data-testid=emergency-banner]')`)
 }
 
-// TestBrowser_P14_AuditReadsAsSentencesAndNamesPeople (issue 28 point
+// TestBrowser_Point14_AuditReadsAsSentencesAndNamesPeople (issue 28 point
 // 14): a user whose issuer names them only in its UserInfo response is
 // named as a person in the nav and the audit log (the subject stays in
 // the sign-in's detail), and the audit page reads as sentences that link
 // to what they acted on, numbers waves as the execution page does, and
 // keeps the JSON one click away.
-func TestBrowser_P14_AuditReadsAsSentencesAndNamesPeople(t *testing.T) {
+func TestBrowser_Point14_AuditReadsAsSentencesAndNamesPeople(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test (-short)")
 	}
@@ -318,13 +318,13 @@ func pHostAddresses(t *testing.T) map[string]bool {
 	return out
 }
 
-// TestBrowser_P15_AgentsListSelectionAndAgentPage (issue 28 points 15 and
+// TestBrowser_Point15_AgentsListSelectionAndAgentPage (issue 28 points 15 and
 // the agents-list part of 10): select-all and "N selected", "Run on
 // selected" disabled while nothing is selected, the IP column from the
 // inventory, offline rows muted with how long they have been silent; the
 // agent page puts recent results above the inventory and disables Run and
 // Ping for a revoked agent, saying why.
-func TestBrowser_P15_AgentsListSelectionAndAgentPage(t *testing.T) {
+func TestBrowser_Point15_AgentsListSelectionAndAgentPage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test (-short)")
 	}
@@ -413,10 +413,10 @@ func pWidePages(execID, rolloutID, pc string) []string {
 		"/enrollments", "/system", "/emergency-stop"}
 }
 
-// TestBrowser_P16_PhoneWidth (issue 28 point 16): at 390 px no main page
+// TestBrowser_Point16_PhoneWidth (issue 28 point 16): at 390 px no main page
 // is wider than the screen, and the emergency stop and the approvals stay
 // in the top bar, the rest of the nav behind a menu.
-func TestBrowser_P16_PhoneWidth(t *testing.T) {
+func TestBrowser_Point16_PhoneWidth(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test (-short)")
 	}

@@ -101,7 +101,7 @@ func rLegacyExecution(t *testing.T, data, pc string) string {
 	return e.ExecID
 }
 
-// TestBrowser_R2_R5_RolloutCardsAndWaveFilter covers issue points 2 and 5.
+// TestBrowser_Points2And5_RolloutCardsAndWaveFilter covers issue points 2 and 5.
 // A canary wave that passes with one failure within its limit is amber
 // and says so, never a green "succeeded"; its "1 failed" opens the
 // targets table filtered to that wave's failed targets, and the table has
@@ -109,7 +109,7 @@ func rLegacyExecution(t *testing.T, data, pc string) string {
 // rollout's wave awaiting approval says to resume first and offers no
 // Approve button (the engine refuses to approve a wave of a halted
 // rollout); after Resume the wave is approved and runs.
-func TestBrowser_R2_R5_RolloutCardsAndWaveFilter(t *testing.T) {
+func TestBrowser_Points2And5_RolloutCardsAndWaveFilter(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test (-short)")
 	}
@@ -188,12 +188,12 @@ func TestBrowser_R2_R5_RolloutCardsAndWaveFilter(t *testing.T) {
 	screenshot(t, ctx, "r-rollout-done")
 }
 
-// TestBrowser_R4_PendingTargetsSayWhy covers issue point 4: a target that
+// TestBrowser_Point4_PendingTargetsSayWhy covers issue point 4: a target that
 // cannot run yet says why in the targets table — its agent is offline
 // (until the deadline, in the viewer's time zone), its wave has not
 // started, or no agent ever had its PC id (an execution recorded before
 // such ids were refused).
-func TestBrowser_R4_PendingTargetsSayWhy(t *testing.T) {
+func TestBrowser_Point4_PendingTargetsSayWhy(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test (-short)")
 	}
@@ -236,13 +236,13 @@ func TestBrowser_R4_PendingTargetsSayWhy(t *testing.T) {
 	screenshot(t, ctx, "r-target-unknown")
 }
 
-// TestBrowser_R6_EmergencyStopAftermath covers issue point 6 (the page and
+// TestBrowser_Point6_EmergencyStopAftermath covers issue point 6 (the page and
 // the data; the top-bar indicator is tested with the layout): after the
 // stop, the killed targets say "emergency stop: <reason>", and the page
 // says what the stop did — executions killed (linked), rollouts halted,
 // agents that acknowledged — with its time in the viewer's time zone. It
 // also measures kill → killed shown.
-func TestBrowser_R6_EmergencyStopAftermath(t *testing.T) {
+func TestBrowser_Point6_EmergencyStopAftermath(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test (-short)")
 	}

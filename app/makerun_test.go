@@ -17,12 +17,12 @@ import (
 	"time"
 )
 
-// TestMakeRun_P17_SaysWhatItDoesAndStopsCleanly (issue 28 point 17) runs
+// TestMakeRun_Point17_SaysWhatItDoesAndStopsCleanly (issue 28 point 17) runs
 // `make run` as a terminal would — in its own process group — and presses
 // Ctrl+C (SIGINT to the group): the recipe says what it is doing while it
 // builds and starts, the server and the agent come up, and Ctrl+C stops
 // both without make's "Error 130".
-func TestMakeRun_P17_SaysWhatItDoesAndStopsCleanly(t *testing.T) {
+func TestMakeRun_Point17_SaysWhatItDoesAndStopsCleanly(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the server and the agent (-short)")
 	}

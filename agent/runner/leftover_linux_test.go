@@ -3,10 +3,12 @@ package runner
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -68,6 +70,14 @@ func TestKillLeftover(t *testing.T) {
 			leader := cmd.Process.Pid
 			child := readPID(t, filepath.Join(dir, "child"))
 			killLater(t, child)
+			// $! names the child as soon as sh forks it, while it may still
+			// be sh (with the token) on its way to exec sleep.
+			eventually.Within(t, hangBound, func() error {
+				if comm, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(child), "comm")); string(comm) != "sleep\n" {
+					return fmt.Errorf("child %d is %q, not sleep yet", child, comm)
+				}
+				return nil
+			})
 			id := (&tree{pgid: leader, proc: cmd.Process}).identity(token)
 			if id.Start == 0 || id.Boot == "" {
 				t.Fatalf("identity = %+v, want a start time and a boot id", id)

@@ -67,7 +67,7 @@ func TestLiveCommands_IssuedBeforeTheAgentExisted(t *testing.T) {
 			t.Errorf("Run: %v", err)
 		}
 	}()
-	eventually.Within(t, 10*time.Second, eventually.Holds("the first catch-up", func() bool { return w.CatchUps() == 1 }))
+	eventually.Within(t, 30*time.Second, eventually.Holds("the first catch-up", func() bool { return w.CatchUps() >= 1 }))
 
 	nc, err := nats.Connect(s.ClientURL())
 	if err != nil {
