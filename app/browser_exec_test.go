@@ -461,14 +461,8 @@ func TestBrowser_Point12_RunAgainRerunCopyDownload(t *testing.T) {
 
 	// Re-run on failed: confirmed by count, then only e12-b and e12-c.
 	eNavigate(t, ctx, s, "/executions/"+id)
-	click(t, ctx, `[data-testid=rerun-failed]`)
-	select {
-	case msg := <-dialogs:
-		if !strings.Contains(msg, "2 PCs") {
-			t.Errorf("confirmation %q does not name the 2 PCs", msg)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Re-run on failed did not ask first")
+	if msg := eClickUntilAsked(t, ctx, `[data-testid=rerun-failed]`, dialogs); !strings.Contains(msg, "2 PCs") {
+		t.Errorf("confirmation %q does not name the 2 PCs", msg)
 	}
 	waitJS(t, ctx, "the new execution's page", `location.pathname.startsWith('/executions/') && location.pathname !== '/executions/`+id+`'`)
 	again := strings.TrimPrefix(eEval[string](t, ctx, `location.pathname`), "/executions/")
@@ -491,14 +485,9 @@ func TestBrowser_Point12_RunAgainRerunCopyDownload(t *testing.T) {
 	}
 	s.waitExec(t, dep.ExecID, completed)
 	eNavigate(t, ctx, s, "/executions/"+dep.ExecID)
-	click(t, ctx, `[data-testid=rerun-failed]`)
-	select {
-	case msg := <-dialogs:
-		if !strings.Contains(msg, "1 PC") || !strings.Contains(msg, "e12-job") {
-			t.Errorf("confirmation %q does not name the PC and the job", msg)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Re-run on failed did not ask first")
+	asked := eClickUntilAsked(t, ctx, `[data-testid=rerun-failed]`, dialogs)
+	if !strings.Contains(asked, "1 PC") || !strings.Contains(asked, "e12-job") {
+		t.Errorf("confirmation %q does not name the PC and the job", asked)
 	}
 	waitJS(t, ctx, "the job's new execution", `location.pathname.startsWith('/executions/') && location.pathname !== '/executions/`+dep.ExecID+`'`)
 	jobAgain := strings.TrimPrefix(eEval[string](t, ctx, `location.pathname`), "/executions/")
@@ -590,4 +579,22 @@ func TestBrowser_Point3_LeftPagesCloseTheirStreams(t *testing.T) {
 			return nil
 		})
 	}
+}
+
+// eClickUntilAsked clicks selector until the page asks a question (on
+// dialogs) and returns it. The summary holding the button may be swapped
+// by a live update right after the page loads, and a click on the element
+// being replaced is lost.
+func eClickUntilAsked(t *testing.T, ctx context.Context, selector string, dialogs <-chan string) string {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
+		click(t, ctx, selector)
+		select {
+		case msg := <-dialogs:
+			return msg
+		case <-time.After(2 * time.Second):
+		}
+	}
+	t.Fatalf("%s did not ask first", selector)
+	return ""
 }
