@@ -90,14 +90,8 @@ func (s *server) execEvents(c echo.Context) error {
 				return nil
 			}
 		case <-ch:
-			if wait := minUpdateGap - time.Since(last); wait > 0 {
-				t := time.NewTimer(wait)
-				select {
-				case <-ctx.Done():
-					t.Stop()
-					return nil
-				case <-t.C:
-				}
+			if !waitGap(ctx, last, minUpdateGap) {
+				return nil
 			}
 			last = time.Now()
 			if out.send("changed", "1") != nil {
@@ -340,4 +334,21 @@ func (s *stateSender) send(state wire.State, started time.Time) error {
 	}
 	s.shown, s.started = state, started
 	return s.out.send("state", html)
+}
+
+// waitGap waits until gap has passed since last, so that a burst of
+// notifications becomes one update; false when ctx ended first.
+func waitGap(ctx context.Context, last time.Time, gap time.Duration) bool {
+	wait := gap - time.Since(last)
+	if wait <= 0 {
+		return true
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }

@@ -106,14 +106,8 @@ func (s *server) topBarEvents(c echo.Context) error {
 			}
 		case <-ch:
 			// Coalesce a burst: what arrives during the gap is one update.
-			if wait := topBarGap - time.Since(sent); wait > 0 {
-				t := time.NewTimer(wait)
-				select {
-				case <-ctx.Done():
-					t.Stop()
-					return nil
-				case <-t.C:
-				}
+			if !waitGap(ctx, sent, topBarGap) {
+				return nil
 			}
 			sent = time.Now()
 			if send() != nil {
