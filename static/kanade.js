@@ -474,7 +474,8 @@
 //                               data-confirm-params; the preview's
 //                               data-confirm, "" for none): the count is the
 //                               server's when the form is sent, not the one
-//                               the page showed a moment before
+//                               the page showed a moment before; a form
+//                               aimed at one PC by id is sent at once
 //   [data-toast]                the error fragment of an htmx request that
 //                               failed, shown at the foot of the page until
 //                               dismissed
@@ -522,6 +523,16 @@
     });
   }
 
+  // onePC: the form targets one PC by id, where there is no count to ask
+  // about (the server refuses an id no agent has had), so it is sent
+  // without waiting for a preview. The ids split as app/web splitIDs does.
+  function onePC(form) {
+    var mode = form.querySelector("input[name=target_mode]:checked");
+    var pcs = form.querySelector("[name=pcs]");
+    if (!mode || mode.value !== "pcs" || !pcs) return false;
+    return pcs.value.split(/[,; \n\t]+/).filter(Boolean).length === 1;
+  }
+
   document.addEventListener("submit", function (e) {
     var form = e.target;
     if (!form || !form.matches || !form.matches("form[data-confirm], form[data-confirm-preview]")) return;
@@ -537,6 +548,7 @@
       }
       return;
     }
+    if (onePC(form)) return;
     e.preventDefault();
     e.stopImmediatePropagation();
     if (form.hasAttribute("data-confirm-busy")) return;
