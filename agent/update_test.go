@@ -203,7 +203,8 @@ func newRig(t *testing.T) *rig {
 	if _, err := r.b.JS.PublishMsg(ctx, r.cmdKeys.Msg(wire.KVSubject(wire.KVFleet, wire.KeyEmergencyStop), body, time.Now())); err != nil {
 		t.Fatal(err)
 	}
-	if r.obs, err = r.b.JS.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: wire.ReleaseBucket, MaxBytes: releaseBytes}); err != nil {
+	// The broker provisions the bucket; the test binaries want more room than its default.
+	if r.obs, err = r.b.JS.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: wire.ReleaseBucket, MaxBytes: releaseBytes}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/kanadehq/kanade/app/auth"
-	"github.com/kanadehq/kanade/app/bus"
 	"github.com/kanadehq/kanade/app/config"
 	"github.com/kanadehq/kanade/store"
 )
@@ -16,9 +15,9 @@ import (
 // newAuth builds sign-in from the configuration: OIDC when an issuer is
 // set (discovered now to warn early, and again on first sign-in if the
 // issuer is down), dev mode otherwise. The cookie keys live in
-// DATA/secrets/session-keys.
+// SECRETS/session-keys (DATA/secrets by default).
 func newAuth(cfg config.Config, st *store.Store, log *slog.Logger) (*auth.Service, error) {
-	keys, err := auth.LoadKeys(filepath.Join(cfg.Server.Data, bus.SecretsDir, "session-keys"))
+	keys, err := auth.LoadKeys(filepath.Join(cfg.SecretsDir(), "session-keys"))
 	if err != nil {
 		return nil, err
 	}

@@ -52,6 +52,17 @@ type testServer struct {
 	done    chan error
 	// token, when set, is sent by get and post (a server with sign-in).
 	token string
+	// db is the PostgreSQL DSN the server runs on ("" for SQLite in data).
+	db string
+}
+
+// dbFlags are the flags that give a command (kanade token …) the
+// server's database.
+func (s *testServer) dbFlags() []string {
+	if s.db == "" {
+		return nil
+	}
+	return []string{"--db", s.db}
 }
 
 // startServer runs a server with its data in dataDir. natsListen may pin
@@ -88,11 +99,22 @@ func startServerOpts(t testing.TB, dataDir, natsListen string, adjust func(*conf
 	if adjust != nil {
 		adjust(&cfg)
 	}
+	// Under TestPostgres (postgres_test.go) a server whose test left the
+	// database alone runs on PostgreSQL, in a schema of its data
+	// directory's own.
+	if cfg.DB.Driver == config.DriverSQLite && cfg.DB.DSN == "" {
+		if dsn := postgresFor(t, cfg.Server.Data); dsn != "" {
+			cfg.DB.Driver, cfg.DB.DSN = config.DriverPostgres, dsn
+		}
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &testServer{t: t, data: dataDir, cancel: cancel, done: make(chan error, 1)}
+	if cfg.DB.Driver == config.DriverPostgres {
+		s.db = cfg.DB.DSN
+	}
 	ready := make(chan Listening, 1)
 	opts.Stdout, opts.Ready = io.Discard, func(l Listening) { ready <- l }
 	if opts.Log == nil {

@@ -3,6 +3,9 @@
 //
 //	kanade [serve] [--config FILE] [--data DIR] [--http ADDR] [--nats-listen ADDR]
 //	kanade migrate [--config FILE] [--data DIR]
+//	kanade init [--config FILE] [--data DIR] [--secrets DIR]
+//	kanade backup [--config FILE] [--data DIR] [--nats-listen ADDR] --out FILE
+//	kanade restore --in FILE [--config FILE] [--data DIR]
 //	kanade token create --role ROLE --name NAME [--expires 90d] [--config FILE] [--data DIR]
 //	kanade token list|revoke ID [--config FILE] [--data DIR]
 //	kanade version
@@ -73,6 +76,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return nil
 	case "token":
 		return tokenCmd(args, stdout, stderr)
+	case "init":
+		return initCmd(args, stdout, stderr)
+	case "backup":
+		return backupCmd(args, stdout, stderr)
+	case "restore":
+		return restoreCmd(args, stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return nil
@@ -85,8 +94,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   kanade [serve] [--config FILE] [--data DIR] [--http ADDR] [--nats-listen ADDR]
-                 [--nats-tls auto|off] [--insecure-plaintext]
-  kanade migrate [--config FILE] [--data DIR]
+                 [--nats-tls auto|off] [--insecure-plaintext] [--db postgres://…] [--secrets DIR]
+  kanade migrate [--config FILE] [--data DIR] [--db postgres://…]
+  kanade init [--config FILE] [--data DIR] [--secrets DIR]
+      writes the keys replicas share (DATA/secrets) and exits; existing keys are kept
+  kanade backup [--config FILE] [--data DIR] [--nats-listen ADDR] [--db postgres://…] [--secrets DIR] --out FILE
+      while the server runs: database (SQLite), secrets, broker state, manifest → one .tar.gz
+  kanade restore --in FILE [--config FILE] [--data DIR] [--secrets DIR]
+      into an empty data directory; refuses a tampered or partial file
   kanade token create --role viewer|operator|approver|admin --name NAME [--expires 90d] [--config FILE] [--data DIR]
   kanade token list [--config FILE] [--data DIR]
   kanade token revoke ID [--config FILE] [--data DIR]
@@ -94,7 +109,7 @@ func usage(w io.Writer) {
 
 Configuration: kanade.toml (every key documented there), overridden by KANADE_* environment
 variables (KANADE_DATA, KANADE_HTTP, KANADE_NATS_LISTEN, KANADE_NATS_URL, KANADE_NATS_TLS,
-KANADE_<SECTION>_<KEY>),
+KANADE_DB_DSN, KANADE_SECRETS, KANADE_<SECTION>_<KEY>),
 overridden by flags.
 `)
 }
@@ -105,6 +120,8 @@ func loadConfig(name string, args []string, stderr io.Writer, serveFlags bool, e
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "config file (default ./kanade.toml when it exists)")
 	data := fs.String("data", "", "data directory (embedded NATS store, SQLite file, generated keys)")
+	dbURL := fs.String("db", "", "database: a postgres:// URL (default: SQLite in DATA/kanade.db)")
+	secrets := fs.String("secrets", "", "directory of the keys replicas share (default DATA/secrets; kanade init writes it)")
 	var httpAddr, natsListen, natsTLS *string
 	var insecurePlaintext *bool
 	if serveFlags {
@@ -134,6 +151,14 @@ func loadConfig(name string, args []string, stderr io.Writer, serveFlags bool, e
 	}
 	if *data != "" {
 		cfg.Server.Data = *data
+	}
+	if *dbURL != "" {
+		if err := cfg.DB.SetURL(*dbURL); err != nil {
+			return cfg, err
+		}
+	}
+	if *secrets != "" {
+		cfg.Secrets.Dir = *secrets
 	}
 	if serveFlags {
 		if *httpAddr != "" {

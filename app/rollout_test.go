@@ -9,11 +9,81 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/jonboulle/clockwork"
 )
+
+// rolloutClock is the real clock moved forward by what the test adds
+// with Advance: the server's timers keep real time, and what its
+// rollout engine finds when it looks (a wave's delay over) follows the
+// moves. It counts the engine's looks at a rollout, so that a test can
+// wait for the engine to have looked again instead of sleeping.
+type rolloutClock struct {
+	clockwork.Clock
+	mu     sync.Mutex
+	offset time.Duration
+	looks  int
+}
+
+func newRolloutClock() *rolloutClock { return &rolloutClock{Clock: clockwork.NewRealClock()} }
+
+// engineStep is the function of the rollout engine that reads the clock
+// once per look at a rollout.
+const engineStep = "github.com/kanadehq/kanade/app/rollout.(*Engine).act"
+
+func (c *rolloutClock) Now() time.Time {
+	pcs := make([]uintptr, 8)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs)])
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		f, more := frames.Next()
+		if f.Function == engineStep {
+			c.looks++
+			break
+		}
+		if !more {
+			break
+		}
+	}
+	return c.Clock.Now().Add(c.offset)
+}
+
+func (c *rolloutClock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
+func (c *rolloutClock) Until(t time.Time) time.Duration { return t.Sub(c.Now()) }
+
+// Advance moves the clock forward by d.
+func (c *rolloutClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.offset += d
+	c.mu.Unlock()
+}
+
+func (c *rolloutClock) engineLooks() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.looks
+}
+
+// waitEngineLooks waits until the engine has begun two more looks at a
+// rollout, so that one whole look happened after the call (the engine
+// looks at one rollout at a time).
+func (c *rolloutClock) waitEngineLooks(t *testing.T) {
+	t.Helper()
+	from := c.engineLooks()
+	checkFor(t, 30*time.Second, func() error {
+		if n := c.engineLooks() - from; n < 2 {
+			return fmt.Errorf("the rollout engine looked %d times, waiting for 2", n)
+		}
+		return nil
+	})
+}
 
 type rolloutExec struct {
 	execution
@@ -102,7 +172,8 @@ func waveManifest(id, script, waves string) string {
 // runs; the auto-halt is audited.
 func TestRollout_CanaryFailureHalts(t *testing.T) {
 	skipIfShort(t)
-	s := startServer(t, t.TempDir(), "")
+	clock := newRolloutClock()
+	s := startServerOpts(t, t.TempDir(), "", nil, serveOptions{Clock: clock})
 	marker := filepath.Join(t.TempDir(), "ran")
 	for _, a := range []struct{ pc, group string }{{"c1", "canary"}, {"c2", "canary"}, {"f1", "fleet"}, {"f2", "fleet"}} {
 		startAgent(t, s, a.pc, []string{a.group}, "")
@@ -123,7 +194,10 @@ func TestRollout_CanaryFailureHalts(t *testing.T) {
 	if r.TargetCount != 4 {
 		t.Errorf("target_count %d, want 4", r.TargetCount)
 	}
-	time.Sleep(2 * time.Second) // give a wrong engine the chance to start wave 2
+	// A wrong engine would start wave 2 at its next look; an hour on, no
+	// delay could hold it back either.
+	clock.Advance(time.Hour)
+	clock.waitEngineLooks(t)
 	ran := lines(t, marker)
 	sort.Strings(ran)
 	if strings.Join(ran, " ") != "c1 c2" {
@@ -210,7 +284,8 @@ func TestRollout_ApprovalFourEyes(t *testing.T) {
 func TestRollout_RestartDuringDelay(t *testing.T) {
 	skipIfShort(t)
 	data, natsAddr := t.TempDir(), freeAddr(t)
-	s := startServer(t, data, natsAddr)
+	clock := newRolloutClock()
+	s := startServerOpts(t, data, natsAddr, nil, serveOptions{Clock: clock})
 	marker := filepath.Join(t.TempDir(), "ran")
 	var agents []*testAgent
 	for _, a := range []struct{ pc, group string }{{"c1", "canary"}, {"f1", "fleet"}} {
@@ -218,23 +293,31 @@ func TestRollout_RestartDuringDelay(t *testing.T) {
 	}
 	s.waitOnline(t, "c1", "f1")
 	var e execution
-	m := waveManifest("delayed", `echo "$KANADE_PC_ID" >> `+marker, "    - name: canary\n      group: canary\n    - name: fleet\n      group: fleet\n      delay: 6s\n")
+	m := waveManifest("delayed", `echo "$KANADE_PC_ID" >> `+marker, "    - name: canary\n      group: canary\n    - name: fleet\n      group: fleet\n      delay: 1h\n")
 	if code := s.deploy(t, m, &e); code != http.StatusAccepted {
 		t.Fatalf("deploy: %d", code)
 	}
 	s.waitRollout(t, e.ExecID, "the canary to finish", func(r rolloutExec) bool { return r.Waves[0].State == "succeeded" })
 	s.stop()
-	time.Sleep(2 * time.Second) // part of the delay passes while the server is down
-	s2 := startServer(t, data, natsAddr)
+	clock.Advance(40 * time.Minute) // part of the delay passes while the server is down
+	s2 := startServerOpts(t, data, natsAddr, nil, serveOptions{Clock: clock})
+	// The agents stop before s2 (cleanups run last first): an agent whose
+	// broker is gone waits to deliver its results.
+	t.Cleanup(func() {
+		for _, a := range agents {
+			a.stop()
+		}
+	})
+	clock.waitEngineLooks(t)
 	r := s2.rollout(t, e.ExecID)
 	if r.Waves[1].State != "waiting" {
-		t.Fatalf("after restart wave 2 is %s", r.Waves[1].State)
+		t.Fatalf("after restart, 20 minutes before the delay ends, wave 2 is %s", r.Waves[1].State)
 	}
+	clock.Advance(20 * time.Minute)
 	s2.waitRollout(t, e.ExecID, "wave 2 after the delay", func(r rolloutExec) bool { return r.Status == "completed" })
 	ran := lines(t, marker)
 	sort.Strings(ran)
 	if strings.Join(ran, " ") != "c1 f1" {
 		t.Errorf("ran %v, want each PC once", ran)
 	}
-	_ = agents
 }

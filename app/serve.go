@@ -21,19 +21,24 @@ import (
 	"github.com/kanadehq/kanade/app/agentinstall"
 	"github.com/kanadehq/kanade/app/audit"
 	"github.com/kanadehq/kanade/app/auth"
+	"github.com/kanadehq/kanade/app/backup"
 	"github.com/kanadehq/kanade/app/bus"
 	"github.com/kanadehq/kanade/app/catalog"
 	"github.com/kanadehq/kanade/app/catchup"
 	"github.com/kanadehq/kanade/app/certs"
+	"github.com/kanadehq/kanade/app/commandkeys"
 	"github.com/kanadehq/kanade/app/config"
+	"github.com/kanadehq/kanade/app/control"
 	"github.com/kanadehq/kanade/app/dispatch"
 	"github.com/kanadehq/kanade/app/enroll"
 	"github.com/kanadehq/kanade/app/events"
+	"github.com/kanadehq/kanade/app/fleet"
 	"github.com/kanadehq/kanade/app/health"
 	"github.com/kanadehq/kanade/app/memtrim"
 	"github.com/kanadehq/kanade/app/metrics"
 	"github.com/kanadehq/kanade/app/profiling"
 	"github.com/kanadehq/kanade/app/projector"
+	"github.com/kanadehq/kanade/app/release"
 	"github.com/kanadehq/kanade/app/rollout"
 	"github.com/kanadehq/kanade/app/schedule"
 	"github.com/kanadehq/kanade/app/sign"
@@ -52,8 +57,8 @@ type serveOptions struct {
 	// the banner is written, with the addresses the server listens on (a
 	// test harness runs it on random ports).
 	Ready func(Listening)
-	// Clock is the time schedules fire by (nil: the real clock); a test
-	// passes a fake one and moves it instead of waiting.
+	// Clock is the time schedules fire and rollout waves wait by (nil:
+	// the real clock); a test passes one it moves instead of waiting.
 	Clock clockwork.Clock
 }
 
@@ -111,16 +116,9 @@ func serve(ctx context.Context, cfg config.Config, opts serveOptions) error {
 	if err != nil {
 		return err
 	}
-	limits := bus.StreamLimits{
-		ExecMaxAge: cfg.Streams.ExecMaxAge.D(), ExecMaxBytes: int64(cfg.Streams.ExecMaxBytes),
-		ResultsMaxAge: cfg.Streams.ResultsMaxAge.D(), ResultsMaxBytes: int64(cfg.Streams.ResultsMaxBytes),
-		OutputMaxAge: cfg.Streams.OutputMaxAge.D(), OutputMaxBytes: int64(cfg.Streams.OutputMaxBytes),
-		AuditMaxAge: cfg.Streams.AuditMaxAge.D(), AuditMaxBytes: int64(cfg.Streams.AuditMaxBytes),
-		InventoryMaxBytes: int64(cfg.Streams.InventoryMaxBytes), FleetMaxBytes: int64(cfg.Streams.FleetMaxBytes),
-		ScriptCurrentMaxBytes: int64(cfg.Streams.ScriptCurrentMaxBytes), ScriptStatusMaxBytes: int64(cfg.Streams.ScriptStatusMaxBytes),
-	}
+	limits := streamLimits(cfg)
 	busOpts := bus.Options{
-		DataDir: cfg.Server.Data, Listen: cfg.NATS.Listen, URL: cfg.NATS.URL, Credentials: cfg.NATS.Credentials,
+		DataDir: cfg.Server.Data, SecretsDir: cfg.SecretsDir(), Listen: cfg.NATS.Listen, URL: cfg.NATS.URL, Credentials: cfg.NATS.Credentials,
 		MaxPayload: int32(cfg.NATS.MaxPayload), Logger: log, Revoked: revoked, Streams: limits,
 	}
 	if brokerTLS != nil {
@@ -136,7 +134,11 @@ func serve(ctx context.Context, cfg config.Config, opts serveOptions) error {
 	if err != nil {
 		return err
 	}
-	keys, err := sign.Load(filepath.Join(cfg.Server.Data, bus.SecretsDir, "command-keys"))
+	keys, err := sign.Load(filepath.Join(cfg.SecretsDir(), "command-keys"))
+	if err != nil {
+		return err
+	}
+	releaseKeys, err := sign.LoadRelease(filepath.Join(cfg.SecretsDir(), "release-keys"))
 	if err != nil {
 		return err
 	}
@@ -167,7 +169,11 @@ func serve(ctx context.Context, cfg config.Config, opts serveOptions) error {
 	if err := disp.EnsureEmergencyStop(ctx); err != nil {
 		return fmt.Errorf("emergency stop: %w", err)
 	}
-	rollouts := rollout.NewEngine(st, disp, ev, recorder, log)
+	clock := opts.Clock
+	if clock == nil {
+		clock = clockwork.NewRealClock()
+	}
+	rollouts := rollout.NewEngine(st, disp, ev, recorder, clock, log)
 	disp.Rollouts = rollouts
 
 	workCtx, stopWork := context.WithCancel(context.Background())
@@ -205,16 +211,13 @@ func serve(ctx context.Context, cfg config.Config, opts serveOptions) error {
 	goKeep("audit projector", func(ctx context.Context) error { return audit.Project(ctx, b.JS, st, ev, log) })
 	goWork("jobs catalog", jobCatalog.Run)
 	goWork("rollouts", rollouts.Run)
-	clock := opts.Clock
-	if clock == nil {
-		clock = clockwork.NewRealClock()
-	}
 	sched := schedule.New(st, jobCatalog, disp, cfg.Scheduler.MisfireGrace.D(), clock, log)
 	goWork("scheduler", sched.Run)
 	// Health: the broker stores, the database writes, the disk has room;
 	// JetStream comes back by itself after a full disk.
 	monitor := newHealthMonitor(cfg, b, st, log)
 	mx.Registry.MustRegister(monitor.Collector())
+	mx.Registry.MustRegister(backup.NewCollector(cfg.Server.Data, nil))
 	goWork("health", func(ctx context.Context) error { monitor.Run(ctx, health.Interval); return nil })
 	goWork("memory trim", func(ctx context.Context) error {
 		memtrim.Run(ctx, memtrim.Interval, memtrim.MinFree, mx.MemoryTrims, log)
@@ -229,6 +232,8 @@ func serve(ctx context.Context, cfg config.Config, opts serveOptions) error {
 	if b.Embedded() {
 		enroller = enroll.New(st, b, keys, ev, log)
 		enroller.Audit = recorder
+		enroller.SecretsDir = cfg.SecretsDir()
+		enroller.ReleaseKeys = releaseKeys
 		if brokerTLS != nil {
 			enroller.BrokerCA = brokerTLS.CA
 		}
@@ -264,11 +269,27 @@ func serve(ctx context.Context, cfg config.Config, opts serveOptions) error {
 		brokerURL = b.ClientURL()
 	}
 	host, _ := os.Hostname()
+	// Control messages go on the connection for what goes to agents, in
+	// order with the commands and kills.
+	ctl := control.New(b.CmdNC, keys, nil)
+	// Agent self-update: releases, their rollouts, download permits.
+	releases := release.New(release.Options{Store: st, JS: b.JS, Provisioner: provisioner, Keys: releaseKeys, Control: ctl,
+		Dispatcher: disp, Audit: recorder, Log: log})
+	permits := release.NewPermits(b, st, release.PermitOptions{Max: cfg.Update.MaxDownloads}, log)
+	mx.WatchUpdateDownloads(permits.InFlight, permits.Max())
+	goWork("update permits", permits.Serve)
+	goWork("built-in agent releases", func(ctx context.Context) error {
+		if err := releases.OfferBuiltIn(ctx, agentBins, version); err != nil && ctx.Err() == nil {
+			log.Warn("the agents this server was built with are not offered as releases", "version", version, "err", err)
+		}
+		return nil
+	})
 	handler := web.New(web.Deps{
-		Store: st, Dispatcher: disp, Enroller: enroller, Keys: keys, NC: b.NC, Audit: recorder, Events: ev, JS: b.JS, Catalog: jobCatalog, NATSHealthy: b.Healthy, Log: log, Version: version,
-		DevMode: devMode, Auth: authSvc, Pongs: pongs, Rollouts: rollouts, Scheduler: sched, FourEyes: cfg.Rollout.FourEyes, OIDCIssuer: cfg.OIDC.Issuer, RolesClaim: cfg.OIDC.RolesClaim, LocalPC: wire.PCIDFromHostname(host), OutputCap: int(cfg.Execution.OutputCap),
+		Store: st, Dispatcher: disp, Enroller: enroller, Audit: recorder, Events: ev, JS: b.JS, Catalog: jobCatalog, NATSHealthy: b.Healthy, Log: log, Version: version,
+		DevMode: devMode, Auth: authSvc, Fleet: fleet.New(st, ctl, pongs, log), CommandKeys: commandkeys.New(keys, ctl, disp, recorder, nil, log), Rollouts: rollouts, Schedules: schedule.NewService(sched, recorder, nil), FourEyes: cfg.Rollout.FourEyes, OIDCIssuer: cfg.OIDC.Issuer, RolesClaim: cfg.OIDC.RolesClaim, LocalPC: wire.PCIDFromHostname(host), OutputCap: int(cfg.Execution.OutputCap),
 		SSEMaxLifetime: cfg.Server.SSEMaxLifetime.D(), Metrics: mx, MetricsToken: cfg.Metrics.Token, LiveJS: liveJS,
-		AgentBinaries: agentBins, AgentURL: cfg.NATS.AgentURL, BrokerURL: brokerURL, Health: monitor,
+		AgentBinaries: agentBins, AgentURL: cfg.NATS.AgentURL, BrokerURL: brokerURL, Health: monitor, Releases: releases,
+		LastBackup: func() (backup.Record, bool, error) { return backup.ReadRecord(cfg.Server.Data) }, DBDriver: cfg.DB.Driver,
 	})
 	ln, err := net.Listen("tcp", cfg.Server.HTTP)
 	if err != nil {
@@ -364,6 +385,19 @@ func serve(ctx context.Context, cfg config.Config, opts serveOptions) error {
 		err = nil
 	}
 	return err
+}
+
+// streamLimits are the configured bounds of the streams and buckets.
+func streamLimits(cfg config.Config) bus.StreamLimits {
+	return bus.StreamLimits{
+		ExecMaxAge: cfg.Streams.ExecMaxAge.D(), ExecMaxBytes: int64(cfg.Streams.ExecMaxBytes),
+		ResultsMaxAge: cfg.Streams.ResultsMaxAge.D(), ResultsMaxBytes: int64(cfg.Streams.ResultsMaxBytes),
+		OutputMaxAge: cfg.Streams.OutputMaxAge.D(), OutputMaxBytes: int64(cfg.Streams.OutputMaxBytes),
+		AuditMaxAge: cfg.Streams.AuditMaxAge.D(), AuditMaxBytes: int64(cfg.Streams.AuditMaxBytes),
+		InventoryMaxBytes: int64(cfg.Streams.InventoryMaxBytes), FleetMaxBytes: int64(cfg.Streams.FleetMaxBytes),
+		ReleasesMaxBytes:      int64(cfg.Streams.ReleasesMaxBytes),
+		ScriptCurrentMaxBytes: int64(cfg.Streams.ScriptCurrentMaxBytes), ScriptStatusMaxBytes: int64(cfg.Streams.ScriptStatusMaxBytes),
+	}
 }
 
 // devAllowGroups lets agents of a dev-mode server (loopback only, every

@@ -45,11 +45,11 @@ func startOIDCServer(t *testing.T, adjust ...func(*config.Config)) (*testServer,
 	return s, m
 }
 
-// cliToken creates an API token with `kanade token create` on the server's data directory.
+// cliToken creates an API token with `kanade token create` on the server's data directory and database.
 func cliToken(t *testing.T, s *testServer, role, name string) string {
 	t.Helper()
 	var out, errb bytes.Buffer
-	if err := run([]string{"token", "create", "--role", role, "--name", name, "--data", s.data}, &out, &errb); err != nil {
+	if err := run(append([]string{"token", "create", "--role", role, "--name", name, "--data", s.data}, s.dbFlags()...), &out, &errb); err != nil {
 		t.Fatalf("kanade token create: %v\n%s", err, errb.String())
 	}
 	tok := strings.TrimSpace(out.String())
@@ -307,7 +307,7 @@ func TestRoleMatrix(t *testing.T) {
 		"GET /schedules": V, "POST /schedules": O, "POST /schedules/:id/toggle": O, "POST /schedules/:id/delete": O,
 		"GET /api/schedules": V, "GET /api/schedules/:id/fires": V, "POST /api/schedules": O, "PUT /api/schedules/:id": O, "DELETE /api/schedules/:id": O,
 		"GET /settings": A, "POST /settings/tokens": A, "POST /settings/tokens/:id/revoke": A,
-		"GET /settings/add-agents": A, "POST /settings/add-agents": A, "POST /api/agent-installs": A,
+		"GET /settings/add-agents": A, "POST /settings/add-agents": A, "POST /api/agent-installs": A, "GET /settings/backups": A,
 		// Also an enrollment token (TestDownload_Authorisation); JSON errors like the API's.
 		"GET /download/agent/:platform": V,
 
@@ -323,6 +323,9 @@ func TestRoleMatrix(t *testing.T) {
 		"POST /api/enrollment-tokens/:id/revoke": A, "POST /api/enrollment-tokens/default/rotate": A, "POST /api/command-keys/rotate": A,
 		"GET /api/tokens": A, "POST /api/tokens": A, "POST /api/tokens/:id/revoke": A,
 		"GET /system": A, "GET /api/system": A,
+		"GET /agent-versions": V, "POST /agent-versions": A, "POST /agent-versions/rollout": A, "POST /agent-versions/:version/delete": A,
+		"GET /api/agent-releases": V, "POST /api/agent-releases": A, "DELETE /api/agent-releases/:version": A,
+		"POST /api/agent-releases/:version/rollout": A, "GET /api/release-keys": V, "POST /api/release-keys/rotate": A,
 	}
 	// The routes the server really has.
 	routes := map[string]bool{}

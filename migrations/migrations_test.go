@@ -103,7 +103,7 @@ func upDownUp(t *testing.T, db *bun.DB, listTables string) {
 		}
 		return names
 	}
-	want := []string{"agent_disks", "agent_groups", "agent_hotfixes", "agent_inventory", "agent_ips", "agent_keys", "agent_nics", "agent_software", "agents", "api_tokens", "audit_log", "emergency_stop_acks", "emergency_stops", "enrollment_tokens", "executions", "health_probe", "results", "revoked_keys", "schedule_fires", "schedules", "sessions", "software_names", "waves"}
+	want := []string{"agent_disks", "agent_groups", "agent_hotfixes", "agent_inventory", "agent_ips", "agent_keys", "agent_nics", "agent_releases", "agent_software", "agents", "api_tokens", "audit_log", "emergency_stop_acks", "emergency_stops", "enrollment_tokens", "executions", "health_probe", "results", "revoked_keys", "schedule_fires", "schedules", "sessions", "software_names", "waves"}
 	up := func(step string) {
 		t.Helper()
 		if _, err := m.Migrate(ctx); err != nil {

@@ -14,23 +14,27 @@ import (
 	"github.com/kanadehq/kanade/agent/wire"
 )
 
+// Status is an execution's life cycle (see Outcome for what became of
+// it); its values are the API's and the executions table's.
+type Status string
+
 // Execution statuses.
 const (
-	StatusRunning   = "running"
-	StatusCompleted = "completed"
-	StatusKilled    = "killed"
+	StatusRunning   Status = "running"
+	StatusCompleted Status = "completed"
+	StatusKilled    Status = "killed"
 	// StatusHalted and StatusAwaitingApproval belong to rollouts with waves.
-	StatusHalted           = "halted"
-	StatusAwaitingApproval = "awaiting_approval"
+	StatusHalted           Status = "halted"
+	StatusAwaitingApproval Status = "awaiting_approval"
 )
 
 // openStatuses are the statuses of executions that may still have pending
 // targets.
-var openStatuses = []string{StatusRunning, StatusHalted, StatusAwaitingApproval}
+var openStatuses = []Status{StatusRunning, StatusHalted, StatusAwaitingApproval}
 
 // IsOpen reports whether an execution with this status is not over (it
 // can still be killed).
-func IsOpen(status string) bool { return slices.Contains(openStatuses, status) }
+func IsOpen(status Status) bool { return slices.Contains(openStatuses, status) }
 
 // ReasonKilledBeforeStart is the reason of a target killed while pending.
 const ReasonKilledBeforeStart = "killed before it started"
@@ -56,7 +60,11 @@ type Counts struct {
 
 // Total is the number of targets (an execution's target count).
 func (c Counts) Total() int {
-	return c.Pending + c.Running + c.Succeeded + c.Failed + c.TimedOut + c.Killed + c.Skipped + c.Expired + c.Lost
+	n := 0
+	for _, st := range wire.States {
+		n += c.Of(st)
+	}
+	return n
 }
 
 // CountResults counts targets by state.
@@ -119,7 +127,7 @@ type Execution struct {
 	Target          Target
 	InitiatedBy     string
 	// Status is one of the Status* constants.
-	Status                                             string
+	Status                                             Status
 	CreatedAt, DeadlineAt, FinishedAt, KillRequestedAt time.Time
 	KillRequestedBy                                    string
 	// Rollouts: FourEyes forbids the initiator to approve waves,
@@ -145,7 +153,7 @@ type executionRow struct {
 	JitterMS        int64  `bun:"jitter_ms"`
 	Target          string `bun:"target"`
 	InitiatedBy     string `bun:"initiated_by"`
-	Status          string `bun:"status"`
+	Status          Status `bun:"status"`
 	CreatedAt       int64  `bun:"created_at"`
 	DeadlineAt      *int64 `bun:"deadline_at"`
 	FinishedAt      *int64 `bun:"finished_at"`
@@ -306,7 +314,7 @@ func (s *Store) Execution(ctx context.Context, execID string) (Execution, error)
 
 // ExecutionStatus returns the status of one execution, without its
 // counts: a cheap check for whoever waits for it to end.
-func (s *Store) ExecutionStatus(ctx context.Context, execID string) (string, error) {
+func (s *Store) ExecutionStatus(ctx context.Context, execID string) (Status, error) {
 	// Prepared once: it runs after every batch of results for each waiter.
 	status, err := s.queryStringsPrepared(ctx, "SELECT status FROM executions WHERE exec_id = ?", execID)
 	if err != nil {
@@ -315,13 +323,14 @@ func (s *Store) ExecutionStatus(ctx context.Context, execID string) (string, err
 	if len(status) == 0 {
 		return "", fmt.Errorf("store: execution %s: %w", execID, ErrNotFound)
 	}
-	return status[0], nil
+	return Status(status[0]), nil
 }
 
 // ExecFilter selects executions. Empty fields match everything.
 type ExecFilter struct {
-	JobID, Status string
-	Outcome       Outcome
+	JobID   string
+	Status  Status
+	Outcome Outcome
 	// PCID selects the executions that have this PC as a target.
 	PCID string
 	// Title and InitiatedBy select the executions whose title or

@@ -293,3 +293,24 @@ func TestExpireOverdue(t *testing.T) {
 		}
 	})
 }
+
+// TestCounts_EveryState checks that each of wire.States has its own
+// counter: one target in each state is counted once, in its own state.
+func TestCounts_EveryState(t *testing.T) {
+	var rs []store.Result
+	for _, st := range wire.States {
+		rs = append(rs, store.Result{State: st})
+	}
+	c := store.CountResults(rs)
+	if c.Total() != len(wire.States) {
+		t.Errorf("Total() = %d, want %d (%+v)", c.Total(), len(wire.States), c)
+	}
+	for _, st := range wire.States {
+		if got := c.Of(st); got != 1 {
+			t.Errorf("Of(%s) = %d, want 1", st, got)
+		}
+		if got := c.Plus(c).Of(st); got != 2 {
+			t.Errorf("Plus(c).Of(%s) = %d, want 2", st, got)
+		}
+	}
+}

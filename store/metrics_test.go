@@ -31,7 +31,7 @@ func TestExecutionCountsByStatus(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := map[string]int{store.StatusRunning: 2, store.StatusKilled: 1}
+		want := map[string]int{string(store.StatusRunning): 2, string(store.StatusKilled): 1}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("counts (-want +got):\n%s", diff)
 		}

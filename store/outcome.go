@@ -53,7 +53,7 @@ func (o Outcome) Valid() bool {
 // OutcomeOf derives an execution's outcome from its status and the
 // states of its targets (see Outcome). An unknown status reads as running:
 // it is not over as far as anyone can tell.
-func OutcomeOf(status string, c Counts) Outcome {
+func OutcomeOf(status Status, c Counts) Outcome {
 	switch status {
 	case StatusKilled:
 		return OutcomeKilled
@@ -86,7 +86,11 @@ func (e Execution) Outcome() Outcome { return OutcomeOf(e.Status, e.Counts) }
 // (its last target ending, a late report replacing one the server wrote).
 // It runs after every batch of results, so its reads are prepared once.
 func (s *Store) refreshOutcomes(ctx context.Context, ids []string) error {
-	type stored struct{ id, status, outcome string }
+	type stored struct {
+		id      string
+		status  Status
+		outcome string
+	}
 	rows := make([]stored, 0, len(ids))
 	var done []string
 	for _, id := range ids {

@@ -19,7 +19,7 @@ import (
 func TestOutcomeOf(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		status string
+		status store.Status
 		c      store.Counts
 		want   store.Outcome
 	}{
@@ -153,7 +153,7 @@ func TestExecutions_Outcome(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for status, want := range map[string]store.Outcome{
+		for status, want := range map[store.Status]store.Outcome{
 			store.StatusAwaitingApproval: store.OutcomeAwaitingApproval,
 			store.StatusHalted:           store.OutcomeHalted,
 			store.StatusRunning:          store.OutcomeRunning,

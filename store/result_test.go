@@ -41,7 +41,7 @@ func TestApplyResults_Precedence(t *testing.T) {
 		report      wire.Result
 		want        store.Result // UpdatedAt is checked separately
 		wantTouched []string
-		wantStatus  string
+		wantStatus  store.Status
 	}{
 		{
 			name:        "pending to running",

@@ -214,7 +214,7 @@ func (s *Store) CountWavesAwaitingApproval(ctx context.Context) (int, error) {
 // SaveRollout writes a rollout's status, halt reason and waves in one
 // transaction. Only an open execution changes status (a killed or
 // completed one keeps its own); the waves are written either way.
-func (s *Store) SaveRollout(ctx context.Context, execID, status, haltReason string, waves []Wave, now time.Time) error {
+func (s *Store) SaveRollout(ctx context.Context, execID string, status Status, haltReason string, waves []Wave, now time.Time) error {
 	return s.inTx(ctx, func(tx *Store) error {
 		if _, err := tx.db.ExecContext(ctx, "UPDATE executions SET status = ?, halt_reason = ? WHERE exec_id = ? AND status IN (?)",
 			status, haltReason, execID, bun.List(openStatuses)); err != nil {

@@ -29,12 +29,7 @@ type ExecHead struct {
 	Title, Target string
 }
 
-// ExecFilterStatuses are the choices of the executions list's status
-// filter: the outcomes, then "completed" (any outcome of an execution
-// that ended by itself).
-var ExecFilterStatuses = []string{"running", "awaiting_approval", "halted", "succeeded", "completed_with_failures", "failed", "killed", "completed"}
-
-// ExecFilterLabel is the words of a choice of ExecFilterStatuses.
+// ExecFilterLabel is the words of a choice of ExecListModel.Statuses.
 func ExecFilterLabel(s string) string {
 	if s == "completed" {
 		return "ended (any outcome)"

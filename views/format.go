@@ -27,6 +27,7 @@ var nav = []navItem{
 	{"jobs", "Jobs", "/jobs", "viewer"},
 	{"executions", "Executions", "/executions", "viewer"},
 	{"schedules", "Schedules", "/schedules", "viewer"},
+	{"agent-versions", "Agent versions", "/agent-versions", "viewer"},
 	{"audit", "Audit", "/audit", "viewer"},
 	{"settings", "Settings", "/settings", "admin"},
 	{"system", "System", "/system", "admin"},
@@ -58,17 +59,11 @@ func csrfHeaders(token string) string {
 
 // segments returns the counts as progress-bar segments in state order.
 func (c Counts) segments() []components.Segment {
-	return []components.Segment{
-		{State: "pending", N: c.Pending},
-		{State: "running", N: c.Running},
-		{State: "succeeded", N: c.Succeeded},
-		{State: "failed", N: c.Failed},
-		{State: "timed_out", N: c.TimedOut},
-		{State: "killed", N: c.Killed},
-		{State: "skipped", N: c.Skipped},
-		{State: "expired", N: c.Expired},
-		{State: "lost", N: c.Lost},
+	segs := make([]components.Segment, len(components.TargetStates))
+	for i, st := range components.TargetStates {
+		segs[i] = components.Segment{State: st, N: c.N[st]}
 	}
+	return segs
 }
 
 // pager converts p for the pager component; attrs go on its links.

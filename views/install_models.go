@@ -48,4 +48,5 @@ var settingsTabs = []settingsTab{
 	{"api-tokens", "API tokens", "/settings"},
 	{"add-agents", "Add agents", "/settings/add-agents"},
 	{"enrollment-tokens", "Enrollment tokens", "/enrollments#enrollment-tokens"},
+	{"backups", "Backups", "/settings/backups"},
 }

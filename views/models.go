@@ -59,9 +59,11 @@ type Pager struct {
 	PrevURL, NextURL string
 }
 
-// Counts is the number of targets of an execution in each state.
+// Counts is the number of targets of an execution in each state (N, keyed
+// by the states of components.TargetStates) and in all (Total).
 type Counts struct {
-	Pending, Running, Succeeded, Failed, TimedOut, Killed, Skipped, Expired, Lost, Total int
+	N     map[string]int
+	Total int
 }
 
 // AgentRow is one agent in a list.
@@ -166,8 +168,11 @@ type ExecListModel struct {
 	Status, JobID string // current filters; Status is a status or an outcome
 	// PCID, Title and InitiatedBy are the other filters.
 	PCID, Title, InitiatedBy string
-	Rows                     []ExecRow
-	Pager                    Pager
+	// Statuses are the choices of the status filter: the outcomes, then
+	// "completed" (any outcome of an execution that ended by itself).
+	Statuses []string
+	Rows     []ExecRow
+	Pager    Pager
 }
 
 // RunModel is the Run form, empty or re-rendered with errors.

@@ -46,15 +46,15 @@ func sampleAgentList() AgentListModel {
 }
 
 func sampleCounts() Counts {
-	return Counts{Pending: 40, Running: 212, Succeeded: 930, Failed: 31, TimedOut: 6, Killed: 2, Skipped: 9, Expired: 10, Total: 1240}
+	return Counts{N: map[string]int{"pending": 40, "running": 212, "succeeded": 930, "failed": 31, "timed_out": 6, "killed": 2, "skipped": 9, "expired": 10}, Total: 1240}
 }
 
 func sampleExecRows() []ExecRow {
 	return []ExecRow{
 		{ExecID: "7f3a9c2e", JobID: "adhoc", Status: "running", InitiatedBy: "alice", Created: TimeText{"2m ago", "2026-11-28T10:40:00Z"}, Counts: sampleCounts(), URL: "/executions/7f3a9c2e"},
-		{ExecID: "5b21e0d4", JobID: "inventory.refresh", Status: "completed", InitiatedBy: "scheduler", Created: TimeText{"1h ago", "2026-11-28T09:42:00Z"}, Counts: Counts{Succeeded: 1180, Failed: 3, Expired: 57, Total: 1240}, URL: "/executions/5b21e0d4"},
-		{ExecID: "c0ffee11", JobID: "adhoc", Status: "killed", InitiatedBy: "bob", Created: TimeText{"3h ago", "2026-11-28T07:42:00Z"}, Counts: Counts{Succeeded: 2, Killed: 10, Total: 12}, URL: "/executions/c0ffee11"},
-		{ExecID: "9e8d7c6b", JobID: "office.update", Status: "awaiting_approval", InitiatedBy: "carol", Created: TimeText{"5h ago", "2026-11-28T05:42:00Z"}, Counts: Counts{Pending: 1100, Succeeded: 140, Total: 1240}, URL: "/executions/9e8d7c6b"},
+		{ExecID: "5b21e0d4", JobID: "inventory.refresh", Status: "completed", InitiatedBy: "scheduler", Created: TimeText{"1h ago", "2026-11-28T09:42:00Z"}, Counts: Counts{N: map[string]int{"succeeded": 1180, "failed": 3, "expired": 57}, Total: 1240}, URL: "/executions/5b21e0d4"},
+		{ExecID: "c0ffee11", JobID: "adhoc", Status: "killed", InitiatedBy: "bob", Created: TimeText{"3h ago", "2026-11-28T07:42:00Z"}, Counts: Counts{N: map[string]int{"succeeded": 2, "killed": 10}, Total: 12}, URL: "/executions/c0ffee11"},
+		{ExecID: "9e8d7c6b", JobID: "office.update", Status: "awaiting_approval", InitiatedBy: "carol", Created: TimeText{"5h ago", "2026-11-28T05:42:00Z"}, Counts: Counts{N: map[string]int{"pending": 1100, "succeeded": 140}, Total: 1240}, URL: "/executions/9e8d7c6b"},
 	}
 }
 
@@ -688,10 +688,10 @@ func TestPage_RoleHidesWhatItCannotDo(t *testing.T) {
 		estop    int
 		signOut  int
 	}{
-		{"viewer", true, []string{"Dashboard", "Agents", "Jobs", "Executions", "Schedules", "Audit"}, 0, 1},
-		{"operator", true, []string{"Dashboard", "Agents", "Run", "Jobs", "Executions", "Schedules", "Audit"}, 0, 1},
-		{"approver", false, []string{"Dashboard", "Agents", "Run", "Jobs", "Executions", "Schedules", "Audit"}, 0, 0},
-		{"admin", true, []string{"Dashboard", "Agents", "Run", "Jobs", "Executions", "Schedules", "Audit", "Settings", "System"}, 1, 1},
+		{"viewer", true, []string{"Dashboard", "Agents", "Jobs", "Executions", "Schedules", "Agent versions", "Audit"}, 0, 1},
+		{"operator", true, []string{"Dashboard", "Agents", "Run", "Jobs", "Executions", "Schedules", "Agent versions", "Audit"}, 0, 1},
+		{"approver", false, []string{"Dashboard", "Agents", "Run", "Jobs", "Executions", "Schedules", "Agent versions", "Audit"}, 0, 0},
+		{"admin", true, []string{"Dashboard", "Agents", "Run", "Jobs", "Executions", "Schedules", "Agent versions", "Audit", "Settings", "System"}, 1, 1},
 		{"", false, nil, 0, 0}, // the sign-in page: nobody yet
 	} {
 		l := Layout{Nav: "dashboard", Role: tc.role, User: "Jane", SignedIn: tc.signedIn}

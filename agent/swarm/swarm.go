@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
@@ -68,22 +69,97 @@ var Templates = []Template{
 }
 
 // Stats counts what the swarm did. Connected is the number of agents
-// connected to the broker now.
+// connected to the broker now; CaughtUp the number of those whose
+// catch-up after their latest connection is done (updated every
+// CaughtUpEvery); ConnErrors counts connection errors, failed reconnect
+// attempts among them.
 type Stats struct {
 	Enrolled, Started, Connected atomic.Int64
+	CaughtUp, ConnErrors         atomic.Int64
+
+	mu       sync.Mutex
+	runs     map[string]int64 // script → runs the model started
+	errKinds map[string]int64 // connection errors by kind (errKind)
 }
 
+// maxErrKinds bounds the kinds of connection errors Stats tells apart.
+const maxErrKinds = 16
+
+// errKind is the last part of an error's text ("connection refused",
+// "timeout"), without the addresses that differ per connection.
+func errKind(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 && i+2 < len(msg) {
+		return msg[i+2:]
+	}
+	return msg
+}
+
+func (s *Stats) countError(err error) {
+	s.ConnErrors.Add(1)
+	if err == nil {
+		return
+	}
+	k := errKind(err)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.errKinds == nil {
+		s.errKinds = map[string]int64{}
+	}
+	if _, ok := s.errKinds[k]; ok || len(s.errKinds) < maxErrKinds {
+		s.errKinds[k]++
+	} else {
+		s.errKinds["other"]++
+	}
+}
+
+// ErrorKinds counts the connection errors by kind: the last part of
+// their text (up to 16 kinds, the rest as "other").
+func (s *Stats) ErrorKinds() map[string]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.errKinds)
+}
+
+// Runs returns how many times the agents' model ran each script: a
+// script sent to N agents once runs N times, unless a target was lost or
+// ran it twice.
+func (s *Stats) Runs() map[string]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.runs)
+}
+
+func (s *Stats) countRun(script string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.runs == nil {
+		s.runs = map[string]int64{}
+	}
+	s.runs[script]++
+}
+
+// CaughtUpEvery is how often Stats.CaughtUp is recounted.
+const CaughtUpEvery = 100 * time.Millisecond
+
 // connCounter counts one agent in Stats.Connected while it is connected
-// (a worker.StatusRecorder).
+// (a worker.StatusRecorder), and remembers how many catch-ups its worker
+// had completed when it last connected: one more means it caught up.
 type connCounter struct {
 	on      atomic.Bool
 	stats   *Stats
 	allOnce *sync.Once
 	count   int64
 	ready   func()
+
+	w    atomic.Pointer[worker.Worker]
+	base atomic.Int64 // the worker's CatchUps at the latest connection
 }
 
 func (c *connCounter) Connected(string) {
+	if w := c.w.Load(); w != nil {
+		c.base.Store(w.CatchUps())
+	}
 	if !c.on.Swap(true) && c.stats.Connected.Add(1) == c.count && c.ready != nil {
 		c.allOnce.Do(c.ready)
 	}
@@ -95,9 +171,15 @@ func (c *connCounter) Disconnected(error) {
 	}
 }
 
-func (*connCounter) Error(error)     {}
-func (*connCounter) Groups([]string) {}
-func (*connCounter) Heartbeat()      {}
+// caughtUp: connected, and a catch-up completed since it connected.
+func (c *connCounter) caughtUp() bool {
+	w := c.w.Load()
+	return w != nil && c.on.Load() && w.CatchUps() > c.base.Load()
+}
+
+func (c *connCounter) Error(err error) { c.stats.countError(err) }
+func (*connCounter) Groups([]string)   {}
+func (*connCounter) Heartbeat()        {}
 
 // Run starts the agents and runs until ctx is done. ready, if set, is
 // called once, when every agent is connected to the broker for the
@@ -129,6 +211,13 @@ func Run(ctx context.Context, cfg Config, stats *Stats, ready func()) error {
 	sigs := newSigMemo()
 	var allOnce sync.Once
 	var wg sync.WaitGroup
+	counters := make([]*connCounter, cfg.Count)
+	for i := range counters {
+		counters[i] = &connCounter{stats: stats, allOnce: &allOnce, count: int64(cfg.Count), ready: ready}
+	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go countCaughtUp(watchCtx, stats, counters)
 	sem := make(chan struct{}, cfg.Parallel)
 	errs := make(chan error, cfg.Count)
 	start := time.Now()
@@ -151,8 +240,8 @@ func Run(ctx context.Context, cfg Config, stats *Stats, ready func()) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			counter := &connCounter{stats: stats, allOnce: &allOnce, count: int64(cfg.Count), ready: ready}
-			w, opt, err := cfg.agent(ctx, i, quiet, sigs, counter)
+			counter := counters[i-1]
+			w, opt, err := cfg.agent(ctx, i, quiet, sigs, stats, counter)
 			<-sem
 			if err != nil {
 				if ctx.Err() == nil {
@@ -160,6 +249,7 @@ func Run(ctx context.Context, cfg Config, stats *Stats, ready func()) error {
 				}
 				return
 			}
+			counter.w.Store(w)
 			stats.Enrolled.Add(1)
 			stats.Started.Add(1)
 			_ = w.Run(ctx, cfg.Server, opt, nats.ReconnectBufSize(64<<10))
@@ -174,8 +264,29 @@ func Run(ctx context.Context, cfg Config, stats *Stats, ready func()) error {
 	return errors.Join(all...)
 }
 
+// countCaughtUp recounts Stats.CaughtUp every CaughtUpEvery until ctx is
+// done.
+func countCaughtUp(ctx context.Context, stats *Stats, counters []*connCounter) {
+	t := time.NewTicker(CaughtUpEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n := int64(0)
+		for _, c := range counters {
+			if c.caughtUp() {
+				n++
+			}
+		}
+		stats.CaughtUp.Store(n)
+	}
+}
+
 // agent enrolls (or reloads) simulated agent i and builds its worker.
-func (cfg Config) agent(ctx context.Context, i int, quiet *slog.Logger, sigs *sigMemo, st worker.StatusRecorder) (*worker.Worker, nats.Option, error) {
+func (cfg Config) agent(ctx context.Context, i int, quiet *slog.Logger, sigs *sigMemo, stats *Stats, st worker.StatusRecorder) (*worker.Worker, nats.Option, error) {
 	pc := fmt.Sprintf("%s-%05d", cfg.Prefix, i)
 	rng := rand.New(rand.NewPCG(cfg.Seed, uint64(i)))
 	tpl := Templates[rng.IntN(len(Templates))]
@@ -196,7 +307,7 @@ func (cfg Config) agent(ctx context.Context, i int, quiet *slog.Logger, sigs *si
 	w, err := worker.New(worker.Config{
 		PCID: pc, Hostname: strings.ToUpper(pc), Groups: groups, HeartbeatInterval: cfg.HeartbeatInterval,
 		AgentVersion: cfg.AgentVersion, OS: tpl.OS, OSVersion: tpl.OSVersion, Arch: tpl.Arch,
-		Exec: cfg.Model.exec(cfg.Seed, pc), Ledger: newMemLedger(), Outbox: newMemOutbox(),
+		Exec: cfg.Model.exec(cfg.Seed, pc, stats), Ledger: newMemLedger(), Outbox: newMemOutbox(),
 		Trust: trust, SigCheck: sigs.check, Tasks: tasks, Logger: quiet, Status: st,
 	})
 	return w, id.Option, err
@@ -238,11 +349,15 @@ func (m Model) forScript(script string) Model {
 // (killable and subject to the timeout like a real run), prints
 // OutputBytes and fails with FailRate, the same way for the same seed,
 // agent and script. A DirectivePrefix first line changes the run time.
-func (m Model) exec(seed uint64, pc string) func(ctx context.Context, s runner.Spec) runner.Outcome {
+// Each run is counted in stats (which may be nil).
+func (m Model) exec(seed uint64, pc string, stats *Stats) func(ctx context.Context, s runner.Spec) runner.Outcome {
 	// The output depends on the PC only: made once, not per run.
 	out := simulatedOutput(pc, m.OutputBytes)
 	outBytes := []byte(out)
 	return func(ctx context.Context, s runner.Spec) runner.Outcome {
+		if stats != nil {
+			stats.countRun(s.Script)
+		}
 		m := m.forScript(s.Script)
 		// The run's random numbers: a PCG seeded with the swarm's seed and
 		// an FNV-1a hash of the PC and the script, in a value (no

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/kanadehq/kanade/agent/runner"
 	"github.com/kanadehq/kanade/agent/wire"
 )
@@ -59,7 +61,7 @@ func TestModelExec(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var printed []byte
 			m := Model{Latency: tt.latency, OutputBytes: 40}
-			o := m.exec(1, "pc-1")(tt.ctx, runner.Spec{Script: "echo hi", Timeout: tt.timeout,
+			o := m.exec(1, "pc-1", nil)(tt.ctx, runner.Spec{Script: "echo hi", Timeout: tt.timeout,
 				OnOutput: func(_ string, p []byte) { printed = append(printed, p...) }})
 			if o.State != tt.want || o.Reason != tt.reason {
 				t.Fatalf("state %q (%q), want %q (%q)", o.State, o.Reason, tt.want, tt.reason)
@@ -89,8 +91,8 @@ func TestModelRandom(t *testing.T) {
 		failed := 0
 		for i := range 2000 {
 			pc := fmt.Sprintf("pc-%d", i)
-			a := m.exec(7, pc)(context.Background(), runner.Spec{Script: "echo hi"})
-			b := m.exec(7, pc)(context.Background(), runner.Spec{Script: "echo hi"})
+			a := m.exec(7, pc, nil)(context.Background(), runner.Spec{Script: "echo hi"})
+			b := m.exec(7, pc, nil)(context.Background(), runner.Spec{Script: "echo hi"})
 			if *a.ExitCode != *b.ExitCode {
 				t.Fatalf("jitter %v: %s exited %d, then %d with the same seed", jitter, pc, *a.ExitCode, *b.ExitCode)
 			}
@@ -145,5 +147,49 @@ func TestSigMemo(t *testing.T) {
 	}
 	if !m.check(pub, msg, sig) || m.check(pub, msg, forged) {
 		t.Fatal("wrong answer after the memo started over")
+	}
+}
+
+// Every run of the model is counted by its script, whatever its outcome.
+func TestModelCountsRuns(t *testing.T) {
+	var stats Stats
+	killed, kill := context.WithCancel(context.Background())
+	kill()
+	m := Model{FailRate: 0.5}
+	for _, r := range []struct {
+		ctx    context.Context
+		script string
+	}{
+		{context.Background(), "echo a"}, {context.Background(), "echo a"}, {killed, "echo a"},
+		{context.Background(), "echo b"},
+	} {
+		m.exec(1, "pc-1", &stats)(r.ctx, runner.Spec{Script: r.script})
+	}
+	if diff := cmp.Diff(map[string]int64{"echo a": 3, "echo b": 1}, stats.Runs()); diff != "" {
+		t.Errorf("Runs() (-want +got):\n%s", diff)
+	}
+}
+
+// Connection errors are told apart by the last part of their text, up to
+// maxErrKinds kinds.
+func TestErrorKinds(t *testing.T) {
+	var s Stats
+	s.countError(errors.New("dial tcp 127.0.0.1:4222: connect: connection refused"))
+	s.countError(errors.New("dial tcp 127.0.0.1:4223: connect: connection refused"))
+	s.countError(errors.New("nats: timeout"))
+	s.countError(errors.New("EOF"))
+	s.countError(nil)
+	want := map[string]int64{"connection refused": 2, "timeout": 1, "EOF": 1}
+	if diff := cmp.Diff(want, s.ErrorKinds()); diff != "" {
+		t.Errorf("ErrorKinds() (-want +got):\n%s", diff)
+	}
+	if n := s.ConnErrors.Load(); n != 5 {
+		t.Errorf("ConnErrors = %d, want 5", n)
+	}
+	for i := range 2 * maxErrKinds {
+		s.countError(fmt.Errorf("kind %d", i))
+	}
+	if k := s.ErrorKinds(); len(k) != maxErrKinds+1 || k["other"] == 0 {
+		t.Errorf("after many kinds: %d kinds, %d other; want %d kinds and the rest as other", len(k), k["other"], maxErrKinds)
 	}
 }

@@ -160,12 +160,53 @@ func (a CommandAddress) For(pc string, groups []string) bool {
 // KillSubject is the subject that kills the process trees of an execution.
 func KillSubject(execID string) string { return "kill." + execID }
 
+// IsCommandSubject reports whether subject is in the commands family
+// (commands.>); ParseCommandSubject says whom it addresses.
+func IsCommandSubject(subject string) bool { return strings.HasPrefix(subject, "commands.") }
+
+// IsKillSubject reports whether subject is a kill's (kill.<exec>).
+func IsKillSubject(subject string) bool { return strings.HasPrefix(subject, "kill.") }
+
+// IsControlSubject reports whether subject is a control message's
+// (control.all, control.pc.<pc>).
+func IsControlSubject(subject string) bool { return strings.HasPrefix(subject, "control.") }
+
+// IsResultSubject reports whether subject is a result report's
+// (results.<pc>, or results.<exec>.<pc> from protocol 1 agents).
+func IsResultSubject(subject string) bool { return strings.HasPrefix(subject, "results.") }
+
 // ResultSubject is the subject an agent reports the state of its targets
 // on; the body names the execution. One subject per agent, not one per
 // execution: the broker caches the outcome of its permission check for
 // each subject a connection publishes on (up to 128 per connection), and
 // a subject per execution made that cache churn and hold ~25 KB per agent.
 func ResultSubject(pc string) string { return "results." + pc }
+
+// Protocol 1 agents published each result on results.<exec>.<pc>; the
+// RESULTS stream stores those under results.<pc> too, by a JetStream
+// subject transform from ResultV1Wildcard to ResultV1Stored.
+const (
+	ResultV1Wildcard = "results.*.*"
+	ResultV1Stored   = "results.{{wildcard(2)}}"
+)
+
+// ParseResultSubject reads who reports on a result subject: pc from
+// results.<pc>, and also exec from results.<exec>.<pc> (protocol 1). ok
+// is false for any other subject.
+func ParseResultSubject(subject string) (pc, exec string, ok bool) {
+	rest, found := strings.CutPrefix(subject, "results.")
+	if !found {
+		return "", "", false
+	}
+	first, second, two := strings.Cut(rest, ".")
+	switch {
+	case !two && first != "":
+		return first, "", true
+	case two && first != "" && second != "" && !strings.Contains(second, "."):
+		return second, first, true
+	}
+	return "", "", false
+}
 
 // OutputSubject carries the live output chunks of an agent's targets; the
 // body names the execution (one subject per agent, as ResultSubject).

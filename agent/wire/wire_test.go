@@ -340,3 +340,65 @@ func BenchmarkResultEncoding(b *testing.B) {
 		}
 	})
 }
+
+func TestParseResultSubject(t *testing.T) {
+	tests := []struct {
+		subject      string
+		wantPC, exec string
+		ok           bool
+	}{
+		{ResultSubject("pc1"), "pc1", "", true},
+		{"results.e1.pc1", "pc1", "e1", true},
+		{"results.", "", "", false},
+		{"results", "", "", false},
+		{"results.e1.", "", "", false},
+		{"results..pc1", "", "", false},
+		{"results.e1.pc1.x", "", "", false},
+		{"output.pc1", "", "", false},
+		{HeartbeatSubject("pc1"), "", "", false},
+		{"", "", "", false},
+	}
+	for _, tt := range tests {
+		pc, exec, ok := ParseResultSubject(tt.subject)
+		if pc != tt.wantPC || exec != tt.exec || ok != tt.ok {
+			t.Errorf("ParseResultSubject(%q) = %q, %q, %v; want %q, %q, %v", tt.subject, pc, exec, ok, tt.wantPC, tt.exec, tt.ok)
+		}
+	}
+	// The protocol 1 form is what the stream's transform maps.
+	if !matches(ResultV1Wildcard, "results.e1.pc1") || matches(ResultV1Wildcard, ResultSubject("pc1")) {
+		t.Errorf("ResultV1Wildcard %q matches the wrong form", ResultV1Wildcard)
+	}
+}
+
+// Each family's predicate holds for exactly the subjects its functions
+// build (and its wildcards match).
+func TestSubjectFamilies(t *testing.T) {
+	is := map[string]func(string) bool{"commands": IsCommandSubject, "kill": IsKillSubject, "control": IsControlSubject, "results": IsResultSubject}
+	subjects := []struct{ family, subject string }{
+		{"commands", CommandAllSubject("j")},
+		{"commands", CommandGroupSubject("g", "j")},
+		{"commands", CommandPCSubject("pc1", "j")},
+		{"kill", KillSubject("e1")},
+		{"control", ControlAll},
+		{"control", ControlPCSubject("pc1")},
+		{"results", ResultSubject("pc1")},
+		{"results", "results.e1.pc1"},
+		{"", OutputSubject("pc1")},
+		{"", HeartbeatSubject("pc1")},
+		{"", CatchupSubject("pc1")},
+		{"", "commandsx.all.j"},
+		{"", "killer.e1"},
+		{"", ""},
+	}
+	patterns := map[string]string{"commands": StreamExecSubjects, "kill": KillWildcard, "control": ControlWildcard, "results": StreamResultsSubjects}
+	for _, s := range subjects {
+		for family, f := range is {
+			if got, want := f(s.subject), family == s.family; got != want {
+				t.Errorf("Is %s subject(%q) = %v, want %v", family, s.subject, got, want)
+			}
+		}
+		if s.family != "" && !matches(patterns[s.family], s.subject) {
+			t.Errorf("%q does not match its family's pattern %q", s.subject, patterns[s.family])
+		}
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -104,7 +103,7 @@ func superseded(items []outbox.Item) map[int]bool {
 	}
 	n := 0
 	for _, it := range items {
-		if strings.HasPrefix(it.Subject, "results.") {
+		if wire.IsResultSubject(it.Subject) {
 			n++
 		}
 	}
@@ -114,7 +113,7 @@ func superseded(items []outbox.Item) map[int]bool {
 	reports := make([]report, len(items))
 	last := map[string]int{}
 	for i, it := range items {
-		if strings.HasPrefix(it.Subject, "results.") && json.Unmarshal(it.Data, &reports[i]) == nil && reports[i].ExecID != "" {
+		if wire.IsResultSubject(it.Subject) && json.Unmarshal(it.Data, &reports[i]) == nil && reports[i].ExecID != "" {
 			last[reports[i].ExecID] = i
 		}
 	}

@@ -285,10 +285,17 @@ func (w *Worker) Run(ctx context.Context, url string, opts ...nats.Option) error
 		nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true),
 		nats.CustomReconnectDelay(reconnectDelay),
+		// The dialer bounds the TCP connect; this bounds the handshake
+		// after it (INFO, CONNECT, the first PONG). A broker that accepted
+		// the connection is alive but may be busy authenticating a fleet
+		// that reconnects at once: giving up after nats.go's default 2 s
+		// throws away the work it did for this connection and queues the
+		// same work again.
+		nats.Timeout(HandshakeTimeout),
 		// The kernel finds a dead path (dialer.UserTimeout, with a heartbeat
 		// always in flight); pings only catch a hung broker, so they are rare:
 		// each costs the broker a wake-up and a write for every agent.
-		nats.SetCustomDialer(dialer.New(dialer.UserTimeout, w.log)),
+		nats.SetCustomDialer(&redialer{d: dialer.New(dialer.UserTimeout, w.log)}),
 		// Where the bound cannot be set (Wine, an old kernel), pings must
 		// find dead paths too: the probe tries the option before the first
 		// dial, as nats.go fixes the interval at Connect.
@@ -396,13 +403,26 @@ func (w *Worker) connError(err error) {
 // `kanade-agent status`).
 func (w *Worker) ReportError(err error) { w.cfg.Status.Error(err) }
 
+// reconnectDelay is the wait before reconnect attempt attempts+1 (nats.go
+// counts from 1): between half and all of a window of 2 s that grows by
+// 1 s per attempt up to 8 s, so that a fleet that lost its server at the
+// same moment (a restart) spreads its attempts and is back within a few
+// seconds of the server; after reconnectQuick attempts (about a minute)
+// the window is 30 s, so that a long outage costs the broker little.
 func reconnectDelay(attempts int) time.Duration {
-	d := time.Second << min(attempts, 5) // 2s … 32s
-	if d > 30*time.Second {
+	d := time.Duration(min(attempts+1, 8)) * time.Second
+	if attempts > reconnectQuick {
 		d = 30 * time.Second
 	}
-	return d/2 + rand.N(d/2+1) // jittered so a fleet does not reconnect in step
+	return d/2 + rand.N(d/2+1)
 }
+
+// reconnectQuick is how many reconnect attempts use the short windows.
+const reconnectQuick = 12
+
+// HandshakeTimeout bounds a connection's handshake with the broker once
+// the TCP connection is up.
+const HandshakeTimeout = 15 * time.Second
 
 func (w *Worker) signalConnected() {
 	for _, ch := range []chan struct{}{w.catchup, w.reconnect, w.drainNow} {
@@ -453,11 +473,11 @@ func (w *Worker) route(ctx, runCtx context.Context) {
 			return
 		case m := <-w.inbox:
 			switch {
-			case strings.HasPrefix(m.Subject, "commands."):
+			case wire.IsCommandSubject(m.Subject):
 				w.handleCommand(runCtx, m.Subject, m.Header, m.Data, false)
-			case strings.HasPrefix(m.Subject, "kill."):
+			case wire.IsKillSubject(m.Subject):
 				w.handleKill(m)
-			case strings.HasPrefix(m.Subject, "control."):
+			case wire.IsControlSubject(m.Subject):
 				w.handleControl(m)
 			}
 		}

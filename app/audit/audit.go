@@ -71,6 +71,11 @@ const (
 	ScheduleCreate            = "schedule.create"
 	ScheduleUpdate            = "schedule.update"
 	ScheduleDelete            = "schedule.delete"
+	// Agent releases (app/release); an update's rollout is a Deploy of
+	// job agent-update.
+	ReleaseUpload     = "agent_release.upload"
+	ReleaseDelete     = "agent_release.delete"
+	ReleaseKeysRotate = "release_keys.rotate"
 )
 
 // Actions lists every action above, so that what reads events (the Audit
@@ -82,6 +87,7 @@ var Actions = []string{
 	Login, LoginFailed, Logout, APITokenCreate, APITokenRevoke,
 	WaveApprove, RolloutHalt, RolloutResume, RolloutAutoHalt,
 	ScheduleCreate, ScheduleUpdate, ScheduleDelete,
+	ReleaseUpload, ReleaseDelete, ReleaseKeysRotate,
 }
 
 // Event is what is published on audit.<action>.

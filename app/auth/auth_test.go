@@ -18,6 +18,7 @@ import (
 	"github.com/kanadehq/kanade/app/auth"
 	"github.com/kanadehq/kanade/store"
 	"github.com/kanadehq/kanade/store/storetest"
+	"github.com/kanadehq/kanade/views"
 )
 
 func TestParseRole(t *testing.T) {
@@ -414,6 +415,20 @@ func TestParseLifetime(t *testing.T) {
 		got, err := auth.ParseLifetime(in)
 		if got != want || (err != nil) != (want == 0) {
 			t.Errorf("ParseLifetime(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+}
+
+// TestRoles_ViewsAgree checks that the pages hide exactly what each role
+// may not do: views.Layout.Can ranks the role names as Principal.Can does.
+func TestRoles_ViewsAgree(t *testing.T) {
+	for _, have := range auth.Roles() {
+		for _, need := range auth.Roles() {
+			p := &auth.Principal{Role: have}
+			l := views.Layout{Role: have.String()}
+			if got, want := l.Can(need.String()), p.Can(need); got != want {
+				t.Errorf("Layout{Role: %s}.Can(%s) = %v, want %v", have, need, got, want)
+			}
 		}
 	}
 }

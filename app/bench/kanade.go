@@ -29,6 +29,8 @@ type kanadeResult struct {
 	// PeakRSS is the server's largest RSS over the whole run (VmHWM; 0:
 	// unknown): what bursts cost before the idle trim hands memory back.
 	PeakRSS int64
+	// Restart is the restart storm (-restart).
+	Restart *restartResult
 
 	AgentsPage, AgentsSearch, AgentsAPI spread
 
@@ -214,7 +216,7 @@ func benchKanade(ctx context.Context, cfg config, n int, tls, connectOnly bool, 
 	if err != nil {
 		return r, err
 	}
-	defer srv.stop(30 * time.Second)
+	defer func() { srv.stop(30 * time.Second) }() // the restart storm replaces srv
 	c := newClient(fmt.Sprintf("http://127.0.0.1:%d", httpPort))
 	creds := filepath.Join(data, "agent-credentials")
 	if err := waitFor(ctx, time.Minute, 100*time.Millisecond, func() error {
@@ -235,7 +237,11 @@ func benchKanade(ctx context.Context, cfg config, n int, tls, connectOnly bool, 
 	// 2. The swarm, and the time until every agent is online.
 	progress("N=%d: starting the swarm", n)
 	ready := make(chan time.Time, 1)
+	lines := &swarmLines{}
 	out := &lineWriter{fn: func(line string) {
+		if !strings.HasPrefix(line, "swarm: ") && strings.HasPrefix(line, "swarm ") {
+			lines.add(line)
+		}
 		if strings.HasPrefix(line, "swarm ready") {
 			select {
 			case ready <- time.Now():
@@ -413,6 +419,23 @@ func benchKanade(ctx context.Context, cfg config, n int, tls, connectOnly bool, 
 			r.Soak.ServerCPU, fmtMiB(r.Soak.ServerRSS), r.Soak.ServerGCs)
 	}
 	r.PeakRSS = snap(srv.pid()).HWM
+
+	// 9. With -restart, the restart storm.
+	if cfg.restart {
+		if err := sleep(ctx, 2*time.Second); err != nil {
+			return r, err
+		}
+		gen := 1
+		rs, err := restartStorm(ctx, c, cfg, n, &srv, swarm, lines, func() (*child, error) {
+			gen++
+			return startChild("server", dir, filepath.Join(dir, fmt.Sprintf("server-%d.log", gen)), nil, childEnv(srvProf...),
+				filepath.Join(cfg.binDir, "kanade"), serveArgs...)
+		})
+		r.Restart = &rs
+		if err != nil {
+			r.Errs = append(r.Errs, fmt.Errorf("restart storm: %w", err))
+		}
+	}
 	for _, ch := range []*child{srv, swarm} {
 		if err := ch.exited(); err != nil {
 			r.Errs = append(r.Errs, err)
@@ -421,6 +444,10 @@ func benchKanade(ctx context.Context, cfg config, n int, tls, connectOnly bool, 
 	progress("N=%d: stopping the swarm and the server", n)
 	swarm.stop(30 * time.Second)
 	srv.stop(30 * time.Second)
+	if rs := r.Restart; rs != nil && rs.RunDone > 0 {
+		// The swarm prints how often its model ran each script as it stops.
+		rs.ModelRuns, rs.RunsChecked = lines.modelRuns(rs.script)
+	}
 	return r, nil
 }
 

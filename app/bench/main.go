@@ -52,6 +52,8 @@ type config struct {
 	skipKanade     bool
 	profileDir     string
 	soak           int
+	restart        bool
+	noise          bool
 	// tls: "off" (plain text), "on" (everything over TLS) or "compare"
 	// (plain text, then a second server and swarm over TLS measured until
 	// the end of their idle window).
@@ -71,6 +73,10 @@ func main() {
 			fmt.Fprintln(os.Stderr, "kanade-bench baseline-agents:", err)
 			os.Exit(1)
 		}
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "noise" {
+		runNoise()
 		return
 	}
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
@@ -94,7 +100,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.rounds, "rounds", 3, "measured deploy round trips per N (kanade and baseline)")
 	fs.IntVar(&cfg.warmup, "warmup", 1, "unmeasured round trips before them")
 	fs.DurationVar(&cfg.settle, "settle", 30*time.Second, "wait after every agent is online before measuring idle")
-	fs.DurationVar(&cfg.idle, "idle", time.Minute, "idle measurement window (a multiple of -heartbeat is fairest)")
+	fs.DurationVar(&cfg.idle, "idle", 5*time.Minute, "idle measurement window (a multiple of -heartbeat is fairest; long enough that the garbage collections it catches are the average)")
 	fs.DurationVar(&cfg.heartbeat, "heartbeat", 30*time.Second, "the swarm's heartbeat interval")
 	fs.IntVar(&cfg.samples, "samples", 20, "requests per page-latency figure")
 	fs.DurationVar(&cfg.inflight, "inflight", 5*time.Second, "modelled run time (± the same) of the run the execution page follows")
@@ -105,6 +111,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the temp directories (data, logs)")
 	fs.StringVar(&cfg.profileDir, "profile", "", "write CPU profiles of the server and the swarm (idle window, one extra round) and heap profiles (idle) to this directory")
 	fs.IntVar(&cfg.soak, "soak", 0, "after the rest, this many more executions back to back, then a second idle window (memory after activity)")
+	fs.BoolVar(&cfg.restart, "restart", true, "at the end, the restart storm: kill -9 the server with every agent connected and a run in flight, start it again, and time the way back")
+	fs.BoolVar(&cfg.noise, "noise", false, "keep one core about 50 % busy in a background process during the whole run (a shared machine)")
 	fs.DurationVar(&cfg.connectTimeout, "connect-timeout", 10*time.Minute, "longest wait for every agent to come online")
 	fs.DurationVar(&cfg.roundTimeout, "round-timeout", 2*time.Minute, "longest wait for one round trip")
 	fs.StringVar(&cfg.tls, "tls", "off", `broker TLS: "off", "on", or "compare" (plain text, then connecting and idle again over TLS)`)
@@ -147,6 +155,20 @@ func run(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	rep := report{cfg: cfg, machine: machine(), date: time.Now(), version: kanadeVersion(cfg.binDir)}
+	if cfg.noise {
+		dir, err := os.MkdirTemp("", "kanade-bench-noise-*")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		noise, err := startNoise(dir)
+		if err != nil {
+			return err
+		}
+		progress("background load: one core about %.0f %% busy (pid %d)", 100*noiseDuty, noise.pid())
+		defer noise.stop(5 * time.Second)
+		rep.noise, rep.noiseStart = noise, snap(noise.pid())
+	}
 	var failed []error
 	for _, n := range cfg.counts {
 		res := nResult{N: n}
@@ -212,6 +234,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if ctx.Err() != nil {
 			break
 		}
+	}
+	if rep.noise != nil {
+		rep.noiseCPU = cpuPercent(rep.noiseStart, snap(rep.noise.pid()))
 	}
 	fmt.Fprint(stdout, rep.String())
 	if ctx.Err() != nil {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +27,11 @@ type report struct {
 	date    time.Time
 	version string
 	results []nResult
+	// noise is the -noise process, noiseStart its sample when it started
+	// and noiseCPU what it used over the run (% of one core).
+	noise      *child
+	noiseStart procSample
+	noiseCPU   float64
 }
 
 // String renders the report as markdown.
@@ -40,6 +47,10 @@ func (r report) String() string {
 		"Round trips: %d warm-up + %d measured, median (min–max)%s. Idle: %s window after %s settling. "+
 		"Page latencies: %d sequential requests from the bench, wall time to the last byte.\n\n",
 		r.cfg.heartbeat, r.cfg.failRate, r.cfg.outputBytes, r.cfg.warmup, r.cfg.rounds, interleaved, r.cfg.idle, r.cfg.settle, r.cfg.samples)
+	if r.cfg.noise {
+		fmt.Fprintf(&b, "Background load (-noise): a process spinning %.0f %% of every %s kept one core busy during the whole run (it used %.0f %% of a core on average).\n\n",
+			100*noiseDuty, noisePeriod, r.noiseCPU)
+	}
 	switch r.cfg.tls {
 	case "on":
 		b.WriteString("The broker serves TLS (--nats-tls auto); the swarm dials tls:// and pins the bundle's CA.\n\n")
@@ -96,7 +107,14 @@ func (r report) table() *table {
 		return v
 	}
 	row("kanade: idle server CPU / RSS (garbage collections in the window)", kan(func(k *kanadeResult) string { return idleServer(k.Idle) }))
-	row("kanade: idle swarm CPU / RSS (context)", kan(func(k *kanadeResult) string { return cpuRSS(k.Idle.SwarmCPU, k.Idle.SwarmRSS) }))
+	row("kanade: idle swarm CPU / RSS (per simulated agent)", kan(func(k *kanadeResult) string {
+		v := cpuRSS(k.Idle.SwarmCPU, k.Idle.SwarmRSS)
+		if v == "–" || k.N == 0 {
+			return v
+		}
+		// % of a core → µs of CPU per second per agent.
+		return fmt.Sprintf("%s (%.1f µs/s, %.0f KiB)", v, k.Idle.SwarmCPU*1e4/float64(k.N), float64(k.Idle.SwarmRSS)/1024/float64(k.N))
+	}))
 	if r.cfg.tls == "compare" {
 		tlsRow := func(name string, f func(k *kanadeResult) string) {
 			cells := []string{name}
@@ -129,12 +147,42 @@ func (r report) table() *table {
 	row("kanade: CPU-s per round, server / swarm", kan(func(k *kanadeResult) string { return cpuPair(k.RoundServerCPU, k.RoundSwarmCPU) }))
 	row("**baseline: round trip** (bare NATS + SQLite: publish → every row committed)", base(func(b *baselineResult) string { return fmtSpread(b.RoundTrip) }))
 	row("baseline: CPU-s per round, server / agents", base(func(b *baselineResult) string { return cpuPair(b.RoundServerCPU, b.AgentCPU) }))
-	row("**ratio kanade / baseline** (target ≤ 1.5×)", func(k *kanadeResult, b *baselineResult) string {
+	row("**ratio kanade / baseline** (target ≤ 1.3×)", func(k *kanadeResult, b *baselineResult) string {
 		if k == nil || b == nil {
 			return "–"
 		}
 		return fmtRatio(k.RoundTrip.Median, b.RoundTrip.Median)
 	})
+	if r.cfg.restart {
+		rs := func(f func(x *restartResult) string) func(*kanadeResult, *baselineResult) string {
+			return kan(func(k *kanadeResult) string {
+				if k.Restart == nil {
+					return "–"
+				}
+				return f(k.Restart)
+			})
+		}
+		row("**kanade: restart storm** (kill -9, start again): every agent connected / caught up / heartbeat recorded, after the kill", rs(func(x *restartResult) string {
+			if x.CaughtUp == 0 {
+				return "–"
+			}
+			v := fmtDur(x.Reconnected) + " / " + fmtDur(x.CaughtUp) + " / "
+			if x.Heartbeats == 0 {
+				return v + "–"
+			}
+			return v + fmtDur(x.Heartbeats)
+		}))
+		row("kanade: restart storm: the run in flight across it (results; runs of its script)", rs(func(x *restartResult) string {
+			if x.RunDone == 0 {
+				return "–"
+			}
+			runs := "–"
+			if x.RunsChecked {
+				runs = group(x.ModelRuns)
+			}
+			return fmt.Sprintf("complete after %s (%s results; %s runs)", fmtDur(x.RunDone), group(int64(x.RunResults)), runs)
+		}))
+	}
 	row("kanade: GET /agents (HTML), median (p95)", kan(func(k *kanadeResult) string { return fmtLatency(k.AgentsPage) }))
 	row("kanade: GET /agents?q=swarm-0009 (search), median (p95)", kan(func(k *kanadeResult) string { return fmtLatency(k.AgentsSearch) }))
 	row("kanade: GET /api/agents?limit=1000, median (p95)", kan(func(k *kanadeResult) string { return fmtLatency(k.AgentsAPI) }))
@@ -208,6 +256,14 @@ func (r report) notes() string {
 				lines = append(lines, fmt.Sprintf("diagnostic round (/metrics scraped every 50 ms, not in the table): %s; results ingested from %s to %s after the POST, every target's result in the stream by %s, %.0f results (%.1f per target); results-projector backlog peaked at %.0f messages",
 					fmtDur(d.Wall), fmtDur(d.FirstIngest), fmtDur(d.AllIngest), fmtDur(d.AllStream), d.Ingested, d.Ingested/float64(k.N), d.PeakPending))
 			}
+			if x := k.Restart; x != nil && x.CaughtUp > 0 {
+				lines = append(lines, fmt.Sprintf("restart storm: the new server answered /healthz %s after the kill and its broker held as many connections as before after %s (not all of them authenticated yet); %s failed connection attempts meanwhile; CPU-s until every heartbeat was in: server %s (since its start), swarm %s",
+					fmtDur(x.Healthy), fmtDur(x.Conns), group(x.ConnErrors), secs(x.ServerCPU), secs(x.SwarmCPU)))
+				if x.RunDone > 0 {
+					lines = append(lines, fmt.Sprintf("restart storm: the run in flight (%s±%s per target) was killed with the server half way; its targets by state: %s; the swarm's model ran its script %s times for %s agents (more: a target ran twice; fewer: one was lost)",
+						r.cfg.inflight, r.cfg.inflight, fmtCounts(x.RunCounts), runsText(x), group(int64(k.N))))
+				}
+			}
 			if f := k.InFlight; f.Wall > 0 {
 				lines = append(lines, fmt.Sprintf("execution page run: %s±%s per target, every target final after %s; page fetched %d times, each live region %d times",
 					r.cfg.inflight, r.cfg.inflight, fmtDur(f.Wall), f.Page.N, f.Summary.N))
@@ -270,4 +326,25 @@ func oneLine(err error) string {
 		s = s[:400] + "…"
 	}
 	return s
+}
+
+// fmtCounts lists the non-zero counts, by name.
+func fmtCounts(counts map[string]int) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(counts)) {
+		if counts[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %s", group(int64(counts[k])), k))
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func runsText(x *restartResult) string {
+	if !x.RunsChecked {
+		return "an unknown number of"
+	}
+	return group(x.ModelRuns)
 }

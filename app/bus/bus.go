@@ -30,6 +30,8 @@ import (
 type Options struct {
 	// DataDir holds the embedded store (DataDir/nats) and the generated keys.
 	DataDir string
+	// SecretsDir holds the keys ("" = DataDir/secrets).
+	SecretsDir string
 	// Listen is the embedded broker's client listener (host:port; port 0 = random).
 	Listen string
 	// URL of an external broker; empty runs the embedded one.
@@ -55,6 +57,8 @@ type StreamLimits struct {
 	ExecMaxBytes, ResultsMaxBytes, OutputMaxBytes, AuditMaxBytes int64
 	InventoryMaxBytes                                            int64
 	ScriptCurrentMaxBytes, ScriptStatusMaxBytes, FleetMaxBytes   int64
+	// ReleasesMaxBytes bounds the agent_releases Object Store.
+	ReleasesMaxBytes int64
 }
 
 // Bus is the server's NATS connection.
@@ -117,7 +121,11 @@ func Open(ctx context.Context, o Options) (*Bus, error) {
 }
 
 func (b *Bus) startEmbedded(o Options) error {
-	id, err := LoadIdentity(filepath.Join(o.DataDir, SecretsDir))
+	secrets := o.SecretsDir
+	if secrets == "" {
+		secrets = filepath.Join(o.DataDir, SecretsDir)
+	}
+	id, err := LoadIdentity(secrets)
 	if err != nil {
 		return err
 	}

@@ -54,7 +54,13 @@ const AgentJWTLifetime = 30 * 24 * time.Hour
 const AgentMaxPayload = wire.MaxInventoryBytes + 64<<10
 
 // LoadIdentity reads the keys from dir, creating the missing ones.
-func LoadIdentity(dir string) (*Identity, error) {
+func LoadIdentity(dir string) (*Identity, error) { return loadIdentity(dir, true) }
+
+// ReadIdentity reads the keys from dir and creates nothing: a missing key
+// is an error (a backup, for one, must not invent keys).
+func ReadIdentity(dir string) (*Identity, error) { return loadIdentity(dir, false) }
+
+func loadIdentity(dir string, create bool) (*Identity, error) {
 	var id Identity
 	for _, k := range []struct {
 		file   string
@@ -70,7 +76,11 @@ func LoadIdentity(dir string) (*Identity, error) {
 		{"system-user.nk", nkeys.CreateUser, &id.SysUser},
 		{"enroll-user.nk", nkeys.CreateUser, &id.EnrollUser},
 	} {
-		kp, err := loadOrCreateKey(filepath.Join(dir, k.file), k.create)
+		mk := k.create
+		if !create {
+			mk = nil
+		}
+		kp, err := loadOrCreateKey(filepath.Join(dir, k.file), mk)
 		if err != nil {
 			return nil, err
 		}
@@ -86,7 +96,7 @@ func loadOrCreateKey(path string, create func() (nkeys.KeyPair, error)) (nkeys.K
 			return nil, fmt.Errorf("%s: not an nkey seed: %w", path, err)
 		}
 		return kp, nil
-	} else if !errors.Is(err, os.ErrNotExist) {
+	} else if !errors.Is(err, os.ErrNotExist) || create == nil {
 		return nil, err
 	}
 	kp, err := create()

@@ -14,12 +14,6 @@ import (
 // the streams agents create (short-lived catch-up) consumers on.
 const maxConsumers = 1_000_000
 
-// How the RESULTS stream stores what protocol 1 agents published (see StreamConfigs).
-const (
-	ResultsPublished = "results.*.*"
-	ResultsStored    = "results.{{wildcard(2)}}"
-)
-
 // StreamConfigs returns every stream kanade uses.
 func StreamConfigs(l StreamLimits) []jetstream.StreamConfig {
 	return []jetstream.StreamConfig{
@@ -51,7 +45,7 @@ func StreamConfigs(l StreamLimits) []jetstream.StreamConfig {
 			// every distinct subject a stream holds: one per result was
 			// about 120 bytes of server memory for each result of the
 			// retention period (10,000 agents × 100 executions: 120 MB).
-			SubjectTransform: &jetstream.SubjectTransformConfig{Source: ResultsPublished, Destination: ResultsStored},
+			SubjectTransform: &jetstream.SubjectTransformConfig{Source: wire.ResultV1Wildcard, Destination: wire.ResultV1Stored},
 			MaxAge:           l.ResultsMaxAge,
 			MaxBytes:         l.ResultsMaxBytes,
 			Discard:          jetstream.DiscardOld,
@@ -115,6 +109,13 @@ func KVConfigs(l StreamLimits) []jetstream.KeyValueConfig {
 	}
 }
 
+// ReleaseStoreConfig is the agent_releases Object Store (nats.go sets
+// AllowDirect on its stream, which the agents' reads need).
+func ReleaseStoreConfig(l StreamLimits) jetstream.ObjectStoreConfig {
+	return jetstream.ObjectStoreConfig{Bucket: wire.ReleaseBucket, Description: "agent releases: one object per version and platform",
+		MaxBytes: l.ReleasesMaxBytes, Storage: jetstream.FileStorage}
+}
+
 // provision creates or updates every stream and bucket. Those that
 // shrink go first: the broker checks each update against what all
 // streams reserve at that moment, so growing one while another still
@@ -128,6 +129,8 @@ func (b *Bus) provision(ctx context.Context, l StreamLimits) error {
 	for _, cfg := range buckets {
 		want[kvStream(cfg.Bucket)] = cfg.MaxBytes
 	}
+	releases := ReleaseStoreConfig(l)
+	want[wire.ReleaseStream] = releases.MaxBytes
 	shrinking := map[string]bool{}
 	for name, maxBytes := range want {
 		if s, err := b.JS.Stream(ctx, name); err == nil && s.CachedInfo().Config.MaxBytes > maxBytes {
@@ -149,6 +152,11 @@ func (b *Bus) provision(ctx context.Context, l StreamLimits) error {
 			}
 			if _, err := b.JS.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
 				return fmt.Errorf("provision bucket %s: %w", cfg.Bucket, err)
+			}
+		}
+		if shrinking[wire.ReleaseStream] == first {
+			if _, err := b.JS.CreateOrUpdateObjectStore(ctx, releases); err != nil {
+				return fmt.Errorf("provision bucket %s: %w", releases.Bucket, err)
 			}
 		}
 	}

@@ -43,6 +43,9 @@ var sized = []struct {
 	{kvStream(wire.KVScriptCurrent), "script_current_max_bytes", 5, 4 << 20, 64 << 20, func(l *StreamLimits) *int64 { return &l.ScriptCurrentMaxBytes }},
 	{kvStream(wire.KVScriptStatus), "script_status_max_bytes", 5, 4 << 20, 64 << 20, func(l *StreamLimits) *int64 { return &l.ScriptStatusMaxBytes }},
 	{kvStream(wire.KVFleet), "fleet_max_bytes", 2, 1 << 20, 16 << 20, func(l *StreamLimits) *int64 { return &l.FleetMaxBytes }},
+	// Agent releases: about 15 MiB per version and platform; the floor
+	// holds two.
+	{wire.ReleaseStream, "releases_max_bytes", 20, 32 << 20, 4 << 30, func(l *StreamLimits) *int64 { return &l.ReleasesMaxBytes }},
 }
 
 // kvStream is the stream behind a KV bucket.

@@ -40,7 +40,8 @@ func TestAutoSize(t *testing.T) {
 	// configurable.
 	l := StreamLimits{}.Resolve(0)
 	want := StreamLimits{ExecMaxBytes: 1 << 30, ResultsMaxBytes: 2 << 30, OutputMaxBytes: 512 << 20, InventoryMaxBytes: 8 << 30,
-		AuditMaxBytes: 4 << 30, ScriptCurrentMaxBytes: 64 << 20, ScriptStatusMaxBytes: 64 << 20, FleetMaxBytes: 16 << 20}
+		AuditMaxBytes: 4 << 30, ScriptCurrentMaxBytes: 64 << 20, ScriptStatusMaxBytes: 64 << 20, FleetMaxBytes: 16 << 20,
+		ReleasesMaxBytes: 4 << 30}
 	if diff := cmp.Diff(want, l); diff != "" {
 		t.Errorf("ceilings (-want +got):\n%s", diff)
 	}
@@ -49,7 +50,8 @@ func TestAutoSize(t *testing.T) {
 func TestPlanStorage(t *testing.T) {
 	const gib = int64(1 << 30)
 	explicit := StreamLimits{ExecMaxBytes: 1 << 30, ResultsMaxBytes: 2 << 30, OutputMaxBytes: 512 << 20, InventoryMaxBytes: 8 << 30,
-		AuditMaxBytes: 4 << 30, ScriptCurrentMaxBytes: 64 << 20, ScriptStatusMaxBytes: 64 << 20, FleetMaxBytes: 16 << 20}
+		AuditMaxBytes: 4 << 30, ScriptCurrentMaxBytes: 64 << 20, ScriptStatusMaxBytes: 64 << 20, FleetMaxBytes: 16 << 20,
+		ReleasesMaxBytes: 32 << 20}
 	tests := []struct {
 		name   string
 		limits StreamLimits
@@ -61,14 +63,14 @@ func TestPlanStorage(t *testing.T) {
 		maxReserved  int64 // the plan reserves at most this (0: no check)
 		wantMaxStore int64 // 0: equal to the reservations
 	}{
-		{name: "defaults on an empty 1 GiB volume", vol: Volume{Total: gib, Free: gib}, maxReserved: 310 << 20},
-		{name: "defaults on a 256 MiB volume", vol: Volume{Total: 256 << 20, Free: 250 << 20}, maxReserved: 140 << 20},
+		{name: "defaults on an empty 1 GiB volume", vol: Volume{Total: gib, Free: gib}, maxReserved: 342 << 20},
+		{name: "defaults on a 256 MiB volume", vol: Volume{Total: 256 << 20, Free: 250 << 20}, maxReserved: 172 << 20},
 		{name: "defaults on a nearly full 1 GiB volume", vol: Volume{Total: gib, Free: 200 << 20},
-			wantErr: []string{"need 300.0 MiB in DATA/nats", "the volume has 136.0 MiB for them", "lower [streams] audit_max_bytes (102.4 MiB auto), inventory_max_bytes"}},
+			wantErr: []string{"need 332.0 MiB in DATA/nats", "the volume has 136.0 MiB for them", "lower [streams] audit_max_bytes (102.4 MiB auto), inventory_max_bytes"}},
 		{name: "what the streams hold counts as theirs", vol: Volume{Total: gib, Free: 200 << 20}, stored: 250 << 20},
-		{name: "a large volume gets the ceilings", vol: Volume{Total: 500 * gib, Free: 400 * gib}, maxReserved: 15*gib + 900<<20},
+		{name: "a large volume gets the ceilings", vol: Volume{Total: 500 * gib, Free: 400 * gib}, maxReserved: 19*gib + 900<<20},
 		{name: "the former fixed sizes with 15 GiB free", limits: explicit, vol: Volume{Total: 20 * gib, Free: 15 * gib},
-			wantErr: []string{"need 15.6 GiB in DATA/nats (/data/nats), the volume has 14.0 GiB for them (15.0 GiB free + 0 B they hold already − 1.0 GiB kept free)",
+			wantErr: []string{"need 15.7 GiB in DATA/nats (/data/nats), the volume has 14.0 GiB for them (15.0 GiB free + 0 B they hold already − 1.0 GiB kept free)",
 				"lower [streams] inventory_max_bytes (8.0 GiB), audit_max_bytes (4.0 GiB), results_max_bytes (2.0 GiB)"}},
 		{name: "larger streams from an earlier start", vol: Volume{Total: 100 * gib, Free: 90 * gib}, stored: gib,
 			onDisk: map[string]int64{wire.StreamInventory: 40 * gib, wire.StreamExec: gib}, wantMaxStore: 41 * gib},

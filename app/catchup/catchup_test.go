@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -90,6 +91,11 @@ func ask(t *testing.T, nc *nats.Conn, pc, reply string, wait time.Duration) (sub
 		subj := m.Header.Get(wire.HeaderSubject)
 		if string(m.Data) != subj || m.Header.Get(wire.HeaderSig) != "sig-"+subj {
 			t.Errorf("message for %s has body %q and signature %q: not as stored", subj, m.Data, m.Header.Get(wire.HeaderSig))
+		}
+		for _, h := range []string{"Nats-Stream", "Nats-Subject", "Nats-Sequence", "Nats-Time-Stamp", "Nats-Num-Pending", "Nats-Last-Sequence"} {
+			if v := m.Header.Get(h); v != "" {
+				t.Errorf("message for %s carries the stream's header %s: %s", subj, h, v)
+			}
 		}
 		subjects = append(subjects, subj)
 	}
@@ -201,5 +207,69 @@ func TestServe_PerAgentLimit(t *testing.T) {
 	}
 	if n := len(ends); n != 3 {
 		t.Errorf("the flooding agent got %d answers, want its burst of 3", n)
+	}
+}
+
+// consumerCreates counts the JetStream consumer creations on the EXEC
+// stream from now on.
+func consumerCreates(t *testing.T, b *bus.Bus) *atomic.Int32 {
+	t.Helper()
+	var n atomic.Int32
+	sub, err := b.NC.Subscribe("$JS.API.CONSUMER.CREATE."+wire.StreamExec+".>", func(*nats.Msg) { n.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := b.NC.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return &n
+}
+
+// A catch-up reads the agent's commands with one direct get: a reconnect
+// wave creates no consumer.
+func TestServe_NoConsumerPerRequest(t *testing.T) {
+	b := serve(t)
+	creates := consumerCreates(t, b)
+	for _, pc := range []string{"pc1", "pc2", "pc3"} {
+		nc, _ := bustest.Agent(t, b, pc, nil)
+		if _, end := ask(t, nc, pc, wire.AgentInboxPrefix(pc)+".c1", 10*time.Second); end == "" {
+			t.Fatalf("%s: no answer", pc)
+		}
+	}
+	if n := creates.Load(); n != 0 {
+		t.Errorf("%d consumers created for 3 catch-ups, want none", n)
+	}
+}
+
+// More commands than one direct get returns: the catch-up reads them
+// through a consumer instead, and sends each once, in stream order.
+func TestServe_MoreCommandsThanOneDirectGet(t *testing.T) {
+	b := serve(t)
+	ctx := context.Background()
+	const extra = 1100
+	var want []string
+	want = append(want, wire.CommandPCSubject("pc1", "a"), wire.CommandAllSubject("b"), wire.CommandGroupSubject("lab", "c"))
+	for i := range extra {
+		subj := wire.CommandAllSubject(fmt.Sprintf("x%04d", i))
+		m := nats.NewMsg(subj)
+		m.Header.Set(wire.HeaderSig, "sig-"+subj)
+		m.Data = []byte(subj)
+		if _, err := b.JS.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, subj)
+	}
+	creates := consumerCreates(t, b)
+	nc, _ := bustest.Agent(t, b, "pc1", nil)
+	got, end := ask(t, nc, "pc1", wire.AgentInboxPrefix("pc1")+".c1", 10*time.Second)
+	if end != strconv.Itoa(len(want)) {
+		t.Errorf("end marker %q, want %d", end, len(want))
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("commands (-want +got):\n%s", diff)
+	}
+	if creates.Load() == 0 {
+		t.Error("no consumer created: the catch-up did not fall back")
 	}
 }

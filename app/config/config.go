@@ -19,6 +19,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/kanadehq/kanade/agent/wire"
+	"github.com/kanadehq/kanade/app/auth"
 	"github.com/kanadehq/kanade/jobs"
 )
 
@@ -35,6 +36,26 @@ type Config struct {
 	OIDC      OIDC      `toml:"oidc"`
 	Session   Session   `toml:"session"`
 	Metrics   Metrics   `toml:"metrics"`
+	Secrets   Secrets   `toml:"secrets"`
+	Update    Update    `toml:"update"`
+}
+
+// Update configures agent self-update (docs/UPDATE.md).
+type Update struct {
+	// MaxDownloads is how many agents may download a release at once
+	// from this server (the download permits).
+	MaxDownloads int `toml:"max_downloads"`
+}
+
+// MaxUpdateDownloads bounds [update] max_downloads.
+const MaxUpdateDownloads = 100_000
+
+// Secrets locates the keys every replica of one installation shares
+// (docs/SECRETS.md): `kanade init` writes them, `kanade serve` reads them
+// and creates the missing ones.
+type Secrets struct {
+	// Dir holds the keys ("" = DATA/secrets).
+	Dir string `toml:"dir"`
 }
 
 // Metrics configures who may read /metrics. In dev mode anyone may (the
@@ -218,6 +239,8 @@ type Streams struct {
 	ScriptCurrentMaxBytes StreamSize `toml:"script_current_max_bytes"`
 	ScriptStatusMaxBytes  StreamSize `toml:"script_status_max_bytes"`
 	FleetMaxBytes         StreamSize `toml:"fleet_max_bytes"`
+	// ReleasesMaxBytes bounds the agent_releases Object Store.
+	ReleasesMaxBytes StreamSize `toml:"releases_max_bytes"`
 }
 
 // Log configures slog.
@@ -247,6 +270,7 @@ func Default() Config {
 		OIDC:      OIDC{Scopes: []string{"openid", "profile", "email"}, RolesClaim: "groups"},
 		Rollout:   Rollout{MaxFailures: "0"},
 		Scheduler: Scheduler{MisfireGrace: Duration(10 * time.Minute)},
+		Update:    Update{MaxDownloads: 200},
 		Session:   Session{Lifetime: Duration(12 * time.Hour), IdleTimeout: Duration(time.Hour), SecureCookies: "auto"},
 	}
 }
@@ -272,7 +296,57 @@ func Load(path string, environ []string) (Config, error) {
 	if err := c.applyEnv(environ); err != nil {
 		return c, err
 	}
+	c.DB.inferDriver()
 	return c, nil
+}
+
+// IsPostgresURL reports whether dsn is a postgres:// or postgresql:// URL.
+func IsPostgresURL(dsn string) bool {
+	u, err := url.Parse(strings.TrimSpace(dsn))
+	return err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql")
+}
+
+// SetURL selects the database by a URL, as --db does: a postgres:// URL
+// selects PostgreSQL; anything else is an error (SQLite is the default
+// and needs no URL).
+func (d *DB) SetURL(dsn string) error {
+	if !IsPostgresURL(dsn) {
+		return fmt.Errorf("--db %q: want a postgres:// URL, like postgres://kanade:PASSWORD@db.example.com:5432/kanade?sslmode=verify-full (without --db the database is SQLite in DATA/kanade.db)", redactDSN(dsn))
+	}
+	d.Driver, d.DSN = DriverPostgres, strings.TrimSpace(dsn)
+	return nil
+}
+
+// inferDriver makes a postgres:// DSN under the default driver select
+// PostgreSQL: a SQLite file cannot be named by such a URL, so
+// KANADE_DB_DSN=postgres://… alone is enough.
+func (d *DB) inferDriver() {
+	if d.Driver == DriverSQLite && IsPostgresURL(d.DSN) {
+		d.Driver = DriverPostgres
+	}
+}
+
+// Database drivers.
+const (
+	DriverSQLite   = "sqlite"
+	DriverPostgres = "postgres"
+)
+
+// redactDSN hides a password in a URL, for error messages and logs.
+func redactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil {
+		return dsn
+	}
+	return u.Redacted()
+}
+
+// SecretsDir is where the shared keys live: secrets.dir, else DATA/secrets.
+func (c *Config) SecretsDir() string {
+	if c.Secrets.Dir != "" {
+		return c.Secrets.Dir
+	}
+	return filepath.Join(c.Server.Data, "secrets")
 }
 
 // envAliases are the short names the operations contract promises.
@@ -281,6 +355,7 @@ var envAliases = map[string]string{
 	"KANADE_HTTP":        "KANADE_SERVER_HTTP",
 	"KANADE_NATS_LISTEN": "KANADE_NATS_LISTEN",
 	"KANADE_NATS_URL":    "KANADE_NATS_URL",
+	"KANADE_SECRETS":     "KANADE_SECRETS_DIR",
 }
 
 // EnvNames lists every environment variable the configuration reads.
@@ -435,9 +510,14 @@ func (c *Config) Validate() error {
 	}
 	switch c.DB.Driver {
 	case "sqlite":
+		if IsPostgresURL(c.DB.DSN) {
+			add("db.dsn", "is a postgres:// URL but db.driver is sqlite")
+		}
 	case "postgres":
 		if c.DB.DSN == "" {
 			add("db.dsn", "is required for postgres")
+		} else if !IsPostgresURL(c.DB.DSN) && !strings.Contains(c.DB.DSN, "=") {
+			add("db.dsn", "%q is not a postgres:// URL (or key=value connection string)", redactDSN(c.DB.DSN))
 		}
 	default:
 		add("db.driver", "%q is not sqlite or postgres", c.DB.Driver)
@@ -466,6 +546,7 @@ func (c *Config) Validate() error {
 		"streams.audit_max_bytes":          {c.Streams.AuditMaxBytes, 1 << 20},
 		"streams.script_current_max_bytes": {c.Streams.ScriptCurrentMaxBytes, 1 << 20},
 		"streams.script_status_max_bytes":  {c.Streams.ScriptStatusMaxBytes, 1 << 20}, "streams.fleet_max_bytes": {c.Streams.FleetMaxBytes, 1 << 20},
+		"streams.releases_max_bytes": {c.Streams.ReleasesMaxBytes, 1 << 20},
 	}
 	for _, k := range sortedKeys(sizes) {
 		if sz := sizes[k]; sz.v != AutoStreamSize && sz.v < max(sz.min, 1<<20) {
@@ -482,6 +563,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		add("log.format", "%q is not text or json", c.Log.Format)
+	}
+	if n := c.Update.MaxDownloads; n < 1 || n > MaxUpdateDownloads {
+		add("update.max_downloads", "must be between 1 and %d", MaxUpdateDownloads)
 	}
 	if c.Scheduler.MisfireGrace < 0 {
 		add("scheduler.misfire_grace", "must not be negative (0 skips every missed fire)")
@@ -501,7 +585,12 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-var roleNames = map[string]bool{"viewer": true, "operator": true, "approver": true, "admin": true}
+// validRole reports whether s is exactly the name of an assignable role
+// (auth.Roles), as kanade.toml must spell it.
+func validRole(s string) bool {
+	r, err := auth.ParseRole(s)
+	return err == nil && r.String() == s
+}
 
 func (c *Config) validateAuth(add func(field, format string, a ...any)) {
 	if c.Session.Lifetime <= 0 {
@@ -536,11 +625,11 @@ func (c *Config) validateAuth(add func(field, format string, a ...any)) {
 		add("oidc.roles_claim", "must name the claim that oidc.roles maps")
 	}
 	for _, k := range sortedKeys(o.Roles) {
-		if !roleNames[o.Roles[k]] {
+		if !validRole(o.Roles[k]) {
 			add("oidc.roles."+k, "%q is not viewer, operator, approver or admin", o.Roles[k])
 		}
 	}
-	if o.DefaultRole != "" && !roleNames[o.DefaultRole] {
+	if o.DefaultRole != "" && !validRole(o.DefaultRole) {
 		add("oidc.default_role", "%q is not viewer, operator, approver, admin or empty (refuse)", o.DefaultRole)
 	}
 	if len(o.Roles) == 0 && o.DefaultRole == "" {

@@ -257,3 +257,18 @@ func TestStreams_ValidateSizes(t *testing.T) {
 		}
 	}
 }
+
+func TestValidRole(t *testing.T) {
+	tests := []struct {
+		in   string
+		want bool
+	}{
+		{"viewer", true}, {"operator", true}, {"approver", true}, {"admin", true},
+		{"Admin", false}, {" admin", false}, {"", false}, {"root", false},
+	}
+	for _, tt := range tests {
+		if got := validRole(tt.in); got != tt.want {
+			t.Errorf("validRole(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}

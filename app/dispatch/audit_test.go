@@ -15,6 +15,7 @@ import (
 	"github.com/kanadehq/kanade/app/audit"
 	"github.com/kanadehq/kanade/app/bus"
 	"github.com/kanadehq/kanade/app/events"
+	"github.com/kanadehq/kanade/app/problem"
 	"github.com/kanadehq/kanade/app/sign"
 	"github.com/kanadehq/kanade/jobs"
 	"github.com/kanadehq/kanade/store"
@@ -243,7 +244,7 @@ func TestDeploy_CatalogMismatch(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e, err := d.Deploy(ctx, DeployRequest{Manifest: tt.m, Version: tt.version, AllowMismatch: tt.allow, Actor: "alice"})
-			var ve *ValidationError
+			var ve *problem.Error
 			switch {
 			case tt.want == nil && err != nil:
 				t.Fatalf("Deploy = %v, want success", err)

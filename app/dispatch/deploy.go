@@ -14,6 +14,7 @@ import (
 	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/app/audit"
 	"github.com/kanadehq/kanade/app/events"
+	"github.com/kanadehq/kanade/app/problem"
 	"github.com/kanadehq/kanade/app/rollout"
 	"github.com/kanadehq/kanade/jobs"
 	"github.com/kanadehq/kanade/store"
@@ -48,11 +49,11 @@ type DeployRequest struct {
 func (d *Dispatcher) Deploy(ctx context.Context, r DeployRequest) (store.Execution, error) {
 	m := r.Manifest
 	if ps := m.Validate(); len(ps) > 0 {
-		return store.Execution{}, &ValidationError{Problems: fromJobProblems(ps)}
+		return store.Execution{}, &problem.Error{Problems: problem.FromJobs(ps)}
 	}
-	var tps []Problem
+	var tps []problem.Problem
 	if r.Title, tps = CheckTitle(r.Title); len(tps) > 0 {
-		return store.Execution{}, &ValidationError{Problems: tps}
+		return store.Execution{}, &problem.Error{Problems: tps}
 	}
 	if m.Rollout != nil && len(m.Rollout.Waves) > 0 && d.Rollouts == nil {
 		return store.Execution{}, fmt.Errorf("%w: job %s rolls out in waves, which this server does not run", ErrConflict, m.ID)
@@ -67,16 +68,16 @@ func (d *Dispatcher) Deploy(ctx context.Context, r DeployRequest) (store.Executi
 	}
 	target.Groups = wire.NormalizeGroups(target.Groups)
 	if ps := ValidateTarget(target); len(ps) > 0 {
-		return store.Execution{}, &ValidationError{Problems: ps}
+		return store.Execution{}, &problem.Error{Problems: ps}
 	}
 	if err := d.checkKnown(ctx, target); err != nil {
 		return store.Execution{}, err
 	}
 	if err := wire.ValidateID("version", versionToken(version)); err != nil || len(version) > 64 {
-		return store.Execution{}, &ValidationError{Problems: []Problem{{Field: "version", Message: "must be 1–64 characters of letters, digits, '.', '-' and '_'"}}}
+		return store.Execution{}, problem.New("version", "must be 1–64 characters of letters, digits, '.', '-' and '_'")
 	}
 	if ps := d.checkCatalog(m, version, r.AllowMismatch); len(ps) > 0 {
-		return store.Execution{}, &ValidationError{Problems: ps}
+		return store.Execution{}, &problem.Error{Problems: ps}
 	}
 	if err := d.checkNotStopped(ctx); err != nil {
 		return store.Execution{}, err
@@ -92,7 +93,7 @@ func (d *Dispatcher) Deploy(ctx context.Context, r DeployRequest) (store.Executi
 		return store.Execution{}, fmt.Errorf("resolve target: %w", err)
 	}
 	if len(pcs) == 0 {
-		return store.Execution{}, &ValidationError{Problems: []Problem{{Field: "target", Message: "matches no agent"}}}
+		return store.Execution{}, problem.New("target", "matches no agent")
 	}
 	deadline := m.Deadline.D()
 	if deadline <= 0 {
@@ -107,7 +108,7 @@ func (d *Dispatcher) Deploy(ctx context.Context, r DeployRequest) (store.Executi
 	}
 	e := store.Execution{
 		ExecID: NewExecID(now), JobID: m.ID, Version: version, Shell: m.Execute.Shell, Script: m.Execute.Script, Title: r.Title,
-		Timeout: timeout, Jitter: m.Execute.Jitter.D(), Target: target, InitiatedBy: r.Actor, Status: "running",
+		Timeout: timeout, Jitter: m.Execute.Jitter.D(), Target: target, InitiatedBy: r.Actor, Status: store.StatusRunning,
 		CreatedAt: now, DeadlineAt: now.Add(deadline),
 	}
 	cmd := wire.Command{
@@ -191,9 +192,12 @@ func (d *Dispatcher) deployRollout(ctx context.Context, r DeployRequest, version
 	if err := d.Audit.Record(ctx, r.Actor, audit.Deploy, e.ExecID, detail); err != nil {
 		return store.Execution{}, err
 	}
-	if err := d.kvPut(ctx, wire.KVScriptCurrent, m.ID, version); err != nil {
-		d.Audit.Failed(ctx, r.Actor, audit.Deploy, e.ExecID, err)
-		return store.Execution{}, err
+	// Agents do not read a pin for updates (the signed release is the pin).
+	if m.ID != wire.UpdateJobID {
+		if err := d.kvPut(ctx, wire.KVScriptCurrent, m.ID, version); err != nil {
+			d.Audit.Failed(ctx, r.Actor, audit.Deploy, e.ExecID, err)
+			return store.Execution{}, err
+		}
 	}
 	if err := d.st.CreateRollout(ctx, e, waves, split); err != nil {
 		err = fmt.Errorf("record rollout: %w", err)
@@ -223,7 +227,7 @@ func deployDetail(r DeployRequest, m jobs.Manifest, version string, target store
 
 // checkCatalog compares a deploy with the jobs directory's manifest of the
 // same id and version: another shell or script is a problem unless allowed.
-func (d *Dispatcher) checkCatalog(m jobs.Manifest, version string, allow bool) []Problem {
+func (d *Dispatcher) checkCatalog(m jobs.Manifest, version string, allow bool) []problem.Problem {
 	if d.Catalog == nil || allow {
 		return nil
 	}
@@ -231,13 +235,13 @@ func (d *Dispatcher) checkCatalog(m jobs.Manifest, version string, allow bool) [
 	if !ok || c.Version != version {
 		return nil
 	}
-	var ps []Problem
+	var ps []problem.Problem
 	if c.Execute.Shell != m.Execute.Shell {
-		ps = append(ps, Problem{Field: "execute.shell", Message: fmt.Sprintf("is %s, but version %s of job %s in the jobs directory uses %s; give this one another version, or set allow_mismatch to deploy it anyway",
+		ps = append(ps, problem.Problem{Field: "execute.shell", Message: fmt.Sprintf("is %s, but version %s of job %s in the jobs directory uses %s; give this one another version, or set allow_mismatch to deploy it anyway",
 			m.Execute.Shell, version, m.ID, c.Execute.Shell)})
 	}
 	if got, want := ScriptSHA256(m.Execute.Script), ScriptSHA256(c.Execute.Script); got != want {
-		ps = append(ps, Problem{Field: "execute.script", Message: fmt.Sprintf("differs from version %s of job %s in the jobs directory (sha256 %s, not %s); give this one another version, or set allow_mismatch to deploy it anyway",
+		ps = append(ps, problem.Problem{Field: "execute.script", Message: fmt.Sprintf("differs from version %s of job %s in the jobs directory (sha256 %s, not %s); give this one another version, or set allow_mismatch to deploy it anyway",
 			version, m.ID, got[:12], want[:12])})
 	}
 	return ps
@@ -246,6 +250,9 @@ func (d *Dispatcher) checkCatalog(m jobs.Manifest, version string, allow bool) [
 // PublishWave sends a rollout's command to one wave's PCs on their own
 // subjects; each command's deadline is the wave's.
 func (d *Dispatcher) PublishWave(ctx context.Context, e store.Execution, pcs []string, deadline time.Time) error {
+	if e.JobID == wire.UpdateJobID {
+		return d.publishUpdateWave(ctx, e, pcs, deadline)
+	}
 	now := d.now()
 	cmd := wire.Command{
 		Protocol: wire.ProtocolVersion, ExecID: e.ExecID, JobID: e.JobID, Version: e.Version, Shell: e.Shell, Script: e.Script,
@@ -267,14 +274,6 @@ func versionToken(v string) string {
 		}
 	}
 	return string(b)
-}
-
-func fromJobProblems(ps []jobs.Problem) []Problem {
-	out := make([]Problem, 0, len(ps))
-	for _, p := range ps {
-		out = append(out, Problem{Field: p.Field, Line: p.Line, Message: p.Message})
-	}
-	return out
 }
 
 func (d *Dispatcher) kv(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
@@ -310,7 +309,7 @@ func (d *Dispatcher) JobStatus(ctx context.Context, jobID string) (string, error
 // are skipped.
 func (d *Dispatcher) SetJobStatus(ctx context.Context, jobID, status, actor string) error {
 	if err := wire.ValidateID("job_id", jobID); err != nil {
-		return &ValidationError{Problems: []Problem{{Field: "job_id", Message: err.Error()}}}
+		return problem.New("job_id", err.Error())
 	}
 	action := audit.Revoke
 	if status == wire.StatusActive {
@@ -449,7 +448,7 @@ func (d *Dispatcher) checkKnown(ctx context.Context, t store.Target) error {
 	if len(unknown) == 0 {
 		return nil
 	}
-	return &ValidationError{Problems: []Problem{{Field: "target.pcs", Message: UnknownPCsMessage(unknown)}}}
+	return problem.New("target.pcs", UnknownPCsMessage(unknown))
 }
 
 // UnknownPCsMessage names the unknown PCs: "unknown PC: PC-TYPO-99",

@@ -27,6 +27,7 @@ import (
 	"github.com/kanadehq/kanade/app/audit"
 	"github.com/kanadehq/kanade/app/bus"
 	"github.com/kanadehq/kanade/app/events"
+	"github.com/kanadehq/kanade/app/problem"
 	"github.com/kanadehq/kanade/app/rollout"
 	"github.com/kanadehq/kanade/app/sign"
 	"github.com/kanadehq/kanade/jobs"
@@ -81,24 +82,6 @@ func New(st *store.Store, nc *nats.Conn, js jetstream.JetStream, keys *sign.Keyr
 	return &Dispatcher{st: st, nc: nc, js: js, keys: keys, ev: ev, lim: lim, log: log, now: func() time.Time { return time.Now().UTC() }}
 }
 
-// Problem is one validation error.
-type Problem struct {
-	Field   string `json:"field"`
-	Line    int    `json:"line,omitempty"`
-	Message string `json:"message"`
-}
-
-// ValidationError lists every problem of a request.
-type ValidationError struct{ Problems []Problem }
-
-func (e *ValidationError) Error() string {
-	var parts []string
-	for _, p := range e.Problems {
-		parts = append(parts, p.Field+": "+p.Message)
-	}
-	return "invalid request: " + strings.Join(parts, "; ")
-}
-
 // ErrConflict reports a request that does not fit the current state.
 var ErrConflict = errors.New("conflict")
 
@@ -122,33 +105,33 @@ const MaxTitleChars = 200
 // MaxTitleChars characters that all show (letters, marks, numbers,
 // punctuation, symbols and spaces: no control or formatting characters,
 // which could hide or reorder what a list shows), or empty.
-func CheckTitle(title string) (string, []Problem) {
+func CheckTitle(title string) (string, []problem.Problem) {
 	t := strings.TrimSpace(title)
 	switch {
 	case !utf8.ValidString(t):
-		return t, []Problem{{Field: "title", Message: "is not valid UTF-8 text"}}
+		return t, []problem.Problem{{Field: "title", Message: "is not valid UTF-8 text"}}
 	case utf8.RuneCountInString(t) > MaxTitleChars:
-		return t, []Problem{{Field: "title", Message: fmt.Sprintf("is %d characters long; the limit is %d", utf8.RuneCountInString(t), MaxTitleChars)}}
+		return t, []problem.Problem{{Field: "title", Message: fmt.Sprintf("is %d characters long; the limit is %d", utf8.RuneCountInString(t), MaxTitleChars)}}
 	case strings.IndexFunc(t, func(r rune) bool { return !unicode.IsGraphic(r) }) >= 0:
-		return t, []Problem{{Field: "title", Message: "must be one line of text, without tabs or control characters"}}
+		return t, []problem.Problem{{Field: "title", Message: "must be one line of text, without tabs or control characters"}}
 	}
 	return t, nil
 }
 
 // ValidateTarget checks a target.
-func ValidateTarget(t store.Target) []Problem {
-	var ps []Problem
+func ValidateTarget(t store.Target) []problem.Problem {
+	var ps []problem.Problem
 	if !t.All && len(t.Groups) == 0 && len(t.PCs) == 0 {
-		ps = append(ps, Problem{Field: "target", Message: "choose at least one: all, groups or pcs"})
+		ps = append(ps, problem.Problem{Field: "target", Message: "choose at least one: all, groups or pcs"})
 	}
 	for _, g := range t.Groups {
 		if err := wire.ValidateGroup(g); err != nil {
-			ps = append(ps, Problem{Field: "target.groups", Message: err.Error()})
+			ps = append(ps, problem.Problem{Field: "target.groups", Message: err.Error()})
 		}
 	}
 	for _, p := range t.PCs {
 		if err := wire.ValidateID("pc", p); err != nil {
-			ps = append(ps, Problem{Field: "target.pcs", Message: err.Error()})
+			ps = append(ps, problem.Problem{Field: "target.pcs", Message: err.Error()})
 		}
 	}
 	return ps
@@ -156,32 +139,32 @@ func ValidateTarget(t store.Target) []Problem {
 
 // Check fills defaults into r and returns every problem with it. A
 // negative Timeout or Deadline stands for an explicit invalid value.
-func (d *Dispatcher) Check(r *RunRequest) []Problem {
+func (d *Dispatcher) Check(r *RunRequest) []problem.Problem {
 	r.Target.Groups = wire.NormalizeGroups(r.Target.Groups) // groups are case-insensitive
 	ps := ValidateTarget(r.Target)
-	var tps []Problem
+	var tps []problem.Problem
 	r.Title, tps = CheckTitle(r.Title)
 	ps = append(ps, tps...)
 	if !wire.ValidShell(r.Shell) {
-		ps = append(ps, Problem{Field: "shell", Message: fmt.Sprintf("%q is not one of sh, cmd, powershell, pwsh", r.Shell)})
+		ps = append(ps, problem.Problem{Field: "shell", Message: fmt.Sprintf("%q is not one of sh, cmd, powershell, pwsh", r.Shell)})
 	}
 	switch {
 	case strings.TrimSpace(r.Script) == "":
-		ps = append(ps, Problem{Field: "script", Message: "is empty"})
+		ps = append(ps, problem.Problem{Field: "script", Message: "is empty"})
 	case len(r.Script) > MaxScriptBytes:
-		ps = append(ps, Problem{Field: "script", Message: fmt.Sprintf("is %d bytes; the limit is %d", len(r.Script), MaxScriptBytes)})
+		ps = append(ps, problem.Problem{Field: "script", Message: fmt.Sprintf("is %d bytes; the limit is %d", len(r.Script), MaxScriptBytes)})
 	}
 	if r.Timeout == 0 {
 		r.Timeout = d.lim.DefaultTimeout
 	}
 	if r.Timeout < time.Second || r.Timeout > d.lim.MaxTimeout {
-		ps = append(ps, Problem{Field: "timeout", Message: fmt.Sprintf("must be between 1s and %s", d.lim.MaxTimeout)})
+		ps = append(ps, problem.Problem{Field: "timeout", Message: fmt.Sprintf("must be between 1s and %s", d.lim.MaxTimeout)})
 	}
 	if r.Deadline == 0 {
 		r.Deadline = d.lim.DefaultDeadline
 	}
 	if r.Deadline < time.Second || r.Deadline > 30*24*time.Hour {
-		ps = append(ps, Problem{Field: "deadline", Message: "must be between 1s and 720h"})
+		ps = append(ps, problem.Problem{Field: "deadline", Message: "must be between 1s and 720h"})
 	}
 	return ps
 }
@@ -190,7 +173,7 @@ func (d *Dispatcher) Check(r *RunRequest) []Problem {
 func (d *Dispatcher) Preview(ctx context.Context, t store.Target) (matched, online int, err error) {
 	t.Groups = wire.NormalizeGroups(t.Groups)
 	if ps := ValidateTarget(t); len(ps) > 0 {
-		return 0, 0, &ValidationError{Problems: ps}
+		return 0, 0, &problem.Error{Problems: ps}
 	}
 	pcs, online, err := d.st.ResolveTarget(ctx, t.All, t.Groups, t.PCs, d.now())
 	return len(pcs), online, err
@@ -199,7 +182,7 @@ func (d *Dispatcher) Preview(ctx context.Context, t store.Target) (matched, onli
 // Run validates, records and publishes an ad-hoc run.
 func (d *Dispatcher) Run(ctx context.Context, r RunRequest) (store.Execution, error) {
 	if ps := d.Check(&r); len(ps) > 0 {
-		return store.Execution{}, &ValidationError{Problems: ps}
+		return store.Execution{}, &problem.Error{Problems: ps}
 	}
 	if err := d.checkKnown(ctx, r.Target); err != nil {
 		return store.Execution{}, err
@@ -213,11 +196,11 @@ func (d *Dispatcher) Run(ctx context.Context, r RunRequest) (store.Execution, er
 		return store.Execution{}, fmt.Errorf("resolve target: %w", err)
 	}
 	if len(pcs) == 0 {
-		return store.Execution{}, &ValidationError{Problems: []Problem{{Field: "target", Message: "matches no agent"}}}
+		return store.Execution{}, problem.New("target", "matches no agent")
 	}
 	e := store.Execution{
 		ExecID: NewExecID(now), JobID: AdhocJob, Shell: r.Shell, Script: r.Script, Title: r.Title,
-		Timeout: r.Timeout, Target: r.Target, InitiatedBy: r.Actor, Status: "running",
+		Timeout: r.Timeout, Target: r.Target, InitiatedBy: r.Actor, Status: store.StatusRunning,
 		CreatedAt: now, DeadlineAt: now.Add(r.Deadline),
 	}
 	cmd := wire.Command{
@@ -320,7 +303,7 @@ func (d *Dispatcher) kill(ctx context.Context, execID, actor, why string, mustRe
 	if err != nil {
 		return err
 	}
-	if e.Status == "completed" {
+	if e.Status == store.StatusCompleted {
 		return fmt.Errorf("%w: execution %s already completed", ErrConflict, execID)
 	}
 	if err := d.Audit.Record(ctx, actor, audit.Kill, execID, map[string]any{"job_id": e.JobID}); err != nil {

@@ -9,7 +9,9 @@ import (
 
 	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/app/audit"
+	"github.com/kanadehq/kanade/app/control"
 	"github.com/kanadehq/kanade/app/events"
+	"github.com/kanadehq/kanade/app/problem"
 	"github.com/kanadehq/kanade/store"
 )
 
@@ -38,10 +40,10 @@ func (d *Dispatcher) SetEmergencyStop(ctx context.Context, active bool, reason, 
 	}
 	reason = strings.TrimSpace(reason)
 	if active && reason == "" {
-		return cur, &ValidationError{Problems: []Problem{{Field: "reason", Message: "say why the fleet is being stopped"}}}
+		return cur, problem.New("reason", "say why the fleet is being stopped")
 	}
 	if len(reason) > 500 {
-		return cur, &ValidationError{Problems: []Problem{{Field: "reason", Message: "is longer than 500 characters"}}}
+		return cur, problem.New("reason", "is longer than 500 characters")
 	}
 	action := audit.EmergencyStopOn
 	if !active {
@@ -72,9 +74,8 @@ func (d *Dispatcher) SetEmergencyStop(ctx context.Context, active bool, reason, 
 			return es, err
 		}
 	}
-	msg, _ := json.Marshal(wire.Control{Kind: wire.ControlEmergencyStop, Emergency: &es})
-	if err := d.nc.PublishMsg(d.keys.Msg(wire.ControlAll, msg, now)); err != nil {
-		return es, fmt.Errorf("announce the emergency stop: %w", err)
+	if err := control.New(d.nc, d.keys, d.now).EmergencyStop(es); err != nil {
+		return es, err
 	}
 	d.ev.Publish(events.Executions)
 	return es, nil

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/kanadehq/kanade/app/problem"
 	"github.com/kanadehq/kanade/store"
 )
 
@@ -46,11 +47,11 @@ func TestUnknownPCs_Refused(t *testing.T) {
 	before := execMsgs(t, b)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var ve *ValidationError
+			var ve *problem.Error
 			if err := tt.call(); !errors.As(err, &ve) {
-				t.Fatalf("err = %v, want a ValidationError", err)
+				t.Fatalf("err = %v, want a *problem.Error", err)
 			}
-			want := []Problem{{Field: "target.pcs", Message: tt.want}}
+			want := []problem.Problem{{Field: "target.pcs", Message: tt.want}}
 			if diff := cmp.Diff(want, ve.Problems); diff != "" {
 				t.Errorf("problems (-want +got):\n%s", diff)
 			}

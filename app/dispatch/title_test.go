@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/kanadehq/kanade/app/audit"
+	"github.com/kanadehq/kanade/app/problem"
 	"github.com/kanadehq/kanade/store"
 )
 
@@ -72,7 +73,7 @@ func TestTitle_RunAndDeploy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ve *ValidationError
+	var ve *problem.Error
 	if _, err := d.Run(ctx, RunRequest{Target: store.Target{PCs: []string{"pc1"}}, Shell: "sh", Script: "true", Actor: "alice", Title: "a\nb"}); !errors.As(err, &ve) || ve.Problems[0].Field != "title" {
 		t.Errorf("run with a two-line title: %v, want a problem with the title", err)
 	}

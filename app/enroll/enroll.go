@@ -30,6 +30,7 @@ import (
 	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/app/audit"
 	"github.com/kanadehq/kanade/app/bus"
+	"github.com/kanadehq/kanade/app/control"
 	"github.com/kanadehq/kanade/app/events"
 	"github.com/kanadehq/kanade/app/sign"
 	"github.com/kanadehq/kanade/store"
@@ -63,6 +64,12 @@ type Service struct {
 	// certificate (nil: plain text, or the system's roots). Bundles carry
 	// it so agents pin it.
 	BrokerCA func() []byte
+	// SecretsDir holds the default token's secret and broker user
+	// ("" = DATA/secrets).
+	SecretsDir string
+	// ReleaseKeys are the keys that sign agent releases (nil: replies
+	// carry none, and agents refuse every update).
+	ReleaseKeys *sign.Keyring
 
 	limits   *tokenLimits
 	logLimit *rate.Limiter
@@ -110,6 +117,15 @@ func NewSecret() string {
 	return "kanade-enroll-" + base64.RawURLEncoding.EncodeToString(b)
 }
 
+// secretsDir is where the default token's secret and broker user live:
+// SecretsDir, else DATA/secrets.
+func (s *Service) secretsDir(dataDir string) string {
+	if s.SecretsDir != "" {
+		return s.SecretsDir
+	}
+	return filepath.Join(dataDir, bus.SecretsDir)
+}
+
 // Token block markers in the agent credentials file.
 const (
 	TokenBegin = "-----BEGIN KANADE ENROLLMENT TOKEN-----"
@@ -125,7 +141,7 @@ const (
 func (s *Service) WriteAgentCredentials(ctx context.Context, dataDir string, autoApprove bool, groups, allowGroups []string) (string, error) {
 	s.bundleMu.Lock()
 	defer s.bundleMu.Unlock()
-	secretPath := filepath.Join(dataDir, bus.SecretsDir, "enroll-token")
+	secretPath := filepath.Join(s.secretsDir(dataDir), "enroll-token")
 	secret := ""
 	if b, err := os.ReadFile(secretPath); err == nil {
 		secret = strings.TrimSpace(string(b))
@@ -176,9 +192,9 @@ func (s *Service) RotateDefault(ctx context.Context, by string) error {
 		return fmt.Errorf("rotate the default enrollment bundle: %w", err)
 	}
 	s.bundleMu.Lock()
-	_, err = s.b.ID.RotateEnrollUser(filepath.Join(dataDir, bus.SecretsDir))
+	_, err = s.b.ID.RotateEnrollUser(s.secretsDir(dataDir))
 	if err == nil {
-		err = writeFileAtomic(filepath.Join(dataDir, bus.SecretsDir, "enroll-token"), []byte(NewSecret()+"\n"))
+		err = writeFileAtomic(filepath.Join(s.secretsDir(dataDir), "enroll-token"), []byte(NewSecret()+"\n"))
 	}
 	s.bundleMu.Unlock()
 	if err != nil {
@@ -500,7 +516,11 @@ func (s *Service) mint(ctx context.Context, k store.AgentKey) wire.EnrollReply {
 		s.log.Error("enroll", "err", err)
 		return rejected("server error; try again")
 	}
-	return wire.EnrollReply{Status: wire.EnrollApproved, JWT: j, Groups: k.Groups, Expiry: expiry, CommandKeys: s.keys.Trusted()}
+	rep := wire.EnrollReply{Status: wire.EnrollApproved, JWT: j, Groups: k.Groups, Expiry: expiry, CommandKeys: s.keys.Trusted()}
+	if s.ReleaseKeys != nil {
+		rep.ReleaseKeys = s.ReleaseKeys.Trusted()
+	}
+	return rep
 }
 
 // handleRenew re-mints the credential of an enrolled agent. Only that
@@ -805,12 +825,8 @@ func (s *Service) SetGroups(ctx context.Context, pc string, groups []string, by 
 	if rep.Status != wire.EnrollApproved {
 		return nil, fmt.Errorf("re-mint the credential of %s: %s", pc, rep.Reason)
 	}
-	body, err := json.Marshal(wire.Control{Kind: wire.ControlCredential, Credential: &rep})
-	if err != nil {
+	if err := control.New(s.b.NC, s.keys, s.now).Credential(pc, rep); err != nil {
 		return nil, err
-	}
-	if err := s.b.NC.PublishMsg(s.keys.Msg(wire.ControlPCSubject(pc), body, s.now())); err != nil {
-		return nil, fmt.Errorf("push the new credential: %w", err)
 	}
 	return groups, nil
 }

@@ -141,3 +141,35 @@ func TestTuneGC(t *testing.T) {
 		t.Errorf("TuneGC changed GOGC=%d set by the environment (runtime reads it at start)", was)
 	}
 }
+
+// A quiet server trims once after each busy spell, not again for the
+// garbage its own quiet work makes between collections.
+func TestPolicy_OncePerSpell(t *testing.T) {
+	const mib = 1 << 20
+	// Each step is one interval: how much it allocated, and the garbage
+	// and free heap at its end (live heap 400 MiB throughout).
+	steps := []struct {
+		name           string
+		alloc, garbage uint64
+		free           uint64
+		want           bool
+	}{
+		{"starting: quiet, much free heap", 10 * mib, 0, 300 * mib, true},
+		{"quiet, garbage builds up", 60 * mib, 60 * mib, 5 * mib, false},
+		{"quiet, garbage over the threshold", 60 * mib, 120 * mib, 5 * mib, false},
+		{"still quiet", 60 * mib, 180 * mib, 5 * mib, false},
+		{"a deploy: busy", 300 * mib, 480 * mib, 5 * mib, false},
+		{"quiet after it", 10 * mib, 490 * mib, 5 * mib, true},
+		{"quiet again", 10 * mib, 10 * mib, 5 * mib, false},
+	}
+	p := newPolicy()
+	var allocs uint64 = 1000 * mib
+	for _, s := range steps {
+		before := Figures{Allocs: allocs}
+		allocs += s.alloc
+		now := Figures{Allocs: allocs, Live: 400 * mib, Objects: 400*mib + s.garbage, Free: s.free}
+		if got := p.trim(before, now, MinFree); got != s.want {
+			t.Errorf("%s: trim = %v, want %v", s.name, got, s.want)
+		}
+	}
+}

@@ -125,6 +125,21 @@ func (m *Metrics) Watch(src Sources) {
 	})
 }
 
+// WatchUpdateDownloads registers the agent update download permits:
+// inFlight, the grants that count now, and the configured limit.
+func (m *Metrics) WatchUpdateDownloads(inFlight func() int, limit int) {
+	m.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "kanade_update_downloads_in_flight",
+			Help: "Agents holding a permit to download an agent release now.",
+		}, func() float64 { return float64(inFlight()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "kanade_update_downloads_max",
+			Help: "The most agents that may download an agent release at once ([update] max_downloads).",
+		}, func() float64 { return float64(limit) }),
+	)
+}
+
 // Handler serves the registry in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})

@@ -189,14 +189,8 @@ func decodeResult(subject string, data []byte) (wire.Result, error) {
 	// results.<pc> as agents publish it and the stream stores it;
 	// results.<exec>.<pc> as protocol 1 agents published it (and as
 	// streams provisioned before the transform hold it).
-	t := strings.Split(subject, ".")
-	var exec, pc string
-	switch {
-	case len(t) == 2 && t[0] == "results":
-		pc = t[1]
-	case len(t) == 3 && t[0] == "results":
-		exec, pc = t[1], t[2]
-	default:
+	pc, exec, ok := wire.ParseResultSubject(subject)
+	if !ok {
 		return wire.Result{}, errors.New("not a result subject")
 	}
 	r, err := wire.DecodeResult(data)

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/kanadehq/kanade/app/audit"
 	"github.com/kanadehq/kanade/app/events"
 	"github.com/kanadehq/kanade/store"
@@ -26,23 +28,28 @@ const Actor = "kanade"
 
 // Engine drives every open rollout: once a second, when results are
 // projected, and right after an operator acts. All of a rollout's state
-// is in the database, so a restarted server resumes where it was.
+// is in the database, so a restarted server resumes where it was. Wave
+// delays, deadlines and the pace of its looks follow its clock.
 type Engine struct {
 	st    *store.Store
 	pub   Publisher
 	ev    *events.Broker
 	audit *audit.Recorder
 	log   *slog.Logger
-	now   func() time.Time
+	clock clockwork.Clock
 
 	mu    sync.Mutex // one decision at a time
 	nudge chan struct{}
 }
 
-// NewEngine returns an engine; rec may be nil.
-func NewEngine(st *store.Store, pub Publisher, ev *events.Broker, rec *audit.Recorder, log *slog.Logger) *Engine {
-	return &Engine{st: st, pub: pub, ev: ev, audit: rec, log: log, now: func() time.Time { return time.Now().UTC() }, nudge: make(chan struct{}, 1)}
+// NewEngine returns an engine that keeps time by clock
+// (clockwork.NewRealClock() in production); rec may be nil.
+func NewEngine(st *store.Store, pub Publisher, ev *events.Broker, rec *audit.Recorder, clock clockwork.Clock, log *slog.Logger) *Engine {
+	return &Engine{st: st, pub: pub, ev: ev, audit: rec, log: log, clock: clock, nudge: make(chan struct{}, 1)}
 }
+
+// now is the clock's time in UTC.
+func (e *Engine) now() time.Time { return e.clock.Now().UTC() }
 
 // Kick makes the engine look at the rollouts now.
 func (e *Engine) Kick() {
@@ -52,47 +59,73 @@ func (e *Engine) Kick() {
 	}
 }
 
-// Run steps the open rollouts until ctx is done.
+// Run steps the open rollouts until ctx is done. Between two looks it
+// holds exactly one timer of its clock and nothing else, so a test on a
+// fake clock knows a look has ended once Run waits on the clock again.
 func (e *Engine) Run(ctx context.Context) error {
 	results, unsub := e.ev.Subscribe(events.Executions)
 	defer unsub()
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	gap := time.NewTimer(0)
-	defer gap.Stop()
 	for {
-		// Results come in batches, dozens a second while a fleet reports:
-		// one look per resultsGap is enough for them (an operator's action
-		// is not held back).
-		gap.Reset(resultsGap)
-		ids, err := e.st.OpenRollouts(ctx)
-		if err != nil && ctx.Err() == nil {
-			e.log.Error("rollouts: list open", "err", err)
-		}
-		for _, id := range ids {
-			if err := e.act(ctx, id, "", nil); err != nil && ctx.Err() == nil {
-				e.log.Error("rollout step", "exec_id", id, "err", err)
-			}
-		}
+		looked := e.clock.Now()
+		e.look(ctx)
+		t := e.clock.NewTimer(pollEvery)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return nil
-		case <-t.C:
-		case <-results:
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-gap.C:
-			case <-e.nudge:
-			}
+		case <-t.Chan():
 		case <-e.nudge:
+			t.Stop()
+		case <-results:
+			t.Stop()
+			// Results come in batches, dozens a second while a fleet
+			// reports: one look per resultsGap is enough for them (an
+			// operator's action is not held back).
+			if !e.pause(ctx, resultsGap-e.clock.Since(looked)) {
+				return nil
+			}
 		}
 	}
 }
 
-// resultsGap is the least time between two looks at the rollouts that
-// results prompt.
-const resultsGap = 250 * time.Millisecond
+// look steps every open rollout once.
+func (e *Engine) look(ctx context.Context) {
+	ids, err := e.st.OpenRollouts(ctx)
+	if err != nil && ctx.Err() == nil {
+		e.log.Error("rollouts: list open", "err", err)
+	}
+	for _, id := range ids {
+		if err := e.act(ctx, id, "", nil); err != nil && ctx.Err() == nil {
+			e.log.Error("rollout step", "exec_id", id, "err", err)
+		}
+	}
+}
+
+// pause waits d on the clock, or less when the engine is kicked; it
+// reports false when ctx ended first.
+func (e *Engine) pause(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := e.clock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.Chan():
+	case <-e.nudge:
+	}
+	return true
+}
+
+const (
+	// pollEvery is how often Run looks at the open rollouts without a
+	// prompt: wave delays end and deadlines pass without one.
+	pollEvery = time.Second
+	// resultsGap is the least time between two looks at the rollouts
+	// that results prompt.
+	resultsGap = 250 * time.Millisecond
+)
 
 func (e *Engine) load(ctx context.Context, id string) (*State, error) {
 	ex, err := e.st.Execution(ctx, id)
@@ -170,7 +203,8 @@ func (e *Engine) act(ctx context.Context, id, action string, fn func(*State, tim
 }
 
 type snap struct {
-	status, reason, waves string
+	status        store.Status
+	reason, waves string
 }
 
 func snapshot(st *State) snap {

@@ -57,7 +57,7 @@ func (st *State) canStart() bool {
 
 // setStatus changes the status of a rollout that may start waves; a
 // halted or completed one keeps its status.
-func (st *State) setStatus(s string) {
+func (st *State) setStatus(s store.Status) {
 	if st.canStart() {
 		st.Exec.Status = s
 	}

@@ -53,7 +53,7 @@ type step struct {
 	// expectations after the step
 	starts  []int
 	wake    time.Duration // 0: none
-	status  string
+	status  store.Status
 	states  []string
 	reason  string // substring of the halt reason
 	wantErr error

@@ -14,6 +14,7 @@ import (
 	"github.com/kanadehq/kanade/app/audit"
 	"github.com/kanadehq/kanade/app/catalog"
 	"github.com/kanadehq/kanade/app/dispatch"
+	"github.com/kanadehq/kanade/app/problem"
 	"github.com/kanadehq/kanade/jobs"
 	"github.com/kanadehq/kanade/store"
 )
@@ -289,7 +290,7 @@ func (s *Scheduler) fire(ctx context.Context, d Def, at time.Time, note string) 
 	e, err := s.disp.Deploy(ctx, dispatch.DeployRequest{Manifest: *m, Target: d.Target, Actor: Actor, Title: "schedule " + d.ID})
 	if err != nil {
 		reason := err.Error()
-		var ve *dispatch.ValidationError
+		var ve *problem.Error
 		if errors.As(err, &ve) && len(ve.Problems) > 0 {
 			reason = ve.Problems[0].Field + ": " + ve.Problems[0].Message
 		}

@@ -13,7 +13,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -53,7 +52,7 @@ func Load(dir string) (*Keyring, error) { return load(dir, "command") }
 // LoadRelease reads the release keys in dir, which sign agent release
 // records (Keyring.SignRelease), as Load reads the command keys; they are
 // kept in a directory of their own beside them (DATA/secrets/release-keys)
-// and rotated the same way (Rotate, then ReleaseKeysMsg).
+// and rotated the same way (Rotate, then control.Sender.ReleaseKeys).
 func LoadRelease(dir string) (*Keyring, error) { return load(dir, "release") }
 
 func load(dir, what string) (*Keyring, error) {
@@ -112,21 +111,25 @@ func (k *Keyring) Rotate(now time.Time) (wire.CommandKey, error) {
 	return wire.CommandKey{Kid: nk.kid, Key: nk.priv.Public().(ed25519.PublicKey)}, nil
 }
 
-// RotateMsg rotates the key and returns the announcement of the new
-// trusted keys for control.all, signed by the previous key (which agents
-// already trust).
-func (k *Keyring) RotateMsg(now time.Time) (*nats.Msg, error) {
+// RotateFrom rotates the key, as Rotate, and returns a Signer of the key
+// it replaced: agents already trust that key, so it signs the
+// announcement of the new trusted keys (control.Sender.RotateCommandKeys).
+func (k *Keyring) RotateFrom(now time.Time) (Signer, error) {
 	k.mu.Lock()
 	old := k.keys[len(k.keys)-1].priv
 	k.mu.Unlock()
 	if _, err := k.Rotate(now); err != nil {
-		return nil, err
+		return Signer{}, err
 	}
-	body, err := json.Marshal(wire.Control{Kind: wire.ControlCommandKeys, CommandKeys: k.Trusted()})
-	if err != nil {
-		return nil, err
-	}
-	return signed(old, wire.ControlAll, body, now), nil
+	return Signer{priv: old}, nil
+}
+
+// Signer signs with one fixed key.
+type Signer struct{ priv ed25519.PrivateKey }
+
+// Msg returns a message for subject with body, signed by s's key.
+func (s Signer) Msg(subject string, body []byte, now time.Time) *nats.Msg {
+	return signed(s.priv, subject, body, now)
 }
 
 func signed(priv ed25519.PrivateKey, subject string, body []byte, now time.Time) *nats.Msg {
@@ -164,17 +167,4 @@ func (k *Keyring) SignRelease(r wire.Release, now time.Time) (wire.SignedRelease
 	priv := k.keys[len(k.keys)-1].priv
 	k.mu.Unlock()
 	return wire.SignRelease(priv, r, now)
-}
-
-// ReleaseKeysMsg announces the release keys agents should trust (k, a
-// release keyring) on control.all, signed by the current key of the
-// command keyring cmd, which agents trust for control messages. Publish it
-// after rotating the release keys; enrollment and renewal replies carry the
-// same list (wire.EnrollReply.ReleaseKeys) for agents that were away.
-func (k *Keyring) ReleaseKeysMsg(cmd *Keyring, now time.Time) (*nats.Msg, error) {
-	body, err := json.Marshal(wire.Control{Kind: wire.ControlReleaseKeys, ReleaseKeys: k.Trusted()})
-	if err != nil {
-		return nil, err
-	}
-	return cmd.Msg(wire.ControlAll, body, now), nil
 }

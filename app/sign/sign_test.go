@@ -87,15 +87,11 @@ func TestSignRelease(t *testing.T) {
 }
 
 // TestReleaseKeyRotation: the release keys are kept on disk like the
-// command keys, a rotation keeps the older keys trusted (up to Keep), and
-// the announcement is a control message signed by the command key.
+// command keys, and a rotation keeps the older keys trusted (up to Keep).
+// app/control tests their announcement.
 func TestReleaseKeyRotation(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "release-keys")
 	rk, err := LoadRelease(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd, err := Load(filepath.Join(t.TempDir(), "command-keys"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,20 +110,13 @@ func TestReleaseKeyRotation(t *testing.T) {
 	if before.Kid == after.Kid {
 		t.Fatal("the rotation did not change the signing key")
 	}
-	msg, err := rk.ReleaseKeysMsg(cmd, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := wire.Verify(cmd.Trusted(), msg.Subject, msg.Header.Get, msg.Data, now, wire.MaxControlAge); err != nil || msg.Subject != wire.ControlAll {
-		t.Fatalf("the announcement on %s does not verify with the command keys: %v", msg.Subject, err)
-	}
-	var c wire.Control
-	if err := json.Unmarshal(msg.Data, &c); err != nil || c.Kind != wire.ControlReleaseKeys || len(c.ReleaseKeys) != 2 {
-		t.Fatalf("announcement %s", msg.Data)
+	trusted := rk.Trusted()
+	if len(trusted) != 2 {
+		t.Fatalf("trusted release keys %v, want 2", trusted)
 	}
 	for _, sr := range []wire.SignedRelease{before, after} {
-		if err := wire.VerifyRelease(ed25519.Verify, c.ReleaseKeys, sr); err != nil {
-			t.Errorf("a record signed by %s does not verify with the announced keys: %v", sr.Kid, err)
+		if err := wire.VerifyRelease(ed25519.Verify, trusted, sr); err != nil {
+			t.Errorf("a record signed by %s does not verify with the trusted keys: %v", sr.Kid, err)
 		}
 	}
 	again, err := LoadRelease(dir)
@@ -142,5 +131,36 @@ func TestReleaseKeyRotation(t *testing.T) {
 	}
 	if _, err := LoadRelease(dir); err == nil || !strings.Contains(err.Error(), "release key bad.key") {
 		t.Errorf("LoadRelease() of a bad key file = %v", err)
+	}
+}
+
+// TestRotateFrom: the Signer a rotation returns signs with the replaced
+// key (what agents trust before they hear of the new one), the ring with
+// the new one.
+func TestRotateFrom(t *testing.T) {
+	now := time.Date(2026, 12, 8, 9, 0, 0, 0, time.UTC)
+	k, err := Load(filepath.Join(t.TempDir(), "command-keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := k.Trusted()
+	prev, err := k.RotateFrom(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := k.Trusted()
+	if len(after) != 2 || after[0].Kid != before[0].Kid {
+		t.Fatalf("trusted after the rotation %v, want %s and a new key", after, before[0].Kid)
+	}
+	m := prev.Msg(wire.ControlAll, []byte("{}"), now)
+	if _, err := wire.Verify(before, m.Subject, m.Header.Get, m.Data, now, wire.MaxControlAge); err != nil {
+		t.Errorf("the Signer's message does not verify with the keys from before: %v", err)
+	}
+	m = k.Msg(wire.ControlAll, []byte("{}"), now)
+	if _, err := wire.Verify(before, m.Subject, m.Header.Get, m.Data, now, wire.MaxControlAge); err == nil {
+		t.Error("the ring still signs with the replaced key")
+	}
+	if _, err := wire.Verify(after[1:], m.Subject, m.Header.Get, m.Data, now, wire.MaxControlAge); err != nil {
+		t.Errorf("the ring's message does not verify with the new key: %v", err)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/kanadehq/kanade/app/dispatch"
 	"github.com/kanadehq/kanade/app/events"
 	"github.com/kanadehq/kanade/app/health"
+	"github.com/kanadehq/kanade/app/problem"
 	"github.com/kanadehq/kanade/store"
 )
 
@@ -77,12 +78,19 @@ type countsJSON struct {
 	Lost      int `json:"lost"`
 }
 
+// toCountsJSON is c in the API's words. countsJSON keeps one field per
+// state, not a map, so that the keys come in wire.States order as
+// docs/API.md and openapi.json show them.
+func toCountsJSON(c store.Counts) countsJSON {
+	return countsJSON{c.Pending, c.Running, c.Succeeded, c.Failed, c.TimedOut, c.Killed, c.Skipped, c.Expired, c.Lost}
+}
+
 // executionJSON is docs/API.md's Execution.
 type executionJSON struct {
-	ExecID  string `json:"exec_id"`
-	JobID   string `json:"job_id"`
-	Version string `json:"version"`
-	Status  string `json:"status"`
+	ExecID  string       `json:"exec_id"`
+	JobID   string       `json:"job_id"`
+	Version string       `json:"version"`
+	Status  store.Status `json:"status"`
 	// Outcome is store.Outcome: what a person reads ("failed"), where
 	// status is the life cycle ("completed").
 	Outcome     store.Outcome `json:"outcome"`
@@ -142,7 +150,7 @@ func toWavesJSON(ws []store.Wave) []waveJSON {
 	for _, w := range ws {
 		c := w.Counts
 		j := waveJSON{Index: w.Index, Name: w.Name, State: w.State, TargetCount: w.TargetCount,
-			Counts:   countsJSON{c.Pending, c.Running, c.Succeeded, c.Failed, c.TimedOut, c.Killed, c.Skipped, c.Expired, c.Lost},
+			Counts:   toCountsJSON(c),
 			Approval: w.Approval, MaxFailures: w.MaxFailures, MinSuccess: w.MinSuccess, ApprovedBy: w.ApprovedBy,
 			ApprovedAt: timePtr(w.ApprovedAt), StartedAt: timePtr(w.StartedAt), FinishedAt: timePtr(w.FinishedAt),
 			DeadlineAt: timePtr(w.DeadlineAt), Reason: w.Reason}
@@ -167,7 +175,7 @@ func toExecutionJSON(e store.Execution) executionJSON {
 	j := executionJSON{ExecID: e.ExecID, JobID: e.JobID, Version: e.Version, Status: e.Status, Outcome: e.Outcome(), Title: e.Title, InitiatedBy: e.InitiatedBy,
 		CreatedAt: e.CreatedAt.UTC(), DeadlineAt: timePtr(e.DeadlineAt), FinishedAt: timePtr(e.FinishedAt),
 		TargetCount: c.Total(), Target: e.Target, Shell: e.Shell, Script: e.Script, Timeout: e.Timeout.String(),
-		Counts: countsJSON{c.Pending, c.Running, c.Succeeded, c.Failed, c.TimedOut, c.Killed, c.Skipped, c.Expired, c.Lost}}
+		Counts: toCountsJSON(c)}
 	if !e.KillRequestedAt.IsZero() {
 		j.KillRequest = &killReqJSON{By: e.KillRequestedBy, At: e.KillRequestedAt.UTC()}
 	}
@@ -329,7 +337,7 @@ func jsonKind(k string) string {
 }
 
 func validation(field, msg string) error {
-	return &dispatch.ValidationError{Problems: []dispatch.Problem{{Field: field, Message: msg}}}
+	return problem.New(field, msg)
 }
 
 func (s *server) apiRun(c echo.Context) error {
@@ -338,9 +346,9 @@ func (s *server) apiRun(c echo.Context) error {
 		return err
 	}
 	r := dispatch.RunRequest{Shell: req.Shell, Script: req.Script, Actor: actor(c), Title: req.Title}
-	var ps []dispatch.Problem
+	var ps []problem.Problem
 	if req.Target == nil {
-		ps = append(ps, dispatch.Problem{Field: "target", Message: "is required: {\"all\": true}, {\"groups\": [...]} or {\"pcs\": [...]}"})
+		ps = append(ps, problem.Problem{Field: "target", Message: "is required: {\"all\": true}, {\"groups\": [...]} or {\"pcs\": [...]}"})
 	} else {
 		r.Target = *req.Target
 	}
@@ -353,7 +361,7 @@ func (s *server) apiRun(c echo.Context) error {
 		}
 		v, err := time.ParseDuration(d.v)
 		if err != nil {
-			ps = append(ps, dispatch.Problem{Field: d.field, Message: fmt.Sprintf("%q is not a duration like \"30s\", \"10m\" or \"1h30m\"", d.v)})
+			ps = append(ps, problem.Problem{Field: d.field, Message: fmt.Sprintf("%q is not a duration like \"30s\", \"10m\" or \"1h30m\"", d.v)})
 			continue
 		}
 		*d.dst = max(v, -1) // 0s is an explicit, invalid value, not "use the default"
@@ -373,7 +381,7 @@ func (s *server) apiRun(c echo.Context) error {
 			}
 		}
 		sortProblems(ps)
-		return &dispatch.ValidationError{Problems: ps}
+		return &problem.Error{Problems: ps}
 	}
 	e, err := s.Dispatcher.Run(c.Request().Context(), r)
 	if err != nil {
@@ -563,6 +571,6 @@ func (s *server) health(c echo.Context) error {
 
 var fieldRank = map[string]int{"target": 0, "target.all": 1, "target.groups": 2, "target.pcs": 3, "shell": 4, "script": 5, "timeout": 6, "deadline": 7, "title": 8}
 
-func sortProblems(ps []dispatch.Problem) {
+func sortProblems(ps []problem.Problem) {
 	sort.SliceStable(ps, func(i, j int) bool { return fieldRank[ps[i].Field] < fieldRank[ps[j].Field] })
 }

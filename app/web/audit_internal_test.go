@@ -126,6 +126,12 @@ func TestAuditSentence(t *testing.T) {
 			"bo changed schedule nightly: job cleanup at 0 4 * * *, disabled", []string{"/schedules", "/jobs/cleanup"}, false},
 		{"schedule delete", "bo", audit.ScheduleDelete, "nightly", nil, auditFacts{},
 			"bo deleted schedule nightly", nil, false},
+		{"release upload", "root", audit.ReleaseUpload, "kanade-agent/v2/linux-amd64", map[string]any{"version": "v2", "os": "linux", "arch": "amd64", "sha256": strings.Repeat("ab", 32), "size": 12}, auditFacts{},
+			"root uploaded agent release v2 for linux/amd64 (sha256 abababababab)", []string{"/agent-versions"}, false},
+		{"release delete failed", "root", audit.ReleaseDelete + audit.FailedSuffix, "kanade-agent/v2/linux-amd64", map[string]any{"version": "v2", "os": "linux", "arch": "amd64", "error": "boom"}, auditFacts{},
+			"root could not delete agent release v2 for linux/amd64: boom", []string{"/agent-versions"}, true},
+		{"release keys rotate", "root", audit.ReleaseKeysRotate, "k1", map[string]any{"replaces": "k1"}, auditFacts{},
+			"root rotated the release signing key (it replaces k1)", nil, false},
 		{"an action this version does not know", "bo", "frobnicate", "x1", nil, auditFacts{},
 			"bo did frobnicate on x1", nil, false},
 	}

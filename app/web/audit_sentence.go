@@ -43,6 +43,9 @@ type auditDetail struct {
 	Enabled       *bool         `json:"enabled"`
 	Error         string        `json:"error"`
 	Via           string        `json:"via"`
+	OS            string        `json:"os"`
+	Arch          string        `json:"arch"`
+	SHA256        string        `json:"sha256"`
 }
 
 // phrase builds a sentence from its parts.
@@ -300,6 +303,27 @@ func auditAction(action, target string, d auditDetail, f auditFacts) (did, do st
 	case audit.CommandKeysRotate:
 		did, do = "rotated", "rotate"
 		p.text(" the command signing key (it replaces ")
+		p.id(target)
+		p.text(")")
+	case audit.ReleaseUpload, audit.ReleaseDelete:
+		did, do = "uploaded", "upload"
+		if action == audit.ReleaseDelete {
+			did, do = "deleted", "delete"
+		}
+		p.text(" agent release ")
+		p.link(d.Version, "/agent-versions")
+		if d.OS != "" {
+			p.text(" for ")
+			p.id(d.OS + "/" + d.Arch)
+		}
+		if len(d.SHA256) >= 12 {
+			p.text(" (sha256 ")
+			p.id(d.SHA256[:12])
+			p.text(")")
+		}
+	case audit.ReleaseKeysRotate:
+		did, do = "rotated", "rotate"
+		p.text(" the release signing key (it replaces ")
 		p.id(target)
 		p.text(")")
 	case audit.Login:

@@ -13,7 +13,7 @@ import (
 
 	"github.com/kanadehq/kanade/app/audit"
 	"github.com/kanadehq/kanade/app/auth"
-	"github.com/kanadehq/kanade/app/dispatch"
+	"github.com/kanadehq/kanade/app/problem"
 	"github.com/kanadehq/kanade/store"
 	"github.com/kanadehq/kanade/views"
 )
@@ -244,18 +244,18 @@ type apiTokenRequestJSON struct {
 }
 
 // tokenRequest checks the fields of a new API token, whichever form they came in.
-func tokenRequest(name, role, expiresIn, by string) (auth.NewTokenRequest, []dispatch.Problem) {
+func tokenRequest(name, role, expiresIn, by string) (auth.NewTokenRequest, []problem.Problem) {
 	req := auth.NewTokenRequest{Name: name, By: by}
-	var problems []dispatch.Problem
+	var problems []problem.Problem
 	var err error
 	if expiresIn = strings.TrimSpace(expiresIn); expiresIn != "" && expiresIn != "never" {
 		if req.ExpiresIn, err = auth.ParseLifetime(expiresIn); err != nil {
-			problems = append(problems, dispatch.Problem{Field: "expires_in", Message: err.Error()})
+			problems = append(problems, problem.Problem{Field: "expires_in", Message: err.Error()})
 		}
 	}
 	req.Role, _ = auth.ParseRole(role)
 	for _, fe := range auth.FieldErrors(req.Validate()) {
-		problems = append(problems, dispatch.Problem{Field: fe.Field, Message: fe.Message})
+		problems = append(problems, problem.Problem{Field: fe.Field, Message: fe.Message})
 	}
 	return req, problems
 }
@@ -267,7 +267,7 @@ func (s *server) apiCreateAPIToken(c echo.Context) error {
 	}
 	req, problems := tokenRequest(body.Name, body.Role, body.ExpiresIn, actor(c))
 	if len(problems) > 0 {
-		return &dispatch.ValidationError{Problems: problems}
+		return &problem.Error{Problems: problems}
 	}
 	t, secret, err := s.createAPIToken(c, req)
 	if err != nil {
@@ -368,7 +368,7 @@ func (s *server) formCreateAPIToken(c echo.Context) error {
 }
 
 // tokenWords says a problem of the API token form for people.
-func tokenWords(p dispatch.Problem) string {
+func tokenWords(p problem.Problem) string {
 	switch {
 	case p.Field == "name" && strings.Contains(p.Message, "empty"):
 		return "Enter a name, such as nightly-inventory."

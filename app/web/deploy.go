@@ -13,6 +13,7 @@ import (
 	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/app/catalog"
 	"github.com/kanadehq/kanade/app/dispatch"
+	"github.com/kanadehq/kanade/app/problem"
 	"github.com/kanadehq/kanade/jobs"
 	"github.com/kanadehq/kanade/store"
 	"github.com/kanadehq/kanade/views"
@@ -40,7 +41,7 @@ func (s *server) apiDeploy(c echo.Context) error {
 		return apiErr(http.StatusUnsupportedMediaType, "unsupported_media_type", "send the manifest as application/json or application/yaml", nil)
 	}
 	if len(ps) > 0 {
-		return &dispatch.ValidationError{Problems: dispatchProblems(ps)}
+		return &problem.Error{Problems: problem.FromJobs(ps)}
 	}
 	allow, err := queryBool(c, "allow_mismatch")
 	if err != nil {
@@ -64,14 +65,6 @@ func queryBool(c echo.Context, name string) (bool, error) {
 	default:
 		return false, validation(name, fmt.Sprintf("%q is not true or false", v))
 	}
-}
-
-func dispatchProblems(ps []jobs.Problem) []dispatch.Problem {
-	out := make([]dispatch.Problem, 0, len(ps))
-	for _, p := range ps {
-		out = append(out, dispatch.Problem{Field: p.Field, Line: p.Line, Message: p.Message})
-	}
-	return out
 }
 
 // apiJobStatus revokes or unrevokes a job.

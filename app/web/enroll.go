@@ -12,10 +12,11 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/kanadehq/kanade/agent/wire"
-	"github.com/kanadehq/kanade/app/audit"
 	"github.com/kanadehq/kanade/app/auth"
+	"github.com/kanadehq/kanade/app/commandkeys"
 	"github.com/kanadehq/kanade/app/dispatch"
 	"github.com/kanadehq/kanade/app/enroll"
+	"github.com/kanadehq/kanade/app/problem"
 	"github.com/kanadehq/kanade/store"
 	"github.com/kanadehq/kanade/views"
 )
@@ -245,44 +246,43 @@ func (s *server) agentIdentity(c echo.Context, pc string) (*views.AgentIdentity,
 	return id, nil
 }
 
-// apiCommandKeys lists the keys agents trust for signed commands (newest last).
-func (s *server) apiCommandKeys(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]any{"keys": s.commandKeysJSON()})
+// commandKeysService is the service of the command keys (501 without).
+func (s *server) commandKeysService() (*commandkeys.Service, error) {
+	if s.CommandKeys == nil {
+		return nil, apiErr(http.StatusNotImplemented, "not_available", "this server signs no commands", nil)
+	}
+	return s.CommandKeys, nil
 }
 
-func (s *server) commandKeysJSON() []map[string]string {
+// apiCommandKeys lists the keys agents trust for signed commands (newest last).
+func (s *server) apiCommandKeys(c echo.Context) error {
+	k, err := s.commandKeysService()
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"keys": commandKeysJSON(k.Trusted())})
+}
+
+func commandKeysJSON(keys []wire.CommandKey) []map[string]string {
 	out := []map[string]string{}
-	for _, k := range s.Keys.Trusted() {
+	for _, k := range keys {
 		out = append(out, map[string]string{"kid": k.Kid, "public_key": base64.StdEncoding.EncodeToString(k.Key)})
 	}
 	return out
 }
 
 // apiRotateCommandKeys makes a new signing key and announces it to the
-// fleet, signed by the previous key; agents that miss the announcement
-// fetch the keys when they next see an unknown key id.
+// fleet.
 func (s *server) apiRotateCommandKeys(c echo.Context) error {
-	// Recorded before the new key exists: the event names the key it
-	// replaces.
-	prev := s.Keys.Trusted()[len(s.Keys.Trusted())-1].Kid
-	if err := s.Audit.Record(c.Request().Context(), actor(c), audit.CommandKeysRotate, prev, map[string]any{"replaces": prev}); err != nil {
-		return err
-	}
-	msg, err := s.Keys.RotateMsg(s.Now())
+	k, err := s.commandKeysService()
 	if err != nil {
-		s.Audit.Failed(c.Request().Context(), actor(c), audit.CommandKeysRotate, prev, err)
 		return err
 	}
-	if err := s.NC.PublishMsg(msg); err != nil {
-		return fmt.Errorf("announce new command key: %w", err)
+	trusted, err := k.Rotate(c.Request().Context(), actor(c))
+	if err != nil {
+		return err
 	}
-	// The emergency stop, pins and revoked flags carry signatures too;
-	// sign them with the new key before their old key leaves the trusted set.
-	if err := s.Dispatcher.ResignState(c.Request().Context()); err != nil {
-		return fmt.Errorf("re-sign the stored security values: %w", err)
-	}
-	s.Log.Info("command signing key rotated", "by", actor(c))
-	return c.JSON(http.StatusOK, map[string]any{"keys": s.commandKeysJSON()})
+	return c.JSON(http.StatusOK, map[string]any{"keys": commandKeysJSON(trusted)})
 }
 
 // tokenJSON is an enrollment token in the API (never its secret).
@@ -454,32 +454,32 @@ func (s *server) tokenCreate(c echo.Context) error {
 				views.TokenCreatedModel{Name: is.Token.Name, Secret: is.Secret, Credentials: string(is.Bundle)}))
 		}
 		if ps := enrollProblems(err); len(ps) > 0 {
-			err = &dispatch.ValidationError{Problems: ps}
+			err = &problem.Error{Problems: ps}
 		}
 		status = s.formProblems(c, err, errs, func(f string) string {
 			if f == "default_groups" {
 				return "groups"
 			}
 			return f
-		}, func(p dispatch.Problem) string { return sentence(p.Message) })
+		}, func(p problem.Problem) string { return sentence(p.Message) })
 	}
 	return s.renderEnrollments(c, status, form, errs)
 }
 
 // enrollProblems reads the problems of an enroll.ErrInvalid error
 // ("invalid: name: …; allow_groups: …") by field.
-func enrollProblems(err error) []dispatch.Problem {
+func enrollProblems(err error) []problem.Problem {
 	if !errors.Is(err, enroll.ErrInvalid) {
 		return nil
 	}
-	var ps []dispatch.Problem
+	var ps []problem.Problem
 	rest := strings.TrimPrefix(err.Error(), enroll.ErrInvalid.Error()+": ")
 	for _, part := range strings.Split(rest, "; ") {
 		field, msg, ok := strings.Cut(part, ": ")
 		if !ok || strings.Contains(field, " ") {
 			field, msg = "", part
 		}
-		ps = append(ps, dispatch.Problem{Field: field, Message: msg})
+		ps = append(ps, problem.Problem{Field: field, Message: msg})
 	}
 	return ps
 }
@@ -616,15 +616,8 @@ func (s *server) formAddToGroup(c echo.Context) error {
 	if len(pcs) == 0 {
 		return apiErr(http.StatusBadRequest, "invalid_parameter", "select at least one agent", nil)
 	}
-	ctx := c.Request().Context()
-	for _, pc := range pcs {
-		a, err := s.Store.Agent(ctx, pc)
-		if err != nil {
-			return err
-		}
-		if _, err := e.SetGroups(ctx, pc, append(a.Groups, group), actor(c)); err != nil {
-			return err
-		}
+	if err := e.AddToGroup(c.Request().Context(), group, pcs, actor(c)); err != nil {
+		return err
 	}
 	return c.Redirect(http.StatusSeeOther, "/agents?group="+url.QueryEscape(group))
 }

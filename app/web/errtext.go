@@ -11,11 +11,12 @@ import (
 
 	"github.com/kanadehq/kanade/app/dispatch"
 	"github.com/kanadehq/kanade/app/enroll"
+	"github.com/kanadehq/kanade/app/problem"
 )
 
 // problemsMessage is the API message of a validation error: its problems,
 // field first ("target.pcs: unknown PC: PC-TYPO-99"), at most a few.
-func problemsMessage(ps []dispatch.Problem) string {
+func problemsMessage(ps []problem.Problem) string {
 	const shown = 3
 	var parts []string
 	for i, p := range ps {
@@ -92,8 +93,8 @@ func (s *server) errorText(c echo.Context, err error) (int, string) {
 // the form's, words says it for people; the first per field wins), any
 // other error as the form's own ("" key), with the status handleError
 // would answer. The form is then shown again with what was typed.
-func (s *server) formProblems(c echo.Context, err error, errs map[string]string, field func(string) string, words func(dispatch.Problem) string) int {
-	var ve *dispatch.ValidationError
+func (s *server) formProblems(c echo.Context, err error, errs map[string]string, field func(string) string, words func(problem.Problem) string) int {
+	var ve *problem.Error
 	switch {
 	case errors.As(err, &ve):
 		for _, p := range ve.Problems {

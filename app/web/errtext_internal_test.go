@@ -12,7 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/kanadehq/kanade/app/dispatch"
+	"github.com/kanadehq/kanade/app/problem"
 	"github.com/kanadehq/kanade/store"
 )
 
@@ -86,10 +86,10 @@ func TestHandleError_NotFoundAndPartials(t *testing.T) {
 // The API message of a validation error names its problems.
 func TestHandleError_ValidationMessage(t *testing.T) {
 	s := &server{Deps: Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}}
-	ps := []dispatch.Problem{{Field: "target.pcs", Message: "unknown PC: PC-TYPO-99"}, {Field: "script", Message: "is empty"},
+	ps := []problem.Problem{{Field: "target.pcs", Message: "unknown PC: PC-TYPO-99"}, {Field: "script", Message: "is empty"},
 		{Field: "execute.timeout", Line: 7, Message: "is negative"}, {Field: "shell", Message: "x"}}
 	rec := httptest.NewRecorder()
-	s.handleError(&dispatch.ValidationError{Problems: ps}, echo.New().NewContext(httptest.NewRequest(http.MethodPost, "/api/run", nil), rec))
+	s.handleError(&problem.Error{Problems: ps}, echo.New().NewContext(httptest.NewRequest(http.MethodPost, "/api/run", nil), rec))
 	var body apiError
 	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
 		t.Fatal(err)
@@ -123,15 +123,15 @@ func TestSeeOther(t *testing.T) {
 // The Run form's words for dispatch problems.
 func TestRunWords(t *testing.T) {
 	tests := []struct {
-		p    dispatch.Problem
+		p    problem.Problem
 		want string
 	}{
-		{dispatch.Problem{Field: "target.pcs", Message: "unknown PC: PC-TYPO-99"}, "Unknown PC: PC-TYPO-99. No agent has ever had this name; check the spelling."},
-		{dispatch.Problem{Field: "target.pcs", Message: "unknown PCs: a, b"}, "Unknown PCs: a, b. No agent has ever had these names; check the spelling."},
-		{dispatch.Problem{Field: "target", Message: "choose at least one: all, groups or pcs"}, "Choose these PCs, groups or all agents."},
-		{dispatch.Problem{Field: "script", Message: "is empty"}, "Write the script to run."},
-		{dispatch.Problem{Field: "timeout", Message: "must be between 1s and 1h0m0s"}, "The timeout must be between 1s and 1h0m0s."},
-		{dispatch.Problem{Field: "deadline", Message: "must be between 1s and 720h"}, "Deadline must be between 1s and 720h."},
+		{problem.Problem{Field: "target.pcs", Message: "unknown PC: PC-TYPO-99"}, "Unknown PC: PC-TYPO-99. No agent has ever had this name; check the spelling."},
+		{problem.Problem{Field: "target.pcs", Message: "unknown PCs: a, b"}, "Unknown PCs: a, b. No agent has ever had these names; check the spelling."},
+		{problem.Problem{Field: "target", Message: "choose at least one: all, groups or pcs"}, "Choose these PCs, groups or all agents."},
+		{problem.Problem{Field: "script", Message: "is empty"}, "Write the script to run."},
+		{problem.Problem{Field: "timeout", Message: "must be between 1s and 1h0m0s"}, "The timeout must be between 1s and 1h0m0s."},
+		{problem.Problem{Field: "deadline", Message: "must be between 1s and 720h"}, "Deadline must be between 1s and 720h."},
 	}
 	for _, tt := range tests {
 		if got := runWords(tt.p); got != tt.want {

@@ -13,8 +13,8 @@ import (
 
 	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/app/agentinstall"
-	"github.com/kanadehq/kanade/app/dispatch"
 	"github.com/kanadehq/kanade/app/enroll"
+	"github.com/kanadehq/kanade/app/problem"
 	"github.com/kanadehq/kanade/store"
 	"github.com/kanadehq/kanade/views"
 )
@@ -54,8 +54,8 @@ type installJSON struct {
 var installOS = []string{"windows", "linux"}
 
 // installProblems checks a request; it changes nothing.
-func installProblems(r *installRequest) []dispatch.Problem {
-	var ps []dispatch.Problem
+func installProblems(r *installRequest) []problem.Problem {
+	var ps []problem.Problem
 	r.OS, r.Arch, r.Token = strings.ToLower(strings.TrimSpace(r.OS)), strings.ToLower(strings.TrimSpace(r.Arch)), strings.TrimSpace(r.Token)
 	if r.Arch == "" {
 		r.Arch = "amd64"
@@ -63,33 +63,33 @@ func installProblems(r *installRequest) []dispatch.Problem {
 	switch r.OS {
 	case "windows", "linux":
 	case "":
-		ps = append(ps, dispatch.Problem{Field: "os", Message: "pick the PC's operating system: windows or linux"})
+		ps = append(ps, problem.Problem{Field: "os", Message: "pick the PC's operating system: windows or linux"})
 	default:
-		ps = append(ps, dispatch.Problem{Field: "os", Message: fmt.Sprintf("%q: install commands exist for windows and linux", r.OS)})
+		ps = append(ps, problem.Problem{Field: "os", Message: fmt.Sprintf("%q: install commands exist for windows and linux", r.OS)})
 	}
 	if r.Arch != "amd64" && r.Arch != "arm64" {
-		ps = append(ps, dispatch.Problem{Field: "arch", Message: fmt.Sprintf("%q is not amd64 or arm64", r.Arch)})
+		ps = append(ps, problem.Problem{Field: "arch", Message: fmt.Sprintf("%q is not amd64 or arm64", r.Arch)})
 	}
 	r.Groups = wire.NormalizeGroups(r.Groups)
 	for _, g := range r.Groups {
 		if err := wire.ValidateGroup(g); err != nil {
-			ps = append(ps, dispatch.Problem{Field: "groups", Message: err.Error()})
+			ps = append(ps, problem.Problem{Field: "groups", Message: err.Error()})
 		}
 	}
 	switch r.Token {
 	case "default":
 	case "new":
 		if len(strings.TrimSpace(r.Name)) > 100 {
-			ps = append(ps, dispatch.Problem{Field: "name", Message: "at most 100 characters"})
+			ps = append(ps, problem.Problem{Field: "name", Message: "at most 100 characters"})
 		}
 		if r.ExpiresIn < 0 {
-			ps = append(ps, dispatch.Problem{Field: "expires_in", Message: "must not be negative"})
+			ps = append(ps, problem.Problem{Field: "expires_in", Message: "must not be negative"})
 		}
 		if r.MaxUses < 0 {
-			ps = append(ps, dispatch.Problem{Field: "max_uses", Message: "must be 0 (any number of PCs) or more"})
+			ps = append(ps, problem.Problem{Field: "max_uses", Message: "must be 0 (any number of PCs) or more"})
 		}
 	default:
-		ps = append(ps, dispatch.Problem{Field: "token", Message: fmt.Sprintf("%q is not \"default\" or \"new\"", r.Token)})
+		ps = append(ps, problem.Problem{Field: "token", Message: fmt.Sprintf("%q is not \"default\" or \"new\"", r.Token)})
 	}
 	return ps
 }
@@ -114,7 +114,7 @@ func (s *server) makeInstall(c echo.Context, r installRequest) (installJSON, err
 		return installJSON{}, err
 	}
 	if ps := installProblems(&r); len(ps) > 0 {
-		return installJSON{}, &dispatch.ValidationError{Problems: ps}
+		return installJSON{}, &problem.Error{Problems: ps}
 	}
 	if s.AgentBinaries == nil {
 		return installJSON{}, apiErr(http.StatusNotFound, "agent_not_built", "this server serves no agent downloads", nil)
@@ -283,7 +283,7 @@ func (s *server) addAgentsForm(c echo.Context) error {
 	out, err := s.makeInstall(c, r)
 	if err != nil {
 		if ps := enrollProblems(err); len(ps) > 0 {
-			err = &dispatch.ValidationError{Problems: ps}
+			err = &problem.Error{Problems: ps}
 		}
 		status := s.formProblems(c, err, m.Errors, func(f string) string {
 			switch f {
@@ -293,7 +293,7 @@ func (s *server) addAgentsForm(c echo.Context) error {
 				return "groups"
 			}
 			return ""
-		}, func(p dispatch.Problem) string {
+		}, func(p problem.Problem) string {
 			if p.Field == "" {
 				return sentence(p.Message)
 			}

@@ -2,9 +2,6 @@ package web
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,7 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/kanadehq/kanade/agent/wire"
+	"github.com/kanadehq/kanade/app/fleet"
 	"github.com/kanadehq/kanade/store"
 	"github.com/kanadehq/kanade/views"
 )
@@ -142,68 +139,56 @@ func (s *server) inventoryView(c echo.Context, pc, swQ string) (*views.Inventory
 	return v, nil
 }
 
-// refreshInventory asks one agent (a signed control message) to collect
-// and report its inventory now.
+// fleetService is the service that reaches agents; a server without one
+// cannot.
+func (s *server) fleetService(what string) (*fleet.Service, error) {
+	if s.Fleet == nil {
+		return nil, echo.NewHTTPError(http.StatusConflict, "this server cannot "+what+" agents")
+	}
+	return s.Fleet, nil
+}
+
+// refreshInventory asks one agent to collect and report its inventory now.
 func (s *server) refreshInventory(c echo.Context) error {
 	pc, err := idParam(c, "pc", "agent")
 	if err != nil {
 		return err
 	}
-	if _, err := s.Store.Agent(c.Request().Context(), pc); err != nil {
+	f, err := s.fleetService("reach")
+	if err != nil {
 		return err
 	}
-	msg, _ := json.Marshal(wire.Control{Kind: wire.ControlInventory})
-	if err := s.NC.PublishMsg(s.Keys.Msg(wire.ControlPCSubject(pc), msg, s.Now())); err != nil {
-		return fmt.Errorf("ask %s for its inventory: %w", pc, err)
+	if err := f.RefreshInventory(c.Request().Context(), pc, actor(c)); err != nil {
+		return err
 	}
-	s.Log.Info("inventory requested", "pc", pc, "by", actor(c))
 	if isAPI(c) || isPartial(c) {
 		return c.JSON(http.StatusAccepted, map[string]any{"pc_id": pc, "requested": true})
 	}
 	return c.Redirect(http.StatusSeeOther, "/agents/"+url.PathEscape(pc))
 }
 
-// pingTimeout is how long Ping waits for the agent's answer.
-const pingTimeout = 5 * time.Second
-
-// pingAgent sends a signed ping to one agent and waits for its answer (a
-// heartbeat carrying the nonce): the round trip through the broker.
+// pingAgent pings one agent and says how long its answer took.
 func (s *server) pingAgent(c echo.Context) error {
 	pc, err := idParam(c, "pc", "agent")
 	if err != nil {
 		return err
 	}
-	if _, err := s.Store.Agent(c.Request().Context(), pc); err != nil {
+	f, err := s.fleetService("ping")
+	if err != nil {
 		return err
 	}
-	if s.Pongs == nil {
-		return echo.NewHTTPError(http.StatusConflict, "this server cannot ping agents")
-	}
-	b := make([]byte, 12)
-	_, _ = rand.Read(b)
-	nonce := hex.EncodeToString(b)
-	answered, cancel := s.Pongs.Wait(pc + "/" + nonce)
-	defer cancel()
-	msg, _ := json.Marshal(wire.Control{Kind: wire.ControlPing, Nonce: nonce})
-	start := time.Now()
-	if err := s.NC.PublishMsg(s.Keys.Msg(wire.ControlPCSubject(pc), msg, s.Now())); err != nil {
-		return fmt.Errorf("ping %s: %w", pc, err)
-	}
-	t := time.NewTimer(pingTimeout)
-	defer t.Stop()
-	select {
-	case <-answered:
-	case <-t.C:
-		if isAPI(c) {
-			return apiErr(http.StatusGatewayTimeout, "no_answer", fmt.Sprintf("%s did not answer within %s", pc, pingTimeout), nil)
-		}
+	rtt, err := f.Ping(c.Request().Context(), pc)
+	switch {
+	case errors.Is(err, fleet.ErrNoAnswer) && isAPI(c):
+		return apiErr(http.StatusGatewayTimeout, "no_answer", fmt.Sprintf("%s did not answer within %s", pc, fleet.PingTimeout), nil)
+	case errors.Is(err, fleet.ErrNoAnswer):
 		return c.HTML(http.StatusOK, `<span class="field-error" data-testid="ping-result">no answer within 5s</span>`)
-	case <-c.Request().Context().Done():
-		return c.Request().Context().Err()
+	case err != nil:
+		return err
 	}
-	rtt := time.Since(start)
+	ms := float64(rtt.Microseconds()) / 1000
 	if isAPI(c) {
-		return c.JSON(http.StatusOK, map[string]any{"pc_id": pc, "rtt_ms": float64(rtt.Microseconds()) / 1000})
+		return c.JSON(http.StatusOK, map[string]any{"pc_id": pc, "rtt_ms": ms})
 	}
-	return c.HTML(http.StatusOK, fmt.Sprintf(`<span class="muted" data-testid="ping-result">answered in %.1f ms</span>`, float64(rtt.Microseconds())/1000))
+	return c.HTML(http.StatusOK, fmt.Sprintf(`<span class="muted" data-testid="ping-result">answered in %.1f ms</span>`, ms))
 }

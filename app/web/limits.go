@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -32,11 +33,15 @@ func limitFormBody(next echo.HandlerFunc) echo.HandlerFunc {
 		if isAPI(c) || r.Body == nil || r.Body == http.NoBody {
 			return next(c)
 		}
-		tooLarge := apiErr(http.StatusRequestEntityTooLarge, "too_large", "the request body is larger than 1 MiB", nil)
-		if r.ContentLength > maxBodyBytes {
+		limit, tooLarge := int64(maxBodyBytes), apiErr(http.StatusRequestEntityTooLarge, "too_large", "the request body is larger than 1 MiB", nil)
+		if big, ok := largeForms[r.URL.Path]; ok && r.Method == http.MethodPost {
+			limit, tooLarge = big.limit, apiErr(http.StatusRequestEntityTooLarge, "too_large", big.tooLarge, nil)
+			_ = http.NewResponseController(c.Response().Writer).SetReadDeadline(time.Now().Add(big.read))
+		}
+		if r.ContentLength > limit {
 			return tooLarge
 		}
-		r.Body = http.MaxBytesReader(c.Response(), r.Body, maxBodyBytes)
+		r.Body = http.MaxBytesReader(c.Response(), r.Body, limit)
 		var err error
 		switch ct, _, _ := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType)); ct {
 		case echo.MIMEApplicationForm:

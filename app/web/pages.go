@@ -134,7 +134,8 @@ func (s *server) execList(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	m := views.ExecListModel{Status: f.Status, JobID: f.JobID, PCID: f.PCID, Title: f.Title, InitiatedBy: f.InitiatedBy}
+	m := views.ExecListModel{Status: string(f.Status), JobID: f.JobID, PCID: f.PCID, Title: f.Title, InitiatedBy: f.InitiatedBy,
+		Statuses: append(outcomeValues(), string(store.StatusCompleted))}
 	if f.Outcome != "" {
 		m.Status = string(f.Outcome)
 	}

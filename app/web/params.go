@@ -117,12 +117,12 @@ func execFilter(c echo.Context) (store.ExecFilter, error) {
 	// "completed" is only a status; every other status has the outcome of
 	// the same name, and the outcomes that are not statuses (succeeded,
 	// failed, ...) filter as outcomes.
-	status, err := oneOf(c, "status", append([]string{store.StatusCompleted}, outcomeValues()...)...)
+	status, err := oneOf(c, "status", append([]string{string(store.StatusCompleted)}, outcomeValues()...)...)
 	if err != nil {
 		return store.ExecFilter{}, err
 	}
-	if status == store.StatusCompleted {
-		f.Status = status
+	if status == string(store.StatusCompleted) {
+		f.Status = store.StatusCompleted
 	} else {
 		f.Outcome = store.Outcome(status)
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/kanadehq/kanade/agent/wire"
-	"github.com/kanadehq/kanade/app/dispatch"
+	"github.com/kanadehq/kanade/app/problem"
 	"github.com/kanadehq/kanade/app/rollout"
 	"github.com/kanadehq/kanade/jobs"
 	"github.com/kanadehq/kanade/store"
@@ -43,7 +43,7 @@ func (s *server) doRollout(c echo.Context, fn rolloutAction) (string, error) {
 	wave := 0
 	if v := c.Param("n"); v != "" {
 		if wave, err = strconv.Atoi(v); err != nil || wave < 0 {
-			return "", &dispatch.ValidationError{Problems: []dispatch.Problem{{Field: "n", Message: "must be a wave index: 0, 1, 2…"}}}
+			return "", problem.New("n", "must be a wave index: 0, 1, 2…")
 		}
 	}
 	if s.Rollouts == nil {

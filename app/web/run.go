@@ -13,6 +13,7 @@ import (
 
 	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/app/dispatch"
+	"github.com/kanadehq/kanade/app/problem"
 	"github.com/kanadehq/kanade/store"
 	"github.com/kanadehq/kanade/views"
 	"github.com/kanadehq/kanade/views/components"
@@ -82,7 +83,7 @@ func runField(f string) string {
 }
 
 // runWords says a dispatch problem of a run or deploy for a help desk.
-func runWords(p dispatch.Problem) string {
+func runWords(p problem.Problem) string {
 	msg := p.Message
 	switch {
 	case p.Field == "target.pcs" && strings.HasPrefix(msg, "unknown PC"):
@@ -145,7 +146,7 @@ func (s *server) preview(c echo.Context, f runForm) views.RunPreviewModel {
 func (s *server) targetPreview(c echo.Context, t store.Target, ask func(matched, online int, all bool) string) views.RunPreviewModel {
 	ctx := c.Request().Context()
 	matched, online, err := s.Dispatcher.Preview(ctx, t)
-	var ve *dispatch.ValidationError
+	var ve *problem.Error
 	switch {
 	case errors.As(err, &ve) && len(ve.Problems) > 0:
 		return views.RunPreviewModel{Error: runWords(ve.Problems[0])}

@@ -11,10 +11,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/kanadehq/kanade/agent/wire"
-	"github.com/kanadehq/kanade/app/audit"
 	"github.com/kanadehq/kanade/app/auth"
-	"github.com/kanadehq/kanade/app/dispatch"
+	"github.com/kanadehq/kanade/app/problem"
 	"github.com/kanadehq/kanade/app/schedule"
 	"github.com/kanadehq/kanade/jobs"
 	"github.com/kanadehq/kanade/store"
@@ -43,27 +41,22 @@ type scheduleJSON struct {
 }
 
 func (s *server) schedules(ctx context.Context) ([]scheduleJSON, error) {
-	if s.Scheduler == nil {
+	if s.Schedules == nil {
 		return []scheduleJSON{}, nil
 	}
-	defs, err := s.Scheduler.Defs(ctx)
+	list, err := s.Schedules.List(ctx)
 	if err != nil {
 		return nil, err
 	}
-	last, err := s.Store.LastFires(ctx)
-	if err != nil {
-		return nil, err
-	}
-	now := s.Now()
-	out := make([]scheduleJSON, 0, len(defs))
-	for _, d := range defs {
-		j := scheduleJSON{ID: d.ID, Description: d.Description, Cron: d.Cron, Human: schedule.Describe(d.Cron), Timezone: d.Timezone,
-			JobID: d.JobID, Target: d.Target, Enabled: d.Enabled, Source: d.Source, Problem: d.Problem, Shadowed: d.Shadowed,
-			NextFireAt: timePtr(schedule.NextFire(d, now))}
+	out := make([]scheduleJSON, 0, len(list))
+	for _, l := range list {
+		j := scheduleJSON{ID: l.ID, Description: l.Description, Cron: l.Cron, Human: schedule.Describe(l.Cron), Timezone: l.Timezone,
+			JobID: l.JobID, Target: l.Target, Enabled: l.Enabled, Source: l.Source, Problem: l.Problem, Shadowed: l.Shadowed,
+			NextFireAt: timePtr(l.NextFire)}
 		if j.Source == "" {
 			j.Source = "api"
 		}
-		if f, ok := last[d.ID]; ok {
+		if f := l.LastFire; f != nil {
 			j.LastFireAt, j.LastStatus, j.LastExecID, j.LastReason = timePtr(f.At), f.Status, f.ExecID, f.Reason
 		}
 		out = append(out, j)
@@ -90,90 +83,17 @@ type scheduleRequestJSON struct {
 	Enabled     *bool         `json:"enabled"`
 }
 
-// checkSchedule validates a schedule from the API or the form, naming
-// every bad field.
-func (s *server) checkSchedule(ctx context.Context, r scheduleRequestJSON) (store.Schedule, error) {
-	var ps []dispatch.Problem
-	bad := func(f, m string) { ps = append(ps, dispatch.Problem{Field: f, Message: m}) }
-	if err := wire.ValidateID("id", r.ID); err != nil {
-		bad("id", err.Error())
-	}
-	if _, err := schedule.ParseCron(r.Cron, ""); err != nil {
-		bad("cron", err.Error())
-	}
-	if r.Timezone != "" {
-		if _, err := schedule.ParseCron("@daily", r.Timezone); err != nil {
-			bad("timezone", err.Error())
-		}
-	}
-	if err := wire.ValidateID("job_id", r.JobID); err != nil {
-		bad("job_id", err.Error())
-	} else if e, ok := s.jobEntry(r.JobID); !ok || e.Kind != jobs.KindJob {
-		bad("job_id", fmt.Sprintf("there is no job %q in the jobs directory", r.JobID))
-	}
-	if r.Target != nil {
-		r.Target.Groups = wire.NormalizeGroups(r.Target.Groups)
-		tps := dispatch.ValidateTarget(*r.Target)
-		ps = append(ps, tps...)
-		if len(tps) == 0 && len(r.Target.PCs) > 0 && s.Dispatcher != nil {
-			// As a run would be: a PC no agent has ever had is a typo.
-			unknown, err := s.Dispatcher.UnknownPCs(ctx, r.Target.PCs)
-			if err != nil {
-				return store.Schedule{}, err
-			}
-			if len(unknown) > 0 {
-				bad("target.pcs", dispatch.UnknownPCsMessage(unknown))
-			}
-		}
-	}
-	if len(r.Description) > 500 {
-		bad("description", "is longer than 500 characters")
-	}
-	if len(ps) > 0 {
-		return store.Schedule{}, &dispatch.ValidationError{Problems: ps}
-	}
-	sc := store.Schedule{ID: r.ID, Description: strings.TrimSpace(r.Description), Cron: strings.Join(strings.Fields(r.Cron), " "),
-		Timezone: r.Timezone, JobID: r.JobID, Target: r.Target, Enabled: r.Enabled == nil || *r.Enabled}
-	// The jobs directory wins: its ids cannot be taken here.
-	if src := s.Scheduler.FileSource(sc.ID); src != "" {
-		return sc, fmt.Errorf("%w: schedule %s is defined by %s in the jobs directory; edit that file", dispatch.ErrConflict, sc.ID, src)
-	}
-	return sc, nil
+func (r scheduleRequestJSON) input() schedule.Input {
+	return schedule.Input{ID: r.ID, Description: r.Description, Cron: r.Cron, Timezone: r.Timezone, JobID: r.JobID, Target: r.Target, Enabled: r.Enabled}
 }
 
-func (s *server) saveSchedule(c echo.Context, r scheduleRequestJSON, create bool) (store.Schedule, error) {
-	if s.Scheduler == nil {
-		return store.Schedule{}, echo.NewHTTPError(http.StatusConflict, "this server runs no scheduler")
+// scheduleService is the schedules' service; a server that runs no
+// scheduler refuses changes to them.
+func (s *server) scheduleService() (*schedule.Service, error) {
+	if s.Schedules == nil {
+		return nil, echo.NewHTTPError(http.StatusConflict, "this server runs no scheduler")
 	}
-	ctx := c.Request().Context()
-	sc, err := s.checkSchedule(ctx, r)
-	if err != nil {
-		return sc, err
-	}
-	now := s.Now()
-	sc.UpdatedAt = now
-	action := audit.ScheduleUpdate
-	if create {
-		action = audit.ScheduleCreate
-	}
-	if err := s.Audit.Record(ctx, actor(c), action, sc.ID, map[string]any{"cron": sc.Cron, "job_id": sc.JobID, "target": sc.Target, "enabled": sc.Enabled, "timezone": sc.Timezone}); err != nil {
-		return sc, err
-	}
-	if create {
-		sc.CreatedAt, sc.CreatedBy = now, actor(c)
-		err = s.Store.CreateSchedule(ctx, sc)
-		if errors.Is(err, store.ErrExists) {
-			err = fmt.Errorf("%w: schedule %s exists; change it with PUT /api/schedules/%s", dispatch.ErrConflict, sc.ID, sc.ID)
-		}
-	} else {
-		err = s.Store.UpdateSchedule(ctx, sc)
-	}
-	if err != nil {
-		s.Audit.Failed(ctx, actor(c), action, sc.ID, err)
-		return sc, err
-	}
-	s.Scheduler.Kick()
-	return sc, nil
+	return s.Schedules, nil
 }
 
 func (s *server) apiCreateSchedule(c echo.Context) error {
@@ -181,7 +101,11 @@ func (s *server) apiCreateSchedule(c echo.Context) error {
 	if err := decodeJSON(c, &r); err != nil {
 		return err
 	}
-	if _, err := s.saveSchedule(c, r, true); err != nil {
+	sv, err := s.scheduleService()
+	if err != nil {
+		return err
+	}
+	if _, err := sv.Create(c.Request().Context(), r.input(), actor(c)); err != nil {
 		return err
 	}
 	return s.apiScheduleOut(c, r.ID, http.StatusCreated)
@@ -202,10 +126,11 @@ func (s *server) apiUpdateSchedule(c echo.Context) error {
 	if r.ID != id {
 		return validation("id", "must match the URL")
 	}
-	if _, err := s.Store.Schedule(c.Request().Context(), id); err != nil {
+	sv, err := s.scheduleService()
+	if err != nil {
 		return err
 	}
-	if _, err := s.saveSchedule(c, r, false); err != nil {
+	if _, err := sv.Update(c.Request().Context(), r.input(), actor(c)); err != nil {
 		return err
 	}
 	return s.apiScheduleOut(c, id, http.StatusOK)
@@ -224,30 +149,20 @@ func (s *server) apiScheduleOut(c echo.Context, id string, status int) error {
 	return apiErr(http.StatusNotFound, "not_found", "schedule "+id+" does not exist", nil)
 }
 
-func (s *server) deleteSchedule(c echo.Context) (string, error) {
+func (s *server) deleteSchedule(c echo.Context) error {
 	id, err := idParam(c, "id", "schedule")
 	if err != nil {
-		return "", err
+		return err
 	}
-	if s.Scheduler == nil {
-		return "", echo.NewHTTPError(http.StatusConflict, "this server runs no scheduler")
+	sv, err := s.scheduleService()
+	if err != nil {
+		return err
 	}
-	if err := s.Audit.Record(c.Request().Context(), actor(c), audit.ScheduleDelete, id, nil); err != nil {
-		return "", err
-	}
-	if err := s.Store.DeleteSchedule(c.Request().Context(), id); err != nil {
-		s.Audit.Failed(c.Request().Context(), actor(c), audit.ScheduleDelete, id, err)
-		if src := s.Scheduler.FileSource(id); src != "" && errors.Is(err, store.ErrNotFound) {
-			return "", fmt.Errorf("%w: schedule %s is defined by %s in the jobs directory; delete or disable it there", dispatch.ErrConflict, id, src)
-		}
-		return "", err
-	}
-	s.Scheduler.Kick()
-	return id, nil
+	return sv.Delete(c.Request().Context(), id, actor(c))
 }
 
 func (s *server) apiDeleteSchedule(c echo.Context) error {
-	if _, err := s.deleteSchedule(c); err != nil {
+	if err := s.deleteSchedule(c); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -347,7 +262,10 @@ func (s *server) formCreateSchedule(c echo.Context) error {
 	if len(groups) > 0 || len(pcs) > 0 {
 		r.Target = &store.Target{Groups: groups, PCs: pcs}
 	}
-	_, err := s.saveSchedule(c, r, true)
+	sv, err := s.scheduleService()
+	if err == nil {
+		_, err = sv.Create(c.Request().Context(), r.input(), actor(c))
+	}
 	if err == nil {
 		return c.Redirect(http.StatusSeeOther, "/schedules")
 	}
@@ -367,7 +285,7 @@ func scheduleField(f string) string {
 }
 
 // scheduleWords says a problem of the New schedule form for people.
-func scheduleWords(p dispatch.Problem) string {
+func scheduleWords(p problem.Problem) string {
 	switch p.Field {
 	case "target.pcs", "target.groups", "target":
 		return runWords(p)
@@ -398,23 +316,18 @@ func (s *server) formToggleSchedule(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if s.Scheduler == nil {
-		return echo.NewHTTPError(http.StatusConflict, "this server runs no scheduler")
-	}
-	sc, err := s.Store.Schedule(c.Request().Context(), id)
-	if err == nil {
-		enabled := !sc.Enabled
-		r := scheduleRequestJSON{ID: sc.ID, Description: sc.Description, Cron: sc.Cron, Timezone: sc.Timezone, JobID: sc.JobID, Target: sc.Target, Enabled: &enabled}
-		_, err = s.saveSchedule(c, r, false)
-	}
+	sv, err := s.scheduleService()
 	if err != nil {
+		return err
+	}
+	if _, err := sv.Toggle(c.Request().Context(), id, actor(c)); err != nil {
 		return s.scheduleRowFailed(c, "Schedule "+id, err)
 	}
 	return c.Redirect(http.StatusSeeOther, "/schedules")
 }
 
 func (s *server) formDeleteSchedule(c echo.Context) error {
-	if _, err := s.deleteSchedule(c); err != nil {
+	if err := s.deleteSchedule(c); err != nil {
 		return s.scheduleRowFailed(c, "Schedule "+c.Param("id"), err)
 	}
 	return c.Redirect(http.StatusSeeOther, "/schedules")
@@ -424,7 +337,7 @@ func (s *server) formDeleteSchedule(c echo.Context) error {
 // button did nothing.
 func (s *server) scheduleRowFailed(c echo.Context, what string, err error) error {
 	status, msg := s.errorText(c, err)
-	var ve *dispatch.ValidationError
+	var ve *problem.Error
 	if errors.As(err, &ve) && len(ve.Problems) > 0 {
 		msg = what + ": " + scheduleWords(ve.Problems[0])
 	}

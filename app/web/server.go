@@ -14,22 +14,24 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/kanadehq/kanade/app/agentinstall"
 	"github.com/kanadehq/kanade/app/audit"
 	"github.com/kanadehq/kanade/app/auth"
+	"github.com/kanadehq/kanade/app/backup"
 	"github.com/kanadehq/kanade/app/catalog"
+	"github.com/kanadehq/kanade/app/commandkeys"
 	"github.com/kanadehq/kanade/app/dispatch"
 	"github.com/kanadehq/kanade/app/enroll"
 	"github.com/kanadehq/kanade/app/events"
+	"github.com/kanadehq/kanade/app/fleet"
 	"github.com/kanadehq/kanade/app/health"
 	"github.com/kanadehq/kanade/app/metrics"
-	"github.com/kanadehq/kanade/app/projector"
+	"github.com/kanadehq/kanade/app/problem"
+	"github.com/kanadehq/kanade/app/release"
 	"github.com/kanadehq/kanade/app/rollout"
 	"github.com/kanadehq/kanade/app/schedule"
-	"github.com/kanadehq/kanade/app/sign"
 	"github.com/kanadehq/kanade/store"
 )
 
@@ -41,9 +43,10 @@ type Deps struct {
 	Enroller *enroll.Service
 	// Audit records the actions handled here directly.
 	Audit *audit.Recorder
-	// Keys sign commands; rotating them is announced on NC.
-	Keys   *sign.Keyring
-	NC     *nats.Conn
+	// CommandKeys lists and rotates the keys agents trust (nil: none).
+	CommandKeys *commandkeys.Service
+	// Fleet pings agents and asks them for their inventory (nil: neither).
+	Fleet  *fleet.Service
 	Events *events.Broker
 	JS     jetstream.JetStream
 	// Catalog is the jobs directory (nil: no jobs).
@@ -56,12 +59,10 @@ type Deps struct {
 	DevMode bool
 	// Auth identifies callers (nil: a dev-mode service is made, DevMode must be set).
 	Auth *auth.Service
-	// Pongs receives agents' answers to Ping (nil: no ping).
-	Pongs *projector.Pongs
 	// Rollouts approves, halts and resumes waves (nil: no rollouts).
 	Rollouts *rollout.Engine
-	// Scheduler lists, fires and picks up schedules (nil: none).
-	Scheduler *schedule.Scheduler
+	// Schedules lists and changes the schedules (nil: no scheduler runs).
+	Schedules *schedule.Service
 	// FourEyes is the rollout default shown on job pages.
 	FourEyes bool
 	// OIDCIssuer and RolesClaim are shown on the sign-in page.
@@ -100,6 +101,13 @@ type Deps struct {
 	// (nil: /healthz pings NATSHealthy and the database, and there is no
 	// System page).
 	Health *health.Monitor
+	// LastBackup reads the record of the newest backup (Settings ›
+	// Backups; nil: none is shown).
+	LastBackup func() (backup.Record, bool, error)
+	// DBDriver is the database the server runs on ("sqlite", "postgres").
+	DBDriver string
+	// Releases keeps the agent releases and rolls them out (nil: none).
+	Releases *release.Service
 }
 
 type server struct {
@@ -224,7 +232,7 @@ func (s *server) handleError(err error, c echo.Context) {
 func (s *server) classify(c echo.Context, err error) (status int, code, msg string, details any) {
 	status, code, msg = http.StatusInternalServerError, "internal", "something went wrong; the server log has the details"
 	var he *echo.HTTPError
-	var ve *dispatch.ValidationError
+	var ve *problem.Error
 	switch {
 	case errors.As(err, &ve):
 		status, code, msg, details = http.StatusBadRequest, "validation_failed", problemsMessage(ve.Problems), ve.Problems

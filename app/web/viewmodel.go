@@ -55,8 +55,11 @@ func shortDuration(d time.Duration) string {
 }
 
 func countsView(c store.Counts) views.Counts {
-	return views.Counts{Pending: c.Pending, Running: c.Running, Succeeded: c.Succeeded, Failed: c.Failed,
-		TimedOut: c.TimedOut, Killed: c.Killed, Skipped: c.Skipped, Expired: c.Expired, Lost: c.Lost, Total: c.Total()}
+	n := make(map[string]int, len(wire.States))
+	for _, st := range wire.States {
+		n[string(st)] = c.Of(st)
+	}
+	return views.Counts{N: n, Total: c.Total()}
 }
 
 func agentRow(a store.Agent, now time.Time) views.AgentRow {
@@ -71,7 +74,7 @@ func agentRow(a store.Agent, now time.Time) views.AgentRow {
 
 func execRow(e store.Execution, now time.Time) views.ExecRow {
 	what, detail := execName(e)
-	return views.ExecRow{ExecID: e.ExecID, JobID: e.JobID, Status: e.Status, InitiatedBy: e.InitiatedBy,
+	return views.ExecRow{ExecID: e.ExecID, JobID: e.JobID, Status: string(e.Status), InitiatedBy: e.InitiatedBy,
 		Created: timeText(e.CreatedAt, now), Counts: countsView(e.Counts), URL: "/executions/" + e.ExecID,
 		Outcome: string(e.Outcome()), What: what, Detail: detail, Target: targetText(e.Target, e.Counts.Total())}
 }

@@ -34,6 +34,16 @@ func New(t testing.TB) *store.Store {
 // database dsn; the schema is dropped when the test ends.
 func NewPostgres(t testing.TB, dsn string) *store.Store {
 	t.Helper()
+	// Registered after the schema cleanup, so it runs before it.
+	return open(t, store.DriverPostgres, PostgresSchema(t, dsn))
+}
+
+// PostgresSchema creates a schema of its own in the PostgreSQL database
+// dsn and returns dsn with search_path set to it, for a server under test
+// to migrate and use; the schema is dropped when the test ends, after
+// every cleanup registered later (the server's stop).
+func PostgresSchema(t testing.TB, dsn string) string {
+	t.Helper()
 	ctx := context.Background()
 	admin, err := sql.Open("pgx", dsn)
 	if err != nil {
@@ -49,8 +59,7 @@ func NewPostgres(t testing.TB, dsn string) *store.Store {
 			t.Errorf("storetest: drop schema %s: %v", schema, err)
 		}
 	})
-	// Registered after the schema cleanup, so it runs before it.
-	return open(t, store.DriverPostgres, withSearchPath(dsn, schema))
+	return withSearchPath(dsn, schema)
 }
 
 // ForEach runs fn as the subtest "sqlite" with New, and as the subtest

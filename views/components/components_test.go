@@ -8,19 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/kanadehq/kanade/agent/wire"
 )
-
-func TestTargetStates_MatchWire(t *testing.T) {
-	var want []string
-	for _, s := range wire.States {
-		want = append(want, string(s))
-	}
-	if diff := cmp.Diff(want, TargetStates); diff != "" {
-		t.Errorf("TargetStates differ from wire.States (-wire +ours):\n%s", diff)
-	}
-}
 
 func TestNumber(t *testing.T) {
 	tests := []struct {

@@ -10,11 +10,19 @@ import (
 	"time"
 
 	"github.com/a-h/templ"
+
+	"github.com/kanadehq/kanade/agent/wire"
 )
 
-// TargetStates lists every target state in display order (the same order
-// as wire.States).
-var TargetStates = []string{"pending", "running", "succeeded", "failed", "timed_out", "killed", "skipped", "expired", "lost"}
+// TargetStates lists every target state in display order: wire.States as
+// strings.
+var TargetStates = func() []string {
+	s := make([]string, len(wire.States))
+	for i, st := range wire.States {
+		s[i] = string(st)
+	}
+	return s
+}()
 
 // Label returns the display word of a state or status: "timed_out" becomes
 // "timed out", and an empty state "unknown".

@@ -13,8 +13,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -103,28 +105,94 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	progressCtx, stopProgress := context.WithCancel(ctx)
 	defer stopProgress()
 	go progress(progressCtx, stdout, &stats, *count, start, ready)
-	return swarm.Run(ctx, cfg, &stats, func() {
+	err := swarm.Run(ctx, cfg, &stats, func() {
 		close(ready)
 		d := time.Since(start)
 		fmt.Fprintf(stdout, "swarm ready: %d agents connected in %s (%.0f/s)\n", *count, d.Round(time.Millisecond), float64(*count)/d.Seconds())
 	})
+	stopProgress()
+	printRuns(stdout, &stats)
+	return err
 }
 
 // progress prints how many agents are enrolled and connected every few
-// seconds until all are connected (ready is closed) or ctx ends.
+// seconds until all are connected (ready is closed). Then, until ctx
+// ends, it follows connection losses: when agents lose their connection
+// it prints "swarm lost", and once all are connected again and once all
+// have caught up since, "swarm reconnected" and "swarm caught up", with
+// the time since the first loss and the connection errors meanwhile.
 func progress(ctx context.Context, stdout io.Writer, stats *swarm.Stats, count int, start time.Time, ready <-chan struct{}) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
+waitReady:
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-ready:
-			return
+			break waitReady
 		case <-t.C:
 			fmt.Fprintf(stdout, "swarm: %d of %d agents connected (%d enrolled) after %s\n",
 				stats.Connected.Load(), count, stats.Enrolled.Load(), time.Since(start).Round(time.Second))
 		}
+	}
+	t.Stop()
+	watch := time.NewTicker(swarm.CaughtUpEvery)
+	defer watch.Stop()
+	var lostAt, reportedAt time.Time
+	var errs0 int64
+	reconnected := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-watch.C:
+		}
+		connected, caughtUp := stats.Connected.Load(), stats.CaughtUp.Load()
+		if !lostAt.IsZero() && time.Since(reportedAt) >= 5*time.Second {
+			reportedAt = time.Now()
+			fmt.Fprintf(stdout, "swarm: %d of %d agents connected, %d caught up, %d connection errors, %s after the first loss\n",
+				connected, count, caughtUp, stats.ConnErrors.Load()-errs0, time.Since(lostAt).Round(time.Second))
+		}
+		switch {
+		case lostAt.IsZero() && connected < int64(count):
+			lostAt, errs0, reconnected = time.Now(), stats.ConnErrors.Load(), false
+			reportedAt = lostAt
+			fmt.Fprintf(stdout, "swarm lost: %d of %d agents disconnected\n", int64(count)-connected, count)
+		case !lostAt.IsZero() && !reconnected && connected == int64(count):
+			reconnected = true
+			fmt.Fprintf(stdout, "swarm reconnected: %d agents connected again %s after the first loss (%d connection errors meanwhile)\n",
+				count, time.Since(lostAt).Round(time.Millisecond), stats.ConnErrors.Load()-errs0)
+			fmt.Fprintf(stdout, "swarm connection errors so far: %s\n", errorKinds(stats.ErrorKinds()))
+		case reconnected && caughtUp == int64(count):
+			fmt.Fprintf(stdout, "swarm caught up: %d agents caught up %s after the first loss\n",
+				count, time.Since(lostAt).Round(time.Millisecond))
+			lostAt, reconnected = time.Time{}, false
+		}
+	}
+}
+
+// errorKinds lists error counts by kind, most frequent first.
+func errorKinds(kinds map[string]int64) string {
+	keys := slices.SortedFunc(maps.Keys(kinds), func(a, b string) int {
+		if kinds[a] != kinds[b] {
+			return int(kinds[b] - kinds[a])
+		}
+		return strings.Compare(a, b)
+	})
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%d × %q", kinds[k], k))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// printRuns prints how often the model ran each script, in the order of
+// the scripts, as "swarm runs: COUNT SCRIPT" (the script quoted).
+func printRuns(stdout io.Writer, stats *swarm.Stats) {
+	runs := stats.Runs()
+	for _, script := range slices.Sorted(maps.Keys(runs)) {
+		fmt.Fprintf(stdout, "swarm runs: %d %q\n", runs[script], script)
 	}
 }
 
