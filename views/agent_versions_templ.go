@@ -161,7 +161,7 @@ func AgentVersionsPage(l Layout, m AgentVersionsModel) templ.Component {
 					return templ_7745c5c3_Err
 				}
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 7, " <section class=\"panel\" aria-labelledby=\"releases-h\"><h2 id=\"releases-h\">Releases</h2><div class=\"table-wrap\"><table class=\"grid\" data-testid=\"releases\"><thead><tr><th scope=\"col\">Version</th><th scope=\"col\">Platform</th><th scope=\"col\" class=\"num\">Size</th><th scope=\"col\">SHA-256</th><th scope=\"col\">Uploaded</th><th scope=\"col\"><span class=\"sr-only\">Actions</span></th></tr></thead> <tbody>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 7, " <section class=\"panel\" aria-labelledby=\"releases-h\"><div class=\"panel-head\"><h2 id=\"releases-h\">Releases</h2></div><div class=\"table-wrap\"><table class=\"grid\" data-testid=\"releases\"><thead><tr><th scope=\"col\">Version</th><th scope=\"col\">Platform</th><th scope=\"col\" class=\"num\">Size</th><th scope=\"col\">SHA-256</th><th scope=\"col\">Uploaded</th><th scope=\"col\"><span class=\"sr-only\">Actions</span></th></tr></thead> <tbody>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -610,7 +610,7 @@ func AgentVersionsPage(l Layout, m AgentVersionsModel) templ.Component {
 				return templ_7745c5c3_Err
 			}
 			if m.CanEdit && len(m.Versions) > 0 {
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 55, "<section class=\"panel\" id=\"rollout\" aria-labelledby=\"rollout-h\"><h2 id=\"rollout-h\">Roll out</h2><form method=\"post\" action=\"/agent-versions/rollout\" class=\"token-form\" data-testid=\"rollout-form\" data-confirm=\"Update the selected agents? Each one downloads the release, tries it, and swaps its binary; one that does not reach the server within 2 minutes goes back by itself.\"><input type=\"hidden\" name=\"_csrf\" value=\"")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 55, "<section class=\"panel\" id=\"rollout\" aria-labelledby=\"rollout-h\"><div class=\"panel-head\"><h2 id=\"rollout-h\">Roll out</h2></div><form method=\"post\" action=\"/agent-versions/rollout\" class=\"token-form\" data-testid=\"rollout-form\" data-confirm=\"Update the selected agents? Each one downloads the release, tries it, and swaps its binary; one that does not reach the server within 2 minutes goes back by itself.\"><input type=\"hidden\" name=\"_csrf\" value=\"")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
@@ -828,7 +828,7 @@ func AgentVersionsPage(l Layout, m AgentVersionsModel) templ.Component {
 					return templ_7745c5c3_Err
 				}
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 83, " <section class=\"panel\" aria-labelledby=\"fleet-h\"><h2 id=\"fleet-h\">The fleet's versions</h2><div class=\"table-wrap\"><table class=\"grid\" data-testid=\"fleet-versions\"><thead><tr><th scope=\"col\">Group</th><th scope=\"col\">Platform</th><th scope=\"col\">Agent version</th><th scope=\"col\" class=\"num\">Agents</th></tr></thead> <tbody>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 83, " <section class=\"panel\" aria-labelledby=\"fleet-h\"><div class=\"panel-head\"><h2 id=\"fleet-h\">The fleet's versions</h2></div><div class=\"table-wrap\"><table class=\"grid\" data-testid=\"fleet-versions\"><thead><tr><th scope=\"col\">Group</th><th scope=\"col\">Platform</th><th scope=\"col\">Agent version</th><th scope=\"col\" class=\"num\">Agents</th></tr></thead> <tbody>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -924,7 +924,7 @@ func AgentVersionsPage(l Layout, m AgentVersionsModel) templ.Component {
 					return templ_7745c5c3_Err
 				}
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 94, "</tbody></table></div></section><section class=\"panel\" aria-labelledby=\"failures-h\"><h2 id=\"failures-h\">Agents whose latest update failed</h2><div class=\"table-wrap\"><table class=\"grid\" data-testid=\"update-failures\"><thead><tr><th scope=\"col\">PC</th><th scope=\"col\">Version</th><th scope=\"col\">State</th><th scope=\"col\">Why</th><th scope=\"col\">When</th></tr></thead> <tbody>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 94, "</tbody></table></div></section><section class=\"panel\" aria-labelledby=\"failures-h\"><div class=\"panel-head\"><h2 id=\"failures-h\">Agents whose latest update failed</h2></div><div class=\"table-wrap\"><table class=\"grid\" data-testid=\"update-failures\"><thead><tr><th scope=\"col\">PC</th><th scope=\"col\">Version</th><th scope=\"col\">State</th><th scope=\"col\">Why</th><th scope=\"col\">When</th></tr></thead> <tbody>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

@@ -78,6 +78,10 @@ func (d *Dispatcher) DeployUpdate(ctx context.Context, r UpdateRequest) (store.E
 	ps := ValidateTarget(target)
 	var tps []problem.Problem
 	r.Title, tps = CheckTitle(r.Title)
+	if r.Title == "" {
+		// The executions list and the tab title name what this is.
+		r.Title = "Agent update to " + r.Version
+	}
 	if ps = append(ps, tps...); len(ps) > 0 {
 		return store.Execution{}, nil, &problem.Error{Problems: ps}
 	}

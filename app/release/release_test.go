@@ -273,6 +273,9 @@ func TestRollout_TargetsCommandsAndSupersedes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if e.Title != "Agent update to v2" {
+		t.Errorf("title = %q; want the default, naming the version", e.Title)
+	}
 	gotEx := map[string]string{}
 	for _, x := range excluded {
 		gotEx[x.PCID] = x.Reason
