@@ -87,7 +87,7 @@ deps-browser:
 	  fi; }
 
 ## bench: kanade (server + swarm of N simulated agents) next to a bare NATS + SQLite baseline; markdown table on stdout.
-##        make bench N=10000, make bench BENCH_N=1000,5000,10000, BENCH_FLAGS='-rounds 5 -keep', '-noise' (a shared box) or '-tls compare' (kanade-bench -h)
+##        make bench N=10000, make bench BENCH_N=1000,5000,10000, BENCH_FLAGS='-rounds 5 -keep', '-noise' (a shared box), '-tls compare' or '-update' (an agent update wave; kanade-bench -h)
 bench:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kanade ./app
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kanade-swarm ./agent/swarm/cmd/kanade-swarm

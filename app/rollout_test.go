@@ -17,6 +17,9 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
+	"github.com/oauth2-proxy/mockoidc"
+
+	"github.com/kanadehq/kanade/app/config"
 )
 
 // rolloutClock is the real clock moved forward by what the test adds
@@ -319,5 +322,48 @@ func TestRollout_RestartDuringDelay(t *testing.T) {
 	sort.Strings(ran)
 	if strings.Join(ran, " ") != "c1 f1" {
 		t.Errorf("ran %v, want each PC once", ran)
+	}
+}
+
+// TestRollout_FourEyesFollowsTheIdentity: under four eyes, the person who
+// started a rollout cannot approve it after a rename at the identity
+// provider (same subject, another preferred_username); someone else can.
+func TestRollout_FourEyesFollowsTheIdentity(t *testing.T) {
+	skipIfShort(t)
+	s, m := startOIDCServer(t, func(c *config.Config) { c.Rollout.FourEyes = true })
+	s.token = cliToken(t, s, "admin", "ops")
+	approveAgents(t, s, s.token)
+	startAgent(t, s, "fe1", []string{"canary"}, "")
+	s.waitOnline(t, "fe1")
+
+	carol := newUserAgent(t, s.URL)
+	if code, _ := carol.login(m, &mockoidc.MockUser{Subject: "u-carol", PreferredUsername: "carol", Groups: []string{"managers"}}, "/"); code != http.StatusOK {
+		t.Fatalf("carol signs in: %d", code)
+	}
+	manifest := waveManifest("fe-own", "echo ok", "    - name: canary\n      group: canary\n      approval: true\n")
+	code, body := carol.do(http.MethodPost, "/api/deploy", manifest, map[string]string{"Content-Type": "application/yaml", "X-CSRF-Token": carol.csrf()})
+	var e execution
+	if err := json.Unmarshal([]byte(body), &e); code != http.StatusAccepted || err != nil {
+		t.Fatalf("carol deploys: %d %s", code, body)
+	}
+	s.waitRollout(t, e.ExecID, "carol's rollout to await approval", func(r rolloutExec) bool { return r.Status == "awaiting_approval" })
+
+	renamed := newUserAgent(t, s.URL)
+	if code, _ := renamed.login(m, &mockoidc.MockUser{Subject: "u-carol", PreferredUsername: "carol.w", Groups: []string{"managers"}}, "/"); code != http.StatusOK {
+		t.Fatalf("carol, renamed, signs in: %d", code)
+	}
+	approve := "/api/executions/" + e.ExecID + "/waves/0/approve"
+	if code, body := renamed.do(http.MethodPost, approve, "", map[string]string{"X-CSRF-Token": renamed.csrf()}); code == http.StatusOK || !strings.Contains(body, "four-eyes") {
+		t.Fatalf("carol renamed approves her own rollout: %d %s; want a four-eyes refusal", code, body)
+	}
+	if r := s.rollout(t, e.ExecID); r.Status != "awaiting_approval" {
+		t.Fatalf("after the refused approval: %s, want still awaiting approval", r.Status)
+	}
+	dan := newUserAgent(t, s.URL)
+	if code, _ := dan.login(m, &mockoidc.MockUser{Subject: "u-dan", PreferredUsername: "dan", Groups: []string{"managers"}}, "/"); code != http.StatusOK {
+		t.Fatalf("dan signs in: %d", code)
+	}
+	if code, body := dan.do(http.MethodPost, approve, "", map[string]string{"X-CSRF-Token": dan.csrf()}); code != http.StatusOK {
+		t.Fatalf("dan approves: %d %s", code, body)
 	}
 }

@@ -126,6 +126,11 @@ type Execution struct {
 	Timeout, Jitter time.Duration
 	Target          Target
 	InitiatedBy     string
+	// InitiatorSubject is the initiator's stable identity (auth.Principal's
+	// Subject: the OIDC subject or the API token's id), which a name
+	// changed at the identity provider does not change. Four eyes
+	// compares it.
+	InitiatorSubject string
 	// Status is one of the Status* constants.
 	Status                                             Status
 	CreatedAt, DeadlineAt, FinishedAt, KillRequestedAt time.Time
@@ -143,47 +148,49 @@ type Execution struct {
 type executionRow struct {
 	bun.BaseModel `bun:"table:executions,alias:e"`
 
-	ExecID          string `bun:"exec_id,pk"`
-	JobID           string `bun:"job_id"`
-	Version         string `bun:"version"`
-	Shell           string `bun:"shell"`
-	Script          string `bun:"script"`
-	Title           string `bun:"title"`
-	TimeoutMS       int64  `bun:"timeout_ms"`
-	JitterMS        int64  `bun:"jitter_ms"`
-	Target          string `bun:"target"`
-	InitiatedBy     string `bun:"initiated_by"`
-	Status          Status `bun:"status"`
-	CreatedAt       int64  `bun:"created_at"`
-	DeadlineAt      *int64 `bun:"deadline_at"`
-	FinishedAt      *int64 `bun:"finished_at"`
-	KillRequestedAt *int64 `bun:"kill_requested_at"`
-	KillRequestedBy string `bun:"kill_requested_by"`
-	FourEyes        bool   `bun:"four_eyes"`
-	HaltReason      string `bun:"halt_reason"`
-	WaveDeadlineMS  int64  `bun:"wave_deadline_ms"`
+	ExecID           string `bun:"exec_id,pk"`
+	JobID            string `bun:"job_id"`
+	Version          string `bun:"version"`
+	Shell            string `bun:"shell"`
+	Script           string `bun:"script"`
+	Title            string `bun:"title"`
+	TimeoutMS        int64  `bun:"timeout_ms"`
+	JitterMS         int64  `bun:"jitter_ms"`
+	Target           string `bun:"target"`
+	InitiatedBy      string `bun:"initiated_by"`
+	InitiatorSubject string `bun:"initiator_subject"`
+	Status           Status `bun:"status"`
+	CreatedAt        int64  `bun:"created_at"`
+	DeadlineAt       *int64 `bun:"deadline_at"`
+	FinishedAt       *int64 `bun:"finished_at"`
+	KillRequestedAt  *int64 `bun:"kill_requested_at"`
+	KillRequestedBy  string `bun:"kill_requested_by"`
+	FourEyes         bool   `bun:"four_eyes"`
+	HaltReason       string `bun:"halt_reason"`
+	WaveDeadlineMS   int64  `bun:"wave_deadline_ms"`
 }
 
 func (r *executionRow) execution() (Execution, error) {
 	e := Execution{
-		ExecID:          r.ExecID,
-		JobID:           r.JobID,
-		Version:         r.Version,
-		Shell:           r.Shell,
-		Script:          r.Script,
-		Title:           r.Title,
-		Timeout:         time.Duration(r.TimeoutMS) * time.Millisecond,
-		Jitter:          time.Duration(r.JitterMS) * time.Millisecond,
-		InitiatedBy:     r.InitiatedBy,
-		Status:          r.Status,
-		CreatedAt:       time.UnixMilli(r.CreatedAt).UTC(),
-		DeadlineAt:      fromMillis(r.DeadlineAt),
-		FinishedAt:      fromMillis(r.FinishedAt),
-		KillRequestedAt: fromMillis(r.KillRequestedAt),
-		KillRequestedBy: r.KillRequestedBy,
-		FourEyes:        r.FourEyes,
-		HaltReason:      r.HaltReason,
-		WaveDeadline:    time.Duration(r.WaveDeadlineMS) * time.Millisecond,
+		ExecID:           r.ExecID,
+		JobID:            r.JobID,
+		Version:          r.Version,
+		Shell:            r.Shell,
+		Script:           r.Script,
+		Title:            r.Title,
+		Timeout:          time.Duration(r.TimeoutMS) * time.Millisecond,
+		Jitter:           time.Duration(r.JitterMS) * time.Millisecond,
+		InitiatedBy:      r.InitiatedBy,
+		InitiatorSubject: r.InitiatorSubject,
+		Status:           r.Status,
+		CreatedAt:        time.UnixMilli(r.CreatedAt).UTC(),
+		DeadlineAt:       fromMillis(r.DeadlineAt),
+		FinishedAt:       fromMillis(r.FinishedAt),
+		KillRequestedAt:  fromMillis(r.KillRequestedAt),
+		KillRequestedBy:  r.KillRequestedBy,
+		FourEyes:         r.FourEyes,
+		HaltReason:       r.HaltReason,
+		WaveDeadline:     time.Duration(r.WaveDeadlineMS) * time.Millisecond,
 	}
 	if err := json.Unmarshal([]byte(r.Target), &e.Target); err != nil {
 		return Execution{}, fmt.Errorf("store: execution %s: target: %w", r.ExecID, err)
@@ -215,25 +222,26 @@ func (s *Store) CreateExecution(ctx context.Context, e Execution, pcIDs []string
 	}
 	created := e.CreatedAt.UnixMilli()
 	row := executionRow{
-		ExecID:          e.ExecID,
-		JobID:           e.JobID,
-		Version:         e.Version,
-		Shell:           e.Shell,
-		Script:          e.Script,
-		Title:           e.Title,
-		TimeoutMS:       e.Timeout.Milliseconds(),
-		JitterMS:        e.Jitter.Milliseconds(),
-		Target:          string(target),
-		InitiatedBy:     e.InitiatedBy,
-		Status:          e.Status,
-		CreatedAt:       created,
-		DeadlineAt:      millis(e.DeadlineAt),
-		FinishedAt:      millis(e.FinishedAt),
-		KillRequestedAt: millis(e.KillRequestedAt),
-		KillRequestedBy: e.KillRequestedBy,
-		FourEyes:        e.FourEyes,
-		HaltReason:      e.HaltReason,
-		WaveDeadlineMS:  e.WaveDeadline.Milliseconds(),
+		ExecID:           e.ExecID,
+		JobID:            e.JobID,
+		Version:          e.Version,
+		Shell:            e.Shell,
+		Script:           e.Script,
+		Title:            e.Title,
+		TimeoutMS:        e.Timeout.Milliseconds(),
+		JitterMS:         e.Jitter.Milliseconds(),
+		Target:           string(target),
+		InitiatedBy:      e.InitiatedBy,
+		InitiatorSubject: e.InitiatorSubject,
+		Status:           e.Status,
+		CreatedAt:        created,
+		DeadlineAt:       millis(e.DeadlineAt),
+		FinishedAt:       millis(e.FinishedAt),
+		KillRequestedAt:  millis(e.KillRequestedAt),
+		KillRequestedBy:  e.KillRequestedBy,
+		FourEyes:         e.FourEyes,
+		HaltReason:       e.HaltReason,
+		WaveDeadlineMS:   e.WaveDeadline.Milliseconds(),
 	}
 	pcs := uniq(pcIDs)
 	if len(pcs) > 0 && pcs[0] == "" {

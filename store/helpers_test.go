@@ -32,17 +32,18 @@ func agent(pc string, lastSeen time.Time, groups ...string) store.Agent {
 
 func execution(id string, created time.Time) store.Execution {
 	return store.Execution{
-		ExecID:      id,
-		JobID:       "job-" + id,
-		Version:     "1",
-		Shell:       wire.ShellPowerShell,
-		Script:      "Get-Date",
-		Timeout:     time.Minute,
-		Jitter:      5 * time.Second,
-		Target:      store.Target{Groups: []string{"canary"}, PCs: []string{"pc1"}},
-		InitiatedBy: "alice",
-		CreatedAt:   created,
-		DeadlineAt:  created.Add(time.Hour),
+		ExecID:           id,
+		JobID:            "job-" + id,
+		Version:          "1",
+		Shell:            wire.ShellPowerShell,
+		Script:           "Get-Date",
+		Timeout:          time.Minute,
+		Jitter:           5 * time.Second,
+		Target:           store.Target{Groups: []string{"canary"}, PCs: []string{"pc1"}},
+		InitiatedBy:      "alice",
+		InitiatorSubject: "user:8a1f",
+		CreatedAt:        created,
+		DeadlineAt:       created.Add(time.Hour),
 	}
 }
 

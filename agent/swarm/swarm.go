@@ -2,7 +2,9 @@
 // load tests: each has its own NATS connection, pc_id, groups, identity
 // (it enrolls like a real agent) and the real worker code; only the script
 // is answered by a scripted model instead of a child process, and the
-// ledger and outbox live in memory. Everything is reproducible from the seed.
+// ledger and outbox live in memory. Update commands are carried out as a
+// real agent does, without files (update.go). Everything is reproducible
+// from the seed.
 package swarm
 
 import (
@@ -45,7 +47,10 @@ type Config struct {
 	Parallel     int
 	Model        Model
 	AgentVersion string
-	Logger       *slog.Logger
+	// UpdateFailRate (0–1) is the probability that an update's simulated
+	// trial run fails ("trial run failed: …"), per agent and version.
+	UpdateFailRate float64
+	Logger         *slog.Logger
 }
 
 // Model answers scripts.
@@ -76,10 +81,26 @@ var Templates = []Template{
 type Stats struct {
 	Enrolled, Started, Connected atomic.Int64
 	CaughtUp, ConnErrors         atomic.Int64
+	// Updates: Downloading is the number of release downloads in flight,
+	// DownloadPeak its highest value, Downloaded the downloads that
+	// passed the hash check; Updated the agents that restarted as a new
+	// version and reported it, UpdateFailed the updates that failed.
+	Downloading, DownloadPeak, Downloaded atomic.Int64
+	Updated, UpdateFailed                 atomic.Int64
 
 	mu       sync.Mutex
 	runs     map[string]int64 // script → runs the model started
 	errKinds map[string]int64 // connection errors by kind (errKind)
+}
+
+func (s *Stats) downloadStarted() {
+	n := s.Downloading.Add(1)
+	for {
+		p := s.DownloadPeak.Load()
+		if n <= p || s.DownloadPeak.CompareAndSwap(p, n) {
+			return
+		}
+	}
 }
 
 // maxErrKinds bounds the kinds of connection errors Stats tells apart.
@@ -241,7 +262,8 @@ func Run(ctx context.Context, cfg Config, stats *Stats, ready func()) error {
 		go func() {
 			defer wg.Done()
 			counter := counters[i-1]
-			w, opt, err := cfg.agent(ctx, i, quiet, sigs, stats, counter)
+			a := cfg.newAgent(i, stats)
+			w, opt, err := cfg.agent(ctx, a, quiet, sigs, stats, counter)
 			<-sem
 			if err != nil {
 				if ctx.Err() == nil {
@@ -249,10 +271,34 @@ func Run(ctx context.Context, cfg Config, stats *Stats, ready func()) error {
 				}
 				return
 			}
-			counter.w.Store(w)
 			stats.Enrolled.Add(1)
 			stats.Started.Add(1)
-			_ = w.Run(ctx, cfg.Server, opt, nats.ReconnectBufSize(64<<10))
+			for {
+				counter.w.Store(w)
+				// An update's swap stops this worker; the agent starts
+				// again as the new version, with the same ledger and
+				// outbox (a real agent keeps them on disk).
+				wctx, stop := context.WithCancel(ctx)
+				restarted := false
+				a.upd.mu.Lock()
+				a.upd.restart = func() { restarted = true; stop() }
+				a.upd.mu.Unlock()
+				_ = w.Run(wctx, cfg.Server, opt, nats.ReconnectBufSize(64<<10))
+				stop()
+				a.upd.mu.Lock()
+				again := restarted
+				a.upd.restart = nil
+				a.upd.mu.Unlock()
+				if !again || ctx.Err() != nil {
+					return
+				}
+				if w, opt, err = cfg.agent(ctx, a, quiet, sigs, stats, counter); err != nil {
+					if ctx.Err() == nil {
+						errs <- fmt.Errorf("agent %d after its update: %w", i, err)
+					}
+					return
+				}
+			}
 		}()
 	}
 	go func() { wg.Wait(); close(errs) }()
@@ -285,8 +331,18 @@ func countCaughtUp(ctx context.Context, stats *Stats, counters []*connCounter) {
 	}
 }
 
-// agent enrolls (or reloads) simulated agent i and builds its worker.
-func (cfg Config) agent(ctx context.Context, i int, quiet *slog.Logger, sigs *sigMemo, stats *Stats, st worker.StatusRecorder) (*worker.Worker, nats.Option, error) {
+// simAgent is what one simulated agent keeps across its restarts.
+type simAgent struct {
+	i      int
+	pc     string
+	tpl    Template
+	groups []string
+	ledger *memLedger
+	outbox *memOutbox
+	upd    *simUpdater
+}
+
+func (cfg Config) newAgent(i int, stats *Stats) *simAgent {
 	pc := fmt.Sprintf("%s-%05d", cfg.Prefix, i)
 	rng := rand.New(rand.NewPCG(cfg.Seed, uint64(i)))
 	tpl := Templates[rng.IntN(len(Templates))]
@@ -294,6 +350,15 @@ func (cfg Config) agent(ctx context.Context, i int, quiet *slog.Logger, sigs *si
 	if len(cfg.Groups) > 0 {
 		groups = []string{cfg.Groups[(i-1)%len(cfg.Groups)]}
 	}
+	return &simAgent{i: i, pc: pc, tpl: tpl, groups: groups, ledger: newMemLedger(), outbox: newMemOutbox(),
+		upd: &simUpdater{pc: pc, os: tpl.OS, arch: tpl.Arch, seed: cfg.Seed, failRate: cfg.UpdateFailRate,
+			stats: stats, log: slog.New(slog.DiscardHandler), version: cfg.AgentVersion}}
+}
+
+// agent enrolls (or reloads) simulated agent a and builds its worker,
+// running the version its updater says.
+func (cfg Config) agent(ctx context.Context, a *simAgent, quiet *slog.Logger, sigs *sigMemo, stats *Stats, st worker.StatusRecorder) (*worker.Worker, nats.Option, error) {
+	pc, groups := a.pc, a.groups
 	id, err := enroll.Setup(ctx, cfg.Server, cfg.Credentials, filepath.Join(cfg.DataDir, pc),
 		enroll.Request{PCID: pc, Hostname: strings.ToUpper(pc), Groups: groups}, quiet)
 	if err != nil {
@@ -303,12 +368,16 @@ func (cfg Config) agent(ctx context.Context, i int, quiet *slog.Logger, sigs *si
 	var trust worker.Trust
 	if id.Enrolled {
 		groups, tasks, trust = id.Groups, append(tasks, id.Renew), id.Keeper
+		a.upd.setTrust(id.Keeper.ReleaseKeys, id.Keeper.Refresh)
+	} else {
+		a.upd.setTrust(nil, nil)
 	}
+	a.upd.sigCheck = sigs.check
 	w, err := worker.New(worker.Config{
 		PCID: pc, Hostname: strings.ToUpper(pc), Groups: groups, HeartbeatInterval: cfg.HeartbeatInterval,
-		AgentVersion: cfg.AgentVersion, OS: tpl.OS, OSVersion: tpl.OSVersion, Arch: tpl.Arch,
-		Exec: cfg.Model.exec(cfg.Seed, pc, stats), Ledger: newMemLedger(), Outbox: newMemOutbox(),
-		Trust: trust, SigCheck: sigs.check, Tasks: tasks, Logger: quiet, Status: st,
+		AgentVersion: a.upd.Version(), OS: a.tpl.OS, OSVersion: a.tpl.OSVersion, Arch: a.tpl.Arch,
+		Exec: cfg.Model.exec(cfg.Seed, pc, stats), Ledger: a.ledger, Outbox: a.outbox,
+		Trust: trust, SigCheck: sigs.check, Tasks: tasks, Logger: quiet, Status: st, Update: a.upd,
 	})
 	return w, id.Option, err
 }

@@ -364,7 +364,7 @@ func TestTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(&auth.Principal{Kind: auth.KindToken, Name: "ci", Display: "ci", Role: auth.Operator, ID: tok.ID}, p); diff != "" {
+	if diff := cmp.Diff(&auth.Principal{Kind: auth.KindToken, Name: "ci", Display: "ci", Role: auth.Operator, ID: tok.ID, Subject: "token:" + tok.ID}, p); diff != "" {
 		t.Errorf("principal (-want +got):\n%s", diff)
 	}
 	list, _ := st.APITokens(t.Context())

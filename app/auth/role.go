@@ -67,7 +67,20 @@ type Principal struct {
 	Role    Role
 	// ID is the session's id hash or the token's id.
 	ID string
+	// Subject is who the caller is, stable across sessions and renames:
+	// "user:" and the identity provider's subject, "token:" and the API
+	// token's id, or "dev".
+	Subject string
 }
 
 // Can reports whether the caller has at least role min.
 func (p *Principal) Can(min Role) bool { return p != nil && p.Role >= min }
+
+// userSubject is a signed-in user's Principal.Subject: empty when the
+// session does not know the identity provider's subject.
+func userSubject(sub string) string {
+	if sub == "" {
+		return ""
+	}
+	return "user:" + sub
+}

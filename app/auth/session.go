@@ -165,7 +165,7 @@ func (s *Service) Authenticate(w http.ResponseWriter, r *http.Request) (*Princip
 		return p, nil
 	}
 	if s.DevMode() {
-		return &Principal{Kind: KindDev, Name: "dev", Display: "dev", Role: Admin}, nil
+		return &Principal{Kind: KindDev, Name: "dev", Display: "dev", Role: Admin, Subject: "dev"}, nil
 	}
 	return nil, nil
 }
@@ -191,7 +191,7 @@ func (s *Service) token(ctx context.Context, secret string) (*Principal, error) 
 			s.cfg.Log.Warn("api token: recording use", "token", t.Name, "err", err)
 		}
 	}
-	return &Principal{Kind: KindToken, Name: t.Name, Display: t.Name, Role: role, ID: t.ID}, nil
+	return &Principal{Kind: KindToken, Name: t.Name, Display: t.Name, Role: role, ID: t.ID, Subject: "token:" + t.ID}, nil
 }
 
 // sessionPrincipal returns the signed-in user, or nil.
@@ -233,7 +233,7 @@ func (s *Service) sessionPrincipal(w http.ResponseWriter, r *http.Request) *Prin
 			s.cfg.Log.Warn("session: recording activity", "err", err)
 		}
 	}
-	return &Principal{Kind: KindUser, Name: ss.Name, Display: ss.Display, Role: role, ID: hash}
+	return &Principal{Kind: KindUser, Name: ss.Name, Display: ss.Display, Role: role, ID: hash, Subject: userSubject(ss.Subject)}
 }
 
 // clear deletes the session cookie from the browser.

@@ -31,6 +31,8 @@ type kanadeResult struct {
 	PeakRSS int64
 	// Restart is the restart storm (-restart).
 	Restart *restartResult
+	// Update is the update wave (-update).
+	Update *updateResult
 
 	AgentsPage, AgentsSearch, AgentsAPI spread
 
@@ -257,7 +259,7 @@ func benchKanade(ctx context.Context, cfg config, n int, tls, connectOnly bool, 
 		"--count", strconv.Itoa(n), "--seed", "1", "--data", filepath.Join(dir, "swarm"),
 		"--heartbeat", cfg.heartbeat.String(), "--latency", "0s", "--latency-jitter", "0s",
 		"--fail-rate", strconv.FormatFloat(cfg.failRate, 'g', -1, 64), "--output-bytes", strconv.Itoa(cfg.outputBytes),
-		"--log-level", "warn")
+		"--update-fail", strconv.FormatFloat(cfg.updateFail, 'g', -1, 64), "--log-level", "warn")
 	if err != nil {
 		return r, err
 	}
@@ -420,7 +422,16 @@ func benchKanade(ctx context.Context, cfg config, n int, tls, connectOnly bool, 
 	}
 	r.PeakRSS = snap(srv.pid()).HWM
 
-	// 9. With -restart, the restart storm.
+	// 9. With -update, the update wave.
+	if cfg.update && !connectOnly {
+		u, err := updateWave(ctx, c, n, lines, cfg.updateFail, cfg.updateTimeout)
+		r.Update = &u
+		if err != nil {
+			r.Errs = append(r.Errs, fmt.Errorf("update wave: %w", err))
+		}
+	}
+
+	// 10. With -restart, the restart storm.
 	if cfg.restart {
 		if err := sleep(ctx, 2*time.Second); err != nil {
 			return r, err

@@ -54,6 +54,11 @@ type config struct {
 	soak           int
 	restart        bool
 	noise          bool
+	// update: the update wave (update.go); updateFail is the swarm's
+	// probability of a failed trial run.
+	update        bool
+	updateFail    float64
+	updateTimeout time.Duration
 	// tls: "off" (plain text), "on" (everything over TLS) or "compare"
 	// (plain text, then a second server and swarm over TLS measured until
 	// the end of their idle window).
@@ -112,6 +117,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.profileDir, "profile", "", "write CPU profiles of the server and the swarm (idle window, one extra round) and heap profiles (idle) to this directory")
 	fs.IntVar(&cfg.soak, "soak", 0, "after the rest, this many more executions back to back, then a second idle window (memory after activity)")
 	fs.BoolVar(&cfg.restart, "restart", true, "at the end, the restart storm: kill -9 the server with every agent connected and a run in flight, start it again, and time the way back")
+	fs.BoolVar(&cfg.update, "update", false, "before the restart storm, the update wave: upload a 15 MiB agent release, roll it out to every agent in one wave, and time it with the broker's peak throughput")
+	fs.Float64Var(&cfg.updateFail, "update-fail", 0, "with -update, the swarm's probability that an update's trial run fails")
+	fs.DurationVar(&cfg.updateTimeout, "update-timeout", 30*time.Minute, "with -update, the longest wait for every target to be final")
 	fs.BoolVar(&cfg.noise, "noise", false, "keep one core about 50 % busy in a background process during the whole run (a shared machine)")
 	fs.DurationVar(&cfg.connectTimeout, "connect-timeout", 10*time.Minute, "longest wait for every agent to come online")
 	fs.DurationVar(&cfg.roundTimeout, "round-timeout", 2*time.Minute, "longest wait for one round trip")

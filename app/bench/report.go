@@ -183,6 +183,25 @@ func (r report) table() *table {
 			return fmt.Sprintf("complete after %s (%s results; %s runs)", fmtDur(x.RunDone), group(int64(x.RunResults)), runs)
 		}))
 	}
+	if r.cfg.update {
+		up := func(f func(x *updateResult) string) func(*kanadeResult, *baselineResult) string {
+			return kan(func(k *kanadeResult) string {
+				if k.Update == nil || k.Update.Targets == 0 {
+					return "–"
+				}
+				return f(k.Update)
+			})
+		}
+		row("**kanade: update wave** (15 MiB release, one wave to every agent): rollout → every target final", up(func(x *updateResult) string { return fmtDur(x.Wall) }))
+		row("kanade: update wave: succeeded / failed / other (targets)", up(func(x *updateResult) string {
+			return fmt.Sprintf("%s / %s / %s (%s)", group(int64(x.Succeeded)), group(int64(x.Failed)), group(int64(x.Other)), group(int64(x.Targets)))
+		}))
+		row("kanade: update wave: broker peak out, MiB/s (1 s window); total out", up(func(x *updateResult) string {
+			return fmt.Sprintf("%.0f; %s", x.PeakOut/(1<<20), fmtMiB(int64(x.BytesOut)))
+		}))
+		row("kanade: update wave: downloads in flight, peak", up(func(x *updateResult) string { return group(x.PeakInFlight) }))
+		row("kanade: update wave: load average after it (1, 5, 15 min)", up(func(x *updateResult) string { return x.Load }))
+	}
 	row("kanade: GET /agents (HTML), median (p95)", kan(func(k *kanadeResult) string { return fmtLatency(k.AgentsPage) }))
 	row("kanade: GET /agents?q=swarm-0009 (search), median (p95)", kan(func(k *kanadeResult) string { return fmtLatency(k.AgentsSearch) }))
 	row("kanade: GET /api/agents?limit=1000, median (p95)", kan(func(k *kanadeResult) string { return fmtLatency(k.AgentsAPI) }))

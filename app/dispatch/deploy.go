@@ -28,6 +28,8 @@ type DeployRequest struct {
 	// Target overrides the manifest's target (nil keeps it).
 	Target *store.Target
 	Actor  string
+	// ActorSubject is the actor's stable identity (store.Execution.InitiatorSubject).
+	ActorSubject string
 	// AllowMismatch deploys a job whose id and version are in the jobs
 	// directory with another script (see Deploy).
 	AllowMismatch bool
@@ -108,7 +110,7 @@ func (d *Dispatcher) Deploy(ctx context.Context, r DeployRequest) (store.Executi
 	}
 	e := store.Execution{
 		ExecID: NewExecID(now), JobID: m.ID, Version: version, Shell: m.Execute.Shell, Script: m.Execute.Script, Title: r.Title,
-		Timeout: timeout, Jitter: m.Execute.Jitter.D(), Target: target, InitiatedBy: r.Actor, Status: store.StatusRunning,
+		Timeout: timeout, Jitter: m.Execute.Jitter.D(), Target: target, InitiatedBy: r.Actor, InitiatorSubject: r.ActorSubject, Status: store.StatusRunning,
 		CreatedAt: now, DeadlineAt: now.Add(deadline),
 	}
 	cmd := wire.Command{
@@ -160,7 +162,7 @@ func (d *Dispatcher) deployRollout(ctx context.Context, r DeployRequest, version
 	}
 	e := store.Execution{
 		ExecID: NewExecID(now), JobID: m.ID, Version: version, Shell: m.Execute.Shell, Script: m.Execute.Script, Title: r.Title,
-		Timeout: timeout, Jitter: m.Execute.Jitter.D(), Target: target, InitiatedBy: r.Actor, Status: store.StatusRunning,
+		Timeout: timeout, Jitter: m.Execute.Jitter.D(), Target: target, InitiatedBy: r.Actor, InitiatorSubject: r.ActorSubject, Status: store.StatusRunning,
 		CreatedAt: now, FourEyes: d.lim.FourEyes, WaveDeadline: deadline,
 	}
 	if m.FourEyes != nil {

@@ -93,6 +93,8 @@ type RunRequest struct {
 	Timeout  time.Duration // 0 → default
 	Deadline time.Duration // 0 → default; how long offline PCs may still pick it up
 	Actor    string
+	// ActorSubject is the actor's stable identity (store.Execution.InitiatorSubject).
+	ActorSubject string
 	// Title is what people call this run (a ticket, "printer queue");
 	// optional, see CheckTitle.
 	Title string
@@ -200,7 +202,7 @@ func (d *Dispatcher) Run(ctx context.Context, r RunRequest) (store.Execution, er
 	}
 	e := store.Execution{
 		ExecID: NewExecID(now), JobID: AdhocJob, Shell: r.Shell, Script: r.Script, Title: r.Title,
-		Timeout: r.Timeout, Target: r.Target, InitiatedBy: r.Actor, Status: store.StatusRunning,
+		Timeout: r.Timeout, Target: r.Target, InitiatedBy: r.Actor, InitiatorSubject: r.ActorSubject, Status: store.StatusRunning,
 		CreatedAt: now, DeadlineAt: now.Add(r.Deadline),
 	}
 	cmd := wire.Command{

@@ -32,7 +32,9 @@ type UpdateRequest struct {
 	// FourEyes overrides the server's default (nil keeps it).
 	FourEyes *bool
 	Actor    string
-	Title    string
+	// ActorSubject is the actor's stable identity (store.Execution.InitiatorSubject).
+	ActorSubject string
+	Title        string
 }
 
 // Excluded is an agent of the target the update is not sent to, and why.
@@ -117,7 +119,7 @@ func (d *Dispatcher) DeployUpdate(ctx context.Context, r UpdateRequest) (store.E
 	}
 	m := jobs.Manifest{ID: wire.UpdateJobID, Version: r.Version, Rollout: &jobs.Rollout{Waves: waves}, FourEyes: r.FourEyes,
 		Execute: jobs.Execute{Timeout: wire.Duration(UpdateTimeout)}}
-	e, err := d.deployRollout(ctx, DeployRequest{Manifest: m, Target: &target, Actor: r.Actor, Title: r.Title},
+	e, err := d.deployRollout(ctx, DeployRequest{Manifest: m, Target: &target, Actor: r.Actor, ActorSubject: r.ActorSubject, Title: r.Title},
 		r.Version, target, eligible, UpdateTimeout, d.lim.DefaultDeadline)
 	if err != nil {
 		return store.Execution{}, nil, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -40,12 +41,26 @@ type Engine struct {
 
 	mu    sync.Mutex // one decision at a time
 	nudge chan struct{}
+	// lastLook is when (on the clock) the latest completed look began,
+	// in Unix nanoseconds.
+	lastLook atomic.Int64
 }
 
 // NewEngine returns an engine that keeps time by clock
 // (clockwork.NewRealClock() in production); rec may be nil.
 func NewEngine(st *store.Store, pub Publisher, ev *events.Broker, rec *audit.Recorder, clock clockwork.Clock, log *slog.Logger) *Engine {
 	return &Engine{st: st, pub: pub, ev: ev, audit: rec, log: log, clock: clock, nudge: make(chan struct{}, 1)}
+}
+
+// LastLook is when, on the engine's clock, its latest completed look at
+// the open rollouts began (zero before the first): everything stored
+// before that time has been looked at.
+func (e *Engine) LastLook() time.Time {
+	n := e.lastLook.Load()
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
 }
 
 // now is the clock's time in UTC.
@@ -68,6 +83,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	for {
 		looked := e.clock.Now()
 		e.look(ctx)
+		e.lastLook.Store(looked.UnixNano())
 		t := e.clock.NewTimer(pollEvery)
 		select {
 		case <-ctx.Done():
@@ -216,8 +232,8 @@ func snapshot(st *State) snap {
 }
 
 // Approve releases wave idx of a rollout.
-func (e *Engine) Approve(ctx context.Context, id string, idx int, actor string) error {
-	return e.recorded(ctx, actor, audit.WaveApprove, id, map[string]any{"wave": idx}, func(st *State, now time.Time) error { return Approve(st, idx, actor, now) })
+func (e *Engine) Approve(ctx context.Context, id string, idx int, actor Caller) error {
+	return e.recorded(ctx, actor.Name, audit.WaveApprove, id, map[string]any{"wave": idx}, func(st *State, now time.Time) error { return Approve(st, idx, actor, now) })
 }
 
 // recorded applies an operator's action: checked against the rollout's

@@ -2,6 +2,7 @@ package rollout_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/jonboulle/clockwork"
 
+	"github.com/kanadehq/kanade/agent/eventually"
 	"github.com/kanadehq/kanade/agent/wire"
 	"github.com/kanadehq/kanade/app/bus/bustest"
 	"github.com/kanadehq/kanade/app/dispatch"
@@ -78,15 +80,22 @@ func (f *engineFixture) run(t *testing.T) {
 	f.idle(t)
 }
 
-// idle waits until Run waits on its clock again: between two looks it
-// holds one timer, so one timer means it has looked at everything up to
-// the clock's time.
+// idle waits until the engine has completed a look that began at the
+// clock's current time or later (so it has seen everything stored
+// before) and waits on its clock again (so the next advance reaches it).
 func (f *engineFixture) idle(t *testing.T) {
 	t.Helper()
+	now := f.clock.Now()
+	eventually.Within(t, 30*time.Second, func() error {
+		if l := f.e.LastLook(); l.Before(now) {
+			return fmt.Errorf("the engine last looked at %v, not since %v", l, now)
+		}
+		return nil
+	})
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	if err := f.clock.BlockUntilContext(ctx, 1); err != nil {
-		t.Fatalf("Run does not wait on its clock: %v", err)
+		t.Fatalf("the engine does not wait on its clock: %v", err)
 	}
 }
 

@@ -150,18 +150,26 @@ var (
 	ErrFourEyes = errors.New("four-eyes: whoever started a rollout cannot approve its waves")
 )
 
+// Caller is who acts on a rollout: the name that audit events and wave
+// cards show, and the stable identity (auth.Principal.Subject; empty when
+// unknown) that the four-eyes rule compares.
+type Caller struct{ Name, Subject string }
+
 // CanApprove is the four-eyes rule: under four-eyes whoever started a
-// rollout may not approve its waves (ErrFourEyes). Roles are checked by
-// the caller; this is the only place the rule is written.
-func CanApprove(e store.Execution, actor string) error {
-	if e.FourEyes && actor == e.InitiatedBy {
+// rollout may not approve its waves (ErrFourEyes), neither under the same
+// name nor under another name with the same identity (a name changed at
+// the identity provider, another token of the same user is another
+// identity). Roles are checked by the caller; this is the only place the
+// rule is written.
+func CanApprove(e store.Execution, a Caller) error {
+	if e.FourEyes && (a.Name == e.InitiatedBy || (a.Subject != "" && a.Subject == e.InitiatorSubject)) {
 		return ErrFourEyes
 	}
 	return nil
 }
 
 // Approve releases wave idx for its start by actor.
-func Approve(st *State, idx int, actor string, now time.Time) error {
+func Approve(st *State, idx int, actor Caller, now time.Time) error {
 	if idx < 0 || idx >= len(st.Waves) {
 		return fmt.Errorf("%w: the rollout has no wave %d", ErrState, idx)
 	}
@@ -176,7 +184,7 @@ func Approve(st *State, idx int, actor string, now time.Time) error {
 	if err := CanApprove(st.Exec, actor); err != nil {
 		return err
 	}
-	w.ApprovedBy, w.ApprovedAt = actor, now
+	w.ApprovedBy, w.ApprovedAt = actor.Name, now
 	return nil
 }
 

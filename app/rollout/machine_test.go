@@ -62,7 +62,7 @@ type step struct {
 func TestStep(t *testing.T) {
 	W, A, R, S, F, H := store.WaveWaiting, store.WaveAwaitingApproval, store.WaveRunning, store.WaveSucceeded, store.WaveFailed, store.WaveHalted
 	approve := func(idx int, who string) func(*State, time.Time) error {
-		return func(st *State, now time.Time) error { return Approve(st, idx, who, now) }
+		return func(st *State, now time.Time) error { return Approve(st, idx, Caller{Name: who}, now) }
 	}
 	halt := func(st *State, _ time.Time) error { return Halt(st, "by bob") }
 	resume := func(st *State, now time.Time) error { return Resume(st, now) }
@@ -217,7 +217,7 @@ func TestStep_RestartInEveryState(t *testing.T) {
 		{time.Minute, []store.Counts{done(1, 0), pending(2), pending(3)}, nil},
 		{3 * time.Minute, nil, nil},
 		{6 * time.Minute, nil, nil},
-		{7 * time.Minute, nil, func(st *State, now time.Time) error { return Approve(st, 1, "carol", now) }},
+		{7 * time.Minute, nil, func(st *State, now time.Time) error { return Approve(st, 1, Caller{Name: "carol"}, now) }},
 		{8 * time.Minute, []store.Counts{done(1, 0), done(2, 0), pending(3)}, nil},
 		{9 * time.Minute, []store.Counts{done(1, 0), done(2, 0), done(3, 0)}, nil},
 	}
@@ -301,5 +301,33 @@ func TestAssign(t *testing.T) {
 	// Everything named: no rest wave.
 	if _, rest := Assign("x", []string{"a1"}, []jobs.Wave{{Name: "all", Percent: 100}}, nil); rest {
 		t.Error("a rest wave was added though every PC has a wave")
+	}
+}
+
+// TestCanApprove_SameIdentityAnotherName: four eyes holds when the
+// initiator comes back under another name (renamed at the identity
+// provider); the initiator's name alone still refuses.
+func TestCanApprove_SameIdentityAnotherName(t *testing.T) {
+	e := store.Execution{FourEyes: true, InitiatedBy: "alice", InitiatorSubject: "user:8a1f"}
+	for _, tt := range []struct {
+		name string
+		who  Caller
+		want error
+	}{
+		{"the initiator", Caller{Name: "alice", Subject: "user:8a1f"}, ErrFourEyes},
+		{"the initiator renamed", Caller{Name: "alice.w", Subject: "user:8a1f"}, ErrFourEyes},
+		{"the initiator's name, no identity known", Caller{Name: "alice"}, ErrFourEyes},
+		{"someone else", Caller{Name: "bob", Subject: "user:77c0"}, nil},
+		{"someone else, no identity known", Caller{Name: "bob"}, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := CanApprove(e, tt.who); !errors.Is(err, tt.want) {
+				t.Errorf("CanApprove(%+v) = %v; want %v", tt.who, err, tt.want)
+			}
+		})
+	}
+	old := store.Execution{FourEyes: true, InitiatedBy: "alice"} // started before identities were kept
+	if err := CanApprove(old, Caller{Name: "bob", Subject: "user:77c0"}); err != nil {
+		t.Errorf("an execution without an initiator identity: %v", err)
 	}
 }

@@ -164,7 +164,7 @@ func (s *server) apiRolloutAgentRelease(c echo.Context) error {
 		return err
 	}
 	e, excluded, err := svc.Rollout(c.Request().Context(), dispatch.UpdateRequest{Version: c.Param("version"), Target: target, Waves: waves,
-		FourEyes: fourEyes, Title: title, Actor: actor(c)})
+		FourEyes: fourEyes, Title: title, Actor: actor(c), ActorSubject: actorSubject(c)})
 	if err != nil {
 		return err
 	}
@@ -350,7 +350,7 @@ func (s *server) formRolloutAgentRelease(c echo.Context) error {
 	}
 	status := http.StatusUnprocessableEntity
 	if len(errs) == 0 {
-		r := dispatch.UpdateRequest{Version: f.Version, Title: f.Title, FourEyes: &fourEyes, Actor: actor(c)}
+		r := dispatch.UpdateRequest{Version: f.Version, Title: f.Title, FourEyes: &fourEyes, Actor: actor(c), ActorSubject: actorSubject(c)}
 		if target != nil {
 			r.Target = *target
 		}

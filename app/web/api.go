@@ -345,7 +345,7 @@ func (s *server) apiRun(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	r := dispatch.RunRequest{Shell: req.Shell, Script: req.Script, Actor: actor(c), Title: req.Title}
+	r := dispatch.RunRequest{Shell: req.Shell, Script: req.Script, Actor: actor(c), ActorSubject: actorSubject(c), Title: req.Title}
 	var ps []problem.Problem
 	if req.Target == nil {
 		ps = append(ps, problem.Problem{Field: "target", Message: "is required: {\"all\": true}, {\"groups\": [...]} or {\"pcs\": [...]}"})

@@ -53,6 +53,14 @@ func actor(c echo.Context) string {
 	return ""
 }
 
+// actorSubject is the caller's stable identity (auth.Principal.Subject).
+func actorSubject(c echo.Context) string {
+	if p := principal(c); p != nil {
+		return p.Subject
+	}
+	return ""
+}
+
 // need lets a route through only for callers with at least role min:
 // without credentials an API call gets 401 and a page load goes to the
 // sign-in; a role too low gets 403.

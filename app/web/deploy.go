@@ -47,7 +47,7 @@ func (s *server) apiDeploy(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	e, err := s.Dispatcher.Deploy(c.Request().Context(), dispatch.DeployRequest{Manifest: m, Version: c.QueryParam("version"), Actor: actor(c), AllowMismatch: allow,
+	e, err := s.Dispatcher.Deploy(c.Request().Context(), dispatch.DeployRequest{Manifest: m, Version: c.QueryParam("version"), Actor: actor(c), ActorSubject: actorSubject(c), AllowMismatch: allow,
 		Title: c.QueryParam("title")})
 	if err != nil {
 		return err
@@ -150,7 +150,7 @@ func (s *server) formDeploy(c echo.Context) error {
 		errs = terrs
 		if len(errs) == 0 {
 			e, err := s.Dispatcher.Deploy(c.Request().Context(), dispatch.DeployRequest{Manifest: *entry.Manifest, Version: f.Version,
-				Target: target, Title: f.Title, Actor: actor(c)})
+				Target: target, Title: f.Title, Actor: actor(c), ActorSubject: actorSubject(c)})
 			if err == nil {
 				return c.Redirect(http.StatusSeeOther, "/executions/"+e.ExecID)
 			}

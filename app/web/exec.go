@@ -412,7 +412,7 @@ func (s *server) execRerunFailed(c echo.Context) error {
 	var again store.Execution
 	if e.JobID == dispatch.AdhocJob {
 		again, err = s.Dispatcher.Run(ctx, dispatch.RunRequest{Target: store.Target{PCs: pcs}, Shell: e.Shell, Script: e.Script,
-			Timeout: e.Timeout, Deadline: max(deadline, 0), Actor: actor(c), Title: rerunTitle(e)})
+			Timeout: e.Timeout, Deadline: max(deadline, 0), Actor: actor(c), ActorSubject: actorSubject(c), Title: rerunTitle(e)})
 	} else {
 		pinned, perr := s.Dispatcher.PinnedVersion(ctx, e.JobID)
 		if perr != nil {
@@ -423,7 +423,7 @@ func (s *server) execRerunFailed(c echo.Context) error {
 		}
 		m := jobs.Manifest{ID: e.JobID, Version: e.Version, Target: jobs.Target{PCs: pcs}, Deadline: wire.Duration(max(deadline, 0)),
 			Execute: jobs.Execute{Shell: e.Shell, Script: e.Script, Timeout: wire.Duration(e.Timeout), Jitter: wire.Duration(e.Jitter)}}
-		again, err = s.Dispatcher.Deploy(ctx, dispatch.DeployRequest{Manifest: m, Actor: actor(c), Title: rerunTitle(e)})
+		again, err = s.Dispatcher.Deploy(ctx, dispatch.DeployRequest{Manifest: m, Actor: actor(c), ActorSubject: actorSubject(c), Title: rerunTitle(e)})
 	}
 	if err != nil {
 		return err

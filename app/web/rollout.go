@@ -18,18 +18,18 @@ import (
 )
 
 // rolloutAction parses the execution (and wave) and calls the engine.
-type rolloutAction func(ctx context.Context, id string, wave int, actor string) error
+type rolloutAction func(ctx context.Context, id string, wave int, actor rollout.Caller) error
 
-func (s *server) approveWave(ctx context.Context, id string, wave int, actor string) error {
+func (s *server) approveWave(ctx context.Context, id string, wave int, actor rollout.Caller) error {
 	return s.Rollouts.Approve(ctx, id, wave, actor)
 }
 
-func (s *server) haltRollout(ctx context.Context, id string, _ int, actor string) error {
-	return s.Rollouts.Halt(ctx, id, actor)
+func (s *server) haltRollout(ctx context.Context, id string, _ int, actor rollout.Caller) error {
+	return s.Rollouts.Halt(ctx, id, actor.Name)
 }
 
-func (s *server) resumeRollout(ctx context.Context, id string, _ int, actor string) error {
-	return s.Rollouts.Resume(ctx, id, actor)
+func (s *server) resumeRollout(ctx context.Context, id string, _ int, actor rollout.Caller) error {
+	return s.Rollouts.Resume(ctx, id, actor.Name)
 }
 
 func (s *server) doRollout(c echo.Context, fn rolloutAction) (string, error) {
@@ -49,7 +49,7 @@ func (s *server) doRollout(c echo.Context, fn rolloutAction) (string, error) {
 	if s.Rollouts == nil {
 		return "", echo.NewHTTPError(http.StatusConflict, "this server runs no rollouts")
 	}
-	return id, fn(c.Request().Context(), id, wave, actor(c))
+	return id, fn(c.Request().Context(), id, wave, rollout.Caller{Name: actor(c), Subject: actorSubject(c)})
 }
 
 // apiRollout answers an approve/halt/resume call with the execution.

@@ -291,7 +291,7 @@ func (s *server) runCreate(c echo.Context) error {
 	status := http.StatusUnprocessableEntity
 	if len(m.Errors) == 0 {
 		e, err := s.Dispatcher.Run(c.Request().Context(), dispatch.RunRequest{
-			Target: t, Shell: f.Shell, Script: f.Script, Timeout: timeout, Title: f.Title, Actor: actor(c)})
+			Target: t, Shell: f.Shell, Script: f.Script, Timeout: timeout, Title: f.Title, Actor: actor(c), ActorSubject: actorSubject(c)})
 		if err == nil {
 			return c.Redirect(http.StatusSeeOther, "/executions/"+e.ExecID)
 		}

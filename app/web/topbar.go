@@ -35,7 +35,7 @@ func (s *server) approvals(ctx context.Context, p *auth.Principal) int {
 	}
 	n := 0
 	for _, e := range es {
-		if rollout.CanApprove(e, p.Name) == nil {
+		if rollout.CanApprove(e, rollout.Caller{Name: p.Name, Subject: p.Subject}) == nil {
 			n++
 		}
 	}

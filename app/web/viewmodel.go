@@ -127,7 +127,7 @@ func (s *server) summaryModel(c echo.Context, e store.Execution) (views.ExecSumm
 			switch {
 			case !p.Can(auth.Approver):
 				card.ApproveNote = "waiting for an approver"
-			case rollout.CanApprove(e, p.Name) != nil:
+			case rollout.CanApprove(e, rollout.Caller{Name: p.Name, Subject: p.Subject}) != nil:
 				card.ApproveNote = "four-eyes: someone other than " + e.InitiatedBy + " approves this wave"
 			case s.Rollouts != nil:
 				card.ApproveURL = fmt.Sprintf("%s/waves/%d/approve", base, w.Index)

@@ -60,6 +60,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	jitter := fs.Duration("latency-jitter", 50*time.Millisecond, "± around the run time")
 	failRate := fs.Float64("fail-rate", 0.01, "probability that a script exits 1")
 	outBytes := fs.Int("output-bytes", 256, "stdout bytes per run")
+	updateFail := fs.Float64("update-fail", 0, "probability that an update's simulated trial run fails (\"trial run failed: …\")")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -72,6 +73,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if *failRate < 0 || *failRate > 1 {
 		return fmt.Errorf("--fail-rate must be between 0 and 1")
+	}
+	if *updateFail < 0 || *updateFail > 1 {
+		return fmt.Errorf("--update-fail must be between 0 and 1")
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -97,8 +101,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := swarm.Config{
 		Server: *server, Credentials: *creds, Count: *count, Seed: *seed, Prefix: *prefix, Groups: splitList(*groups),
 		StartPeriod: *startPeriod, DataDir: dataDir, HeartbeatInterval: *hb, Parallel: *parallel, AgentVersion: version,
-		Model:  swarm.Model{Latency: *latency, Jitter: *jitter, FailRate: *failRate, OutputBytes: *outBytes},
-		Logger: log,
+		Model:          swarm.Model{Latency: *latency, Jitter: *jitter, FailRate: *failRate, OutputBytes: *outBytes},
+		UpdateFailRate: *updateFail, Logger: log,
 	}
 	log.Info("swarm starting", "count", *count, "seed", *seed, "server", *server, "data", dataDir)
 	ready := make(chan struct{})
@@ -142,11 +146,18 @@ waitReady:
 	var lostAt, reportedAt time.Time
 	var errs0 int64
 	reconnected := false
+	updates, updatesAt := updateLine(stats), time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-watch.C:
+		}
+		// Updates under way: a line a second while the figures change
+		// (kanade-bench -update reads them).
+		if u := updateLine(stats); u != updates && time.Since(updatesAt) >= time.Second {
+			updates, updatesAt = u, time.Now()
+			fmt.Fprintln(stdout, u)
 		}
 		connected, caughtUp := stats.Connected.Load(), stats.CaughtUp.Load()
 		if !lostAt.IsZero() && time.Since(reportedAt) >= 5*time.Second {
@@ -170,6 +181,12 @@ waitReady:
 			lostAt, reconnected = time.Time{}, false
 		}
 	}
+}
+
+// updateLine is the "swarm updates:" progress line.
+func updateLine(stats *swarm.Stats) string {
+	return fmt.Sprintf("swarm updates: %d downloading, %d peak, %d downloaded, %d updated, %d failed",
+		stats.Downloading.Load(), stats.DownloadPeak.Load(), stats.Downloaded.Load(), stats.Updated.Load(), stats.UpdateFailed.Load())
 }
 
 // errorKinds lists error counts by kind, most frequent first.
