@@ -58,6 +58,7 @@ var serverTests = []struct {
 	{"TestPing", TestPing},
 	{"TestRoleMatrix", TestRoleMatrix},
 	{"TestRollout_ApprovalFourEyes", TestRollout_ApprovalFourEyes},
+	{"TestRollout_FourEyesFollowsTheIdentity", TestRollout_FourEyesFollowsTheIdentity},
 	{"TestRollout_CanaryFailureHalts", TestRollout_CanaryFailureHalts},
 	{"TestRollout_RestartDuringDelay", TestRollout_RestartDuringDelay},
 	{"TestSchedule_FiresEnableEstop", TestSchedule_FiresEnableEstop},
